@@ -1,0 +1,47 @@
+// Builds the commander program and turns every failure into one line and an exit code.
+import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import { UserError, describeFsError } from './errors.js';
+import { registerCommands } from './commands/index.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string; description: string };
+
+export function buildProgram(): Command {
+  const program = new Command('malaria')
+    .description(pkg.description)
+    .version(pkg.version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text) });
+  registerCommands(program);
+  return program;
+}
+
+/** Prints one line for an error and returns the exit code it stands for. */
+export function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // help and version also arrive here, with exit code 0; commander already printed its message.
+    return err.exitCode === 0 ? 0 : 2;
+  }
+  if (err instanceof UserError) {
+    console.error(`malaria: ${err.message}`);
+    return err.exitCode;
+  }
+  const fsMessage = describeFsError(err, (err as NodeJS.ErrnoException).path ?? 'file');
+  if (fsMessage) {
+    console.error(`malaria: ${fsMessage}`);
+    return 1;
+  }
+  const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+  console.error(`malaria: unexpected error: ${message} (set MALARIA_DEBUG=1 to see the stack trace)`);
+  if (process.env.MALARIA_DEBUG) console.error(err);
+  return 1;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    process.exitCode = reportError(err);
+  }
+}

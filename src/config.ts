@@ -1,0 +1,35 @@
+// The defaults the Keras tutorial kept in config.py, plus its training settings. Flags override them.
+export const DATASET_DEFAULTS = {
+  /** Where the raw class folders (Parasitized/, Uninfected/) live. */
+  input: 'malaria/cell_images',
+  /** Base folder that receives the split folders and splits.csv. */
+  base: 'malaria',
+  splits: { train: 'training', val: 'validation', test: 'testing' },
+  /** Fraction of all images that go to training (the rest is testing). */
+  trainSplit: 0.8,
+  /** Fraction of the training part that is held out for validation. */
+  valSplit: 0.1,
+  seed: 42,
+} as const;
+
+export const TRAIN_DEFAULTS = {
+  imageSize: 64,
+  batchSize: 32,
+  epochs: 50,
+  lr: 0.1,
+  momentum: 0.9,
+  l2: 5e-4,
+  stages: [3, 4, 6],
+  filters: [64, 128, 256, 512],
+  modelDir: 'malaria/model',
+  plot: 'plot.png',
+} as const;
+
+export const DOWNLOAD_DEFAULTS = {
+  url: 'https://data.lhncbc.nlm.nih.gov/public/Malaria/cell_images.zip',
+  dir: 'malaria',
+  /** Images in the official NIH archive: 13,779 per class. */
+  expectedImages: 27_558,
+} as const;
+
+export type SplitName = (typeof DATASET_DEFAULTS.splits)[keyof typeof DATASET_DEFAULTS.splits];

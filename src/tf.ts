@@ -1,0 +1,97 @@
+// The one module that imports TensorFlow.js and chooses its backend. Everything else imports `tf` from here.
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from './errors.js';
+
+export { tf };
+
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+export type BackendName = Exclude<BackendChoice, 'auto'>;
+
+export interface BackendInfo {
+  name: BackendName;
+  /** One line for the user: which backend runs and, after a fallback, why and what to install to go faster. */
+  message: string;
+}
+
+const GPU_HINT =
+  'install @tensorflow/tfjs-node-gpu (needs internet access during npm install; CUDA 11.2 and cuDNN 8.1 for the GPU)';
+
+let active: BackendInfo | undefined;
+
+/** The backend chosen by `selectBackend`, if any. */
+export function activeBackend(): BackendInfo | undefined {
+  return active;
+}
+
+export function parseBackendChoice(value: string): BackendChoice {
+  if ((BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
+  throw new UserError(`unknown backend "${value}": use one of ${BACKEND_CHOICES.join(', ')}`);
+}
+
+async function loadTensorflow(): Promise<void> {
+  // tfjs-node-gpu registers the 'tensorflow' backend (libtensorflow, CUDA when present) on import.
+  // It is an optional dependency: absent wherever its install script could not download libtensorflow.
+  await import('@tensorflow/tfjs-node-gpu' as string);
+  if (!(await tf.setBackend('tensorflow'))) throw new Error('the tensorflow backend did not initialise');
+}
+
+async function loadWasm(): Promise<void> {
+  await import('@tensorflow/tfjs-backend-wasm');
+  // The wasm backend ships no gradient kernels for convolutions; ours make it train.
+  const { registerWasmTrainingKernels } = await import('./tf-kernels/index.js');
+  registerWasmTrainingKernels();
+  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+}
+
+async function loadCpu(): Promise<void> {
+  if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
+  // The cpu backend prints a banner on first use; our own backend line already says what to install.
+  (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+}
+
+const LOADERS: Record<BackendName, () => Promise<void>> = {
+  tensorflow: loadTensorflow,
+  wasm: loadWasm,
+  cpu: loadCpu,
+};
+
+function reason(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  if (/Cannot find (package|module)/.test(text)) return 'is not installed';
+  return `failed to load (${text.split('\n')[0]})`;
+}
+
+/**
+ * Selects a backend. `auto` takes the fastest that loads: tfjs-node-gpu, then wasm, then the pure-JS cpu backend.
+ * An explicit choice that cannot load is a UserError. Idempotent for the same choice.
+ */
+export async function selectBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
+  if (active && (choice === 'auto' || choice === active.name)) return active;
+  if (choice !== 'auto') {
+    try {
+      await LOADERS[choice]();
+    } catch (err) {
+      const hint = choice === 'tensorflow' ? `; ${GPU_HINT}, or use --backend wasm` : '; use --backend auto';
+      throw new UserError(`backend "${choice}" ${reason(err)}${hint}`);
+    }
+    await tf.ready();
+    active = { name: choice, message: `backend: ${choice} (chosen with --backend)` };
+    return active;
+  }
+  const failures: string[] = [];
+  for (const name of ['tensorflow', 'wasm', 'cpu'] as const) {
+    try {
+      await LOADERS[name]();
+      await tf.ready();
+    } catch (err) {
+      failures.push(`${name} ${reason(err)}`);
+      continue;
+    }
+    const why = failures.length ? ` because ${failures.join(', ')}` : '';
+    const hint = name === 'tensorflow' ? '' : `; to go faster, ${GPU_HINT}`;
+    active = { name, message: `backend: ${name}${why}${hint}` };
+    return active;
+  }
+  throw new UserError(`no TensorFlow.js backend could load: ${failures.join('; ')}`, 1);
+}
