@@ -1,0 +1,166 @@
+// PNG plots without a display: an SVG string rasterised by sharp (librsvg + fontconfig fonts), written atomically.
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import { describeFsError, UserError } from '../errors.js';
+import { epochCount, type TrainingHistory } from './history.js';
+import type { RocPoint } from './metrics.js';
+import {
+  dataLine,
+  drawAxes,
+  fontScale,
+  GGPLOT_COLORS,
+  legend,
+  makeFrame,
+  markers,
+  niceDomain,
+  niceTicks,
+  panelClip,
+  svgDocument,
+  text,
+  xPixel,
+  yPixel,
+  type Frame,
+  type LegendEntry,
+} from './svg.js';
+
+export interface PlotSize {
+  width?: number;
+  height?: number;
+}
+
+const CLIP_ID = 'panel';
+/** Dots on every epoch only while they stay apart; with many epochs they would just thicken the line. */
+const MAX_EPOCHS_WITH_MARKERS = 30;
+
+function checkedSize({ width = 800, height = 600 }: PlotSize): { width: number; height: number } {
+  for (const [name, value] of [['width', width], ['height', height]] as const) {
+    if (!Number.isInteger(value) || value < 200 || value > 8000) {
+      throw new UserError(`plot ${name} must be an integer between 200 and 8000 pixels, got ${value}`);
+    }
+  }
+  return { width, height };
+}
+
+/** The tutorial's figure: train/val loss and accuracy per epoch on one axis, legend in the lower left. */
+export function trainingPlotSvg(history: TrainingHistory, size: PlotSize = {}): string {
+  const { width, height } = checkedSize(size);
+  const epochs = epochCount(history);
+  const series = [
+    { label: 'train_loss', values: history.loss, color: GGPLOT_COLORS[0] },
+    { label: 'val_loss', values: history.val_loss, color: GGPLOT_COLORS[1] },
+    { label: 'train_acc', values: history.accuracy, color: GGPLOT_COLORS[2] },
+    { label: 'val_acc', values: history.val_accuracy, color: GGPLOT_COLORS[3] },
+  ];
+  const finite = series.flatMap((s) => s.values.filter((v) => Number.isFinite(v)));
+  // Always include 0..1 so accuracy sits on a familiar scale even when losses are small.
+  const yDomain = niceDomain(Math.min(0, ...finite), Math.max(1, ...finite), 7);
+  // matplotlib's 5% margins keep the first and last epoch off the frame; one epoch still gets a visible range.
+  const xMargin = epochs <= 1 ? 0.5 : 0.05 * (epochs - 1);
+  const xDomain: [number, number] = [1 - xMargin, Math.max(1, epochs) + xMargin];
+  const frame = makeFrame(width, height, xDomain, yDomain);
+  const scale = fontScale(frame);
+
+  const parts = [`<defs>${panelClip(frame, CLIP_ID)}</defs>`];
+  parts.push(
+    drawAxes(frame, {
+      title: 'Training Loss and Accuracy on Dataset',
+      xLabel: 'Epoch #',
+      yLabel: 'Loss/Accuracy',
+      xTicks: epochs <= 1 ? { values: [1], decimals: 0 } : niceTicks(xDomain[0], xDomain[1], 10, true),
+      yTicks: niceTicks(yDomain[0], yDomain[1], 7),
+    }),
+  );
+  for (const s of series) {
+    const points = s.values.map((value, i) => [i + 1, value] as const);
+    parts.push(dataLine(frame, points, { color: s.color, width: 2 * scale }, CLIP_ID));
+    if (epochs <= MAX_EPOCHS_WITH_MARKERS) parts.push(markers(frame, points, s.color, (epochs <= 3 ? 5 : 3) * scale, CLIP_ID));
+  }
+  if (epochs === 0) {
+    parts.push(drawNote(frame, 'no epochs recorded'));
+  }
+  parts.push(legend(frame, series.map((s) => ({ label: s.values.length > 0 ? s.label : `${s.label} (none)`, color: s.color })), 'lower left'));
+  return svgDocument(width, height, parts.join('\n'));
+}
+
+function drawNote(frame: Frame, note: string): string {
+  return text((frame.left + frame.right) / 2, (frame.top + frame.bottom) / 2, note, { size: 16 * fontScale(frame), anchor: 'middle', fill: '#555555' });
+}
+
+export interface RocPlotInfo {
+  auc: number | null;
+  /** The chosen threshold's point, marked on the curve. */
+  operatingPoint?: RocPoint;
+  title?: string;
+}
+
+/** ROC curve with the chance diagonal, the AUC in the legend and the operating point marked. */
+export function rocPlotSvg(curve: readonly RocPoint[], info: RocPlotInfo, size: PlotSize = {}): string {
+  const { width, height } = checkedSize(size);
+  const frame = makeFrame(width, height, [0, 1], [0, 1]);
+  const scale = fontScale(frame);
+  const ticks = niceTicks(0, 1, 6);
+  const parts = [`<defs>${panelClip(frame, CLIP_ID)}</defs>`];
+  parts.push(
+    drawAxes(frame, {
+      title: info.title ?? 'ROC Curve',
+      xLabel: 'False positive rate (1 - specificity)',
+      yLabel: 'True positive rate (sensitivity)',
+      xTicks: ticks,
+      yTicks: ticks,
+    }),
+  );
+  const chance = { color: GGPLOT_COLORS[3], width: 1.5 * scale, dash: `${6 * scale},${5 * scale}` };
+  parts.push(dataLine(frame, [[0, 0], [1, 1]], chance));
+  const curveColor = GGPLOT_COLORS[0];
+  parts.push(dataLine(frame, curve.map((p) => [p.fpr, p.tpr] as const), { color: curveColor, width: 2.5 * scale }, CLIP_ID));
+  const entries: LegendEntry[] = [
+    { label: info.auc === null ? 'ROC (AUC undefined)' : `ROC (AUC = ${info.auc.toFixed(4)})`, color: curveColor },
+    { label: 'chance', color: chance.color, dash: chance.dash },
+  ];
+  const point = info.operatingPoint;
+  if (point !== undefined) {
+    const cx = xPixel(frame, point.fpr);
+    const cy = yPixel(frame, point.tpr);
+    const pointColor = GGPLOT_COLORS[1];
+    parts.push(`<circle cx="${cx.toFixed(2)}" cy="${cy.toFixed(2)}" r="${(7 * scale).toFixed(2)}" fill="${pointColor}" stroke="#222222" stroke-width="${(1.5 * scale).toFixed(2)}"/>`);
+    entries.push({
+      label: `threshold ${formatThreshold(point.threshold)}: sensitivity ${point.tpr.toFixed(3)}, specificity ${(1 - point.fpr).toFixed(3)}`,
+      color: pointColor,
+      marker: true,
+    });
+  }
+  if (curve.length === 0) parts.push(drawNote(frame, 'ROC undefined: the data hold only one class'));
+  parts.push(legend(frame, entries, 'lower right'));
+  return svgDocument(width, height, parts.join('\n'));
+}
+
+function formatThreshold(threshold: number): string {
+  return Number.isFinite(threshold) ? threshold.toFixed(4) : String(threshold);
+}
+
+export async function renderTrainingPlot(history: TrainingHistory, file: string, size: PlotSize = {}): Promise<void> {
+  await writePng(trainingPlotSvg(history, size), file);
+}
+
+export async function renderRocPlot(curve: readonly RocPoint[], info: RocPlotInfo, file: string, size: PlotSize = {}): Promise<void> {
+  await writePng(rocPlotSvg(curve, info, size), file);
+}
+
+/** Rasterise and write via a temp file + rename, so a crash never leaves a half-written PNG behind. */
+export async function writePng(svg: string, file: string): Promise<void> {
+  const png = await sharp(Buffer.from(svg)).flatten({ background: '#FFFFFF' }).png().toBuffer();
+  const dir = path.dirname(path.resolve(file));
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(temp, png);
+    await rename(temp, file);
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => undefined);
+    const message = describeFsError(err, file);
+    if (message !== undefined) throw new UserError(message, 1);
+    throw err;
+  }
+}

@@ -1,0 +1,133 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UserError } from '../../src/errors.js';
+import type { TrainingHistory } from '../../src/report/history.js';
+import { renderRocPlot, renderTrainingPlot, rocPlotSvg, trainingPlotSvg } from '../../src/report/plot.js';
+import { escapeXml, niceTicks } from '../../src/report/svg.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'malaria-plot-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function history(epochs: number): TrainingHistory {
+  const h: TrainingHistory = { loss: [], accuracy: [], val_loss: [], val_accuracy: [], lr: [] };
+  for (let i = 0; i < epochs; i++) {
+    h.loss.push(1.5 * Math.exp(-i / 6) + 0.1);
+    h.val_loss.push(1.4 * Math.exp(-i / 7) + 0.2);
+    h.accuracy.push(0.97 - 0.45 * Math.exp(-i / 5));
+    h.val_accuracy.push(0.95 - 0.4 * Math.exp(-i / 5));
+    h.lr.push(0.1);
+  }
+  return h;
+}
+
+/** Counts pixels close (per channel) to each wanted colour; antialiasing leaves the line centres exact. */
+async function colourCounts(file: string, wanted: string[]): Promise<{ distinct: number; near: number[] }> {
+  const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const targets = wanted.map((hex) => [1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16)));
+  const near = targets.map(() => 0);
+  const seen = new Set<number>();
+  for (let i = 0; i < data.length; i += info.channels) {
+    const [r, g, b] = [data[i], data[i + 1], data[i + 2]];
+    seen.add((r << 16) | (g << 8) | b);
+    targets.forEach((t, k) => {
+      if (Math.abs(r - t[0]) <= 12 && Math.abs(g - t[1]) <= 12 && Math.abs(b - t[2]) <= 12) near[k]++;
+    });
+  }
+  return { distinct: seen.size, near };
+}
+
+describe('renderTrainingPlot', () => {
+  it('writes an 800x600 PNG with the four coloured lines', async () => {
+    const file = path.join(dir, 'plot.png');
+    await renderTrainingPlot(history(20), file);
+    const meta = await sharp(file).metadata();
+    expect(meta.format).toBe('png');
+    expect(meta.width).toBe(800);
+    expect(meta.height).toBe(600);
+    // ggplot colours of train_loss, val_loss, train_acc, val_acc; each must cover a visible number of pixels.
+    const { distinct, near } = await colourCounts(file, ['#E24A33', '#348ABD', '#988ED5', '#777777']);
+    expect(distinct).toBeGreaterThan(20);
+    for (const count of near) expect(count).toBeGreaterThan(200);
+  });
+
+  it('honours the requested size, leaves no temp files and creates the folder', async () => {
+    const file = path.join(dir, 'nested', 'big.png');
+    await renderTrainingPlot(history(3), file, { width: 1000, height: 700 });
+    const meta = await sharp(file).metadata();
+    expect([meta.width, meta.height]).toEqual([1000, 700]);
+    expect(await readdir(path.dirname(file))).toEqual(['big.png']);
+  });
+
+  it('draws a single epoch and a history with NaN without breaking the SVG', async () => {
+    const h = history(1);
+    h.val_loss = [Number.NaN];
+    const svg = trainingPlotSvg(h);
+    expect(svg).not.toMatch(/NaN/);
+    const file = path.join(dir, 'one.png');
+    await renderTrainingPlot(h, file);
+    const { near } = await colourCounts(file, ['#E24A33']);
+    expect(near[0]).toBeGreaterThan(20); // the single train_loss point is marked
+  });
+
+  it('carries the title, axis labels and legend names', () => {
+    const svg = trainingPlotSvg(history(5));
+    for (const label of ['Training Loss and Accuracy on Dataset', 'Epoch #', 'Loss/Accuracy', 'train_loss', 'val_loss', 'train_acc', 'val_acc']) {
+      expect(svg).toContain(`>${label}</text>`);
+    }
+  });
+
+  it('rejects silly sizes with a UserError', () => {
+    expect(() => trainingPlotSvg(history(2), { width: 10 })).toThrow(UserError);
+  });
+});
+
+describe('renderRocPlot', () => {
+  const curve = [
+    { fpr: 0, tpr: 0, threshold: Number.POSITIVE_INFINITY },
+    { fpr: 0, tpr: 0.6, threshold: 0.9 },
+    { fpr: 0.1, tpr: 0.9, threshold: 0.5 },
+    { fpr: 0.4, tpr: 1, threshold: 0.2 },
+    { fpr: 1, tpr: 1, threshold: 0.05 },
+  ];
+
+  it('writes a PNG with the curve, the diagonal and the operating point', async () => {
+    const file = path.join(dir, 'roc.png');
+    await renderRocPlot(curve, { auc: 0.95, operatingPoint: curve[2] }, file);
+    const meta = await sharp(file).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['png', 800, 600]);
+    const { near } = await colourCounts(file, ['#E24A33', '#348ABD', '#777777']);
+    expect(near[0]).toBeGreaterThan(200); // curve
+    expect(near[1]).toBeGreaterThan(100); // operating-point marker (and its legend dot)
+    expect(near[2]).toBeGreaterThan(200); // dashed diagonal
+  });
+
+  it('puts the AUC and operating point in the legend and escapes text for XML', () => {
+    const svg = rocPlotSvg(curve, { auc: 0.95, operatingPoint: curve[2], title: 'ROC <Parasitized & co>' });
+    expect(svg).toContain('ROC (AUC = 0.9500)');
+    expect(svg).toContain('threshold 0.5000: sensitivity 0.900, specificity 0.900');
+    expect(svg).toContain('ROC &lt;Parasitized &amp; co&gt;');
+    expect(rocPlotSvg([], { auc: null })).toContain('ROC (AUC undefined)');
+  });
+});
+
+describe('svg helpers', () => {
+  it('escapes the five XML special characters', () => {
+    expect(escapeXml(`a<b>&"c'`)).toBe('a&lt;b&gt;&amp;&quot;c&apos;');
+  });
+
+  it('chooses round tick steps', () => {
+    expect(niceTicks(0, 1, 6).values).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
+    expect(niceTicks(0, 2.5, 6).values).toEqual([0, 0.5, 1, 1.5, 2, 2.5]);
+    // 49 / 9 = 5.4 per gap; the next nice step at or above it is 10.
+    expect(niceTicks(1, 50, 10, true).values).toEqual([10, 20, 30, 40, 50]);
+    expect(niceTicks(1, 3, 10, true).values).toEqual([1, 2, 3]);
+  });
+});
