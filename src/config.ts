@@ -33,3 +33,9 @@ export const DOWNLOAD_DEFAULTS = {
 } as const;
 
 export type SplitName = (typeof DATASET_DEFAULTS.splits)[keyof typeof DATASET_DEFAULTS.splits];
+
+/**
+ * Micro-batch on the wasm backend: its memory is capped at 4 GB (wasm32) and the tutorial's ResNet aborted
+ * there at batch 16 and 32, so batches are split and their gradients accumulated.
+ */
+export const WASM_MICRO_BATCH = 8;

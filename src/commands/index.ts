@@ -1,6 +1,13 @@
 import type { Command } from 'commander';
+import { registerBuildDataset } from './build-dataset.js';
+import { registerDownload } from './download.js';
+import { registerTrain } from './train.js';
+import { registerEvaluate } from './evaluate.js';
 
 /** Adds every subcommand to the program (each module registers one verb). */
 export function registerCommands(program: Command): void {
-  void program;
+  registerBuildDataset(program);
+  registerDownload(program);
+  registerTrain(program);
+  registerEvaluate(program);
 }

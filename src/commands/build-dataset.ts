@@ -1,0 +1,36 @@
+// `malaria build-dataset`: flags -> buildDataset() -> summary on stdout (progress bars on stderr).
+import { Option, type Command } from 'commander';
+import { DATASET_DEFAULTS } from '../config.js';
+import { buildDataset, formatBuildSummary, type GroupBy } from '../data/build-dataset.js';
+import { fraction, nonNegativeInt } from './options.js';
+
+interface BuildDatasetFlags {
+  input: string;
+  output: string;
+  trainSplit: number;
+  valSplit: number;
+  seed: number;
+  force: boolean;
+  groupBy: GroupBy;
+}
+
+export function registerBuildDataset(program: Command): void {
+  program
+    .command('build-dataset')
+    .description('split the raw class folders into training/validation/testing copies and write splits.csv')
+    .option('--input <dir>', 'folder holding one subfolder of images per class', DATASET_DEFAULTS.input)
+    .option('--output <dir>', 'folder that receives training/, validation/, testing/ and splits.csv', DATASET_DEFAULTS.base)
+    .option('--train-split <f>', 'fraction of all images for training + validation (the rest is testing)', fraction, DATASET_DEFAULTS.trainSplit)
+    .option('--val-split <f>', 'fraction of the training part held out for validation', fraction, DATASET_DEFAULTS.valSplit)
+    .option('--seed <n>', 'seed of the shuffle (same seed, same split)', nonNegativeInt, DATASET_DEFAULTS.seed)
+    .option('--force', 'replace an existing split in the output folder', false)
+    .addOption(
+      new Option('--group-by <unit>', 'split individual cells, or whole patients so that no patient is in two splits')
+        .choices(['cell', 'patient'])
+        .default('cell'),
+    )
+    .action(async (flags: BuildDatasetFlags) => {
+      const result = await buildDataset({ ...flags, progressStream: process.stderr });
+      for (const line of formatBuildSummary(result)) console.log(line);
+    });
+}

@@ -1,0 +1,200 @@
+// `malaria train`: the tutorial's ResNet on <data>/training, validated on <data>/validation, reported on <data>/testing.
+import type { Command } from 'commander';
+import fs from 'node:fs';
+import path from 'node:path';
+import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js';
+import { UserError } from '../errors.js';
+import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../tf.js';
+import { openSplitSources } from '../data/sources.js';
+import { buildResNet, resolveArchitecture } from '../model/resnet.js';
+import { trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
+import { hasCheckpoint, loadCheckpoint, MODEL_FILE } from '../model/io.js';
+import { predictProbabilities } from '../model/predict.js';
+import { evaluatePredictions, formatScreening } from '../report/evaluation.js';
+import { formatClassificationReport } from '../report/classification-report.js';
+import { asciiChart } from '../report/chart.js';
+import { renderTrainingPlot } from '../report/plot.js';
+import { ProgressBar, formatSeconds } from '../report/progress.js';
+import { fraction4 } from './format.js';
+import { intList, nonNegativeInt, positiveInt, positiveNumber } from './options.js';
+
+interface TrainFlags {
+  data: string;
+  modelDir: string;
+  plot: string;
+  epochs: number;
+  batchSize: number;
+  microBatch?: number;
+  lr: number;
+  imageSize: number;
+  stages: number[];
+  filters: number[];
+  seed: number;
+  backend: BackendChoice;
+  resume?: boolean;
+  force?: boolean;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train the ResNet on <data>/training (validating on <data>/validation), save it, report on <data>/testing')
+    .option('--data <dir>', 'folder holding the training, validation and testing splits', DATASET_DEFAULTS.base)
+    .option('--model-dir <dir>', 'where the model, its metadata, history.json and checkpoints go', TRAIN_DEFAULTS.modelDir)
+    .option('--plot <png>', 'loss/accuracy plot to write', TRAIN_DEFAULTS.plot)
+    .option('--epochs <n>', 'epochs to train', positiveInt, TRAIN_DEFAULTS.epochs)
+    .option('--batch-size <n>', 'images per optimizer step', positiveInt, TRAIN_DEFAULTS.batchSize)
+    .option('--micro-batch <n>', `images per forward/backward pass; a batch's gradients are summed over its micro-batches (default: ${WASM_MICRO_BATCH} on wasm, else the batch size)`, positiveInt)
+    .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr)
+    .option('--image-size <n>', 'images are resized to n x n', positiveInt, TRAIN_DEFAULTS.imageSize)
+    .option('--stages <list>', 'residual modules per stage', intList, [...TRAIN_DEFAULTS.stages])
+    .option('--filters <list>', 'filters of the stem and of each stage', intList, [...TRAIN_DEFAULTS.filters])
+    .option('--seed <n>', 'seed for weights, shuffling and augmentation', nonNegativeInt, DATASET_DEFAULTS.seed)
+    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
+    .option('--resume', 'continue the interrupted run in --model-dir from its last completed epoch')
+    .option('--force', 'replace a model already in --model-dir')
+    .action((flags: TrainFlags) => runTrain(flags));
+}
+
+function validate(flags: TrainFlags): void {
+  if (flags.filters.length !== flags.stages.length + 1) {
+    throw new UserError(`--filters needs ${flags.stages.length + 1} numbers (the stem, then one per stage of --stages ${flags.stages.join(',')}), got ${flags.filters.length}`);
+  }
+  if (flags.filters.slice(1).some((k) => k % 4 !== 0)) {
+    throw new UserError('--filters of the stages must be multiples of 4 (the bottleneck uses K/4 filters)');
+  }
+  if (flags.imageSize < 8) throw new UserError('--image-size must be at least 8');
+  if (flags.resume && flags.force) throw new UserError('--resume and --force contradict each other: pass one of them');
+  if (!fs.existsSync(flags.data)) {
+    throw new UserError(`data folder ${flags.data} not found: run \`malaria build-dataset\` first, or pass --data`);
+  }
+}
+
+async function checkModelDir(flags: TrainFlags): Promise<void> {
+  const checkpointed = await hasCheckpoint(flags.modelDir);
+  if (flags.resume) {
+    if (!checkpointed) throw new UserError(`nothing to resume: ${flags.modelDir} holds no checkpoint; run without --resume`);
+    return;
+  }
+  if (flags.force) return;
+  if (checkpointed || fs.existsSync(path.join(flags.modelDir, MODEL_FILE))) {
+    throw new UserError(`${flags.modelDir} already holds a model: pass --force to replace it, --resume to continue its run, or choose another --model-dir`);
+  }
+}
+
+function epochLine(info: EpochEndInfo, epochs: number): string {
+  return (
+    `Epoch ${info.epoch + 1}/${epochs} - ${formatSeconds(info.seconds)} - loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}` +
+    ` - val_loss: ${fraction4(info.valLoss)} - val_accuracy: ${fraction4(info.valAccuracy)} - lr: ${info.lr.toPrecision(4)}`
+  );
+}
+
+async function runTrain(flags: TrainFlags): Promise<void> {
+  validate(flags);
+  await checkModelDir(flags);
+  const backend = await selectBackend(flags.backend);
+  console.log(backend.message);
+
+  const skippedFiles: string[] = [];
+  const sources = await openSplitSources({
+    data: flags.data,
+    imageSize: flags.imageSize,
+    batchSize: flags.batchSize,
+    seed: flags.seed,
+    onSkip: (s) => skippedFiles.push(`${s.path} (${s.reason})`),
+  });
+  const { train, val, test } = sources;
+  console.log(
+    `found ${train.files.length} training, ${val.files.length} validation and ${test.files.length} testing images in ${train.classNames.length} classes (${train.classNames.join(', ')})`,
+  );
+  if (val.files.length === 0) throw new UserError(`${flags.data}/${DATASET_DEFAULTS.splits.val} holds no images: rebuild the splits with \`malaria build-dataset\``);
+
+  const microBatch = flags.microBatch ?? (backend.name === 'wasm' ? WASM_MICRO_BATCH : flags.batchSize);
+  if (microBatch < flags.batchSize) {
+    console.log(
+      `batch ${flags.batchSize} is trained as ${Math.ceil(flags.batchSize / microBatch)} micro-batches of ${microBatch} with summed gradients (one optimizer step per batch; batch norm sees ${microBatch} images at a time)`,
+    );
+  }
+
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    console.error('\nstopping: the last completed epoch stays saved; continue with `malaria train --resume` (Ctrl-C again to quit at once)');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
+
+  let bar: ProgressBar | undefined;
+  let epochs = flags.epochs;
+  const callbacks = {
+    modelDir: flags.modelDir,
+    signal: controller.signal,
+    onBatchEnd: (info: { epoch: number; batch: number; batches: number; loss: number; accuracy: number }) => {
+      bar ??= new ProgressBar({ total: info.batches, label: `Epoch ${info.epoch + 1}/${epochs}` });
+      bar.update(info.batch + 1, `loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}`);
+    },
+    onEpochEnd: (info: EpochEndInfo) => {
+      bar?.finish();
+      bar = undefined;
+      console.log(epochLine(info, epochs));
+    },
+  };
+
+  let result;
+  let model: tf.LayersModel;
+  try {
+    if (flags.resume) {
+      const checkpoint = await loadCheckpoint(flags.modelDir);
+      epochs = checkpoint.settings.epochs;
+      console.log(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
+      model = checkpoint.model;
+      result = await resumeTraining(checkpoint, train, val, callbacks);
+    } else {
+      if (flags.force) await fs.promises.rm(flags.modelDir, { recursive: true, force: true });
+      const architecture = resolveArchitecture({
+        inputSize: flags.imageSize,
+        classes: train.classNames.length,
+        stages: flags.stages,
+        filters: flags.filters,
+        l2: TRAIN_DEFAULTS.l2,
+        seed: flags.seed,
+      });
+      model = buildResNet({ ...architecture, seed: flags.seed });
+      console.log(`ResNet: stages ${flags.stages.join(',')}, filters ${flags.filters.join(',')}, ${model.countParams().toLocaleString('en-US')} parameters, ${flags.imageSize}x${flags.imageSize} input`);
+      const settings: TrainSettings = {
+        epochs: flags.epochs,
+        initialLr: flags.lr,
+        power: 1,
+        momentum: TRAIN_DEFAULTS.momentum,
+        microBatchSize: microBatch,
+        seed: flags.seed,
+        architecture,
+        run: { data: flags.data, batchSize: flags.batchSize, imageSize: flags.imageSize, backend: backend.name },
+      };
+      result = await trainModel(model, train, val, settings, callbacks);
+    }
+  } finally {
+    bar?.finish();
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+  }
+  if (skippedFiles.length) console.log(`skipped ${skippedFiles.length} undecodable images: ${skippedFiles.slice(0, 5).join('; ')}${skippedFiles.length > 5 ? '; ...' : ''}`);
+  if (result.stoppedEarly) {
+    console.log(`stopped after ${result.epochsCompleted} of ${epochs} epochs; continue with \`malaria train --resume --model-dir ${flags.modelDir}\``);
+    process.exitCode = 130;
+    return;
+  }
+  console.log(`saved the model to ${flags.modelDir}`);
+
+  // The final report on the held-out testing split, as the tutorial prints it.
+  console.log(`\nevaluating on ${test.files.length} testing images`);
+  const predictions = await predictProbabilities(model, test);
+  const evaluation = evaluatePredictions(predictions, [...test.classNames]);
+  console.log(formatClassificationReport(evaluation.metrics));
+  if (evaluation.screening) console.log(`${formatScreening(evaluation.screening)}\n`);
+  console.log(asciiChart(result.history, { color: process.stdout.isTTY }));
+  await renderTrainingPlot(result.history, flags.plot);
+  console.log(`wrote the training plot to ${flags.plot}`);
+  model.dispose();
+}

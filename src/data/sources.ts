@@ -1,0 +1,40 @@
+// The three split sources a training run reads, sharing one image cache.
+import path from 'node:path';
+import { DATASET_DEFAULTS } from '../config.js';
+import { createBatchSource, type ImageBatchSource, type SkippedImage } from './batches.js';
+import { ImageCache } from './image-cache.js';
+
+export interface SplitSources {
+  train: ImageBatchSource;
+  val: ImageBatchSource;
+  test: ImageBatchSource;
+}
+
+export interface SplitSourceOptions {
+  data: string;
+  imageSize: number;
+  batchSize: number;
+  seed: number;
+  /** Validation and test use the training split's class order, so labels mean the same everywhere. */
+  onSkip?: (skipped: SkippedImage) => void;
+}
+
+/** Training (shuffled, augmented), validation and testing (file order, resized and scaled only). */
+export async function openSplitSources(options: SplitSourceOptions): Promise<SplitSources> {
+  const { data, imageSize, batchSize, seed, onSkip } = options;
+  const cache = new ImageCache();
+  const splitDir = (name: string) => path.join(data, name);
+  const train = await createBatchSource({
+    dir: splitDir(DATASET_DEFAULTS.splits.train),
+    imageSize,
+    batchSize,
+    augment: true,
+    shuffle: true,
+    seed,
+    cache,
+    onSkip,
+  });
+  const evaluation = (name: string) =>
+    createBatchSource({ dir: splitDir(name), imageSize, batchSize, augment: false, shuffle: false, seed, cache, onSkip, classNames: train.classNames });
+  return { train, val: await evaluation(DATASET_DEFAULTS.splits.val), test: await evaluation(DATASET_DEFAULTS.splits.test) };
+}

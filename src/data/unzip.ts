@@ -1,0 +1,235 @@
+// Streaming, zip-slip-safe extraction of cell_images.zip into `<dir>/cell_images/<Class>/<file>`.
+// Every image lands under the name of the folder that held it in the archive, which flattens the
+// Kaggle mirror's nested copy (cell_images/cell_images/<Class>/...) onto the official layout.
+import { createWriteStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { crc32 } from 'node:zlib';
+import fse from 'fs-extra';
+import yauzl, { type Entry, type ZipFile } from 'yauzl';
+import { UserError } from '../errors.js';
+import { HEADER_BYTES, classifyFile } from './image-files.js';
+
+export interface ExtractOptions {
+  /** Replace an existing destination folder (otherwise its existence is an error). */
+  force?: boolean;
+  /** Called once with the number of entries in the archive. */
+  onStart?: (entries: number) => void;
+  /** Called after each entry with the number handled so far. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ExtractResult {
+  /** Images written, per class folder. */
+  perClass: Record<string, number>;
+  images: number;
+  /** Entries skipped because the same class + file name with the same size was already extracted. */
+  duplicates: string[];
+  /** Entries that are not images (Thumbs.db, __MACOSX metadata...). */
+  nonImages: string[];
+  /** Images at the top of the archive, with no folder to name their class. */
+  unlabelled: string[];
+  /** Entries whose class + file name clashed with a different-size entry: written as `<stem>-<n><ext>`. */
+  renamed: string[];
+}
+
+/** Why an entry name may not be written anywhere: absolute, drive-letter, or with a ".." segment. */
+export function unsafeEntryReason(fileName: string): string | undefined {
+  if (fileName.startsWith('/') || fileName.startsWith('\\') || /^[A-Za-z]:/.test(fileName)) return 'absolute path';
+  if (fileName.split(/[/\\]/).includes('..')) return 'path with ".."';
+  return undefined;
+}
+
+function openZip(zipPath: string): Promise<ZipFile> {
+  return new Promise((resolve, reject) => {
+    yauzl.open(zipPath, { lazyEntries: true, autoClose: true, validateEntrySizes: true }, (err, zip) => (err ? reject(err) : resolve(zip)));
+  });
+}
+
+function openEntry(zip: ZipFile, entry: Entry): Promise<NodeJS.ReadableStream> {
+  return new Promise((resolve, reject) => zip.openReadStream(entry, (err, stream) => (err ? reject(err) : resolve(stream))));
+}
+
+/** Reads entries one at a time (lazyEntries), so memory stays flat however large the archive is. */
+function entryReader(zip: ZipFile): () => Promise<Entry | undefined> {
+  let failure: Error | undefined;
+  let waiting: { resolve: (entry: Entry | undefined) => void; reject: (err: Error) => void } | undefined;
+  zip.on('entry', (entry: Entry) => waiting?.resolve(entry));
+  zip.on('end', () => waiting?.resolve(undefined));
+  // A permanent listener: yauzl may emit errors between reads, which must not crash the process.
+  zip.on('error', (err: Error) => {
+    failure = err;
+    waiting?.reject(err);
+  });
+  return () =>
+    new Promise<Entry | undefined>((resolve, reject) => {
+      if (failure) return reject(failure);
+      waiting = { resolve, reject };
+      zip.readEntry();
+    });
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes `.<name>-<pid>-tmp` / `-old` folders left beside `destDir` by interrupted runs. */
+async function removeLeftovers(destDir: string): Promise<void> {
+  const parent = path.dirname(destDir);
+  const pattern = new RegExp(`^\\.${path.basename(destDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)-(tmp|old)$`);
+  let names: string[];
+  try {
+    names = await fsp.readdir(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const match = pattern.exec(name);
+    if (match && (Number(match[1]) === process.pid || !isProcessAlive(Number(match[1])))) await fse.remove(path.join(parent, name));
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fsp.lstat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Reads the start of an entry (enough to recognise an image) and hands back the rest as an iterator. */
+async function peek(stream: NodeJS.ReadableStream): Promise<{ head: Buffer; rest: AsyncIterator<Buffer>; ended: boolean }> {
+  const rest = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const chunks: Buffer[] = [];
+  let length = 0;
+  while (length < HEADER_BYTES) {
+    const next = await rest.next();
+    if (next.done) return { head: Buffer.concat(chunks), rest, ended: true };
+    chunks.push(next.value);
+    length += next.value.length;
+  }
+  return { head: Buffer.concat(chunks), rest, ended: false };
+}
+
+/**
+ * Extracts the images of `zipPath` into `destDir/<Class>/<file>` through a temporary folder beside it,
+ * renamed into place at the end. Throws UserError on an unsafe entry name or a corrupt entry.
+ */
+export async function extractCellImages(zipPath: string, destDir: string, options: ExtractOptions = {}): Promise<ExtractResult> {
+  if ((await exists(destDir)) && !options.force) {
+    throw new UserError(`${destDir} already exists; pass --force to extract the archive over it again`);
+  }
+  await fsp.mkdir(path.dirname(destDir), { recursive: true });
+  await removeLeftovers(destDir);
+  const tempDir = path.join(path.dirname(destDir), `.${path.basename(destDir)}-${process.pid}-tmp`);
+  const oldDir = path.join(path.dirname(destDir), `.${path.basename(destDir)}-${process.pid}-old`);
+  await fsp.mkdir(tempDir);
+
+  const result: ExtractResult = { perClass: {}, images: 0, duplicates: [], nonImages: [], unlabelled: [], renamed: [] };
+  let zip: ZipFile | undefined;
+  try {
+    zip = await openZip(zipPath);
+    const total = zip.entryCount;
+    options.onStart?.(total);
+    const nextEntry = entryReader(zip);
+    // "<Class>/<file>" of the archive -> sizes already written under it; and every output name used.
+    const sizesByKey = new Map<string, Set<number>>();
+    const usedNames = new Set<string>();
+    const createdFolders = new Set<string>();
+    let done = 0;
+    for (let entry = await nextEntry(); entry; entry = await nextEntry()) {
+      options.onProgress?.(++done, total);
+      const fileName = entry.fileName;
+      const unsafe = unsafeEntryReason(fileName);
+      if (unsafe) throw new UserError(`${zipPath} holds an entry with an unsafe name (${unsafe}): ${fileName}; refusing to extract it`, 1);
+      if (fileName.endsWith('/')) continue; // folder entry: folders are created from the files' class names
+      const segments = fileName.split('/');
+      if (segments.includes('__MACOSX')) {
+        result.nonImages.push(fileName);
+        continue;
+      }
+      if (entry.isEncrypted()) throw new UserError(`${zipPath}: entry ${fileName} is encrypted; use an unencrypted archive`, 1);
+
+      const stream = await openEntry(zip, entry);
+      const { head, rest, ended } = await peek(stream);
+      const name = segments[segments.length - 1];
+      const className = segments.length >= 2 ? segments[segments.length - 2] : undefined;
+      const skip = (list: string[]): void => {
+        list.push(fileName);
+        // Destroying the entry stream skips the rest of its (compressed) bytes instead of inflating them.
+        if (!ended) void rest.return?.();
+      };
+      if (classifyFile(name, head, entry.uncompressedSize).kind === 'other') {
+        skip(result.nonImages);
+        continue;
+      }
+      if (className === undefined) {
+        skip(result.unlabelled);
+        continue;
+      }
+      let targetName = name;
+      const key = `${className}/${name}`;
+      const earlierSizes = sizesByKey.get(key) ?? new Set<number>();
+      if (earlierSizes.has(entry.uncompressedSize)) {
+        skip(result.duplicates);
+        continue;
+      }
+      if (usedNames.has(key)) {
+        const ext = path.extname(name);
+        for (let n = 2; usedNames.has(`${className}/${targetName}`); n++) targetName = `${name.slice(0, name.length - ext.length)}-${n}${ext}`;
+        result.renamed.push(fileName);
+      }
+      if (!createdFolders.has(className)) {
+        await fsp.mkdir(path.join(tempDir, className), { recursive: true });
+        createdFolders.add(className);
+      }
+      const target = path.join(tempDir, className, targetName);
+      let crc = 0;
+      await pipeline(
+        async function* () {
+          crc = crc32(head, crc);
+          yield head;
+          if (ended) return;
+          for (let next = await rest.next(); !next.done; next = await rest.next()) {
+            crc = crc32(next.value, crc);
+            yield next.value;
+          }
+        },
+        createWriteStream(target, { flags: 'wx' }),
+      );
+      // yauzl checks sizes but not checksums; a damaged download must not become silently damaged images.
+      if (crc !== entry.crc32) {
+        throw new UserError(`${zipPath}: entry ${fileName} is corrupt (checksum mismatch); delete the archive and download it again`, 1);
+      }
+      const modified = entry.getLastModDate();
+      await fsp.utimes(target, modified, modified);
+      sizesByKey.set(key, earlierSizes.add(entry.uncompressedSize));
+      usedNames.add(`${className}/${targetName}`);
+      result.perClass[className] = (result.perClass[className] ?? 0) + 1;
+      result.images++;
+    }
+    if (await exists(destDir)) await fsp.rename(destDir, oldDir);
+    await fsp.rename(tempDir, destDir);
+    await fse.remove(oldDir);
+    return result;
+  } catch (err) {
+    try {
+      zip?.close();
+    } catch {
+      // already closed by autoClose
+    }
+    await fse.remove(tempDir).catch(() => undefined);
+    // Our own messages, and local disk problems (full, no permission) that the CLI already words well.
+    if (err instanceof UserError || (err as NodeJS.ErrnoException).syscall !== undefined) throw err;
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    // yauzl validates names itself before handing out an entry; word its refusal like ours.
+    if (/^(invalid relative path|absolute path|invalid characters in fileName)/.test(reason)) {
+      throw new UserError(`${zipPath} holds an entry with an unsafe name (${reason}); refusing to extract it`, 1);
+    }
+    throw new UserError(`cannot extract ${zipPath} (${reason}); delete it and run \`malaria download\` again`, 1);
+  }
+}

@@ -1,0 +1,411 @@
+// Saving and loading a trained model folder: model.json + weights.bin in the standard TensorFlow.js layers format
+// (loadable by stock tf.loadLayersModel in a browser), metadata.json for inference, history.json for plots, and the
+// per-epoch checkpoint that `resume` continues from. tfjs-node's file:// handler is not available here, so the
+// artifacts go through tf.io.withSaveHandler / tf.io.fromMemory and plain fs writes.
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { tf } from '../tf.js';
+import { UserError, describeFsError } from '../errors.js';
+import type { ResNetArchitecture } from './resnet.js';
+import type { TrainSettings } from './train.js';
+
+export const MODEL_FILE = 'model.json';
+export const WEIGHTS_FILE = 'weights.bin';
+export const METADATA_FILE = 'metadata.json';
+export const HISTORY_FILE = 'history.json';
+export const CHECKPOINT_DIR = 'checkpoint';
+const OPTIMIZER_FILE = 'optimizer.json';
+const OPTIMIZER_WEIGHTS_FILE = 'optimizer.bin';
+const STATE_FILE = 'state.json';
+/** Where the previous checkpoint waits while the new one is renamed into place. */
+const PREVIOUS_CHECKPOINT_DIR = 'checkpoint.old';
+const CHECKPOINT_VERSION = 1;
+
+/** What inference needs besides the weights: how to prepare an image and what the outputs mean. */
+export interface ModelMetadata {
+  /** Output i is the probability of classNames[i]. */
+  classNames: string[];
+  imageSize: number;
+  channels: number;
+  /** Pixels are divided by 255 (the tutorial's ImageDataGenerator(rescale=1/255)). */
+  scaling: 'x/255';
+  /** Images are resized with nearest-neighbour sampling (Keras' default interpolation). */
+  resize: 'nearest';
+  /** The buildResNet options, when the model is one of ours. */
+  architecture?: ResNetArchitecture;
+  /** The TensorFlow.js backend that trained the model. */
+  backend: string;
+  /** ISO time the model was saved. */
+  created: string;
+}
+
+/** Per-epoch curves, named as Keras' History.history so the tutorial's plot code reads the same. */
+export interface TrainingHistory {
+  loss: number[];
+  accuracy: number[];
+  val_loss: number[];
+  val_accuracy: number[];
+  lr: number[];
+}
+
+export function emptyHistory(): TrainingHistory {
+  return { loss: [], accuracy: [], val_loss: [], val_accuracy: [], lr: [] };
+}
+
+/** A named optimizer weight ({ name, tensor }); tfjs does not export the type itself. */
+export type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
+
+/** The training state after a completed epoch, as written to `<modelDir>/checkpoint/`. */
+export interface Checkpoint {
+  /** The model with the weights (and batch-norm statistics) after `epochsCompleted` epochs. */
+  model: tf.LayersModel;
+  /** optimizer.getWeights() of the momentum optimizer: the iteration count, then one accumulator per variable. */
+  optimizerWeights: NamedTensor[];
+  epochsCompleted: number;
+  history: TrainingHistory;
+  settings: TrainSettings;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Atomic file writes
+
+function tempName(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/** Writes `data` to a temporary name in the same folder, then renames it over `target`: readers see old or new. */
+export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  const temp = tempName(target);
+  try {
+    const handle = await fs.open(temp, 'w');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(temp, target);
+  } catch (err) {
+    await fs.rm(temp, { force: true });
+    throw err;
+  }
+}
+
+async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
+  await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Layers model files
+
+interface ModelFiles {
+  modelJson: string;
+  weights: Uint8Array;
+}
+
+/** Serialises a model into the standard layers-format model.json (weights in one weights.bin) plus its weights. */
+async function serialiseModel(model: tf.LayersModel): Promise<ModelFiles> {
+  let files: ModelFiles | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weightData = artifacts.weightData ?? new ArrayBuffer(0);
+      const weights = new Uint8Array(tf.io.CompositeArrayBuffer.join(weightData));
+      const modelJson = {
+        modelTopology: artifacts.modelTopology,
+        format: artifacts.format ?? 'layers-model',
+        generatedBy: artifacts.generatedBy,
+        convertedBy: artifacts.convertedBy ?? null,
+        // Relative path: the folder can be copied or served over HTTP as is.
+        weightsManifest: [{ paths: [`./${WEIGHTS_FILE}`], weights: artifacts.weightSpecs ?? [] }],
+      };
+      files = { modelJson: JSON.stringify(modelJson), weights };
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  if (!files) throw new Error('model.save did not call the save handler');
+  return files;
+}
+
+/**
+ * Writes model.json and weights.bin into `dir`, each atomically. weights.bin goes first, so a kill in between
+ * leaves the new weights under the old model.json: fine when retraining the same architecture, and a load error
+ * (not silent garbage) otherwise.
+ */
+async function writeModelFiles(dir: string, model: tf.LayersModel, atomic: boolean): Promise<void> {
+  const files = await serialiseModel(model);
+  const write = atomic ? writeFileAtomic : fs.writeFile;
+  await write(path.join(dir, WEIGHTS_FILE), files.weights);
+  await write(path.join(dir, MODEL_FILE), files.modelJson);
+}
+
+const NOT_OURS_FIX = 'point it at a folder written by `malaria train`';
+
+async function readText(file: string, what: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`${what} has no ${path.basename(file)}; ${NOT_OURS_FIX}`);
+    throw new UserError(describeFsError(err, file) ?? `cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Reads and checks a layers-format model.json, with a one-line UserError for anything else. */
+async function readModelJson(dir: string): Promise<tf.io.ModelJSON> {
+  const jsonPath = path.join(dir, MODEL_FILE);
+  let modelJson: unknown;
+  try {
+    modelJson = JSON.parse(await readText(jsonPath, dir));
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${jsonPath} is not valid JSON; ${NOT_OURS_FIX}`);
+  }
+  if (!isRecord(modelJson) || !isRecord(modelJson.modelTopology) || !Array.isArray(modelJson.weightsManifest)) {
+    throw new UserError(`${jsonPath} is not a TensorFlow.js model; ${NOT_OURS_FIX}`);
+  }
+  const format = modelJson.format;
+  const className = modelJson.modelTopology.class_name;
+  if ((format !== undefined && format !== 'layers-model') || typeof className !== 'string') {
+    throw new UserError(`${jsonPath} is a ${String(format ?? 'non-layers')} model, not a layers model; ${NOT_OURS_FIX}`);
+  }
+  return modelJson as unknown as tf.io.ModelJSON;
+}
+
+/** Loads the layers model in `dir` from model.json and the weight files its manifest names. */
+async function readLayersModel(dir: string, modelJson?: tf.io.ModelJSON): Promise<tf.LayersModel> {
+  const jsonPath = path.join(dir, MODEL_FILE);
+  modelJson ??= await readModelJson(dir);
+  const artifacts = await tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
+    const specs: tf.io.WeightsManifestEntry[] = [];
+    const buffers: ArrayBuffer[] = [];
+    for (const group of manifest) {
+      specs.push(...group.weights);
+      for (const relative of group.paths) {
+        const file = path.resolve(dir, relative);
+        if (path.relative(path.resolve(dir), file).startsWith('..')) {
+          throw new UserError(`${jsonPath} names a weights file outside its folder (${relative}); ${NOT_OURS_FIX}`);
+        }
+        let bytes: Buffer;
+        try {
+          bytes = await fs.readFile(file);
+        } catch (err) {
+          throw new UserError(`${describeFsError(err, file) ?? `cannot read ${file}`}; the model folder is incomplete, train it again`);
+        }
+        buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+      }
+    }
+    return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
+  });
+  try {
+    return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  } catch (err) {
+    throw new UserError(`${jsonPath} could not be loaded (${(err as Error).message.split('\n')[0]}); train the model again`, 1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The model folder
+
+/** Saves the model and its metadata into `dir` (created if needed). Each file is replaced atomically. */
+export async function saveModel(dir: string, model: tf.LayersModel, metadata: ModelMetadata): Promise<void> {
+  await fs.mkdir(dir, { recursive: true });
+  await writeModelFiles(dir, model, true);
+  await writeJsonAtomic(path.join(dir, METADATA_FILE), metadata);
+}
+
+function parseMetadata(value: unknown, file: string): ModelMetadata {
+  const bad = (what: string) => new UserError(`${file} ${what}; train the model again with \`malaria train\``);
+  if (!isRecord(value)) throw bad('is not a JSON object');
+  const { classNames, imageSize, channels } = value;
+  if (!Array.isArray(classNames) || classNames.length < 2 || !classNames.every((c) => typeof c === 'string')) {
+    throw bad('lacks classNames (a list of at least two class names)');
+  }
+  if (!Number.isInteger(imageSize) || (imageSize as number) <= 0) throw bad('lacks a positive whole imageSize');
+  if (!Number.isInteger(channels) || (channels as number) <= 0) throw bad('lacks a positive whole channels');
+  return value as unknown as ModelMetadata;
+}
+
+export async function loadMetadata(dir: string): Promise<ModelMetadata> {
+  const file = path.join(dir, METADATA_FILE);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readText(file, dir));
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${file} is not valid JSON; train the model again with \`malaria train\``);
+  }
+  return parseMetadata(parsed, file);
+}
+
+async function assertFolder(dir: string): Promise<void> {
+  let stat;
+  try {
+    stat = await fs.stat(dir);
+  } catch (err) {
+    throw new UserError(`${describeFsError(err, `model folder ${dir}`) ?? `cannot open ${dir}`}; ${NOT_OURS_FIX}`);
+  }
+  if (!stat.isDirectory()) throw new UserError(`${dir} is not a folder; ${NOT_OURS_FIX}`);
+}
+
+/** Loads a model folder written by saveModel; anything else is a one-line UserError naming what is missing. */
+export async function loadModel(dir: string): Promise<{ model: tf.LayersModel; metadata: ModelMetadata }> {
+  await assertFolder(dir);
+  // Check both small files before reading any weights.
+  const modelJson = await readModelJson(dir);
+  const metadata = await loadMetadata(dir);
+  const model = await readLayersModel(dir, modelJson);
+  const outputs = model.outputs[0].shape[model.outputs[0].shape.length - 1];
+  if (outputs !== metadata.classNames.length) {
+    model.dispose();
+    throw new UserError(`${dir}: the model has ${outputs} outputs but metadata.json names ${metadata.classNames.length} classes; train the model again`, 1);
+  }
+  return { model, metadata };
+}
+
+export async function saveHistory(dir: string, history: TrainingHistory): Promise<void> {
+  await fs.mkdir(dir, { recursive: true });
+  await writeJsonAtomic(path.join(dir, HISTORY_FILE), history);
+}
+
+export async function loadHistory(dir: string): Promise<TrainingHistory> {
+  const file = path.join(dir, HISTORY_FILE);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readText(file, dir));
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${file} is not valid JSON; train the model again`);
+  }
+  const keys: (keyof TrainingHistory)[] = ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr'];
+  if (!isRecord(parsed) || !keys.every((k) => Array.isArray(parsed[k]))) {
+    throw new UserError(`${file} lacks the ${keys.join('/')} arrays; train the model again`);
+  }
+  return parsed as unknown as TrainingHistory;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Checkpoints
+
+interface CheckpointState {
+  version: number;
+  epochsCompleted: number;
+  history: TrainingHistory;
+  settings: TrainSettings;
+}
+
+/**
+ * Writes the checkpoint into a temporary folder next to `<modelDir>/checkpoint/`, then swaps it in with renames:
+ * checkpoint -> checkpoint.old, temp -> checkpoint, delete checkpoint.old. A kill at any point leaves a complete
+ * checkpoint under one of the two names, and loadCheckpoint looks at both.
+ */
+export async function saveCheckpoint(
+  modelDir: string,
+  state: { model: tf.LayersModel; optimizer: tf.Optimizer; epochsCompleted: number; history: TrainingHistory; settings: TrainSettings },
+): Promise<void> {
+  await fs.mkdir(modelDir, { recursive: true });
+  await removeStaleTempCheckpoints(modelDir);
+  const temp = path.join(modelDir, `${CHECKPOINT_DIR}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await fs.mkdir(temp);
+  try {
+    await writeModelFiles(temp, state.model, false);
+    const optimizerWeights = await state.optimizer.getWeights();
+    const encoded = await tf.io.encodeWeights(optimizerWeights);
+    // getWeights() returns a fresh iterations scalar; the accumulators stay owned by the optimizer.
+    tf.dispose(optimizerWeights[0]?.tensor);
+    await fs.writeFile(path.join(temp, OPTIMIZER_WEIGHTS_FILE), new Uint8Array(encoded.data));
+    await fs.writeFile(path.join(temp, OPTIMIZER_FILE), JSON.stringify({ weights: encoded.specs }));
+    const checkpointState: CheckpointState = {
+      version: CHECKPOINT_VERSION,
+      epochsCompleted: state.epochsCompleted,
+      history: state.history,
+      settings: state.settings,
+    };
+    await fs.writeFile(path.join(temp, STATE_FILE), JSON.stringify(checkpointState, null, 2));
+  } catch (err) {
+    await fs.rm(temp, { recursive: true, force: true });
+    throw err;
+  }
+  const current = path.join(modelDir, CHECKPOINT_DIR);
+  const previous = path.join(modelDir, PREVIOUS_CHECKPOINT_DIR);
+  await fs.rm(previous, { recursive: true, force: true });
+  try {
+    await fs.rename(current, previous);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await fs.rename(temp, current);
+  await fs.rm(previous, { recursive: true, force: true });
+}
+
+async function removeStaleTempCheckpoints(modelDir: string): Promise<void> {
+  for (const entry of await fs.readdir(modelDir)) {
+    if (entry.startsWith(`${CHECKPOINT_DIR}.tmp-`)) await fs.rm(path.join(modelDir, entry), { recursive: true, force: true });
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The folder holding the newest complete checkpoint, if there is one. */
+async function checkpointFolder(modelDir: string): Promise<string | undefined> {
+  for (const name of [CHECKPOINT_DIR, PREVIOUS_CHECKPOINT_DIR]) {
+    const dir = path.join(modelDir, name);
+    if (await exists(path.join(dir, STATE_FILE))) return dir;
+  }
+  return undefined;
+}
+
+export async function hasCheckpoint(modelDir: string): Promise<boolean> {
+  return (await checkpointFolder(modelDir)) !== undefined;
+}
+
+/** Reads only the checkpoint's state (epoch, history, settings): enough to rebuild the data sources before resuming. */
+export async function loadCheckpointState(modelDir: string): Promise<CheckpointState> {
+  const dir = await checkpointFolder(modelDir);
+  if (!dir) {
+    throw new UserError(`${modelDir} has no checkpoint to resume from; start a new run with \`malaria train\``);
+  }
+  const file = path.join(dir, STATE_FILE);
+  let state: unknown;
+  try {
+    state = JSON.parse(await readText(file, dir));
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`${file} is not valid JSON; start a new run with \`malaria train\``, 1);
+  }
+  if (!isRecord(state) || state.version !== CHECKPOINT_VERSION || !Number.isInteger(state.epochsCompleted) || !isRecord(state.settings)) {
+    throw new UserError(`${file} is not a checkpoint this version can resume; start a new run with \`malaria train\``, 1);
+  }
+  return state as unknown as CheckpointState;
+}
+
+/** Loads the newest checkpoint: model, optimizer state, epochs completed, history and the run's settings. */
+export async function loadCheckpoint(modelDir: string): Promise<Checkpoint> {
+  const state = await loadCheckpointState(modelDir);
+  const dir = (await checkpointFolder(modelDir)) as string;
+  const model = await readLayersModel(dir);
+  try {
+    const optimizerJson = JSON.parse(await readText(path.join(dir, OPTIMIZER_FILE), dir)) as { weights: tf.io.WeightsManifestEntry[] };
+    const bytes = await fs.readFile(path.join(dir, OPTIMIZER_WEIGHTS_FILE));
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    const decoded = tf.io.decodeWeights(buffer, optimizerJson.weights);
+    // The momentum optimizer matches accumulators to variables by position, so keep the manifest's order.
+    const optimizerWeights = optimizerJson.weights.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] }));
+    return { model, optimizerWeights, epochsCompleted: state.epochsCompleted, history: state.history, settings: state.settings };
+  } catch (err) {
+    model.dispose();
+    if (err instanceof UserError) throw err;
+    throw new UserError(`the optimizer state in ${dir} is unreadable (${(err as Error).message}); start a new run with \`malaria train\``, 1);
+  }
+}

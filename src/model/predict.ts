@@ -1,0 +1,88 @@
+// Class probabilities for every image of an evaluation source, batch by batch, in inference mode.
+import { tf } from '../tf.js';
+import type { BatchSource } from '../data/types.js';
+
+export interface Predictions {
+  /** Row-major n x classes: probabilities[i * classes + c] is P(class c | image i). */
+  probabilities: Float32Array;
+  /** True label of image i. */
+  labels: Int32Array;
+  classes: number;
+}
+
+/** Input shape [height, width, channels] of a model with one image input. */
+export function imageShape(model: tf.LayersModel): [number, number, number] {
+  const shape = model.inputs[0].shape;
+  const [height, width, channels] = shape.slice(1);
+  if (shape.length !== 4 || !height || !width || !channels) {
+    throw new Error(`expected a model with an image input [batch, height, width, channels], got [${shape.join(', ')}]`);
+  }
+  return [height, width, channels];
+}
+
+/** Wraps a batch's pixels (or the slice [start, start + count) of them) as an NHWC tensor for `model`. */
+export function batchTensor(x: Float32Array, count: number, shape: [number, number, number], start = 0): tf.Tensor4D {
+  const pixels = shape[0] * shape[1] * shape[2];
+  if (x.length < (start + count) * pixels) {
+    throw new Error(`a batch of ${x.length} floats is too short for ${start + count} images of ${shape.join('x')}`);
+  }
+  return tf.tensor4d(x.subarray(start * pixels, (start + count) * pixels), [count, ...shape]);
+}
+
+/**
+ * Runs `model` over every batch of `source` (epoch 0: evaluation sources keep file order) and collects the
+ * softmax outputs and true labels. Only one batch's tensors are alive at a time.
+ */
+export async function predictProbabilities(
+  model: tf.LayersModel,
+  source: BatchSource,
+  onBatchEnd?: (done: number, total: number) => void,
+): Promise<Predictions> {
+  const shape = imageShape(model);
+  const outputShape = model.outputs[0].shape;
+  const classes = outputShape[outputShape.length - 1] as number;
+  const rows: Float32Array[] = [];
+  const labelChunks: Int32Array[] = [];
+  let done = 0;
+  for await (const batch of source.batches(0)) {
+    const probs = tf.tidy(() => model.predict(batchTensor(batch.x, batch.size, shape)) as tf.Tensor);
+    try {
+      rows.push((await probs.data()) as Float32Array);
+    } finally {
+      probs.dispose();
+    }
+    labelChunks.push(batch.labels.slice(0, batch.size));
+    onBatchEnd?.(++done, source.batchesPerEpoch);
+  }
+  const n = labelChunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  const probabilities = new Float32Array(n * classes);
+  const labels = new Int32Array(n);
+  let offset = 0;
+  rows.forEach((row, i) => {
+    probabilities.set(row, offset * classes);
+    labels.set(labelChunks[i], offset);
+    offset += labelChunks[i].length;
+  });
+  return { probabilities, labels, classes };
+}
+
+/** Keras' categorical cross-entropy (probabilities clipped to [1e-7, 1 - 1e-7]) and accuracy, averaged over images. */
+export function crossEntropyAndAccuracy(predictions: Predictions): { loss: number; accuracy: number } {
+  const { probabilities, labels, classes } = predictions;
+  const epsilon = 1e-7;
+  let loss = 0;
+  let correct = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const row = probabilities.subarray(i * classes, (i + 1) * classes);
+    let sum = 0;
+    let best = 0;
+    for (let c = 0; c < classes; c++) {
+      sum += row[c];
+      if (row[c] > row[best]) best = c;
+    }
+    const p = Math.min(1 - epsilon, Math.max(epsilon, row[labels[i]] / sum));
+    loss -= Math.log(p);
+    if (best === labels[i]) correct++;
+  }
+  return { loss: loss / labels.length, accuracy: correct / labels.length };
+}

@@ -1,0 +1,308 @@
+// The training loop: SGD with momentum under the polynomial schedule, gradient accumulation over micro-batches,
+// validation, history, a checkpoint after every epoch, divergence detection and a clean stop on request.
+// A custom loop rather than model.fit, because fit can neither accumulate gradients nor checkpoint the optimizer.
+import { tf } from '../tf.js';
+import { UserError } from '../errors.js';
+import type { BatchSource } from '../data/types.js';
+import type { ResNetArchitecture } from './resnet.js';
+import { polynomialDecay } from './schedule.js';
+import { batchTensor, crossEntropyAndAccuracy, imageShape, predictProbabilities } from './predict.js';
+import { type Checkpoint, type ModelMetadata, type TrainingHistory, emptyHistory, saveCheckpoint, saveHistory, saveModel } from './io.js';
+
+/** Everything that defines a run; stored in the checkpoint so `resume` continues with the same schedule. */
+export interface TrainSettings {
+  epochs: number;
+  /** Learning rate of epoch 0; later epochs follow polynomialDecay. */
+  initialLr: number;
+  /** Exponent of the polynomial decay (the tutorial uses 1: linear). */
+  power: number;
+  momentum: number;
+  /**
+   * Images per forward/backward pass; each batch is split into micro-batches whose gradients are summed before
+   * one optimizer step. Undefined (or >= the batch size) means one plain step per batch.
+   */
+  microBatchSize?: number;
+  seed: number;
+  /** Recorded in metadata.json when the final model is saved. */
+  architecture?: ResNetArchitecture;
+  /** The caller's own options (data folder, batch size, augmentation...), kept so a resume can rebuild its sources. */
+  run?: Record<string, unknown>;
+}
+
+export interface BatchEndInfo {
+  /** 0-based epoch and batch index. */
+  epoch: number;
+  batch: number;
+  batches: number;
+  /** Running means over the epoch so far, weighted by batch size (as Keras' progress bar shows them). */
+  loss: number;
+  accuracy: number;
+}
+
+export interface EpochEndInfo {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  valLoss: number;
+  valAccuracy: number;
+  lr: number;
+  /** Wall time of the epoch, validation included. */
+  seconds: number;
+}
+
+export interface TrainCallbacks {
+  onBatchEnd?: (info: BatchEndInfo) => void;
+  onEpochEnd?: (info: EpochEndInfo) => void | Promise<void>;
+}
+
+export interface TrainOptions extends TrainCallbacks {
+  /**
+   * When set: history.json and a checkpoint are written there after every epoch, and the final model
+   * (model.json, weights.bin, metadata.json) once the last epoch completes.
+   */
+  modelDir?: string;
+  /** Abort to stop: the current epoch is abandoned and nothing of it is saved. */
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  history: TrainingHistory;
+  epochsCompleted: number;
+  /** True when the signal stopped the run before its last epoch. */
+  stoppedEarly: boolean;
+}
+
+/** The loss became NaN or infinite: the run cannot recover, and the last checkpoint is left as it was. */
+export class DivergedError extends UserError {
+  constructor(
+    /** 0-based epoch and batch where it happened (the message counts from 1). */
+    readonly epoch: number,
+    readonly batch: number,
+  ) {
+    super(`the loss diverged at epoch ${epoch + 1} batch ${batch + 1}; try a lower --lr`, 1);
+    this.name = 'DivergedError';
+  }
+}
+
+/** Trains `model` from scratch for settings.epochs epochs. */
+export async function trainModel(
+  model: tf.LayersModel,
+  train: BatchSource,
+  val: BatchSource,
+  settings: TrainSettings,
+  options: TrainOptions = {},
+): Promise<TrainResult> {
+  const optimizer = tf.train.momentum(settings.initialLr, settings.momentum);
+  try {
+    return await runEpochs({ model, optimizer, train, val, settings, options, startEpoch: 0, history: emptyHistory() });
+  } finally {
+    optimizer.dispose();
+  }
+}
+
+/** Continues a checkpointed run at the epoch after the checkpoint, with its settings, history and optimizer state. */
+export async function resumeTraining(
+  checkpoint: Checkpoint,
+  train: BatchSource,
+  val: BatchSource,
+  options: TrainOptions = {},
+): Promise<TrainResult> {
+  const { settings } = checkpoint;
+  const optimizer = tf.train.momentum(settings.initialLr, settings.momentum);
+  try {
+    // setWeights makes variables that share the decoded tensors' data; dropping our handles frees nothing in use.
+    await optimizer.setWeights(checkpoint.optimizerWeights);
+    tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
+    return await runEpochs({
+      model: checkpoint.model,
+      optimizer,
+      train,
+      val,
+      settings,
+      options,
+      startEpoch: checkpoint.epochsCompleted,
+      history: checkpoint.history,
+    });
+  } finally {
+    optimizer.dispose();
+  }
+}
+
+interface RunState {
+  model: tf.LayersModel;
+  optimizer: tf.MomentumOptimizer;
+  train: BatchSource;
+  val: BatchSource;
+  settings: TrainSettings;
+  options: TrainOptions;
+  startEpoch: number;
+  history: TrainingHistory;
+}
+
+async function runEpochs(run: RunState): Promise<TrainResult> {
+  const { model, optimizer, train, val, settings, options } = run;
+  const history = cloneHistory(run.history);
+  const stopped = (epochsCompleted: number): TrainResult => ({ history, epochsCompleted, stoppedEarly: true });
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const classes = train.classNames.length;
+
+  for (let epoch = run.startEpoch; epoch < settings.epochs; epoch++) {
+    if (options.signal?.aborted) return stopped(epoch);
+    const started = performance.now();
+    const lr = polynomialDecay(settings.initialLr, epoch, settings.epochs, settings.power);
+    // The optimizer reads its rate on every step (SGDOptimizer keeps -lr in a scalar that setLearningRate replaces).
+    optimizer.setLearningRate(lr);
+
+    let seen = 0;
+    let lossSum = 0;
+    let correct = 0;
+    let batchIndex = 0;
+    for await (const batch of train.batches(epoch)) {
+      if (options.signal?.aborted) return stopped(epoch);
+      const step = await trainStep(model, optimizer, variables, batch.x, batch.labels, batch.size, classes, settings.microBatchSize);
+      if (!Number.isFinite(step.loss)) throw new DivergedError(epoch, batchIndex);
+      seen += batch.size;
+      lossSum += step.loss * batch.size;
+      correct += step.correct;
+      options.onBatchEnd?.({ epoch, batch: batchIndex, batches: train.batchesPerEpoch, loss: lossSum / seen, accuracy: correct / seen });
+      batchIndex++;
+    }
+    if (options.signal?.aborted) return stopped(epoch);
+
+    const validation = await validate(model, val);
+    if (options.signal?.aborted) return stopped(epoch);
+    history.loss.push(lossSum / seen);
+    history.accuracy.push(correct / seen);
+    history.val_loss.push(validation.loss);
+    history.val_accuracy.push(validation.accuracy);
+    history.lr.push(lr);
+    if (options.modelDir) {
+      await saveCheckpoint(options.modelDir, { model, optimizer, epochsCompleted: epoch + 1, history, settings });
+      await saveHistory(options.modelDir, history);
+    }
+    await options.onEpochEnd?.({
+      epoch,
+      loss: lossSum / seen,
+      accuracy: correct / seen,
+      valLoss: validation.loss,
+      valAccuracy: validation.accuracy,
+      lr,
+      seconds: (performance.now() - started) / 1000,
+    });
+  }
+
+  if (options.modelDir) await saveModel(options.modelDir, model, buildMetadata(model, train, settings));
+  return { history, epochsCompleted: settings.epochs, stoppedEarly: false };
+}
+
+function cloneHistory(history: TrainingHistory): TrainingHistory {
+  return {
+    loss: [...history.loss],
+    accuracy: [...history.accuracy],
+    val_loss: [...history.val_loss],
+    val_accuracy: [...history.val_accuracy],
+    lr: [...history.lr],
+  };
+}
+
+function buildMetadata(model: tf.LayersModel, train: BatchSource, settings: TrainSettings): ModelMetadata {
+  const [height, , channels] = imageShape(model);
+  return {
+    classNames: [...train.classNames],
+    imageSize: height,
+    channels,
+    scaling: 'x/255',
+    resize: 'nearest',
+    architecture: settings.architecture,
+    backend: tf.getBackend(),
+    created: new Date().toISOString(),
+  };
+}
+
+/** The sum of the layers' regularization penalties (Keras L2: l2 * sum(w^2) per regularized kernel). */
+export function regularizationPenalty(model: tf.LayersModel): tf.Scalar {
+  return tf.tidy(() => {
+    const penalties = model.calculateLosses();
+    return penalties.length ? (tf.addN(penalties) as tf.Scalar) : tf.scalar(0);
+  });
+}
+
+/**
+ * One optimizer step on one batch. The batch is cut into micro-batches of `microBatchSize` images; micro-batch i
+ * of n_i images contributes (n_i / size) * its mean cross-entropy, so the summed gradients equal those of the whole
+ * batch's mean, and the L2 penalty is added once (to the first micro-batch). Batch norm runs in training mode, so
+ * it normalises each micro-batch by its own statistics (8 images when the wasm backend's 4 GB memory cap forces
+ * micro-batches of 8) and updates its moving mean and variance once per micro-batch: the only way the result
+ * differs from one big step.
+ * Returns the batch loss (mean cross-entropy + penalty) and the number of correct predictions.
+ */
+export async function trainStep(
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  variables: tf.Variable[],
+  x: Float32Array,
+  labels: Int32Array,
+  size: number,
+  classes: number,
+  microBatchSize = size,
+): Promise<{ loss: number; correct: number }> {
+  const shape = imageShape(model);
+  const micro = Math.max(1, Math.min(microBatchSize, size));
+  let gradients: tf.NamedTensorMap | undefined;
+  const losses: tf.Scalar[] = [];
+  const corrects: tf.Scalar[] = [];
+  try {
+    for (let start = 0; start < size; start += micro) {
+      const count = Math.min(micro, size - start);
+      const share = count / size;
+      const first = start === 0;
+      const result = tf.tidy(() => {
+        const images = batchTensor(x, count, shape, start);
+        const oneHot = tf.oneHot(tf.tensor1d(labels.subarray(start, start + count), 'int32'), classes);
+        let correct: tf.Scalar | undefined;
+        const { value, grads } = tf.variableGrads(() => {
+          const probabilities = model.apply(images, { training: true }) as tf.Tensor;
+          correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(probabilities, -1), tf.argMax(oneHot, -1)), 'float32')) as tf.Scalar);
+          const crossEntropy = tf.mean(tf.metrics.categoricalCrossentropy(oneHot, probabilities)) as tf.Scalar;
+          const weighted = share === 1 ? crossEntropy : tf.mul(crossEntropy, share);
+          return (first ? tf.add(weighted, regularizationPenalty(model)) : weighted) as tf.Scalar;
+        }, variables);
+        return { value, grads, correct: correct as tf.Scalar };
+      });
+      losses.push(result.value);
+      corrects.push(result.correct);
+      if (!gradients) {
+        gradients = result.grads;
+      } else {
+        const sum: tf.NamedTensorMap = {};
+        for (const name of Object.keys(gradients)) sum[name] = tf.add(gradients[name], result.grads[name]);
+        tf.dispose([gradients, result.grads]);
+        gradients = sum;
+      }
+    }
+    const [loss, correct] = await Promise.all(
+      [losses, corrects].map(async (parts) => {
+        const total = tf.addN(parts as tf.Tensor[]);
+        const value = (await total.data())[0];
+        total.dispose();
+        return value;
+      }),
+    );
+    // Check before stepping so a diverged batch never reaches the weights.
+    if (Number.isFinite(loss) && gradients) optimizer.applyGradients(gradients);
+    return { loss, correct };
+  } finally {
+    tf.dispose([...losses, ...corrects]);
+    if (gradients) tf.dispose(gradients);
+  }
+}
+
+async function validate(model: tf.LayersModel, val: BatchSource): Promise<{ loss: number; accuracy: number }> {
+  const predictions = await predictProbabilities(model, val);
+  const { loss, accuracy } = crossEntropyAndAccuracy(predictions);
+  // Keras' val_loss includes the regularization penalty, like the training loss.
+  const penalty = regularizationPenalty(model);
+  const penaltyValue = (await penalty.data())[0];
+  penalty.dispose();
+  return { loss: loss + penaltyValue, accuracy };
+}

@@ -1,0 +1,80 @@
+// Runs a backend's own kernels directly from inside another kernel, and frees the intermediates.
+// Going around the engine keeps the composite off the gradient tape and avoids per-op engine overhead.
+import { tf } from '../tf.js';
+
+type KernelInputs = Record<string, tf.TensorInfo> | tf.TensorInfo[];
+
+export class KernelScope {
+  private readonly made: tf.TensorInfo[] = [];
+
+  constructor(
+    readonly backend: tf.KernelBackend,
+    readonly backendName: string,
+  ) {}
+
+  /** Runs `kernelName` of this backend; the output is freed by `finish` unless it is the result. */
+  run(kernelName: string, inputs: KernelInputs, attrs: tf.NamedAttrMap = {}): tf.TensorInfo {
+    const config = tf.getKernel(kernelName, this.backendName);
+    if (!config) throw new Error(`kernel '${kernelName}' is not registered for backend '${this.backendName}'`);
+    const out = config.kernelFunc({
+      inputs: inputs as tf.NamedTensorInfoMap,
+      backend: this.backend,
+      attrs,
+    });
+    if (Array.isArray(out)) throw new Error(`kernel '${kernelName}' returned several outputs`);
+    this.made.push(out);
+    return out;
+  }
+
+  reshape(x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+    return this.run('Reshape', { x }, { shape });
+  }
+
+  transpose(x: tf.TensorInfo, perm: number[]): tf.TensorInfo {
+    return this.run('Transpose', { x }, { perm });
+  }
+
+  /** [rows, k] x [k, cols] through the backend's fast path (no transposed operands, batch 1). */
+  matMul2d(a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
+    const [rows, k] = a.shape;
+    const cols = b.shape[1];
+    const product = this.run(
+      'BatchMatMul',
+      { a: this.reshape(a, [1, rows, k]), b: this.reshape(b, [1, k, cols]) },
+      { transposeA: false, transposeB: false },
+    );
+    return this.reshape(product, [rows, cols]);
+  }
+
+  zeros(shape: number[]): tf.TensorInfo {
+    return this.run('Fill', {}, { shape, value: 0, dtype: 'float32' });
+  }
+
+  /** Frees every intermediate except `result`, which the caller hands to the engine. */
+  finish(result: tf.TensorInfo): tf.TensorInfo {
+    for (const t of this.made) if (t !== result) this.backend.disposeData(t.dataId);
+    this.made.length = 0;
+    return result;
+  }
+
+  /** Frees every intermediate (after an error). */
+  abandon(): void {
+    for (const t of this.made) this.backend.disposeData(t.dataId);
+    this.made.length = 0;
+  }
+}
+
+/** Runs `body` in a fresh scope and returns its result with all other intermediates freed. */
+export function withKernelScope(
+  backend: unknown,
+  backendName: string,
+  body: (scope: KernelScope) => tf.TensorInfo,
+): tf.TensorInfo {
+  const scope = new KernelScope(backend as tf.KernelBackend, backendName);
+  try {
+    return scope.finish(body(scope));
+  } catch (err) {
+    scope.abandon();
+    throw err;
+  }
+}

@@ -1,0 +1,50 @@
+// Test helpers: run the same computation on the wasm and cpu backends and compare the results.
+import { expect } from 'vitest';
+import seedrandom from 'seedrandom';
+import { selectBackend, tf } from '../../src/tf.js';
+
+/** Loads wasm (with the training kernels) and cpu in one process. */
+export async function loadBothBackends(): Promise<void> {
+  await selectBackend('wasm');
+  await selectBackend('cpu'); // through selectBackend, which silences the cpu backend's banner
+  await tf.setBackend('wasm');
+}
+
+export interface HostTensor {
+  shape: number[];
+  values: Float32Array;
+}
+
+/** Seeded uniform values in [-1, 1), so that failures reproduce. */
+export function randomHost(shape: number[], seed: string): HostTensor {
+  const rng = seedrandom(seed);
+  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < values.length; i++) values[i] = rng() * 2 - 1;
+  return { shape, values };
+}
+
+export function toTensor(host: HostTensor): tf.Tensor {
+  return tf.tensor(host.values, host.shape, 'float32');
+}
+
+/** Runs `compute` on `backend` and copies its tensors to host arrays; nothing stays allocated. */
+export async function onBackend(backend: 'wasm' | 'cpu', compute: () => tf.Tensor[]): Promise<HostTensor[]> {
+  await tf.setBackend(backend);
+  const outputs = tf.tidy(compute);
+  const host = outputs.map((t) => ({ shape: t.shape.slice(), values: t.dataSync() as Float32Array }));
+  tf.dispose(outputs);
+  return host;
+}
+
+/** Same shape, and every element within `rtol` of the largest magnitude in `expected`. */
+export function expectClose(actual: HostTensor, expected: HostTensor, rtol = 1e-4, label = ''): void {
+  expect(actual.shape, label).toEqual(expected.shape);
+  let scale = 0;
+  for (const v of expected.values) scale = Math.max(scale, Math.abs(v));
+  let worst = 0;
+  for (let i = 0; i < expected.values.length; i++) {
+    worst = Math.max(worst, Math.abs(actual.values[i] - expected.values[i]));
+  }
+  expect(scale, `${label}: reference is all zeros`).toBeGreaterThan(0);
+  expect(worst / scale, `${label}: max error relative to max magnitude`).toBeLessThanOrEqual(rtol);
+}
