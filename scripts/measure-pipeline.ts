@@ -7,7 +7,8 @@
 // Options: --count N images (half per class), --offset K (skip the first K files of each class, to read files
 // the OS has not cached yet), --size, --batch, --epochs, --prefetch, --inflight (decodes in flight),
 // --sharp-concurrency N (libvips threads per image), --sharp-cache off, --input path|buffer (sharp reads the file
-// itself, or fs.readFile first), --sequential (sequentialRead), --unlimited, --decoder project|custom.
+// itself, or fs.readFile first), --sequential (sequentialRead), --unlimited, --decoder project|custom,
+// --step-ms N (block the main thread N ms per batch, as a synchronous tfjs training step does).
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +33,7 @@ const { values: args } = parseArgs({
     sequential: { type: 'boolean', default: false },
     unlimited: { type: 'boolean', default: false },
     decoder: { type: 'string', default: 'project' },
+    'step-ms': { type: 'string', default: '0' },
   },
 });
 
@@ -73,7 +75,14 @@ async function sampleLayout(dataDir: string, count: number, offset: number): Pro
   return root;
 }
 
+/** Blocks the main thread like a synchronous training step (the decodes already handed to sharp go on). */
+function busyWait(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
 async function main(): Promise<void> {
+  const stepMs = Number(args['step-ms']);
   if (args['sharp-concurrency'] !== undefined) sharp.concurrency(Number(args['sharp-concurrency']));
   if (args['sharp-cache'] === 'off') sharp.cache(false);
   const dir = await sampleLayout(args.data, Number(args.count), Number(args.offset));
@@ -94,14 +103,17 @@ async function main(): Promise<void> {
       `sharp.concurrency=${sharp.concurrency()}`,
       `sharp.cache=${args['sharp-cache']}`,
       `decoder=${args.decoder}${args.decoder === 'custom' ? ` input=${args.input} sequential=${args.sequential} unlimited=${args.unlimited}` : ''}`,
-      `inflight=${args.inflight ?? 'default'} prefetch=${args.prefetch ?? 'default'}`,
+      `inflight=${args.inflight ?? 'default'} prefetch=${args.prefetch ?? 'default'} step=${stepMs} ms`,
     ];
     console.log(`${source.files.length} images, ${os.cpus().length} cores; ${settings.join(', ')}`);
     for (let epoch = 0; epoch < Number(args.epochs); epoch++) {
       const started = process.hrtime.bigint();
       const cpuBefore = process.cpuUsage();
       let images = 0;
-      for await (const batch of source.batches(epoch)) images += batch.size;
+      for await (const batch of source.batches(epoch)) {
+        images += batch.size;
+        busyWait(stepMs);
+      }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       // CPU time of the whole process (main thread + threadpool): less sensitive than wall time to other
       // processes on a shared machine; 2 cores / (CPU per image) bounds the img/s of an idle 2-core machine.

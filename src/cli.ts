@@ -4,13 +4,20 @@ import { createRequire } from 'node:module';
 import { UserError, describeFsError } from './errors.js';
 import { registerCommands } from './commands/index.js';
 
-const pkg = createRequire(import.meta.url)('../../package.json') as { version: string; description: string };
+// Compiled, this file is dist/src/cli.js; run from source (vitest), it is src/cli.ts, one level higher.
+const requireHere = createRequire(import.meta.url);
+const pkg = (() => {
+  try {
+    return requireHere('../../package.json');
+  } catch {
+    return requireHere('../package.json');
+  }
+})() as { version: string; description: string };
 
 export function buildProgram(): Command {
   const program = new Command('malaria')
     .description(pkg.description)
     .version(pkg.version, '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text) });
   registerCommands(program);

@@ -1,7 +1,8 @@
 // `malaria build-dataset`: flags -> buildDataset() -> summary on stdout (progress bars on stderr).
 import { Option, type Command } from 'commander';
 import { DATASET_DEFAULTS } from '../config.js';
-import { buildDataset, formatBuildSummary, type GroupBy } from '../data/build-dataset.js';
+import { buildDataset, type GroupBy } from '../data/build-dataset.js';
+import { formatBuildSummary } from '../data/build-summary.js';
 import { fraction, nonNegativeInt } from './options.js';
 
 interface BuildDatasetFlags {
@@ -20,7 +21,12 @@ export function registerBuildDataset(program: Command): void {
     .description('split the raw class folders into training/validation/testing copies and write splits.csv')
     .option('--input <dir>', 'folder holding one subfolder of images per class', DATASET_DEFAULTS.input)
     .option('--output <dir>', 'folder that receives training/, validation/, testing/ and splits.csv', DATASET_DEFAULTS.base)
-    .option('--train-split <f>', 'fraction of all images for training + validation (the rest is testing)', fraction, DATASET_DEFAULTS.trainSplit)
+    .option(
+      '--train-split <f>',
+      'fraction of all images for training + validation (the rest is testing)',
+      fraction,
+      DATASET_DEFAULTS.trainSplit,
+    )
     .option('--val-split <f>', 'fraction of the training part held out for validation', fraction, DATASET_DEFAULTS.valSplit)
     .option('--seed <n>', 'seed of the shuffle (same seed, same split)', nonNegativeInt, DATASET_DEFAULTS.seed)
     .option('--force', 'replace an existing split in the output folder', false)

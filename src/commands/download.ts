@@ -47,6 +47,7 @@ async function exists(file: string): Promise<boolean> {
 }
 
 const megabytes = (bytes: number): number => Math.round(bytes / 1e6);
+const count = (n: number): string => n.toLocaleString('en-US');
 
 function describeSkipped(result: ExtractResult): string[] {
   const lines: string[] = [];
@@ -54,13 +55,15 @@ function describeSkipped(result: ExtractResult): string[] {
     const base = [...new Set(names.map((name) => path.posix.basename(name)))];
     return base.slice(0, 3).join(', ') + (base.length > 3 ? ', ...' : '');
   };
-  if (result.nonImages.length > 0) lines.push(`skipped ${result.nonImages.length} non-image entries (${sample(result.nonImages)})`);
+  if (result.nonImages.length > 0) lines.push(`skipped ${count(result.nonImages.length)} non-image entries (${sample(result.nonImages)})`);
   if (result.duplicates.length > 0) {
-    lines.push(`skipped ${result.duplicates.length} duplicate images (same class, file name and size as one already extracted: the nested copy)`);
+    lines.push(`skipped ${count(result.duplicates.length)} duplicate images (same class, file name and size as one already extracted: the nested copy)`);
   }
-  if (result.unlabelled.length > 0) lines.push(`skipped ${result.unlabelled.length} images outside any class folder (${sample(result.unlabelled)})`);
+  if (result.unlabelled.length > 0) {
+    lines.push(`skipped ${count(result.unlabelled.length)} images outside any class folder (${sample(result.unlabelled)})`);
+  }
   if (result.renamed.length > 0) {
-    lines.push(`kept ${result.renamed.length} images whose class and file name clash with a different image under a numbered name (<name>-2.png)`);
+    lines.push(`kept ${count(result.renamed.length)} images whose class and file name clash with a different image under a numbered name (<name>-2.png)`);
   }
   return lines;
 }

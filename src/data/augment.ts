@@ -120,31 +120,37 @@ export function scaleToUnit(src: Uint8Array, out: Float32Array, offset = 0): voi
  * the image, so edge pixels repeat instead of black corners appearing.
  */
 export function warpAffine(src: Uint8Array, size: number, matrix: ArrayLike<number>, out: Float32Array, offset = 0): void {
-  const [m0, m1, m2, m3, m4, m5] = [matrix[0], matrix[1], matrix[2], matrix[3], matrix[4], matrix[5]];
+  const m0 = matrix[0];
+  const m1 = matrix[1];
+  const m2 = matrix[2];
+  const m3 = matrix[3];
+  const m4 = matrix[4];
+  const m5 = matrix[5];
   const max = size - 1;
+  const stride = size * 3;
   let o = offset;
   for (let y = 0; y < size; y++) {
-    const rowX = m1 * y + m2;
-    const rowY = m4 * y + m5;
-    for (let x = 0; x < size; x++) {
-      let sx = m0 * x + rowX;
-      let sy = m3 * x + rowY;
-      sx = sx < 0 ? 0 : sx > max ? max : sx;
-      sy = sy < 0 ? 0 : sy > max ? max : sy;
-      const x0 = sx | 0;
-      const y0 = sy | 0;
-      const fx = sx - x0;
-      const fy = sy - y0;
-      const x1 = x0 < max ? x0 + 1 : max;
-      const y1 = y0 < max ? y0 + 1 : max;
-      const w00 = (1 - fx) * (1 - fy);
-      const w01 = fx * (1 - fy);
-      const w10 = (1 - fx) * fy;
+    // Stepping along the row adds (m0, m3) per pixel; the rounding drift over one row is ~1e-14 pixel.
+    let sx = m1 * y + m2;
+    let sy = m4 * y + m5;
+    for (let x = 0; x < size; x++, sx += m0, sy += m3) {
+      const cx = sx < 0 ? 0 : sx > max ? max : sx;
+      const cy = sy < 0 ? 0 : sy > max ? max : sy;
+      const x0 = cx | 0;
+      const y0 = cy | 0;
+      const fx = cx - x0;
+      const fy = cy - y0;
+      // On the last row/column the weight of the next one is 0: point at the same pixel instead of past the edge.
+      const i00 = y0 * stride + x0 * 3;
+      const i01 = x0 < max ? i00 + 3 : i00;
+      const i10 = y0 < max ? i00 + stride : i00;
+      const i11 = i01 + (i10 - i00);
+      // fx(1-fy) and (1-fx)fy from fx*fy: fewer multiplications, and every weight stays >= 0 after rounding
+      // (so values stay in [0, 1]); exactly 1, 0, 0, 0 at fx = fy = 0 (identity reproduces the input).
       const w11 = fx * fy;
-      const i00 = (y0 * size + x0) * 3;
-      const i01 = (y0 * size + x1) * 3;
-      const i10 = (y1 * size + x0) * 3;
-      const i11 = (y1 * size + x1) * 3;
+      const w01 = fx - w11;
+      const w10 = fy - w11;
+      const w00 = (1 - fx) * (1 - fy);
       out[o++] = (src[i00] * w00 + src[i01] * w01 + src[i10] * w10 + src[i11] * w11) * INV_255;
       out[o++] = (src[i00 + 1] * w00 + src[i01 + 1] * w01 + src[i10 + 1] * w10 + src[i11 + 1] * w11) * INV_255;
       out[o++] = (src[i00 + 2] * w00 + src[i01 + 2] * w01 + src[i10 + 2] * w10 + src[i11 + 2] * w11) * INV_255;

@@ -14,6 +14,7 @@ import { listDataset, type DatasetListing, type DuplicateImage, type ListedImage
 import { mapLimit } from './map-limit.js';
 import { patientIdOf, splitByPatient } from './patients.js';
 import { compareSplitItems, compareStrings, splitByCell, type SplitAssignment } from './split.js';
+import { removeStaleTemps } from './stale-temps.js';
 
 export type GroupBy = 'cell' | 'patient';
 
@@ -88,29 +89,6 @@ async function exists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Deletes `.build-dataset-<pid>-tmp` folders whose process is gone (runs that were interrupted). */
-async function removeLeftoverTemps(outputDir: string): Promise<string[]> {
-  const removed: string[] = [];
-  for (const name of await fsp.readdir(outputDir)) {
-    const match = TEMP_PATTERN.exec(name);
-    if (!match) continue;
-    const pid = Number(match[1]);
-    if (pid !== process.pid && isProcessAlive(pid)) continue; // another run is working right now
-    await fse.remove(path.join(outputDir, name));
-    removed.push(name);
-  }
-  return removed;
 }
 
 async function checkPaths(options: BuildDatasetOptions): Promise<{ inputDir: string; outputDir: string }> {
@@ -216,7 +194,12 @@ async function writeSplit(
 }
 
 /** Moves the old output into the temp folder, the new one into place, then deletes the temp folder. */
-async function swapIntoPlace(tempDir: string, outputDir: string, existing: readonly string[], newEntries: readonly string[]): Promise<void> {
+async function swapIntoPlace(
+  tempDir: string,
+  outputDir: string,
+  existing: readonly string[],
+  newEntries: readonly string[],
+): Promise<void> {
   const trash = path.join(tempDir, '.replaced');
   await fsp.mkdir(trash);
   for (const entry of existing) await fsp.rename(path.join(outputDir, entry), path.join(trash, entry));
@@ -228,7 +211,7 @@ async function swapIntoPlace(tempDir: string, outputDir: string, existing: reado
 export async function buildDataset(options: BuildDatasetOptions): Promise<BuildDatasetResult> {
   const { inputDir, outputDir } = await checkPaths(options);
   const existing = await refuseOrPlanReplacement(outputDir, options);
-  const removedLeftovers = (await exists(outputDir)) ? await removeLeftoverTemps(outputDir) : [];
+  const removedLeftovers = await removeStaleTemps(outputDir, TEMP_PATTERN);
 
   const excluded = new Set(SPLIT_NAMES.map((split) => path.join(outputDir, split)));
   let scanBar: ProgressBar | undefined;
@@ -305,68 +288,4 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
     replaced: existing,
     removedLeftovers,
   };
-}
-
-const formatCount = (n: number): string => n.toLocaleString('en-US');
-
-/** Up to three examples, then "...": enough to recognise Thumbs.db without flooding the terminal. */
-function examples(paths: readonly string[]): string {
-  const shown = paths.slice(0, 3).join(', ');
-  return paths.length > 3 ? `${shown}, ...` : shown;
-}
-
-const plural = (n: number, one: string, many = `${one}s`): string => `${formatCount(n)} ${n === 1 ? one : many}`;
-
-/** The summary table (counts per split and class, balance, patients) and one line per thing set aside. */
-export function formatBuildSummary(result: BuildDatasetResult): string[] {
-  const { classNames, counts } = result;
-  const header = ['split', ...classNames, 'total', 'balance', ...(result.patients ? ['patients'] : [])];
-  const rows: string[][] = [];
-  const totals: Record<string, number> = Object.fromEntries(classNames.map((name) => [name, 0]));
-  const balance = (perClass: Record<string, number>, total: number): string =>
-    classNames.map((name) => (total > 0 ? `${((100 * perClass[name]) / total).toFixed(1)}%` : '-')).join(' / ');
-  for (const split of SPLIT_NAMES) {
-    const perClass = counts[split];
-    const total = classNames.reduce((sum, name) => sum + perClass[name], 0);
-    for (const name of classNames) totals[name] += perClass[name];
-    rows.push([split, ...classNames.map((name) => formatCount(perClass[name])), formatCount(total), balance(perClass, total), ...(result.patients ? [formatCount(result.patients[split])] : [])]);
-  }
-  const grandTotal = classNames.reduce((sum, name) => sum + totals[name], 0);
-  const patientTotal = result.patients ? SPLIT_NAMES.reduce((sum, split) => sum + result.patients![split], 0) : 0;
-  rows.push(['total', ...classNames.map((name) => formatCount(totals[name])), formatCount(grandTotal), balance(totals, grandTotal), ...(result.patients ? [formatCount(patientTotal)] : [])]);
-  const widths = header.map((cell, i) => Math.max(cell.length, ...rows.map((row) => row[i].length)));
-  const format = (row: string[]): string => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ').trimEnd();
-
-  const lines = [
-    `found ${plural(grandTotal, 'usable image')} in ${classNames.length} classes (${classNames.join(', ')}) under ${result.input}`,
-  ];
-  if (result.nonImages.length > 0) lines.push(`skipped ${plural(result.nonImages.length, 'non-image file')} (${examples(result.nonImages)})`);
-  if (result.unlabelled.length > 0) {
-    lines.push(`skipped ${plural(result.unlabelled.length, 'image')} lying directly in the input folder, outside any class folder (${examples(result.unlabelled)})`);
-  }
-  if (result.duplicates.length > 0) {
-    const crossClass = result.duplicates.filter((d) => d.crossClass).length;
-    lines.push(
-      `dropped ${plural(result.duplicates.length, 'duplicate image')} (identical bytes; kept the first copy by path)${crossClass > 0 ? `, ${formatCount(crossClass)} of them filed under a different class than the copy kept` : ''}`,
-    );
-  }
-  if (result.rejected.length > 0) {
-    lines.push(`set aside ${plural(result.rejected.length, 'file')} that do not decode as images (reasons in ${result.rejectedPath}; not copied)`);
-  }
-  if (result.notFollowed.length > 0) lines.push(`did not follow ${plural(result.notFollowed.length, 'folder link or special file', 'folder links or special files')} (${examples(result.notFollowed)})`);
-  if (result.removedLeftovers.length > 0) lines.push(`removed ${plural(result.removedLeftovers.length, 'temporary folder')} left by an interrupted run`);
-  if (result.patients) {
-    lines.push(
-      `grouped by patient: no patient has images in two splits${result.withoutPatientId ? `; ${plural(result.withoutPatientId, 'file')} without a patient id in the name, each kept as a group of one` : ''}`,
-    );
-  }
-  lines.push('', format(header), ...rows.map(format), '');
-  for (const split of SPLIT_NAMES) {
-    if (classNames.every((name) => counts[split][name] === 0)) {
-      lines.push(`warning: ${split} is empty; use more images${result.patients ? ' (or patients)' : ''} or other --train-split/--val-split values`);
-    }
-  }
-  const replaced = result.replaced.length > 0 ? ` (replaced the previous ${result.replaced.join(', ')})` : '';
-  lines.push(`wrote ${SPLIT_NAMES.map((split) => path.join(result.output, split)).join(', ')} and ${result.manifestPath}${replaced}`);
-  return lines;
 }

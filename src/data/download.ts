@@ -42,7 +42,12 @@ async function sizeOf(file: string): Promise<number> {
 }
 
 /** One GET, following up to `maxRedirects` redirects (the Range header goes along). */
-async function get(url: URL, headers: Record<string, string>, maxRedirects: number, idleTimeoutMs: number): Promise<{ response: IncomingMessage; url: URL }> {
+async function get(
+  url: URL,
+  headers: Record<string, string>,
+  maxRedirects: number,
+  idleTimeoutMs: number,
+): Promise<IncomingMessage> {
   for (let redirects = 0; ; redirects++) {
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
       const client = url.protocol === 'https:' ? https : http;
@@ -60,7 +65,7 @@ async function get(url: URL, headers: Record<string, string>, maxRedirects: numb
       url = next;
       continue;
     }
-    return { response, url };
+    return response;
   }
 }
 
@@ -86,7 +91,7 @@ export async function downloadWithResume(options: DownloadOptions): Promise<Down
     for (let round = 0; round < 2; round++) {
       const offset = await sizeOf(part);
       const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
-      const { response } = await get(new URL(options.url), headers, maxRedirects, idleTimeoutMs);
+      const response = await get(new URL(options.url), headers, maxRedirects, idleTimeoutMs);
       const status = response.statusCode ?? 0;
       const range = parseContentRange(response.headers['content-range']);
       let append: boolean;
@@ -133,7 +138,8 @@ export async function downloadWithResume(options: DownloadOptions): Promise<Down
       try {
         await pipeline(response, counter, createWriteStream(part, { flags: append ? 'a' : 'w' }));
       } catch (err) {
-        throw new Error(`stopped after ${bytes} of ${total ?? '?'} bytes (${describeNetworkError(err)})`);
+        // (bytes counted here may exceed what reached the disk; the message below reports the .part size)
+        throw new Error(`interrupted: ${describeNetworkError(err)}`);
       }
       if (!response.complete || (total !== undefined && bytes !== total)) {
         throw new Error(`the connection closed after ${bytes} of ${total ?? '?'} bytes`);
@@ -145,7 +151,10 @@ export async function downloadWithResume(options: DownloadOptions): Promise<Down
   } catch (err) {
     const problem = describeNetworkError(err);
     const kept = await sizeOf(part);
-    const resume = kept > 0 ? `; run the command again to resume (${kept} bytes kept in ${part})` : '; check the URL and your connection, then run the command again';
+    const resume =
+      kept > 0
+        ? `; run the command again to resume (${kept.toLocaleString('en-US')} bytes kept in ${part})`
+        : '; check the URL and your connection, then run the command again';
     throw new UserError(`could not download ${options.url}: ${problem}${resume}`, 1);
   }
 }

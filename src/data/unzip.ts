@@ -9,6 +9,7 @@ import fse from 'fs-extra';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { UserError } from '../errors.js';
 import { HEADER_BYTES, classifyFile } from './image-files.js';
+import { removeStaleTemps } from './stale-temps.js';
 
 export interface ExtractOptions {
   /** Replace an existing destination folder (otherwise its existence is an error). */
@@ -69,29 +70,10 @@ function entryReader(zip: ZipFile): () => Promise<Entry | undefined> {
     });
 }
 
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Removes `.<name>-<pid>-tmp` / `-old` folders left beside `destDir` by interrupted runs. */
-async function removeLeftovers(destDir: string): Promise<void> {
-  const parent = path.dirname(destDir);
-  const pattern = new RegExp(`^\\.${path.basename(destDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)-(tmp|old)$`);
-  let names: string[];
-  try {
-    names = await fsp.readdir(parent);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    const match = pattern.exec(name);
-    if (match && (Number(match[1]) === process.pid || !isProcessAlive(Number(match[1])))) await fse.remove(path.join(parent, name));
-  }
+/** Leftovers of interrupted runs beside `destDir`: `.<name>-<pid>-tmp` (being written) and `-old` (being replaced). */
+function tempPattern(destDir: string): RegExp {
+  const name = path.basename(destDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^\\.${name}-(\\d+)-(tmp|old)$`);
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -124,7 +106,7 @@ export async function extractCellImages(zipPath: string, destDir: string, option
     throw new UserError(`${destDir} already exists; pass --force to extract the archive over it again`);
   }
   await fsp.mkdir(path.dirname(destDir), { recursive: true });
-  await removeLeftovers(destDir);
+  await removeStaleTemps(path.dirname(destDir), tempPattern(destDir));
   const tempDir = path.join(path.dirname(destDir), `.${path.basename(destDir)}-${process.pid}-tmp`);
   const oldDir = path.join(path.dirname(destDir), `.${path.basename(destDir)}-${process.pid}-old`);
   await fsp.mkdir(tempDir);
@@ -180,7 +162,8 @@ export async function extractCellImages(zipPath: string, destDir: string, option
       }
       if (usedNames.has(key)) {
         const ext = path.extname(name);
-        for (let n = 2; usedNames.has(`${className}/${targetName}`); n++) targetName = `${name.slice(0, name.length - ext.length)}-${n}${ext}`;
+        const stem = name.slice(0, name.length - ext.length);
+        for (let n = 2; usedNames.has(`${className}/${targetName}`); n++) targetName = `${stem}-${n}${ext}`;
         result.renamed.push(fileName);
       }
       if (!createdFolders.has(className)) {

@@ -332,11 +332,10 @@ export async function saveCheckpoint(
   }
   const current = path.join(modelDir, CHECKPOINT_DIR);
   const previous = path.join(modelDir, PREVIOUS_CHECKPOINT_DIR);
-  await fs.rm(previous, { recursive: true, force: true });
-  try {
+  // Without a current checkpoint, checkpoint.old (if any) is the newest complete one: keep it until ours is in place.
+  if (await exists(current)) {
+    await fs.rm(previous, { recursive: true, force: true });
     await fs.rename(current, previous);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   await fs.rename(temp, current);
   await fs.rm(previous, { recursive: true, force: true });

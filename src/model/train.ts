@@ -46,7 +46,7 @@ export interface EpochEndInfo {
   valLoss: number;
   valAccuracy: number;
   lr: number;
-  /** Wall time of the epoch, validation included. */
+  /** Wall time of the epoch, validation and checkpoint included. */
   seconds: number;
 }
 
@@ -96,7 +96,7 @@ export async function trainModel(
   try {
     return await runEpochs({ model, optimizer, train, val, settings, options, startEpoch: 0, history: emptyHistory() });
   } finally {
-    optimizer.dispose();
+    disposeOptimizer(optimizer);
   }
 }
 
@@ -124,8 +124,14 @@ export async function resumeTraining(
       history: checkpoint.history,
     });
   } finally {
-    optimizer.dispose();
+    disposeOptimizer(optimizer);
   }
+}
+
+/** MomentumOptimizer.dispose() (tfjs 4.22) skips SGDOptimizer's, leaking the learning-rate scalar: free both. */
+function disposeOptimizer(optimizer: tf.MomentumOptimizer): void {
+  optimizer.dispose();
+  tf.SGDOptimizer.prototype.dispose.call(optimizer);
 }
 
 interface RunState {
@@ -168,6 +174,7 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
       batchIndex++;
     }
     if (options.signal?.aborted) return stopped(epoch);
+    if (seen === 0) throw new UserError(`the training data yielded no images in epoch ${epoch + 1}; check the data folder`);
 
     const validation = await validate(model, val);
     if (options.signal?.aborted) return stopped(epoch);

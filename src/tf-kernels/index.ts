@@ -2,6 +2,8 @@
 import { tf } from '../tf.js';
 import { conv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInputKernel } from './conv2d-backprop-input.js';
+import { makeCastKernel, makeIdentityKernel } from './shared-data.js';
+import { makeTileKernel } from './tile.js';
 
 export { conv2DBackpropFilter } from './conv2d-backprop-filter.js';
 export { conv2DBackpropInput } from './conv2d-backprop-input.js';
@@ -15,23 +17,29 @@ function setKernel(config: tf.KernelConfig): void {
   tf.registerKernel(config);
 }
 
+/** Replaces a wasm kernel by one built around the original, which keeps its setup (binding its C++ function). */
+function wrapKernel(kernelName: string, make: (original: tf.KernelFunc | undefined) => tf.KernelFunc): void {
+  const original = tf.getKernel(kernelName, BACKEND);
+  setKernel({
+    kernelName,
+    backendName: BACKEND,
+    kernelFunc: make(original?.kernelFunc),
+    setupFunc: original?.setupFunc,
+    disposeFunc: original?.disposeFunc,
+  });
+}
+
 /**
- * Registers the wasm training kernels once: Conv2DBackpropFilter (missing from wasm) and a faster
- * Conv2DBackpropInput. Call after importing @tensorflow/tfjs-backend-wasm and before the backend is used.
+ * Registers the wasm training kernels once: Conv2DBackpropFilter (missing from wasm); faster
+ * Conv2DBackpropInput and Tile; Identity and same-dtype Cast that share memory instead of copying. Call after importing @tensorflow/tfjs-backend-wasm and before the backend is used.
  */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
   registered = true;
   setKernel({ kernelName: 'Conv2DBackpropFilter', backendName: BACKEND, kernelFunc: conv2DBackpropFilterKernel });
-
-  // wasm's own kernel stays as the fallback for unequal strides; its setup (binding the C++ function) must
-  // still run when the backend initialises, so the replacement carries it.
-  const original = tf.getKernel('Conv2DBackpropInput', BACKEND);
-  setKernel({
-    kernelName: 'Conv2DBackpropInput',
-    backendName: BACKEND,
-    kernelFunc: makeConv2DBackpropInputKernel(original?.kernelFunc),
-    setupFunc: original?.setupFunc,
-    disposeFunc: original?.disposeFunc,
-  });
+  // wasm's own kernels stay as fallbacks (unequal strides, strings, real casts).
+  wrapKernel('Conv2DBackpropInput', makeConv2DBackpropInputKernel);
+  wrapKernel('Tile', makeTileKernel);
+  wrapKernel('Identity', makeIdentityKernel);
+  wrapKernel('Cast', makeCastKernel);
 }

@@ -1,6 +1,7 @@
 // Runs a backend's own kernels directly from inside another kernel, and frees the intermediates.
 // Going around the engine keeps the composite off the gradient tape and avoids per-op engine overhead.
 import { tf } from '../tf.js';
+import { asWasmBackend } from './wasm-heap.js';
 
 type KernelInputs = Record<string, tf.TensorInfo> | tf.TensorInfo[];
 
@@ -24,6 +25,21 @@ export class KernelScope {
     if (Array.isArray(out)) throw new Error(`kernel '${kernelName}' returned several outputs`);
     this.made.push(out);
     return out;
+  }
+
+  /** A new uninitialised tensor on the wasm heap, to be filled by hand. */
+  alloc(shape: number[], dtype: tf.DataType = 'float32'): tf.TensorInfo {
+    const out = asWasmBackend(this.backend).makeOutput(shape, dtype);
+    this.made.push(out);
+    return out;
+  }
+
+  /** Frees an intermediate early, to lower peak memory. */
+  release(t: tf.TensorInfo): void {
+    const index = this.made.indexOf(t);
+    if (index < 0) throw new Error('release: not made in this scope');
+    this.made.splice(index, 1);
+    this.backend.disposeData(t.dataId);
   }
 
   reshape(x: tf.TensorInfo, shape: number[]): tf.TensorInfo {

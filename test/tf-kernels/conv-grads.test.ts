@@ -15,6 +15,7 @@ interface Case {
 
 const CASES: Case[] = [
   { name: '1x1 stride 1 same, batch 2', x: [2, 5, 7, 3], filter: [1, 1, 3, 4], strides: [1, 1], pad: 'same' },
+  { name: '1x1 stride 1 valid, fewer output channels', x: [2, 4, 3, 6], filter: [1, 1, 6, 2], strides: [1, 1], pad: 'valid' },
   { name: '1x1 stride 2 same, odd size', x: [2, 7, 5, 4], filter: [1, 1, 4, 6], strides: [2, 2], pad: 'same' },
   { name: '1x1 stride 2 valid, even size', x: [3, 6, 8, 5], filter: [1, 1, 5, 3], strides: [2, 2], pad: 'valid' },
   { name: '3x3 stride 1 same, batch 1', x: [1, 6, 5, 3], filter: [3, 3, 3, 4], strides: [1, 1], pad: 'same' },

@@ -1,0 +1,161 @@
+// `npm run bench -- [--images <dir>] [--limit <n>] [--backend <b>] [--train-steps <n>] [--peers] [--json]`
+// Measures the data pipeline and the tutorial ResNet's training and inference speed on this machine; with --peers
+// it runs the peer baselines (../shared/bench) in the same run so the ratios compare like with like.
+import { Command } from 'commander';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../src/config.js';
+import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../src/tf.js';
+import { listSplit } from '../src/data/dataset.js';
+import { batchSourceFromListing } from '../src/data/batches.js';
+import { buildResNet } from '../src/model/resnet.js';
+import { trainStep } from '../src/model/train.js';
+import { positiveInt } from '../src/commands/options.js';
+
+interface BenchFlags {
+  images: string;
+  limit: number;
+  backend: BackendChoice;
+  trainSteps: number;
+  microBatch?: number;
+  peers?: boolean;
+  peersDir: string;
+  json?: boolean;
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+let peakRss = 0;
+const sampleRss = () => (peakRss = Math.max(peakRss, process.memoryUsage().rss));
+
+/** Augmented 64x64 training batches per second over two epochs: the first decodes, the second reads the cache. */
+async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached: number; images: number }> {
+  const listing = await listSplit(flags.images);
+  listing.files = listing.files.slice(0, flags.limit);
+  const source = batchSourceFromListing(listing, {
+    imageSize: TRAIN_DEFAULTS.imageSize,
+    batchSize: TRAIN_DEFAULTS.batchSize,
+    augment: true,
+    shuffle: true,
+    seed: 1,
+  });
+  const rates: number[] = [];
+  for (let epoch = 0; epoch < 2; epoch++) {
+    const started = performance.now();
+    let images = 0;
+    for await (const batch of source.batches(epoch)) {
+      images += batch.size;
+      sampleRss();
+    }
+    rates.push(images / ((performance.now() - started) / 1000));
+  }
+  return { first: rates[0], cached: rates[1], images: listing.files.length };
+}
+
+/** The tutorial ResNet at 64x64, batch 32: steady-state training and inference images per second. */
+async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: number; infer: number; microBatch: number }> {
+  const batch = TRAIN_DEFAULTS.batchSize;
+  const size = TRAIN_DEFAULTS.imageSize;
+  const model = buildResNet({ inputSize: size, classes: 2, seed: 1 });
+  const optimizer = tf.train.momentum(TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.momentum);
+  const microBatch = flags.microBatch ?? (backend === 'wasm' ? WASM_MICRO_BATCH : batch);
+  const x = new Float32Array(batch * size * size * 3).map(() => Math.random());
+  const labels = Int32Array.from({ length: batch }, (_, i) => i % 2);
+
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const inferRates: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const started = performance.now();
+    const out = tf.tidy(() => model.predict(tf.tensor4d(x, [batch, size, size, 3])) as tf.Tensor);
+    await out.data();
+    out.dispose();
+    if (i > 0) inferRates.push(batch / ((performance.now() - started) / 1000));
+    sampleRss();
+  }
+  const trainRates: number[] = [];
+  const warmup = 2;
+  for (let i = 0; i < warmup + flags.trainSteps; i++) {
+    const started = performance.now();
+    await trainStep(model, optimizer, variables, x, labels, batch, 2, microBatch);
+    if (i >= warmup) trainRates.push(batch / ((performance.now() - started) / 1000));
+    sampleRss();
+    if (!flags.json) process.stderr.write(`train step ${i + 1}/${warmup + flags.trainSteps}\r`);
+  }
+  optimizer.dispose();
+  model.dispose();
+  return { train: median(trainRates), infer: median(inferRates), microBatch };
+}
+
+/** Last JSON line a peer script prints. */
+function runPeer(script: string, args: string[]): Record<string, number> | undefined {
+  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  try {
+    const out = execFileSync(python, [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const last = out.trim().split('\n').pop() ?? '';
+    return JSON.parse(last) as Record<string, number>;
+  } catch (err) {
+    console.error(`peer ${path.basename(script)} failed: ${(err as Error).message.split('\n')[0]} (see ../shared/bench/README.md for its install line)`);
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  const flags = new Command('bench')
+    .option('--images <dir>', 'folder with one subfolder of images per class', 'malaria/sample')
+    .option('--limit <n>', 'images for the pipeline measurement', positiveInt, 3000)
+    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
+    .option('--train-steps <n>', 'timed training steps after 2 warm-up steps', positiveInt, 5)
+    .option('--micro-batch <n>', 'images per forward/backward pass in training', positiveInt)
+    .option('--peers', 'also run the peer baselines in ../shared/bench (needs Debian python3-torch)')
+    .option('--peers-dir <dir>', 'where the peer scripts are', '../shared/bench')
+    .option('--json', 'print only the JSON line')
+    .parse(process.argv)
+    .opts<BenchFlags>();
+
+  const backend = await selectBackend(flags.backend);
+  if (!flags.json) console.log(backend.message);
+  const pipeline = await benchPipeline(flags);
+  if (!flags.json) console.log(`pipeline: ${pipeline.first.toFixed(0)} img/s first epoch, ${pipeline.cached.toFixed(0)} img/s cached (${pipeline.images} images)`);
+  const model = await benchModel(flags, backend.name);
+  if (!flags.json) console.log(`ResNet 64x64 batch 32: train ${model.train.toFixed(2)} img/s (micro-batch ${model.microBatch}), inference ${model.infer.toFixed(2)} img/s`);
+
+  const result: Record<string, unknown> = {
+    backend: backend.name,
+    images: pipeline.images,
+    pipeline_first_epoch_img_s: Math.round(pipeline.first),
+    pipeline_cached_img_s: Math.round(pipeline.cached),
+    train_img_s: Number(model.train.toFixed(2)),
+    train_micro_batch: model.microBatch,
+    infer_img_s: Number(model.infer.toFixed(2)),
+    peak_rss_mb: Math.round(peakRss / 2 ** 20),
+    uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+  };
+  if (flags.peers) {
+    const pipelinePeers = runPeer(path.join(flags.peersDir, 'pipeline_peers.py'), [flags.images, String(flags.limit)]);
+    const torch = runPeer(path.join(flags.peersDir, 'torch_resnet.py'), ['2']);
+    if (pipelinePeers) {
+      Object.assign(result, {
+        peer_keras_like_img_s: pipelinePeers.keras_like_img_s,
+        peer_torchvision_img_s: pipelinePeers.torchvision_img_s,
+        ratio_first_epoch_vs_torchvision: Number((pipeline.first / pipelinePeers.torchvision_img_s).toFixed(2)),
+        ratio_cached_vs_torchvision: Number((pipeline.cached / pipelinePeers.torchvision_img_s).toFixed(2)),
+      });
+    }
+    if (torch) {
+      Object.assign(result, {
+        peer_torch_train_img_s: torch.train_img_s,
+        peer_torch_infer_img_s: torch.infer_img_s,
+        ratio_train_vs_torch: Number((model.train / torch.train_img_s).toFixed(2)),
+        ratio_infer_vs_torch: Number((model.infer / torch.infer_img_s).toFixed(2)),
+      });
+    }
+  }
+  console.log(JSON.stringify(result));
+}
+
+await main();

@@ -1,0 +1,107 @@
+// Data movement on the wasm heap in plain JS loops. The wasm backend's Transpose, StridedSlice and PadV2 walk
+// every element with index arithmetic (its 2-D transpose writes with a stride of the whole matrix); these
+// cache-blocked loops and memmoves are several times faster on the shapes of a ResNet's gradients.
+// All offsets are float indices into one Float32Array view of the heap.
+
+/** Rows of a block transposed at once: 32 rows of up to 512 floats stay in L1/L2. */
+const BLOCK_ROWS = 32;
+
+/**
+ * out[c * rowStarts.length + r] = heap[rowStarts[r] + c] for c < channels: gathers rows (pixels) given by their
+ * start index and writes them transposed, channels first. Consecutive rowStarts make it a plain transpose.
+ */
+export function gatherTransposed(heap: Float32Array, rowStarts: Int32Array, channels: number, dst: number): void {
+  const rows = rowStarts.length;
+  for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
+    const r1 = Math.min(rows, r0 + BLOCK_ROWS);
+    for (let c = 0; c < channels; c++) {
+      let d = dst + c * rows + r0;
+      for (let r = r0; r < r1; r++) heap[d++] = heap[rowStarts[r] + c];
+    }
+  }
+}
+
+/** Start indices of `rows` consecutive rows of `channels` floats from `src`. */
+export function consecutiveRows(src: number, rows: number, channels: number): Int32Array {
+  const starts = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) starts[r] = src + r * channels;
+  return starts;
+}
+
+/** Start indices of the NHWC pixels read by a 1x1 convolution with stride (sh, sw) and no padding. */
+export function stridedPixelRows(
+  src: number,
+  batch: number,
+  inHeight: number,
+  inWidth: number,
+  channels: number,
+  outHeight: number,
+  outWidth: number,
+  strideHeight: number,
+  strideWidth: number,
+): Int32Array {
+  const starts = new Int32Array(batch * outHeight * outWidth);
+  let r = 0;
+  for (let n = 0; n < batch; n++) {
+    for (let y = 0; y < outHeight; y++) {
+      const rowStart = src + (n * inHeight + y * strideHeight) * inWidth * channels;
+      for (let x = 0; x < outWidth; x++) starts[r++] = rowStart + x * strideWidth * channels;
+    }
+  }
+  return starts;
+}
+
+/** Copies the rows given by `rowStarts` (each `channels` long) one after another to `dst`. */
+export function gatherRows(heap: Float32Array, rowStarts: Int32Array, channels: number, dst: number): void {
+  for (let r = 0; r < rowStarts.length; r++) heap.copyWithin(dst + r * channels, rowStarts[r], rowStarts[r] + channels);
+}
+
+export interface PatchGeometry {
+  /** Number of [height, width] planes (channels x batch for a channels-first input). */
+  planes: number;
+  inHeight: number;
+  inWidth: number;
+  outHeight: number;
+  outWidth: number;
+  strideHeight: number;
+  strideWidth: number;
+}
+
+/**
+ * For each plane, out[y, x] = in[y*sh + rowShift, x*sw + colShift], zero outside the input: one filter tap's
+ * view of a channels-first input, as a dense [planes, outHeight, outWidth] block at `dst`.
+ */
+export function gatherTap(
+  heap: Float32Array,
+  src: number,
+  dst: number,
+  g: PatchGeometry,
+  rowShift: number,
+  colShift: number,
+): void {
+  const { planes, inHeight, inWidth, outHeight, outWidth, strideHeight: sh, strideWidth: sw } = g;
+  // Output columns whose input column x*sw + colShift lies inside [0, inWidth).
+  const x0 = Math.max(0, Math.ceil(-colShift / sw));
+  const x1 = Math.max(x0, Math.min(outWidth, Math.floor((inWidth - 1 - colShift) / sw) + 1));
+  let d = dst;
+  for (let p = 0; p < planes; p++) {
+    const plane = src + p * inHeight * inWidth;
+    for (let y = 0; y < outHeight; y++) {
+      const iy = y * sh + rowShift;
+      if (iy < 0 || iy >= inHeight) {
+        heap.fill(0, d, d + outWidth);
+        d += outWidth;
+        continue;
+      }
+      const row = plane + iy * inWidth + colShift;
+      if (x0 > 0) heap.fill(0, d, d + x0);
+      if (sw === 1) {
+        heap.copyWithin(d + x0, row + x0, row + x1);
+      } else {
+        for (let x = x0; x < x1; x++) heap[d + x] = heap[row + x * sw];
+      }
+      if (x1 < outWidth) heap.fill(0, d + x1, d + outWidth);
+      d += outWidth;
+    }
+  }
+}

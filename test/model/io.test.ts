@@ -1,0 +1,238 @@
+import { promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend, tf } from '../../src/tf.js';
+import { UserError } from '../../src/errors.js';
+import {
+  type ModelMetadata,
+  hasCheckpoint,
+  loadCheckpoint,
+  loadHistory,
+  loadModel,
+  saveCheckpoint,
+  saveHistory,
+  saveModel,
+  writeFileAtomic,
+} from '../../src/model/io.js';
+import { trainStep } from '../../src/model/train.js';
+import { CLASS_NAMES, IMAGE_SIZE, TINY_ARCHITECTURE, maxAbsDifference, syntheticImages, tinyResNet, tinySettings, weightValues, withTempDir } from './helpers.js';
+
+beforeAll(async () => {
+  await selectBackend('cpu');
+});
+
+const models: tf.LayersModel[] = [];
+afterEach(() => {
+  models.splice(0).forEach((model) => model.dispose());
+});
+function track(model: tf.LayersModel): tf.LayersModel {
+  models.push(model);
+  return model;
+}
+
+const metadata: ModelMetadata = {
+  classNames: [...CLASS_NAMES],
+  imageSize: IMAGE_SIZE,
+  channels: 3,
+  scaling: 'x/255',
+  resize: 'nearest',
+  architecture: TINY_ARCHITECTURE,
+  backend: 'cpu',
+  created: '2024-01-02T03:04:05.000Z',
+};
+
+function predictAll(model: tf.LayersModel, x: Float32Array, n: number): Float32Array {
+  return tf.tidy(() => (model.predict(tf.tensor4d(x, [n, IMAGE_SIZE, IMAGE_SIZE, 3])) as tf.Tensor).dataSync() as Float32Array);
+}
+
+/** A model whose batch-norm statistics and weights moved away from their initial values. */
+async function trainedModel(seed: number): Promise<{ model: tf.LayersModel; optimizer: tf.MomentumOptimizer }> {
+  const model = track(tinyResNet(seed));
+  const optimizer = tf.train.momentum(0.05, 0.9);
+  const { x, labels } = syntheticImages(8, seed);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  await trainStep(model, optimizer, variables, x, labels, 8, 2);
+  return { model, optimizer };
+}
+
+async function expectUserError(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(error).toBeInstanceOf(UserError);
+  expect((error as Error).message).toMatch(pattern);
+  expect((error as Error).message).not.toContain('\n');
+}
+
+describe('saveModel / loadModel', () => {
+  it('round-trips a trained model: same predictions, same metadata, standard layers layout', async () => {
+    await withTempDir(async (dir) => {
+      const { model, optimizer } = await trainedModel(5);
+      optimizer.dispose();
+      const { x } = syntheticImages(4, 77);
+      const before = predictAll(model, x, 4);
+      await saveModel(dir, model, metadata);
+
+      expect((await fs.readdir(dir)).sort()).toEqual(['metadata.json', 'model.json', 'weights.bin']);
+      const modelJson = JSON.parse(await fs.readFile(path.join(dir, 'model.json'), 'utf8'));
+      expect(modelJson.format).toBe('layers-model');
+      expect(modelJson.modelTopology.class_name).toBe('Model');
+      expect(modelJson.weightsManifest).toHaveLength(1);
+      expect(modelJson.weightsManifest[0].paths).toEqual(['./weights.bin']);
+      // float32 weights: 4 bytes per parameter, batch-norm statistics included.
+      expect((await fs.stat(path.join(dir, 'weights.bin'))).size).toBe(4 * model.countParams());
+
+      const loaded = await loadModel(dir);
+      track(loaded.model);
+      expect(loaded.metadata).toEqual(metadata);
+      expect(maxAbsDifference(weightValues(loaded.model), weightValues(model))).toBe(0);
+      const after = predictAll(loaded.model, x, 4);
+      expect(Array.from(after)).toEqual(Array.from(before));
+    });
+  });
+
+  it('writes files that stock tf.loadLayersModel reads over HTTP, as a browser would', async () => {
+    await withTempDir(async (dir) => {
+      const model = track(tinyResNet(6));
+      await saveModel(dir, model, metadata);
+      const requested: string[] = [];
+      const server = http.createServer((request, response) => {
+        const name = path.basename(request.url ?? '');
+        requested.push(name);
+        fs.readFile(path.join(dir, name)).then(
+          (body) => response.end(body),
+          () => {
+            response.statusCode = 404;
+            response.end();
+          },
+        );
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = server.address() as AddressInfo;
+        const loaded = track(await tf.loadLayersModel(`http://127.0.0.1:${port}/model.json`));
+        const { x } = syntheticImages(2, 8);
+        expect(Array.from(predictAll(loaded, x, 2))).toEqual(Array.from(predictAll(model, x, 2)));
+        expect(requested).toEqual(['model.json', 'weights.bin']);
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  });
+
+  it('rejects folders that are not ours with one line naming the problem', async () => {
+    await withTempDir(async (dir) => {
+      await expectUserError(loadModel(path.join(dir, 'missing')), /not found/);
+      await fs.writeFile(path.join(dir, 'file.txt'), 'x');
+      await expectUserError(loadModel(path.join(dir, 'file.txt')), /not a folder/);
+      await expectUserError(loadModel(dir), /has no model\.json; point it at a folder written by `malaria train`/);
+
+      await fs.writeFile(path.join(dir, 'model.json'), '{ not json');
+      await expectUserError(loadModel(dir), /model\.json is not valid JSON/);
+      await fs.writeFile(path.join(dir, 'model.json'), JSON.stringify({ hello: 'world' }));
+      await expectUserError(loadModel(dir), /is not a TensorFlow\.js model/);
+      const graphModel = { format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] };
+      await fs.writeFile(path.join(dir, 'model.json'), JSON.stringify(graphModel));
+      await expectUserError(loadModel(dir), /is a graph-model model, not a layers model/);
+
+      // A genuine layers model without our metadata.json.
+      await saveModel(dir, track(tinyResNet(7)), metadata);
+      await fs.rm(path.join(dir, 'metadata.json'));
+      await expectUserError(loadModel(dir), /has no metadata\.json/);
+      await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify({ imageSize: 32, channels: 3 }));
+      await expectUserError(loadModel(dir), /lacks classNames/);
+      await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify({ ...metadata, classNames: ['a', 'b', 'c'] }));
+      await expectUserError(loadModel(dir), /2 outputs but metadata\.json names 3 classes/);
+      await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify(metadata));
+      await fs.rm(path.join(dir, 'weights.bin'));
+      await expectUserError(loadModel(dir), /weights\.bin: not found; the model folder is incomplete/);
+    });
+  });
+});
+
+describe('writeFileAtomic and history', () => {
+  it('replaces a file without leaving temporary files behind', async () => {
+    await withTempDir(async (dir) => {
+      const target = path.join(dir, 'a.json');
+      await writeFileAtomic(target, 'old');
+      await writeFileAtomic(target, 'new');
+      expect(await fs.readFile(target, 'utf8')).toBe('new');
+      expect(await fs.readdir(dir)).toEqual(['a.json']);
+      // A failed write (the folder is gone) leaves nothing behind and reports the error.
+      await expect(writeFileAtomic(path.join(dir, 'gone', 'b.json'), 'x')).rejects.toThrow(/ENOENT/);
+      expect(await fs.readdir(dir)).toEqual(['a.json']);
+    });
+  });
+
+  it('round-trips history.json', async () => {
+    await withTempDir(async (dir) => {
+      const history = { loss: [0.7, 0.5], accuracy: [0.5, 0.75], val_loss: [0.6, 0.4], val_accuracy: [0.5, 1], lr: [0.1, 0.05] };
+      await saveHistory(dir, history);
+      expect(await loadHistory(dir)).toEqual(history);
+      await fs.writeFile(path.join(dir, 'history.json'), JSON.stringify({ loss: [] }));
+      await expectUserError(loadHistory(dir), /lacks the loss\/accuracy\/val_loss\/val_accuracy\/lr arrays/);
+    });
+  });
+});
+
+describe('checkpoints', () => {
+  it('restores weights, optimizer accumulators, epoch, history and settings', async () => {
+    await withTempDir(async (dir) => {
+      const { model, optimizer } = await trainedModel(9);
+      const history = { loss: [0.7], accuracy: [0.5], val_loss: [0.6], val_accuracy: [0.5], lr: [0.05] };
+      const settings = tinySettings({ run: { data: 'malaria', batchSize: 8 } });
+      expect(await hasCheckpoint(dir)).toBe(false);
+      await expectUserError(loadCheckpoint(dir), /has no checkpoint to resume from/);
+      await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 1, history, settings });
+      expect(await hasCheckpoint(dir)).toBe(true);
+      expect(await fs.readdir(dir)).toEqual(['checkpoint']);
+
+      const checkpoint = await loadCheckpoint(dir);
+      track(checkpoint.model);
+      expect(checkpoint.epochsCompleted).toBe(1);
+      expect(checkpoint.history).toEqual(history);
+      expect(checkpoint.settings).toEqual(settings);
+      expect(maxAbsDifference(weightValues(checkpoint.model), weightValues(model))).toBe(0);
+      const saved = await optimizer.getWeights();
+      // iterations + one momentum accumulator per trainable variable
+      expect(saved).toHaveLength(1 + model.trainableWeights.length);
+      expect(checkpoint.optimizerWeights.map((w) => w.name)).toEqual(saved.map((w) => w.name));
+      expect((await checkpoint.optimizerWeights[0].tensor.data())[0]).toBe(1);
+      const accumulators = (weights: typeof saved) => weights.slice(1).map((w) => w.tensor.dataSync() as Float32Array);
+      expect(accumulators(saved).some((values) => values.some((v) => v !== 0))).toBe(true);
+      expect(maxAbsDifference(accumulators(checkpoint.optimizerWeights), accumulators(saved))).toBe(0);
+      tf.dispose([saved[0].tensor, ...checkpoint.optimizerWeights.map((w) => w.tensor)]);
+      optimizer.dispose();
+    });
+  });
+
+  it('replaces the previous checkpoint and survives a kill between the two renames', async () => {
+    await withTempDir(async (dir) => {
+      const { model, optimizer } = await trainedModel(10);
+      const settings = tinySettings();
+      const history = { loss: [1], accuracy: [0], val_loss: [1], val_accuracy: [0], lr: [0.1] };
+      await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 1, history, settings });
+      // A stale temporary folder from a killed run is cleared by the next save.
+      await fs.mkdir(path.join(dir, 'checkpoint.tmp-1-dead'));
+      await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 2, history, settings });
+      expect(await fs.readdir(dir)).toEqual(['checkpoint']);
+      let checkpoint = await loadCheckpoint(dir);
+      track(checkpoint.model);
+      tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
+      expect(checkpoint.epochsCompleted).toBe(2);
+
+      // Killed after checkpoint -> checkpoint.old, before the new folder took its place.
+      await fs.rename(path.join(dir, 'checkpoint'), path.join(dir, 'checkpoint.old'));
+      checkpoint = await loadCheckpoint(dir);
+      track(checkpoint.model);
+      tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
+      expect(checkpoint.epochsCompleted).toBe(2);
+      await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 3, history, settings });
+      expect(await fs.readdir(dir)).toEqual(['checkpoint']);
+      optimizer.dispose();
+    });
+  });
+});

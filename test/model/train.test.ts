@@ -1,0 +1,297 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { selectBackend, tf } from '../../src/tf.js';
+import { UserError } from '../../src/errors.js';
+import { loadCheckpoint, loadCheckpointState, loadHistory, loadModel } from '../../src/model/io.js';
+import { predictProbabilities } from '../../src/model/predict.js';
+import { DivergedError, type EpochEndInfo, resumeTraining, trainModel, trainStep } from '../../src/model/train.js';
+import {
+  IMAGE_SIZE,
+  MemorySource,
+  maxAbsDifference,
+  noBatchNormModel,
+  syntheticImages,
+  syntheticSource,
+  tinyResNet,
+  tinySettings,
+  weightValues,
+  withTempDir,
+} from './helpers.js';
+
+beforeAll(async () => {
+  await selectBackend('cpu');
+});
+
+const models: tf.LayersModel[] = [];
+afterEach(() => {
+  models.splice(0).forEach((model) => model.dispose());
+  vi.restoreAllMocks();
+});
+function track(model: tf.LayersModel): tf.LayersModel {
+  models.push(model);
+  return model;
+}
+
+function trainableVariables(model: tf.LayersModel): tf.Variable[] {
+  return model.trainableWeights.map((w) => w.read() as tf.Variable);
+}
+
+describe('trainModel', () => {
+  it('learns an easy task: the loss falls and validation accuracy rises, with progress reported per batch and epoch', async () => {
+    const model = track(tinyResNet(1));
+    const train = syntheticSource(32, 1, 8, { shuffleSeed: 3 });
+    const val = syntheticSource(16, 2, 16);
+    const batchEnds: { epoch: number; batch: number; batches: number; loss: number }[] = [];
+    const epochEnds: EpochEndInfo[] = [];
+    const rates = vi.spyOn(tf.MomentumOptimizer.prototype, 'setLearningRate');
+    const tensorsBefore = tf.memory().numTensors;
+    const result = await trainModel(model, train, val, tinySettings({ epochs: 3, initialLr: 0.1 }), {
+      onBatchEnd: (info) => batchEnds.push(info),
+      onEpochEnd: (info) => {
+        epochEnds.push(info);
+      },
+    });
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+
+    const { history } = result;
+    expect(result).toMatchObject({ epochsCompleted: 3, stoppedEarly: false });
+    expect(history.loss[2]).toBeLessThan(0.5 * history.loss[0]);
+    expect(history.val_loss[2]).toBeLessThan(history.val_loss[0]);
+    expect(history.val_accuracy[2]).toBeGreaterThanOrEqual(0.9);
+    expect(train.epochsRequested).toEqual([0, 1, 2]);
+
+    // The optimizer's rate follows the schedule, set once per epoch (the constructor sets the first one too).
+    const schedule = [0.1, 0.2 / 3, 0.1 / 3].map((lr) => expect.closeTo(lr, 12));
+    expect(rates.mock.calls.map(([lr]) => lr).slice(-3)).toEqual(schedule);
+    expect(history.lr).toEqual(schedule);
+
+    // 4 batches of 8 per epoch; the last running mean of an epoch is the epoch's loss.
+    expect(batchEnds).toHaveLength(12);
+    expect(batchEnds.map((b) => [b.epoch, b.batch, b.batches])).toEqual([0, 1, 2].flatMap((e) => [0, 1, 2, 3].map((b) => [e, b, 4])));
+    [3, 7, 11].forEach((i, epoch) => expect(batchEnds[i].loss).toBeCloseTo(history.loss[epoch], 10));
+    expect(epochEnds.map((e) => e.epoch)).toEqual([0, 1, 2]);
+    epochEnds.forEach((e, i) => {
+      expect(e).toMatchObject({ loss: history.loss[i], accuracy: history.accuracy[i], valLoss: history.val_loss[i], valAccuracy: history.val_accuracy[i], lr: history.lr[i] });
+      expect(e.seconds).toBeGreaterThan(0);
+    });
+  });
+
+  it('keeps the tensor count flat from epoch to epoch', async () => {
+    await withTempDir(async (dir) => {
+      const model = track(tinyResNet(2));
+      const counts: number[] = [];
+      await trainModel(model, syntheticSource(8, 3, 8), syntheticSource(8, 4, 8), tinySettings({ epochs: 3 }), {
+        modelDir: dir,
+        onEpochEnd: () => {
+          counts.push(tf.memory().numTensors);
+        },
+      });
+      expect(counts).toHaveLength(3);
+      expect(counts[1]).toBe(counts[0]);
+      expect(counts[2]).toBe(counts[0]);
+    });
+  });
+});
+
+describe('trainStep', () => {
+  it('changes of the optimizer’s learning rate take effect on the next step', () => {
+    // Momentum SGD in tfjs: accumulation = 0.9 * accumulation + g; w -= lr * accumulation.
+    const w = tf.variable(tf.scalar(0));
+    const optimizer = tf.train.momentum(0.1, 0.9);
+    const step = () => tf.tidy(() => optimizer.applyGradients([{ name: w.name, tensor: tf.scalar(1) }]));
+    step(); // accumulation 1, w = -0.1
+    optimizer.setLearningRate(0.05);
+    step(); // accumulation 1.9, w = -0.1 - 0.05 * 1.9 (it would be -0.29 at the old rate)
+    expect(w.dataSync()[0]).toBeCloseTo(-0.195, 6);
+    optimizer.dispose();
+    w.dispose();
+  });
+
+  it('with micro-batches of 8 (or uneven ones) makes the same update as one batch of 32 when there is no batch norm', async () => {
+    const { x, labels } = syntheticImages(32, 21);
+    const run = async (microBatchSize: number) => {
+      const model = track(noBatchNormModel(3));
+      const optimizer = tf.train.momentum(0.1, 0.9);
+      const variables = trainableVariables(model);
+      const initial = weightValues(model);
+      // Two steps, so the momentum accumulated from the first one matters as well.
+      const first = await trainStep(model, optimizer, variables, x, labels, 32, 2, microBatchSize);
+      const second = await trainStep(model, optimizer, variables, x, labels, 32, 2, microBatchSize);
+      optimizer.dispose();
+      return { initial, weights: weightValues(model), first, second };
+    };
+    const whole = await run(32);
+    expect(maxAbsDifference(whole.weights, whole.initial)).toBeGreaterThan(1e-3);
+    for (const micro of [8, 10]) {
+      const split = await run(micro);
+      expect(maxAbsDifference(split.initial, whole.initial)).toBe(0);
+      expect(maxAbsDifference(split.weights, whole.weights)).toBeLessThan(1e-5);
+      expect(split.first.loss).toBeCloseTo(whole.first.loss, 5);
+      expect(split.second.loss).toBeCloseTo(whole.second.loss, 5);
+      expect(split.first.correct).toBe(whole.first.correct);
+    }
+  });
+
+  it('makes a plain step on mean cross-entropy plus 5e-4 * sum(w^2) when the micro-batch covers the batch', async () => {
+    const { x, labels } = syntheticImages(16, 22);
+    const ours = track(noBatchNormModel(4));
+    const reference = track(noBatchNormModel(4));
+    const oursOptimizer = tf.train.momentum(0.1, 0.9);
+    const referenceOptimizer = tf.train.momentum(0.1, 0.9);
+    const step = await trainStep(ours, oursOptimizer, trainableVariables(ours), x, labels, 16, 2, 64);
+
+    // The reference: the loss written out by hand, minimised in one step.
+    const kernels = reference.layers.flatMap((layer) => layer.trainableWeights.filter((w) => w.name.endsWith('kernel')).map((w) => w.read()));
+    expect(kernels).toHaveLength(2);
+    const referenceLoss = referenceOptimizer.minimize(
+      () =>
+        tf.tidy(() => {
+          const probabilities = reference.apply(tf.tensor4d(x, [16, IMAGE_SIZE, IMAGE_SIZE, 3]), { training: true }) as tf.Tensor;
+          const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), 2);
+          const crossEntropy = tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.log(tf.clipByValue(probabilities, 1e-7, 1 - 1e-7))), -1)));
+          const penalty = tf.mul(5e-4, tf.addN(kernels.map((k) => tf.sum(tf.square(k)))));
+          return tf.add(crossEntropy, penalty) as tf.Scalar;
+        }),
+      true,
+      trainableVariables(reference),
+    ) as tf.Scalar;
+    expect(step.loss).toBeCloseTo(referenceLoss.dataSync()[0], 5);
+    referenceLoss.dispose();
+    expect(maxAbsDifference(weightValues(ours), weightValues(reference))).toBeLessThan(1e-6);
+    oursOptimizer.dispose();
+    referenceOptimizer.dispose();
+  });
+
+  it('updates batch-norm moving statistics in training, and prediction leaves them alone', async () => {
+    const model = track(tinyResNet(3));
+    const movingMean = () => Array.from(model.getLayer('stage1_block1_bn2').getWeights()[2].dataSync());
+    const movingVariance = () => Array.from(model.getLayer('stage1_block1_bn2').getWeights()[3].dataSync());
+    const [mean0, variance0] = [movingMean(), movingVariance()];
+    const { x, labels } = syntheticImages(8, 23);
+    const optimizer = tf.train.momentum(0.1, 0.9);
+    await trainStep(model, optimizer, trainableVariables(model), x, labels, 8, 2, 4);
+    optimizer.dispose();
+    const [mean1, variance1] = [movingMean(), movingVariance()];
+    expect(mean1).not.toEqual(mean0);
+    expect(variance1).not.toEqual(variance0);
+    await predictProbabilities(model, new MemorySource(x, labels, IMAGE_SIZE, 8));
+    expect(movingMean()).toEqual(mean1);
+    expect(movingVariance()).toEqual(variance1);
+  });
+});
+
+describe('checkpoints, resume, stop and divergence', () => {
+  it('resumes a stopped 4-epoch run to the same lr history and weights as an uninterrupted one', async () => {
+    await withTempDir(async (root) => {
+      const settings = tinySettings({ epochs: 4, initialLr: 0.1, run: { note: 'kept for resume' } });
+      const source = () => syntheticSource(8, 31, 4, { shuffleSeed: 5 });
+      const val = syntheticSource(4, 32, 4);
+
+      const straightDir = path.join(root, 'straight');
+      const straight = track(tinyResNet(8));
+      const full = await trainModel(straight, source(), val, settings, { modelDir: straightDir });
+
+      // Stop during the first batch of epoch 3 (after two complete epochs).
+      const stoppedDir = path.join(root, 'stopped');
+      const controller = new AbortController();
+      const stopped = await trainModel(track(tinyResNet(8)), source(), val, settings, {
+        modelDir: stoppedDir,
+        signal: controller.signal,
+        onBatchEnd: ({ epoch, batch }) => {
+          if (epoch === 2 && batch === 0) controller.abort();
+        },
+      });
+      expect(stopped).toMatchObject({ epochsCompleted: 2, stoppedEarly: true });
+      expect(stopped.history.lr).toHaveLength(2);
+      // Nothing of the abandoned epoch was saved, and no final model was written.
+      expect((await loadCheckpointState(stoppedDir)).epochsCompleted).toBe(2);
+      expect((await loadHistory(stoppedDir)).loss).toEqual(stopped.history.loss);
+      expect((await fs.readdir(stoppedDir)).sort()).toEqual(['checkpoint', 'history.json']);
+
+      const checkpoint = await loadCheckpoint(stoppedDir);
+      track(checkpoint.model);
+      expect(checkpoint.settings).toEqual(settings);
+      const resumedSource = source();
+      const resumed = await resumeTraining(checkpoint, resumedSource, val, { modelDir: stoppedDir });
+      expect(resumedSource.epochsRequested).toEqual([2, 3]);
+      expect(resumed).toMatchObject({ epochsCompleted: 4, stoppedEarly: false });
+      expect(resumed.history.lr).toEqual([0.1, 0.075, 0.05, 0.025].map((lr) => expect.closeTo(lr, 12)));
+      expect((await loadHistory(stoppedDir)).lr).toEqual(resumed.history.lr);
+      resumed.history.loss.forEach((loss, i) => expect(loss).toBeCloseTo(full.history.loss[i], 5));
+      // Same weights as the uninterrupted run: the momentum accumulators were restored, not restarted.
+      expect(maxAbsDifference(weightValues(checkpoint.model), weightValues(straight))).toBeLessThan(1e-5);
+
+      const saved = await loadModel(stoppedDir);
+      track(saved.model);
+      expect(saved.metadata).toMatchObject({ classNames: ['Parasitized', 'Uninfected'], imageSize: 32, channels: 3, scaling: 'x/255', resize: 'nearest', backend: 'cpu', architecture: settings.architecture });
+      expect(maxAbsDifference(weightValues(saved.model), weightValues(straight))).toBeLessThan(1e-5);
+    });
+  });
+
+  it('throws DivergedError on a NaN loss and leaves the last good checkpoint as it was', async () => {
+    await withTempDir(async (dir) => {
+      // Epoch 2, batch 2 carries a NaN pixel, which makes the loss NaN.
+      const train = syntheticSource(16, 41, 8, {
+        transform: (batch, epoch, index) => {
+          if (epoch === 1 && index === 1) batch.x[5] = Number.NaN;
+          return batch;
+        },
+      });
+      let goodWeights: Buffer | undefined;
+      const model = track(tinyResNet(9));
+      const tensorsBefore = tf.memory().numTensors;
+      const error = await trainModel(model, train, syntheticSource(8, 42, 8), tinySettings({ epochs: 3 }), {
+        modelDir: dir,
+        onEpochEnd: async () => {
+          goodWeights = await fs.readFile(path.join(dir, 'checkpoint', 'weights.bin'));
+        },
+      }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(error).toBeInstanceOf(DivergedError);
+      expect(error).toBeInstanceOf(UserError);
+      expect((error as DivergedError).message).toBe('the loss diverged at epoch 2 batch 2; try a lower --lr');
+      expect(error).toMatchObject({ epoch: 1, batch: 1, exitCode: 1 });
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+
+      expect(goodWeights).toBeDefined();
+      expect((await loadCheckpointState(dir)).epochsCompleted).toBe(1);
+      expect(await fs.readFile(path.join(dir, 'checkpoint', 'weights.bin'))).toEqual(goodWeights);
+      expect((await loadHistory(dir)).loss).toHaveLength(1);
+      expect(await fs.readdir(dir)).not.toContain('model.json');
+      const checkpoint = await loadCheckpoint(dir);
+      track(checkpoint.model);
+      tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
+      expect(weightValues(checkpoint.model).every((values) => values.every(Number.isFinite))).toBe(true);
+    });
+  });
+});
+
+describe('on the wasm backend (with the training kernels of src/tf-kernels)', () => {
+  afterAll(async () => {
+    await selectBackend('cpu');
+  });
+
+  it('trains with micro-batches to the same weights as the cpu backend, tensor count flat', async () => {
+    const settings = tinySettings({ epochs: 2, microBatchSize: 4 });
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await selectBackend(backend);
+      const model = track(tinyResNet(12));
+      const counts: number[] = [];
+      const result = await trainModel(model, syntheticSource(16, 51, 8, { shuffleSeed: 1 }), syntheticSource(8, 52, 8), settings, {
+        onEpochEnd: () => {
+          counts.push(tf.memory().numTensors);
+        },
+      });
+      return { result, counts, weights: weightValues(model) };
+    };
+    const cpu = await run('cpu');
+    const wasm = await run('wasm');
+    expect(tf.getBackend()).toBe('wasm');
+    expect(wasm.counts[1]).toBe(wasm.counts[0]);
+    wasm.result.history.loss.forEach((loss, i) => expect(loss).toBeCloseTo(cpu.result.history.loss[i], 4));
+    expect(maxAbsDifference(cpu.weights, wasm.weights)).toBeLessThan(1e-4);
+  });
+});
