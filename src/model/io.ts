@@ -38,6 +38,8 @@ export interface ModelMetadata {
   backend: string;
   /** ISO time the model was saved. */
   created: string;
+  /** Decision threshold on P(Parasitized) chosen for this model (`evaluate --save-threshold`); absent = 0.5. */
+  threshold?: number;
 }
 
 /** Per-epoch curves, named as Keras' History.history so the tutorial's plot code reads the same. */
@@ -227,6 +229,10 @@ function parseMetadata(value: unknown, file: string): ModelMetadata {
   }
   if (!Number.isInteger(imageSize) || (imageSize as number) <= 0) throw bad('lacks a positive whole imageSize');
   if (!Number.isInteger(channels) || (channels as number) <= 0) throw bad('lacks a positive whole channels');
+  const { threshold } = value;
+  if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= 0 && threshold <= 1)) {
+    throw new UserError(`${file} has a threshold that is not a number between 0 and 1; remove it or set it with \`malaria evaluate --save-threshold\``);
+  }
   return value as unknown as ModelMetadata;
 }
 

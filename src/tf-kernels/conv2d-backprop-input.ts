@@ -4,11 +4,12 @@
 // decomposition): the rows i = a + sh*u of dX (one phase a per row offset, likewise for columns) only see the
 // filter taps kh = kh0 + sh*t with kh0 = (a + pt) mod sh, and are a stride-1 convolution of dY with those taps
 // flipped and with in/out channels swapped. Stride 1 is the single phase (a full correlation with the flipped
-// filter); for stride s the s*s phases are concatenated on channels and interleaved by DepthToSpace. Every
+// filter); for stride s each of the s*s phases is computed densely and copied to its pixels of dX. Every
 // multiply is a useful one (no zero insertion), and each phase runs on XNNPACK.
 import { tf } from '../tf.js';
 import { convGeometry, type ConvAttrs, type ConvGeometry } from './conv-geometry.js';
 import { KernelScope, withKernelScope } from './kernel-scope.js';
+import { asWasmBackend, floatIndex, heapF32 } from './wasm-heap.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -104,6 +105,28 @@ function phaseGrad(
   );
 }
 
+/** Copies a phase [n, rows, cols, c] to dX pixels (rowPhase + sh*u, colPhase + sw*v). */
+function scatterPhase(
+  heap: Float32Array,
+  src: number,
+  dst: number,
+  g: ConvGeometry,
+  rowPhase: number,
+  colPhase: number,
+  rows: number,
+  cols: number,
+): void {
+  const c = g.inChannels;
+  let s = src;
+  for (let n = 0; n < g.batch; n++) {
+    for (let u = 0; u < rows; u++) {
+      let d = dst + ((n * g.inHeight + rowPhase + u * g.strideHeight) * g.inWidth + colPhase) * c;
+      const step = g.strideWidth * c;
+      for (let v = 0; v < cols; v++, s += c, d += step) heap.copyWithin(d, s, s + c);
+    }
+  }
+}
+
 export function conv2DBackpropInput(
   dy: tf.TensorInfo,
   filter: tf.TensorInfo,
@@ -115,32 +138,42 @@ export function conv2DBackpropInput(
   const { strideHeight: sh, strideWidth: sw } = g;
   if (sh === 1 && sw === 1) return phaseGrad(scope, dy, filter, g, 0, 0, g.inHeight, g.inWidth);
 
-  // Every phase gets ceil(in/stride) rows and columns, so that they interleave; extra ones are cropped.
-  const rows = Math.ceil(g.inHeight / sh);
-  const cols = Math.ceil(g.inWidth / sw);
-  const phases: tf.TensorInfo[] = [];
-  for (let a = 0; a < sh; a++) {
-    for (let b = 0; b < sw; b++) phases.push(phaseGrad(scope, dy, filter, g, a, b, rows, cols));
+  // Each phase is computed densely, then copied to its pixels of dX; phases no tap reaches stay zero.
+  const backend = asWasmBackend(scope.backend);
+  const dx = scope.alloc(inputShape);
+  const phases: { a: number; b: number; rows: number; cols: number; grad: tf.TensorInfo }[] = [];
+  let anyEmpty = false;
+  for (let a = 0; a < Math.min(sh, g.inHeight); a++) {
+    for (let b = 0; b < Math.min(sw, g.inWidth); b++) {
+      const rows = Math.ceil((g.inHeight - a) / sh);
+      const cols = Math.ceil((g.inWidth - b) / sw);
+      if (phaseTaps(a, g.padTop, sh, g.filterHeight).count === 0 || phaseTaps(b, g.padLeft, sw, g.filterWidth).count === 0) {
+        anyEmpty = true;
+        continue;
+      }
+      phases.push({ a, b, rows, cols, grad: phaseGrad(scope, dy, filter, g, a, b, rows, cols) });
+    }
   }
-  // DepthToSpace puts channel block a*s + b at row offset a, column offset b.
-  const stacked = scope.run('Concat', phases, { axis: 3 });
-  const interleaved = scope.run('DepthToSpace', { x: stacked }, { blockSize: sh, dataFormat: 'NHWC' });
-  if (rows * sh === g.inHeight && cols * sw === g.inWidth) return interleaved;
-  return scope.run('Slice', { x: interleaved }, { begin: [0, 0, 0, 0], size: inputShape });
+  const heap = heapF32(backend);
+  const dst = floatIndex(backend, dx);
+  if (anyEmpty) heap.fill(0, dst, dst + inputShape.reduce((p, q) => p * q, 1));
+  for (const { a, b, rows, cols, grad } of phases) {
+    scatterPhase(heap, floatIndex(backend, grad), dst, g, a, b, rows, cols);
+    scope.release(grad);
+  }
+  return dx;
 }
 
-/** Whether the phase decomposition covers these attributes (DepthToSpace needs equal strides). */
+/** Whether the phase decomposition covers these attributes (wasm's Conv2D is NHWC only). */
 export function supportsBackpropInput(attrs: ConvAttrs): boolean {
-  if (attrs.dataFormat === 'NCHW') return false;
-  const [sh, sw] = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
-  return sh === sw;
+  return attrs.dataFormat !== 'NCHW';
 }
 
 interface BackpropInputAttrs extends ConvAttrs {
   inputShape: Shape4;
 }
 
-/** Builds the kernel, keeping wasm's own kernel for what the decomposition does not cover. */
+/** Builds the kernel, keeping wasm's own kernel for NCHW (which its forward Conv2D rejects anyway). */
 export function makeConv2DBackpropInputKernel(fallback: tf.KernelFunc | undefined): tf.KernelFunc {
   return (args) => {
     const convAttrs = args.attrs as unknown as BackpropInputAttrs;

@@ -2,6 +2,7 @@
 import { tf } from '../tf.js';
 import { conv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInputKernel } from './conv2d-backprop-input.js';
+import { makeMeanKernel, makeSumKernel } from './reduce.js';
 import { makeCastKernel, makeIdentityKernel } from './shared-data.js';
 import { makeTileKernel } from './tile.js';
 
@@ -31,7 +32,7 @@ function wrapKernel(kernelName: string, make: (original: tf.KernelFunc | undefin
 
 /**
  * Registers the wasm training kernels once: Conv2DBackpropFilter (missing from wasm); faster
- * Conv2DBackpropInput and Tile; Identity and same-dtype Cast that share memory instead of copying. Call after importing @tensorflow/tfjs-backend-wasm and before the backend is used.
+ * Conv2DBackpropInput, Tile, and Sum/Mean over leading axes; Identity and same-dtype Cast that share memory instead of copying. Call after importing @tensorflow/tfjs-backend-wasm and before the backend is used.
  */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
@@ -42,4 +43,6 @@ export function registerWasmTrainingKernels(): void {
   wrapKernel('Tile', makeTileKernel);
   wrapKernel('Identity', makeIdentityKernel);
   wrapKernel('Cast', makeCastKernel);
+  wrapKernel('Sum', makeSumKernel);
+  wrapKernel('Mean', makeMeanKernel);
 }

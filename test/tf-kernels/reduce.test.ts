@@ -1,0 +1,46 @@
+// Sum and Mean over blocks of leading or middle axes on wasm against the cpu backend.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tf } from '../../src/tf.js';
+import { blockReduction } from '../../src/tf-kernels/reduce.js';
+import { expectClose, loadBothBackends, onBackend, randomHost, toTensor } from './backends.js';
+
+const CASES: { shape: number[]; axis: number[]; keepDims: boolean }[] = [
+  { shape: [3, 5, 4, 6], axis: [0, 1, 2], keepDims: false }, // batch-norm statistics of NHWC
+  { shape: [3, 5, 4, 6], axis: [0, 1, 2], keepDims: true },
+  { shape: [2, 5, 4, 3], axis: [1, 2], keepDims: false }, // global average pooling
+  { shape: [7, 3], axis: [0], keepDims: true },
+  { shape: [2, 3, 4], axis: [2, 1], keepDims: false }, // trailing axes: wasm's own kernel
+  { shape: [4, 1, 3], axis: [1], keepDims: false },
+  { shape: [2, 3, 4], axis: [0, 2], keepDims: true }, // not contiguous: wasm's own kernel
+];
+
+describe('wasm Sum and Mean', () => {
+  beforeAll(loadBothBackends);
+
+  it('take the fast path exactly for contiguous, non-trailing blocks', () => {
+    expect(blockReduction([3, 5, 4, 6], [0, 1, 2])).toEqual([1, 60, 6]);
+    expect(blockReduction([2, 5, 4, 3], [2, 1])).toEqual([2, 20, 3]);
+    expect(blockReduction([2, 3, 4], [1, 2])).toBeUndefined();
+    expect(blockReduction([2, 3, 4], [0, 2])).toBeUndefined();
+  });
+
+  for (const { shape, axis, keepDims } of CASES) {
+    it(`match cpu for ${JSON.stringify(shape)} over ${JSON.stringify(axis)}${keepDims ? ', keepDims' : ''}`, async () => {
+      const x = randomHost(shape, `reduce/${shape}/${axis}`);
+      const compute = () => [tf.sum(toTensor(x), axis, keepDims), tf.mean(toTensor(x), axis, keepDims)];
+      const expected = await onBackend('cpu', compute);
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const actual = await onBackend('wasm', compute);
+      expect(tf.memory().numTensors).toBe(before);
+      expectClose(actual[0], expected[0], 1e-6, 'sum');
+      expectClose(actual[1], expected[1], 1e-6, 'mean');
+    });
+  }
+
+  it('leave integer sums to wasm and get them right', async () => {
+    const compute = () => [tf.sum(tf.tensor([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32'), 0)];
+    const [actual] = await onBackend('wasm', compute);
+    expect(Array.from(actual.values)).toEqual([9, 12]);
+  });
+});
