@@ -1,15 +1,28 @@
-// `malaria evaluate`: the saved model on one split (default: testing), as a report or one JSON object.
+// `malaria evaluate`: the saved model on one split (default: testing), as a report or one JSON object, at a decision
+// threshold given, saved with the model, or chosen on the validation split for a target sensitivity.
 import type { Command } from 'commander';
 import path from 'node:path';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
-import { parseBackendChoice, selectBackend, type BackendChoice } from '../tf.js';
+import { UserError } from '../errors.js';
+import { parseBackendChoice, selectBackend, type BackendChoice, type tf } from '../tf.js';
 import { createBatchSource } from '../data/batches.js';
-import { loadModel } from '../model/io.js';
-import { predictProbabilities } from '../model/predict.js';
-import { evaluatePredictions, evaluationJson, formatScreening } from '../report/evaluation.js';
+import { loadModel, METADATA_FILE, writeFileAtomic, type ModelMetadata } from '../model/io.js';
+import { predictProbabilities, type Predictions } from '../model/predict.js';
+import {
+  evaluatePredictions,
+  evaluationJson,
+  formatScreening,
+  formatThresholdSelection,
+  positiveIndexOf,
+  rocData,
+  selectThreshold,
+  type ThresholdOrigin,
+} from '../report/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
+import { renderRocPlot } from '../report/plot.js';
 import { ProgressBar } from '../report/progress.js';
 import { positiveInt } from './options.js';
+import { targetSensitivity, thresholdInForce, thresholdValue } from './threshold.js';
 
 interface EvaluateFlags {
   data: string;
@@ -18,7 +31,13 @@ interface EvaluateFlags {
   batchSize: number;
   backend: BackendChoice;
   json?: boolean;
+  threshold?: number;
+  targetSensitivity?: number;
+  roc?: string;
+  saveThreshold?: boolean;
 }
+
+const VALIDATION_SPLIT = DATASET_DEFAULTS.splits.val;
 
 export function registerEvaluate(program: Command): void {
   program
@@ -26,41 +45,93 @@ export function registerEvaluate(program: Command): void {
     .description('evaluate the saved model on one split of the data set')
     .option('--data <dir>', 'folder holding the split folders', DATASET_DEFAULTS.base)
     .option('--split <name>', 'split folder to evaluate (training, validation or testing)', DATASET_DEFAULTS.splits.test)
-    .option('--model-dir <dir>', 'folder of the trained model', TRAIN_DEFAULTS.modelDir)
+    .option('--model-dir <dir>', 'folder of the trained (or exported) model', TRAIN_DEFAULTS.modelDir)
     .option('--batch-size <n>', 'images per inference batch', positiveInt, TRAIN_DEFAULTS.batchSize)
     .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
+    .option('--threshold <p>', 'flag an image as Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)', thresholdValue)
+    .option('--target-sensitivity <s>', `choose the largest threshold that reaches sensitivity s on <data>/${VALIDATION_SPLIT}, and apply it`, targetSensitivity)
+    .option('--save-threshold', 'store the threshold used in the model folder\'s metadata.json (the default of evaluate and predict)')
+    .option('--roc <png>', 'write the ROC curve with the operating point to this PNG')
     .option('--json', 'print one JSON object with the metrics and nothing else')
     .action((flags: EvaluateFlags) => runEvaluate(flags));
 }
 
+function validate(flags: EvaluateFlags): void {
+  if (flags.threshold !== undefined && flags.targetSensitivity !== undefined) {
+    throw new UserError('--threshold and --target-sensitivity both set the threshold: pass one of them');
+  }
+  if (flags.saveThreshold && flags.threshold === undefined && flags.targetSensitivity === undefined) {
+    throw new UserError('--save-threshold needs a threshold to save: add --threshold <p> or --target-sensitivity <s>');
+  }
+}
+
+/** Class probabilities for every image of `<data>/<split>`, with a progress bar on stderr. */
+async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flags: EvaluateFlags, split: string): Promise<Predictions> {
+  const source = await createBatchSource({
+    dir: path.join(flags.data, split),
+    imageSize: metadata.imageSize,
+    batchSize: flags.batchSize,
+    augment: false,
+    shuffle: false,
+    seed: 0,
+    classNames: metadata.classNames,
+    onSkip: (s) => console.error(`skipped ${s.path}: ${s.reason}`),
+  });
+  const bar = new ProgressBar({ total: source.batchesPerEpoch, label: `${split}: ${source.files.length} images` });
+  const predictions = await predictProbabilities(model, source, (done) => bar.update(done));
+  bar.finish();
+  return predictions;
+}
+
 async function runEvaluate(flags: EvaluateFlags): Promise<void> {
+  validate(flags);
   // --json keeps stdout to the one object; everything else goes to stderr.
   const say = flags.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
   const backend = await selectBackend(flags.backend);
   say(backend.message);
   const { model, metadata } = await loadModel(flags.modelDir);
   try {
-    const source = await createBatchSource({
-      dir: path.join(flags.data, flags.split),
-      imageSize: metadata.imageSize,
-      batchSize: flags.batchSize,
-      augment: false,
-      shuffle: false,
-      seed: 0,
-      classNames: metadata.classNames,
-      onSkip: (s) => console.error(`skipped ${s.path}: ${s.reason}`),
-    });
-    const bar = new ProgressBar({ total: source.batchesPerEpoch, label: `evaluating ${source.files.length} images` });
-    const predictions = await predictProbabilities(model, source, (done) => bar.update(done));
-    bar.finish();
-    const evaluation = evaluatePredictions(predictions, metadata.classNames);
-    if (flags.json) {
-      console.log(JSON.stringify(evaluationJson(evaluation)));
-      return;
+    const twoClasses = metadata.classNames.length === 2;
+    if (!twoClasses && (flags.threshold !== undefined || flags.targetSensitivity !== undefined || flags.roc)) {
+      throw new UserError(`--threshold, --target-sensitivity and --roc need a two-class model; ${flags.modelDir} has ${metadata.classNames.length} classes`);
     }
-    console.log(`\n${formatClassificationReport(evaluation.metrics)}`);
-    console.log(`confusion matrix (rows: true class, columns: predicted)\n${formatConfusionMatrix(evaluation.metrics.labels, evaluation.metrics.confusion)}`);
-    if (evaluation.screening) console.log(formatScreening(evaluation.screening));
+    const positiveLabel = metadata.classNames[positiveIndexOf(metadata.classNames)];
+    let origin: ThresholdOrigin;
+    let threshold: number;
+    if (flags.targetSensitivity !== undefined) {
+      const validation = await predictSplit(model, metadata, flags, VALIDATION_SPLIT);
+      const selection = selectThreshold(validation, metadata.classNames, flags.targetSensitivity, VALIDATION_SPLIT);
+      say(formatThresholdSelection(selection, positiveLabel));
+      if (flags.split === VALIDATION_SPLIT) {
+        console.error(`note: the threshold was chosen on ${VALIDATION_SPLIT}, the split being evaluated; its figures are optimistic`);
+      }
+      origin = { source: 'validation', selection };
+      threshold = selection.threshold;
+    } else {
+      const inForce = thresholdInForce(flags.threshold, metadata);
+      origin = { source: inForce.source };
+      threshold = inForce.threshold;
+    }
+
+    const predictions = await predictSplit(model, metadata, flags, flags.split);
+    const evaluation = evaluatePredictions(predictions, metadata.classNames, threshold);
+    if (flags.json) {
+      console.log(JSON.stringify(evaluationJson(evaluation, twoClasses ? origin : undefined)));
+    } else {
+      console.log(`\n${formatClassificationReport(evaluation.metrics)}`);
+      console.log(`confusion matrix (rows: true class, columns: predicted)\n${formatConfusionMatrix(evaluation.metrics.labels, evaluation.metrics.confusion)}`);
+      if (evaluation.screening) console.log(formatScreening(evaluation.screening, origin.source));
+    }
+    if (flags.roc) {
+      const roc = rocData(predictions, metadata.classNames, threshold);
+      await renderRocPlot(roc.curve, { auc: roc.auc, operatingPoint: roc.operatingPoint, title: `ROC curve, ${flags.split}` }, flags.roc);
+      say(`ROC curve written to ${flags.roc}`);
+    }
+    if (flags.saveThreshold) {
+      // Only the threshold changes; the rest is the metadata loadModel just validated.
+      await writeFileAtomic(path.join(flags.modelDir, METADATA_FILE), `${JSON.stringify({ ...metadata, threshold }, null, 2)}\n`);
+      say(`threshold ${threshold} saved in ${path.join(flags.modelDir, METADATA_FILE)}`);
+    }
   } finally {
     model.dispose();
   }

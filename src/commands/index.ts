@@ -3,6 +3,9 @@ import { registerBuildDataset } from './build-dataset.js';
 import { registerDownload } from './download.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
+import { registerApp } from './app.js';
+import { registerPredict } from './predict.js';
+import { registerExport } from './export.js';
 
 /** Adds every subcommand to the program (each module registers one verb). */
 export function registerCommands(program: Command): void {
@@ -10,4 +13,7 @@ export function registerCommands(program: Command): void {
   registerDownload(program);
   registerTrain(program);
   registerEvaluate(program);
+  registerApp(program);
+  registerPredict(program);
+  registerExport(program);
 }

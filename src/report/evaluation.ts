@@ -1,19 +1,40 @@
 // Turns a model's predictions on a split into the numbers `evaluate` and `train` report: sklearn's classification
 // metrics plus the screening statistics a clinic needs (positive class: Parasitized).
 import type { Predictions as ModelPredictions } from '../model/predict.js';
+import { UserError } from '../errors.js';
 import {
   classificationMetrics,
+  positiveMask,
   positiveProbabilities,
   predictAtThreshold,
+  rocCurve,
+  rocPointAt,
+  rocAuc,
   screeningMetrics,
+  thresholdForSensitivity,
   type ClassificationMetrics,
   type Interval,
+  type RocPoint,
   type ScreeningMetrics,
 } from './metrics.js';
 
 /** The class a screener must not miss. Falls back to the first class for data sets without it. */
 export const POSITIVE_CLASS = 'Parasitized';
 export const DEFAULT_THRESHOLD = 0.5;
+
+/** Where the decision threshold came from: 0.5, the model's metadata.json, --threshold, or a validation search. */
+export type ThresholdSource = 'default' | 'model' | 'flag' | 'validation';
+
+/** A threshold chosen on one split to reach a target sensitivity (`--target-sensitivity`). */
+export interface ThresholdSelection {
+  split: string;
+  targetSensitivity: number;
+  threshold: number;
+  /** The sensitivity it reaches on `split` (at least the target). */
+  sensitivity: number;
+  positivesFlagged: number;
+  positives: number;
+}
 
 export interface Evaluation {
   metrics: ClassificationMetrics;
@@ -39,12 +60,80 @@ export function evaluatePredictions(predictions: ModelPredictions, classNames: s
   };
 }
 
+function twoClassScores(predictions: ModelPredictions, classNames: readonly string[], what: string): { pPositive: Float32Array; isPositive: boolean[]; positiveIndex: number } {
+  if (predictions.classes !== 2) throw new UserError(`${what} needs a two-class model; this one has ${predictions.classes} classes`);
+  const positiveIndex = positiveIndexOf(classNames);
+  return {
+    pPositive: positiveProbabilities(predictions.probabilities, predictions.classes, positiveIndex),
+    isPositive: positiveMask(predictions.labels, positiveIndex),
+    positiveIndex,
+  };
+}
+
+/**
+ * The shortest decimal at or below `threshold` that makes the same decisions on float32 probabilities (which is
+ * what a model outputs): 0.41234567 instead of 0.41234567165374756, so it can be read, saved and passed to
+ * --threshold. Rounding up instead could drop the very positive the threshold was chosen to keep.
+ */
+export function readableThreshold(threshold: number): number {
+  const single = Math.fround(threshold);
+  if (single !== threshold) return threshold; // not a float32 value: keep it exact
+  for (let digits = 1; digits <= 12; digits++) {
+    const candidate = Number((Math.floor(threshold * 10 ** digits) / 10 ** digits).toFixed(digits));
+    // Below the float32 threshold but nearer to it than to the float32 value under it: same decisions.
+    if (candidate <= threshold && Math.fround(candidate) === single) return candidate;
+  }
+  return threshold;
+}
+
+/**
+ * The largest threshold whose sensitivity on `predictions` (a validation split, never the test set) reaches
+ * `target`; a UserError when the split holds no positive image.
+ */
+export function selectThreshold(predictions: ModelPredictions, classNames: readonly string[], target: number, split: string): ThresholdSelection {
+  const { pPositive, isPositive, positiveIndex } = twoClassScores(predictions, classNames, '--target-sensitivity');
+  const exact = thresholdForSensitivity(pPositive, isPositive, target);
+  if (exact === null) {
+    throw new UserError(`the ${split} split holds no ${classNames[positiveIndex]} images, so no threshold can be chosen on it; pass --threshold instead`, 1);
+  }
+  const threshold = readableThreshold(exact);
+  let positives = 0;
+  let positivesFlagged = 0;
+  isPositive.forEach((positive, i) => {
+    if (!positive) return;
+    positives++;
+    if (pPositive[i] >= threshold) positivesFlagged++;
+  });
+  return { split, targetSensitivity: target, threshold, sensitivity: positivesFlagged / positives, positivesFlagged, positives };
+}
+
+export interface RocData {
+  /** Empty when one class is absent (the rates are undefined). */
+  curve: RocPoint[];
+  auc: number | null;
+  /** Where `threshold` puts the model on the curve. */
+  operatingPoint?: RocPoint;
+}
+
+/** The ROC curve of a two-class model's predictions and the point of the threshold in force. */
+export function rocData(predictions: ModelPredictions, classNames: readonly string[], threshold: number): RocData {
+  const { pPositive, isPositive } = twoClassScores(predictions, classNames, 'a ROC curve');
+  const operatingPoint = rocPointAt(pPositive, isPositive, threshold) ?? undefined;
+  return { curve: rocCurve(pPositive, isPositive) ?? [], auc: rocAuc(pPositive, isPositive), operatingPoint };
+}
+
 const round = (value: number | null, digits = 6): number | null => (value === null ? null : Number(value.toFixed(digits)));
 const roundInterval = (interval: Interval | null): [number, number] | null =>
   interval === null ? null : [round(interval.lower) as number, round(interval.upper) as number];
 
+/** How the threshold was set, for `evaluate --json`. */
+export interface ThresholdOrigin {
+  source: ThresholdSource;
+  selection?: ThresholdSelection;
+}
+
 /** The object `evaluate --json` prints. */
-export function evaluationJson(evaluation: Evaluation): Record<string, unknown> {
+export function evaluationJson(evaluation: Evaluation, origin?: ThresholdOrigin): Record<string, unknown> {
   const { metrics, screening } = evaluation;
   const json: Record<string, unknown> = {
     n: metrics.total,
@@ -69,6 +158,11 @@ export function evaluationJson(evaluation: Evaluation): Record<string, unknown> 
         specificity: roundInterval(screening.ci95.specificity),
       },
     });
+    if (origin) json.thresholdSource = origin.source;
+    if (origin?.selection) {
+      const { split, targetSensitivity, sensitivity, positivesFlagged, positives } = origin.selection;
+      json.thresholdSelection = { split, targetSensitivity, sensitivity: round(sensitivity), positivesFlagged, positives };
+    }
   }
   return json;
 }
@@ -77,11 +171,32 @@ const percent = (value: number | null): string => (value === null ? 'n/a' : `${(
 const percentInterval = (interval: Interval | null): string =>
   interval === null ? '' : ` (95% CI ${(100 * interval.lower).toFixed(1)}-${(100 * interval.upper).toFixed(1)}%)`;
 
-/** Screening lines printed under the classification report. */
-export function formatScreening(screening: NonNullable<Evaluation['screening']>): string {
+const THRESHOLD_ORIGINS: Record<ThresholdSource, string> = {
+  default: 'the default',
+  model: 'saved with the model',
+  flag: 'from --threshold',
+  validation: 'chosen on validation',
+};
+
+/** Where a threshold came from, in words ("saved with the model"). */
+export function thresholdOrigin(source: ThresholdSource): string {
+  return THRESHOLD_ORIGINS[source];
+}
+
+/** "threshold 0.31 chosen on validation for sensitivity >= 95.00%: it flags 40 of 42 Parasitized images there (...)". */
+export function formatThresholdSelection(selection: ThresholdSelection, positiveLabel: string): string {
+  return (
+    `threshold ${selection.threshold} chosen on ${selection.split} for sensitivity >= ${percent(selection.targetSensitivity)}: ` +
+    `it flags ${selection.positivesFlagged} of ${selection.positives} ${positiveLabel} images there (sensitivity ${percent(selection.sensitivity)})`
+  );
+}
+
+/** Screening lines printed under the classification report; `source` says where the threshold came from. */
+export function formatScreening(screening: NonNullable<Evaluation['screening']>, source?: ThresholdSource): string {
   const { counts } = screening;
+  const origin = source ? ` (${thresholdOrigin(source)})` : '';
   return [
-    `positive class: ${screening.positiveLabel}, threshold P(${screening.positiveLabel}) >= ${screening.threshold}`,
+    `positive class: ${screening.positiveLabel}, threshold P(${screening.positiveLabel}) >= ${screening.threshold}${origin}`,
     `sensitivity: ${percent(screening.sensitivity)}${percentInterval(screening.ci95.sensitivity)}  (${counts.tp} of ${counts.tp + counts.fn} parasitized cells found)`,
     `specificity: ${percent(screening.specificity)}${percentInterval(screening.ci95.specificity)}  (${counts.tn} of ${counts.tn + counts.fp} uninfected cells cleared)`,
     `accuracy:    ${percent(screening.accuracy)}${percentInterval(screening.ci95.accuracy)}`,

@@ -9,6 +9,7 @@
 import { tf } from '../tf.js';
 import { convGeometry, type ConvAttrs, type ConvGeometry } from './conv-geometry.js';
 import { KernelScope, withKernelScope } from './kernel-scope.js';
+import { consecutiveRows, gatherTransposed } from './layout.js';
 import { asWasmBackend, floatIndex, heapF32 } from './wasm-heap.js';
 
 type Shape4 = [number, number, number, number];
@@ -28,6 +29,29 @@ function phaseTaps(phase: number, pad: number, stride: number, filterSize: numbe
   // dX[phase + s*u] = sum_t dY[u + floor((phase+pad)/s) - t] * W[first + s*t]
   const offset = Math.floor((phase + pad) / stride);
   return { first, count, padBefore: count - 1 - offset };
+}
+
+/**
+ * The filter of one phase: taps first + s*t of each axis, in reverse order, with in/out channels swapped:
+ * out[t', u', co, ci] = W[r.first + sh*(r.count-1-t'), c.first + sw*(c.count-1-u'), ci, co].
+ * Built by hand: wasm's StridedSlice took longer on these small filters than the phase's convolution.
+ */
+function phaseFilter(scope: KernelScope, filter: tf.TensorInfo, g: ConvGeometry, r: PhaseTaps, c: PhaseTaps) {
+  const backend = asWasmBackend(scope.backend);
+  const { inChannels: ci, outChannels: co } = g;
+  const out = scope.alloc([r.count, c.count, co, ci]);
+  const heap = heapF32(backend);
+  const src = floatIndex(backend, filter);
+  let dst = floatIndex(backend, out);
+  for (let t = 0; t < r.count; t++) {
+    const kh = r.first + g.strideHeight * (r.count - 1 - t);
+    for (let u = 0; u < c.count; u++) {
+      const kw = c.first + g.strideWidth * (c.count - 1 - u);
+      gatherTransposed(heap, consecutiveRows(src + (kh * g.filterWidth + kw) * ci * co, ci, co), co, dst);
+      dst += ci * co;
+    }
+  }
+  return out;
 }
 
 /** Pads (positive) or crops (negative) the rows and columns of an NHWC tensor. */
@@ -64,25 +88,7 @@ function phaseGrad(
   const c = phaseTaps(colPhase, g.padLeft, g.strideWidth, g.filterWidth);
   if (r.count === 0 || c.count === 0) return scope.zeros([g.batch, rows, cols, g.inChannels]);
 
-  let taps = filter;
-  if (g.strideHeight > 1 || g.strideWidth > 1) {
-    taps = scope.run(
-      'StridedSlice',
-      { x: filter },
-      {
-        begin: [r.first, c.first, 0, 0],
-        end: [r.first + (r.count - 1) * g.strideHeight + 1, c.first + (c.count - 1) * g.strideWidth + 1, g.inChannels, g.outChannels],
-        strides: [g.strideHeight, g.strideWidth, 1, 1],
-        beginMask: 0,
-        endMask: 0,
-        ellipsisMask: 0,
-        newAxisMask: 0,
-        shrinkAxisMask: 0,
-      },
-    );
-  }
-  if (r.count > 1 || c.count > 1) taps = scope.run('Reverse', { x: taps }, { dims: [0, 1] });
-  const swapped = scope.transpose(taps, [0, 1, 3, 2]);
+  const swapped = phaseFilter(scope, filter, g, r, c);
 
   // The stride-1 'valid' convolution yields outHeight + before + after - count + 1 rows: make that `rows`.
   const padded = padOrCrop(

@@ -1,5 +1,7 @@
 // Gradient kernels that the wasm backend lacks or runs slowly, registered so that it can train convolutional models.
 import { tf } from '../tf.js';
+import { makeFusedBatchNormKernel } from './batch-norm.js';
+import { BATCH_NORM_GRAD_SUMS, batchNormGradSumsKernel, makeBatchNormGradConfig } from './batch-norm-grad.js';
 import { conv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInputKernel } from './conv2d-backprop-input.js';
 import { makeMeanKernel, makeSumKernel } from './reduce.js';
@@ -31,8 +33,10 @@ function wrapKernel(kernelName: string, make: (original: tf.KernelFunc | undefin
 }
 
 /**
- * Registers the wasm training kernels once: Conv2DBackpropFilter (missing from wasm); faster
- * Conv2DBackpropInput, Tile, and Sum/Mean over leading axes; Identity and same-dtype Cast that share memory instead of copying. Call after importing @tensorflow/tfjs-backend-wasm and before the backend is used.
+ * Registers the wasm training kernels once: Conv2DBackpropFilter (missing from wasm); faster Conv2DBackpropInput,
+ * FusedBatchNorm, Tile, and Sum/Mean over leading axes; Identity and same-dtype Cast that share memory instead of copying; and a
+ * batch-norm gradient of two passes instead of a dozen (on wasm only). Call after importing
+ * @tensorflow/tfjs-backend-wasm and before the backend is used.
  */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
@@ -45,4 +49,10 @@ export function registerWasmTrainingKernels(): void {
   wrapKernel('Cast', makeCastKernel);
   wrapKernel('Sum', makeSumKernel);
   wrapKernel('Mean', makeMeanKernel);
+  wrapKernel('FusedBatchNorm', makeFusedBatchNormKernel);
+
+  // Batch norm's gradient: gradients are registered for every backend; ours defers to the original off wasm.
+  setKernel({ kernelName: BATCH_NORM_GRAD_SUMS, backendName: BACKEND, kernelFunc: batchNormGradSumsKernel });
+  const batchNormGrad = tf.getGradient('FusedBatchNorm');
+  if (batchNormGrad) tf.registerGradient(makeBatchNormGradConfig(batchNormGrad));
 }

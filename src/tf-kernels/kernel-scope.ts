@@ -5,6 +5,14 @@ import { asWasmBackend } from './wasm-heap.js';
 
 type KernelInputs = Record<string, tf.TensorInfo> | tf.TensorInfo[];
 
+/** Receives the time of every inner kernel run through a scope (for profiling; off by default). */
+export type InnerKernelTimer = (kernelName: string, milliseconds: number) => void;
+let innerKernelTimer: InnerKernelTimer | undefined;
+
+export function setInnerKernelTimer(timer: InnerKernelTimer | undefined): void {
+  innerKernelTimer = timer;
+}
+
 export class KernelScope {
   private readonly made: tf.TensorInfo[] = [];
 
@@ -17,11 +25,13 @@ export class KernelScope {
   run(kernelName: string, inputs: KernelInputs, attrs: tf.NamedAttrMap = {}): tf.TensorInfo {
     const config = tf.getKernel(kernelName, this.backendName);
     if (!config) throw new Error(`kernel '${kernelName}' is not registered for backend '${this.backendName}'`);
+    const start = innerKernelTimer ? performance.now() : 0;
     const out = config.kernelFunc({
       inputs: inputs as tf.NamedTensorInfoMap,
       backend: this.backend,
       attrs,
     });
+    if (innerKernelTimer) innerKernelTimer(kernelName, performance.now() - start);
     if (Array.isArray(out)) throw new Error(`kernel '${kernelName}' returned several outputs`);
     this.made.push(out);
     return out;
@@ -73,7 +83,15 @@ export class KernelScope {
     return result;
   }
 
-  /** Frees every intermediate (after an error). */
+  /** Hands tensors over to the caller: `finish`/`abandon` no longer free them. */
+  keep(...tensors: tf.TensorInfo[]): void {
+    for (const t of tensors) {
+      const index = this.made.indexOf(t);
+      if (index >= 0) this.made.splice(index, 1);
+    }
+  }
+
+  /** Frees every intermediate (after an error, or once the results are kept). */
   abandon(): void {
     for (const t of this.made) this.backend.disposeData(t.dataId);
     this.made.length = 0;

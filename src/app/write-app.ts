@@ -1,0 +1,133 @@
+// Writes the field app: a folder of static files that classifies a slide's cells in the browser, with the model,
+// TensorFlow.js' own browser build and every script inside it (no CDN, nothing fetched from the network).
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { UserError, describeFsError } from '../errors.js';
+import { MAX_INPUT_PIXELS } from '../data/decode.js';
+import { loadModel, METADATA_FILE, MODEL_FILE } from '../model/io.js';
+import { DEFAULT_THRESHOLD, positiveIndexOf } from '../report/evaluation.js';
+import { DEFAULT_REVIEW_MARGIN } from '../report/parasitemia.js';
+import type { AppConfig } from './app-config.js';
+import { browserModules, PAGE_ENTRY } from './browser-modules.js';
+import { indexHtml } from './page.js';
+import { serviceWorkerSource } from './service-worker.js';
+import { APP_CSS } from './style.js';
+
+/** Marks a folder as written by `malaria app`, so rewriting it may replace it but no other folder is replaced. */
+export const APP_MARKER = '.malaria-app';
+const TF_BROWSER_BUILD = '@tensorflow/tfjs/dist/tf.min.js';
+
+export interface WrittenApp {
+  outDir: string;
+  /** Paths relative to outDir, '/'-separated. */
+  files: string[];
+  bytes: number;
+  config: AppConfig;
+}
+
+type AppFiles = Map<string, string | Uint8Array>;
+
+/** model.json, the weight files its manifest names, and metadata.json, under model/. */
+async function modelFiles(modelDir: string): Promise<AppFiles> {
+  const files: AppFiles = new Map();
+  const modelJson = await fs.readFile(path.join(modelDir, MODEL_FILE), 'utf8');
+  files.set(`model/${MODEL_FILE}`, modelJson);
+  // loadModel has checked that the manifest's paths stay inside the folder.
+  const manifest = (JSON.parse(modelJson) as { weightsManifest: { paths: string[] }[] }).weightsManifest;
+  for (const relative of manifest.flatMap((group) => group.paths)) {
+    files.set(`model/${path.posix.normalize(relative)}`, await fs.readFile(path.join(modelDir, relative)));
+  }
+  files.set(`model/${METADATA_FILE}`, await fs.readFile(path.join(modelDir, METADATA_FILE)));
+  return files;
+}
+
+function versionOf(files: AppFiles, config: Omit<AppConfig, 'version'>): string {
+  const hash = createHash('sha256');
+  for (const name of [...files.keys()].sort()) hash.update(`${name}\0`).update(files.get(name) as string | Uint8Array).update('\0');
+  return hash.update(JSON.stringify(config)).digest('hex').slice(0, 12);
+}
+
+/** Every file of the app, keyed by its path in the app folder. */
+async function appFiles(modelDir: string): Promise<{ files: AppFiles; config: AppConfig }> {
+  // Loading the model checks the whole folder (files, weights, class count) before anything is written.
+  const { model, metadata } = await loadModel(modelDir);
+  model.dispose();
+  if (metadata.classNames.length !== 2) {
+    throw new UserError(`${modelDir}: the app screens two-class models (Parasitized / Uninfected), this one has ${metadata.classNames.length} classes`);
+  }
+  const files = await modelFiles(modelDir);
+  files.set('vendor/tf.min.js', await fs.readFile(createRequire(import.meta.url).resolve(TF_BROWSER_BUILD)));
+  for (const [relative, code] of await browserModules()) files.set(`js/${relative}`, code);
+  files.set('app.css', APP_CSS);
+  const settings: Omit<AppConfig, 'version'> = {
+    classNames: metadata.classNames,
+    positiveIndex: positiveIndexOf(metadata.classNames),
+    imageSize: metadata.imageSize,
+    // loadModel has checked that a saved threshold is a probability.
+    threshold: metadata.threshold ?? DEFAULT_THRESHOLD,
+    thresholdSource: metadata.threshold === undefined ? 'default' : 'model',
+    reviewMargin: DEFAULT_REVIEW_MARGIN,
+    maxInputPixels: MAX_INPUT_PIXELS,
+    modelUrl: `model/${MODEL_FILE}`,
+    modelCreated: typeof metadata.created === 'string' ? metadata.created : '',
+  };
+  const config: AppConfig = { ...settings, version: versionOf(files, settings) };
+  files.set('index.html', indexHtml(config, `js/${PAGE_ENTRY}`));
+  files.set('sw.js', serviceWorkerSource(config.version, [...files.keys()]));
+  return { files, config };
+}
+
+async function isReplaceable(dir: string): Promise<boolean> {
+  let entries: string[];
+  try {
+    entries = await fs.readdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    throw new UserError(describeFsError(err, dir) ?? `cannot read ${dir}: ${(err as Error).message}`);
+  }
+  return entries.length === 0 || entries.includes(APP_MARKER);
+}
+
+/**
+ * Writes the app for the model in `modelDir` into `outDir`. The files go to a temporary folder beside it that is
+ * then renamed into place, so an interrupted run leaves the previous app or the new one, never a mix. Only an
+ * empty folder or an earlier app is replaced.
+ */
+export async function writeApp(options: { modelDir: string; outDir: string }): Promise<WrittenApp> {
+  const outDir = path.resolve(options.outDir);
+  if (!(await isReplaceable(outDir))) {
+    throw new UserError(`${options.outDir} exists and was not written by \`malaria app\`; pass another --out or remove it`);
+  }
+  const { files, config } = await appFiles(options.modelDir);
+  const suffix = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const temp = `${outDir}.tmp-${suffix}`;
+  const previous = `${outDir}.old-${suffix}`;
+  let bytes = 0;
+  let hadPrevious = false;
+  try {
+    for (const [relative, content] of files) {
+      const target = path.join(temp, ...relative.split('/'));
+      await fs.mkdir(path.dirname(target), { recursive: true });
+      await fs.writeFile(target, content);
+      bytes += typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
+    }
+    await fs.writeFile(path.join(temp, APP_MARKER), 'Written by `malaria app`; `malaria app` may replace this folder.\n');
+    hadPrevious = await fs.rename(outDir, previous).then(
+      () => true,
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return false;
+        throw err;
+      },
+    );
+    await fs.rename(temp, outDir);
+  } catch (err) {
+    await fs.rm(temp, { recursive: true, force: true });
+    if (hadPrevious) await fs.rename(previous, outDir).catch(() => undefined);
+    throw new UserError(describeFsError(err, outDir) ?? `cannot write the app to ${options.outDir}: ${(err as Error).message}`, 1);
+  }
+  if (hadPrevious) await fs.rm(previous, { recursive: true, force: true });
+  return { outDir, files: [...files.keys()], bytes, config };
+}

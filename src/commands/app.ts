@@ -1,0 +1,62 @@
+// `malaria app`: writes the offline field web app for a trained model and, with --serve, serves it on localhost.
+import { InvalidArgumentError, type Command } from 'commander';
+import { TRAIN_DEFAULTS } from '../config.js';
+import { selectBackend } from '../tf.js';
+import { serveApp } from '../app/serve.js';
+import { writeApp } from '../app/write-app.js';
+
+export const APP_DEFAULTS = { out: 'malaria/app', port: 8080 } as const;
+
+interface AppFlags {
+  modelDir: string;
+  out: string;
+  serve?: boolean;
+  port: number;
+}
+
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || n > 65_535) throw new InvalidArgumentError('must be a port number from 0 to 65535 (0 picks a free port).');
+  return n;
+}
+
+export function registerApp(program: Command): void {
+  program
+    .command('app')
+    .description("write an offline web app that classifies a slide's cells in the browser and reports parasitemia")
+    .option('--model-dir <dir>', 'folder of the trained model', TRAIN_DEFAULTS.modelDir)
+    .option('--out <dir>', 'folder to write the app into (replaced if it holds an earlier app)', APP_DEFAULTS.out)
+    .option('--serve', 'serve the app on 127.0.0.1 and print its URL; Ctrl-C stops')
+    .option('--port <n>', 'port for --serve (0 picks a free one)', portNumber, APP_DEFAULTS.port)
+    .action((flags: AppFlags) => runApp(flags));
+}
+
+/** Resolves on the first Ctrl-C (or SIGTERM), so the server can close cleanly. */
+function untilInterrupted(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+async function runApp(flags: AppFlags): Promise<void> {
+  // Writing the app loads the model once to check it; the pure-JS backend is enough for that.
+  await selectBackend('cpu');
+  const app = await writeApp({ modelDir: flags.modelDir, outDir: flags.out });
+  const megabytes = (app.bytes / 1024 / 1024).toFixed(1);
+  const source = app.config.thresholdSource === 'model' ? 'saved with the model' : 'the default';
+  console.log(`wrote the app to ${flags.out}: ${app.files.length} files, ${megabytes} MB; it starts at threshold ${app.config.threshold} (${source})`);
+  if (!flags.serve) {
+    console.log('browsers do not run it from file://: serve it with `malaria app --serve`, or copy the folder to any static web server');
+    return;
+  }
+  const server = await serveApp(app.outDir, flags.port);
+  console.log(`serving the app at ${server.url} (Ctrl-C to stop)`);
+  await untilInterrupted();
+  await server.close();
+}

@@ -1,0 +1,201 @@
+// `malaria export`'s library: a model folder rewritten as a standard TensorFlow.js layers model whose weights are
+// quantized in tfjs' own manifest format (stock tf.loadLayersModel dequantizes them), with metadata.json alongside.
+// The files are written into a temporary folder beside the target and renamed into place, so an interrupted
+// export never leaves half a model where `predict` or a web page would load it.
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import seedrandom from 'seedrandom';
+import { tf } from '../tf.js';
+import { UserError } from '../errors.js';
+import { loadModel, METADATA_FILE, MODEL_FILE, WEIGHTS_FILE, type ModelMetadata } from './io.js';
+import { imageShape } from './predict.js';
+import { quantizeWeights, type Quantization, type QuantizedWeights } from './quantize.js';
+
+/** metadata.json of an exported folder: the model's metadata plus how its weights are stored. */
+export interface ExportedMetadata extends ModelMetadata {
+  /** Absent when the weights are plain float32. */
+  quantization?: Exclude<Quantization, 'none'>;
+}
+
+export interface ExportOptions {
+  modelDir: string;
+  outDir: string;
+  quantization: Quantization;
+  /** Replace a non-empty `outDir`. */
+  force?: boolean;
+  /** Random images on which the exported model is compared with the original (default 4; 0 skips). */
+  checkImages?: number;
+}
+
+export interface ExportedFile {
+  name: string;
+  bytes: number;
+}
+
+export interface ExportResult {
+  quantization: Quantization;
+  /** Set when the source folder was itself an export with quantized weights (their rounding carries over). */
+  sourceQuantization?: ExportedMetadata['quantization'];
+  /** The weights as float32, which is how `train` saves them. */
+  float32WeightBytes: number;
+  /** The files written, with their sizes. */
+  files: ExportedFile[];
+  counts: QuantizedWeights['counts'];
+  /** Weights kept as float32 because float16 cannot hold them. */
+  beyondFloat16: string[];
+  /** Largest change of a weight value, relative to the largest magnitude of its tensor. */
+  maxWeightError: number;
+  /** Largest |P(class) exported - P(class) original| over `checkImages` random images; undefined when skipped. */
+  maxProbabilityDifference?: number;
+  checkImages: number;
+}
+
+const DEFAULT_CHECK_IMAGES = 4;
+
+function isInside(child: string, parent: string): boolean {
+  const relative = path.relative(parent, child);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+/** The real path when it exists (so a symlinked --out cannot hide the model folder), else the resolved path. */
+async function canonical(dir: string): Promise<string> {
+  try {
+    return await fs.realpath(dir);
+  } catch {
+    return path.resolve(dir);
+  }
+}
+
+/** Refuses an --out that is, or holds, the model folder, and a non-empty one without --force. */
+async function checkTarget(options: ExportOptions): Promise<void> {
+  const source = await canonical(options.modelDir);
+  const target = await canonical(options.outDir);
+  if (isInside(source, target)) {
+    throw new UserError(`--out ${options.outDir} would replace the model folder ${options.modelDir}; choose another folder`);
+  }
+  let entries: string[];
+  try {
+    const stat = await fs.stat(options.outDir);
+    if (!stat.isDirectory()) throw new UserError(`--out ${options.outDir} is a file, not a folder; choose another --out`);
+    entries = await fs.readdir(options.outDir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (entries.length > 0 && !options.force) {
+    throw new UserError(`--out ${options.outDir} is not empty; pass --force to replace it, or choose another folder`);
+  }
+}
+
+/** The model's topology and its unquantized weights, as model.save hands them to a save handler. */
+async function modelArtifacts(model: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
+  let captured: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      captured = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  if (!captured) throw new Error('model.save did not call the save handler');
+  return captured;
+}
+
+function modelJson(artifacts: tf.io.ModelArtifacts, specs: tf.io.WeightsManifestEntry[]): string {
+  return JSON.stringify({
+    modelTopology: artifacts.modelTopology,
+    format: artifacts.format ?? 'layers-model',
+    generatedBy: artifacts.generatedBy,
+    convertedBy: artifacts.convertedBy ?? null,
+    // Relative path: the folder can be copied or served over HTTP as is.
+    weightsManifest: [{ paths: [`./${WEIGHTS_FILE}`], weights: specs }],
+  });
+}
+
+function exportedMetadata(metadata: ModelMetadata, quantization: Quantization): ExportedMetadata {
+  const { quantization: _previous, ...rest } = metadata as ExportedMetadata;
+  return quantization === 'none' ? rest : { ...rest, quantization };
+}
+
+/** Writes the files into a fresh temporary folder beside `outDir`, then swaps it into place. */
+async function writeFolder(outDir: string, files: [name: string, data: string | Uint8Array][]): Promise<void> {
+  const target = path.resolve(outDir);
+  const parent = path.dirname(target);
+  await fs.mkdir(parent, { recursive: true });
+  const temp = path.join(parent, `.${path.basename(target)}.export-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+  await fs.mkdir(temp);
+  try {
+    for (const [name, data] of files) await fs.writeFile(path.join(temp, name), data);
+    const old = `${temp}.old`;
+    const replacing = await exists(target);
+    if (replacing) await fs.rename(target, old);
+    try {
+      await fs.rename(temp, target);
+    } catch (err) {
+      if (replacing) await fs.rename(old, target).catch(() => undefined);
+      throw err;
+    }
+    if (replacing) await fs.rm(old, { recursive: true, force: true });
+  } finally {
+    await fs.rm(temp, { recursive: true, force: true });
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Largest difference between the two models' outputs on `count` seeded uniform-noise images. */
+function maxOutputDifference(a: tf.LayersModel, b: tf.LayersModel, count: number): number {
+  const shape = imageShape(a);
+  const random = seedrandom('export-check');
+  const pixels = Float32Array.from({ length: count * shape[0] * shape[1] * shape[2] }, () => random());
+  return tf.tidy(() => {
+    const x = tf.tensor4d(pixels, [count, ...shape]);
+    const difference = tf.sub(a.predict(x) as tf.Tensor, b.predict(x) as tf.Tensor).abs().max();
+    return difference.dataSync()[0];
+  });
+}
+
+/** Exports `modelDir` into `outDir` with the chosen weight encoding; see ExportResult for what it measures. */
+export async function exportModel(options: ExportOptions): Promise<ExportResult> {
+  await checkTarget(options);
+  const checkImages = options.checkImages ?? DEFAULT_CHECK_IMAGES;
+  const { model, metadata } = await loadModel(options.modelDir);
+  try {
+    const artifacts = await modelArtifacts(model);
+    const weightData = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0));
+    const quantized = quantizeWeights(artifacts.weightSpecs ?? [], weightData, options.quantization);
+    const files: [string, string | Uint8Array][] = [
+      [MODEL_FILE, modelJson(artifacts, quantized.specs)],
+      [WEIGHTS_FILE, quantized.data],
+      [METADATA_FILE, `${JSON.stringify(exportedMetadata(metadata, options.quantization), null, 2)}\n`],
+    ];
+    await writeFolder(options.outDir, files);
+    const result: ExportResult = {
+      quantization: options.quantization,
+      sourceQuantization: (metadata as ExportedMetadata).quantization,
+      float32WeightBytes: weightData.byteLength,
+      files: files.map(([name, data]) => ({ name, bytes: typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength })),
+      counts: quantized.counts,
+      beyondFloat16: quantized.beyondFloat16,
+      maxWeightError: quantized.maxRelativeError,
+      checkImages,
+    };
+    // Reading the folder back through the same loader `evaluate` and `predict` use proves it loads.
+    const exported = await loadModel(options.outDir);
+    try {
+      if (checkImages > 0) result.maxProbabilityDifference = maxOutputDifference(model, exported.model, checkImages);
+    } finally {
+      exported.model.dispose();
+    }
+    return result;
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,87 @@
+// The slide-level figure a microscopist reports: the share of the slide's cells that are parasitized, with its
+// 95% Wilson interval. `predict --summary` and the field app (which ships this module's compiled JS to the
+// browser) both use it, so it must import nothing a browser cannot load.
+import { wilsonInterval, type Interval } from './metrics.js';
+
+/** Cells whose P(positive) lies closer than this to the threshold are marked for a human to check. */
+export const DEFAULT_REVIEW_MARGIN = 0.1;
+
+export interface SlideSummary {
+  /** Cells classified. */
+  cells: number;
+  /** Cells with P(positive) >= threshold. */
+  parasitized: number;
+  /** parasitized / cells; null when there are no cells. */
+  parasitemia: number | null;
+  /** Wilson 95% interval of the parasitemia; null when there are no cells. */
+  ci95: Interval | null;
+  threshold: number;
+  /** Cells with |P(positive) - threshold| < reviewMargin: the ones worth a second look. */
+  toReview: number;
+  reviewMargin: number;
+}
+
+function checkThreshold(threshold: number): void {
+  if (!Number.isFinite(threshold) || threshold < 0 || threshold > 1) {
+    throw new RangeError(`threshold ${threshold} is not a probability between 0 and 1`);
+  }
+}
+
+/** The decision rule of `predictAtThreshold` in metrics.ts: a tie with the threshold counts as positive. */
+export function isPositive(pPositive: number, threshold: number): boolean {
+  return pPositive >= threshold;
+}
+
+export function needsReview(pPositive: number, threshold: number, reviewMargin = DEFAULT_REVIEW_MARGIN): boolean {
+  return Math.abs(pPositive - threshold) < reviewMargin;
+}
+
+/** Counts and parasitemia of one slide from each cell's probability of the positive class. */
+export function summariseSlide(
+  pPositive: ArrayLike<number>,
+  threshold: number,
+  reviewMargin = DEFAULT_REVIEW_MARGIN,
+): SlideSummary {
+  checkThreshold(threshold);
+  let parasitized = 0;
+  let toReview = 0;
+  for (let i = 0; i < pPositive.length; i++) {
+    const p = pPositive[i];
+    // A NaN would silently count as negative and bias the parasitemia down.
+    if (!Number.isFinite(p)) throw new RangeError(`cell ${i} has a non-finite probability (${p}); the model probably diverged`);
+    if (isPositive(p, threshold)) parasitized++;
+    if (needsReview(p, threshold, reviewMargin)) toReview++;
+  }
+  const cells = pPositive.length;
+  return {
+    cells,
+    parasitized,
+    parasitemia: cells === 0 ? null : parasitized / cells,
+    ci95: wilsonInterval(parasitized, cells),
+    threshold,
+    toReview,
+    reviewMargin,
+  };
+}
+
+/** A fraction as a percentage with one decimal, e.g. 0.4351 -> "43.5%". */
+export function formatPercent(fraction: number): string {
+  return `${(fraction * 100).toFixed(1)}%`;
+}
+
+/** "43.5% (95% CI 36.8% to 50.4%, Wilson)", or "n/a (no cells)". */
+export function formatParasitemia(summary: SlideSummary): string {
+  if (summary.parasitemia === null || summary.ci95 === null) return 'n/a (no cells)';
+  return `${formatPercent(summary.parasitemia)} (95% CI ${formatPercent(summary.ci95.lower)} to ${formatPercent(summary.ci95.upper)}, Wilson)`;
+}
+
+/** The slide summary as the lines `predict --summary` prints. */
+export function formatSlideSummary(summary: SlideSummary, positiveLabel = 'Parasitized'): string[] {
+  return [
+    `slide summary: ${summary.cells} cells, ${summary.parasitized} ${positiveLabel}`,
+    `parasitemia: ${formatParasitemia(summary)}`,
+    `threshold: P(${positiveLabel}) >= ${summary.threshold}`,
+    `near the threshold (within ${summary.reviewMargin}): ${summary.toReview} cells to check by eye`,
+  ];
+}
+

@@ -1,0 +1,78 @@
+// Opt-in: the multi-threaded (pthreads + SIMD) build of the wasm backend under Node.
+//
+// tfjs-backend-wasm never picks it under Node (WASM_HAS_MULTITHREAD_SUPPORT is false there), and forcing it fails
+// because the pthread worker script is handed over as a `blob:` URL, which Node's Worker rejects. Here the
+// emscripten factory is started by hand with the worker script written to a temporary file; the factory's own
+// Node support (worker_threads, importScripts of its file) does the rest. The C++ side also caps the pool at
+// hardwareConcurrency / 2 (it assumes two hardware threads per core), which is 1 on a 2-core machine; os.cpus()
+// is doubled while the module starts so that the cap is the real core count.
+//
+// Threads only pay off on otherwise idle cores: with other processes busy, 2 threads measured slower than 1.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { tf } from '../tf.js';
+
+const require = createRequire(import.meta.url);
+const PACKAGE = '@tensorflow/tfjs-backend-wasm';
+const WASM_PRIORITY = 2;
+
+interface EmscriptenModule {
+  cwrap(name: string, returnType: string | null, argTypes: string[]): (...args: number[]) => number;
+  tfjs?: Record<string, (...args: number[]) => number>;
+}
+
+type Factory = (config: { locateFile: (file: string, prefix: string) => string }) => Promise<EmscriptenModule>;
+
+interface WasmPackage {
+  BackendWasm: new (module: EmscriptenModule) => tf.KernelBackend;
+  setThreadsCount(count: number): void;
+}
+
+/** Writes the pthread worker script to a file (tfjs ships it as a string meant for a Blob). */
+function writeWorkerScript(): string {
+  const { wasmWorkerContents } = require(`${PACKAGE}/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js`) as {
+    wasmWorkerContents: string;
+  };
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tfjs-wasm-')), 'tfjs-backend-wasm-threaded-simd.worker.cjs');
+  // As tfjs does for its Blob: the template literal turned escaped newlines in string literals into real ones.
+  writeFileSync(file, wasmWorkerContents.replace(/\n/g, '\\n'));
+  return file;
+}
+
+async function startThreadedModule(): Promise<EmscriptenModule> {
+  const factory = require(`${PACKAGE}/wasm-out/tfjs-backend-wasm-threaded-simd.js`) as Factory;
+  const workerScript = writeWorkerScript();
+  const cpus = os.cpus;
+  os.cpus = () => [...cpus(), ...cpus()];
+  try {
+    const module = await factory({
+      locateFile: (file, prefix) => (file.endsWith('.worker.js') ? workerScript : prefix + file),
+    });
+    // The bindings BackendWasm expects (as tfjs-backend-wasm's init() makes them).
+    module.tfjs = {
+      init: module.cwrap('init', null, []),
+      initWithThreadsCount: module.cwrap('init_with_threads_count', null, ['number']),
+      getThreadsCount: module.cwrap('get_threads_count', 'number', []),
+      registerTensor: module.cwrap('register_tensor', null, ['number', 'number', 'number']),
+      disposeData: module.cwrap('dispose_data', null, ['number']),
+      dispose: module.cwrap('dispose', null, []),
+    };
+    return module;
+  } finally {
+    os.cpus = cpus;
+  }
+}
+
+/**
+ * Makes the 'wasm' backend use the threaded build with `threads` threads (at most the core count). Call after
+ * importing @tensorflow/tfjs-backend-wasm and before the backend is first used; kernels registered for 'wasm'
+ * (including the training kernels) apply unchanged.
+ */
+export function registerThreadedWasmBackend(threads: number): void {
+  const wasm = require(PACKAGE) as WasmPackage;
+  wasm.setThreadsCount(Math.max(1, Math.min(threads, os.cpus().length)));
+  if (tf.findBackendFactory('wasm')) tf.removeBackend('wasm');
+  tf.registerBackend('wasm', async () => new wasm.BackendWasm(await startThreadedModule()), WASM_PRIORITY);
+}

@@ -1,0 +1,275 @@
+// The field app end to end in Debian's chromium (driven by playwright-core): written from a tiny model, served on
+// 127.0.0.1, fed sample cells through the file picker. The page must give the labels and probabilities Node gives
+// for the same images (same preprocessing code, same weights), keep the summary in step with the threshold,
+// export what it shows, and work again with the server gone.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend, tf } from '../../src/tf.js';
+import { serveApp, type AppServer } from '../../src/app/serve.js';
+import { writeApp } from '../../src/app/write-app.js';
+import { parseCsv } from '../../src/data/csv.js';
+import { decodeRgb } from '../../src/data/decode.js';
+import { formatPercent, isPositive, needsReview, summariseSlide } from '../../src/report/parasitemia.js';
+import { makeTempDir, removeDir } from '../data/fixtures.js';
+import { cellImages, launchChromium, nodeInputs, predictRows, TINY, writeTinyModel } from './fixtures.js';
+
+/** Float32 arithmetic in a different order (browser kernels vs Node's) may differ in the last bits, no more. */
+const TOLERANCE = 1e-5;
+const SAVED_THRESHOLD = 0.4;
+const SIZE = TINY.inputSize;
+
+interface Card {
+  name: string;
+  state: string;
+  label?: string;
+  p?: number;
+  review?: boolean;
+  hidden: boolean;
+}
+
+async function readCards(page: Page): Promise<Card[]> {
+  return page.$$eval('#grid .cell', (cards) =>
+    cards.map((card) => {
+      const data = (card as HTMLElement).dataset;
+      return {
+        name: data.name as string,
+        state: data.state as string,
+        label: data.label,
+        p: data.p === undefined ? undefined : Number(data.p),
+        review: data.review === undefined ? undefined : data.review === 'true',
+        hidden: (card as HTMLElement).hidden,
+      };
+    }),
+  );
+}
+
+/** Picks `files` with the page's file input and waits until every one is classified (or unreadable). */
+async function classify(page: Page, files: readonly string[]): Promise<Card[]> {
+  const before = await page.locator('#grid .cell').count();
+  await page.setInputFiles('#pick-files', [...files]);
+  await page.waitForFunction(
+    (total) => document.querySelectorAll('#grid .cell:not([data-state="pending"])').length === total && document.body.dataset.state === 'ready',
+    before + files.length,
+  );
+  return readCards(page);
+}
+
+async function openApp(page: Page, url: string): Promise<void> {
+  await page.goto(url);
+  await page.waitForFunction(() => document.body.dataset.state === 'ready', undefined, { timeout: 60_000 });
+}
+
+const text = (page: Page, selector: string) => page.locator(selector).innerText();
+
+describe('the field app in chromium', () => {
+  let work: string;
+  let files: string[];
+  /** Node's P(Parasitized) for each file, by file name. */
+  const nodeP = new Map<string, number>();
+  let server: AppServer;
+  let context: BrowserContext;
+  let page: Page;
+  const requests: string[] = [];
+
+  beforeAll(async () => {
+    await selectBackend('cpu');
+    work = await makeTempDir('malaria-app-browser-');
+    files = await cellImages(path.join(work, 'cells'), 6);
+    const model = await writeTinyModel(path.join(work, 'model'), files, { threshold: SAVED_THRESHOLD });
+    predictRows(model, await nodeInputs(files, SIZE), files.length, SIZE).forEach((row, i) => nodeP.set(path.basename(files[i]), row[0]));
+    model.dispose();
+    const app = await writeApp({ modelDir: path.join(work, 'model'), outDir: path.join(work, 'app') });
+    server = await serveApp(app.outDir, 0);
+    context = await launchChromium(path.join(work, 'profile'));
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('request', (request) => requests.push(request.url()));
+    await openApp(page, server.url);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.close();
+    await removeDir(work);
+  });
+
+  it('classifies the cells as Node does: same labels, probabilities within float tolerance', async () => {
+    expect(await page.inputValue('#threshold')).toBe(String(SAVED_THRESHOLD));
+    const cards = await classify(page, files);
+    expect(cards.map((c) => c.name)).toEqual(files.map((f) => path.basename(f)));
+    let maxDifference = 0;
+    for (const card of cards) {
+      const expected = nodeP.get(card.name) as number;
+      expect(card.state, card.name).toBe('done');
+      maxDifference = Math.max(maxDifference, Math.abs((card.p as number) - expected));
+      expect(card.label, card.name).toBe(isPositive(expected, SAVED_THRESHOLD) ? 'Parasitized' : 'Uninfected');
+      expect(card.review, card.name).toBe(needsReview(expected, SAVED_THRESHOLD));
+    }
+    console.info(`browser vs Node, ${cards.length} images: max |P difference| = ${maxDifference.toExponential(2)} (${await page.evaluate(() => (window as unknown as { tf: typeof tf }).tf.getBackend())})`);
+    expect(maxDifference).toBeLessThanOrEqual(TOLERANCE);
+    // Both labels occur, so the comparison covers both sides of the threshold.
+    expect(new Set(cards.map((c) => c.label)).size).toBe(2);
+  });
+
+  it('the tolerance is tight enough to catch a different resize (bilinear instead of nearest)', async () => {
+    const model = await tf.loadLayersModel(`${server.url}model/model.json`).catch(() => undefined);
+    // tf.loadLayersModel over http needs fetch; Node 20 has it, and the served model is the app's own copy.
+    expect(model).toBeDefined();
+    const bilinear = await Promise.all(
+      files.map(async (file) => {
+        const rgb = await decodeRgb(file);
+        return tf.tidy(() => {
+          const image = tf.tensor3d(rgb.data, [rgb.height, rgb.width, 3], 'int32').toFloat().div(255);
+          return tf.image.resizeBilinear(image as tf.Tensor3D, [SIZE, SIZE], false, true).dataSync() as Float32Array;
+        });
+      }),
+    );
+    const x = new Float32Array(files.length * SIZE * SIZE * 3);
+    bilinear.forEach((input, i) => x.set(input, i * input.length));
+    const rows = predictRows(model as tf.LayersModel, x, files.length, SIZE);
+    model?.dispose();
+    const moved = rows.filter((row, i) => Math.abs(row[0] - (nodeP.get(path.basename(files[i])) as number)) > 100 * TOLERANCE);
+    expect(moved.length).toBeGreaterThan(files.length / 2);
+  });
+
+  it('shows the slide summary summariseSlide computes, at the saved threshold', async () => {
+    const expected = summariseSlide([...nodeP.values()], SAVED_THRESHOLD);
+    expect(await text(page, '#cells')).toBe(String(files.length));
+    expect(await text(page, '#parasitized')).toBe(String(expected.parasitized));
+    expect(await text(page, '#parasitemia')).toBe(formatPercent(expected.parasitemia as number));
+    expect(await text(page, '#interval')).toBe(
+      `95% interval ${formatPercent(expected.ci95?.lower as number)} to ${formatPercent(expected.ci95?.upper as number)} (Wilson)`,
+    );
+    expect(await text(page, '#to-review')).toBe(String(expected.toReview));
+    expect(await text(page, '#threshold-source')).toContain(`saved with the model: ${SAVED_THRESHOLD}`);
+  });
+
+  it('relabels the cells and updates the summary when the threshold moves, and resets to the saved one', async () => {
+    const sorted = [...nodeP.values()].sort((a, b) => a - b);
+    // Halfway between the two middle probabilities: cells on both sides, and some within the review band.
+    const threshold = Number(((sorted[7] + sorted[8]) / 2).toFixed(4));
+    await page.fill('#threshold', String(threshold));
+    const cards = await readCards(page);
+    for (const card of cards) {
+      const p = nodeP.get(card.name) as number;
+      expect(card.label, card.name).toBe(isPositive(p, threshold) ? 'Parasitized' : 'Uninfected');
+      expect(card.review, card.name).toBe(needsReview(p, threshold));
+    }
+    const expected = summariseSlide([...nodeP.values()], threshold);
+    expect(expected.toReview).toBeGreaterThan(0);
+    expect(await text(page, '#parasitized')).toBe(String(expected.parasitized));
+    expect(await text(page, '#to-review')).toBe(String(expected.toReview));
+
+    await page.click('#threshold-reset');
+    expect(await page.inputValue('#threshold')).toBe(String(SAVED_THRESHOLD));
+    expect(await text(page, '#parasitized')).toBe(String(summariseSlide([...nodeP.values()], SAVED_THRESHOLD).parasitized));
+  });
+
+  it('filters by label and review flag, and sorts by probability', async () => {
+    const visible = async () => (await readCards(page)).filter((c) => !c.hidden);
+    await page.selectOption('#filter', 'positive');
+    const positives = [...nodeP].filter(([, p]) => isPositive(p, SAVED_THRESHOLD)).map(([name]) => name);
+    expect((await visible()).map((c) => c.name).sort()).toEqual(positives.sort());
+    expect(await text(page, '#shown')).toBe(`${positives.length} of ${files.length} shown`);
+
+    await page.selectOption('#filter', 'review');
+    const toReview = [...nodeP].filter(([, p]) => needsReview(p, SAVED_THRESHOLD)).map(([name]) => name);
+    expect((await visible()).map((c) => c.name).sort()).toEqual(toReview.sort());
+
+    await page.selectOption('#filter', 'all');
+    await page.selectOption('#sort', 'p-desc');
+    const byProbability = [...nodeP].sort((a, b) => b[1] - a[1]).map(([name]) => name);
+    expect((await visible()).map((c) => c.name)).toEqual(byProbability);
+    await page.selectOption('#sort', 'order');
+    expect((await visible()).map((c) => c.name)).toEqual(files.map((f) => path.basename(f)));
+  });
+
+  it('exports the results as CSV: one row per cell with the label and both probabilities', async () => {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+    expect(download.suggestedFilename()).toMatch(/^slide-\d{8}-\d{6}\.csv$/);
+    const rows = parseCsv(await fs.readFile(await download.path(), 'utf8'));
+    expect(rows[0]).toEqual(['file', 'label', 'p_Parasitized', 'p_Uninfected', 'check', 'threshold', 'error']);
+    const cards = await readCards(page);
+    expect(rows.slice(1).map((r) => r[0])).toEqual(cards.map((c) => c.name));
+    for (const [name, label, pParasitized, pUninfected, check, threshold, error] of rows.slice(1)) {
+      const card = cards.find((c) => c.name === name) as Card;
+      expect(label).toBe(card.label);
+      expect(Number(pParasitized)).toBe(card.p);
+      expect(Math.abs(Number(pParasitized) + Number(pUninfected) - 1)).toBeLessThan(1e-5);
+      expect(check).toBe(card.review ? 'yes' : '');
+      expect(Number(threshold)).toBe(SAVED_THRESHOLD);
+      expect(error).toBe('');
+    }
+  });
+
+  it('takes a screenshot of the filled page', async () => {
+    const png = await page.screenshot({ fullPage: true });
+    const { width, height } = await sharp(png).metadata();
+    expect(width).toBeGreaterThanOrEqual(1000);
+    expect(height).toBeGreaterThan(500);
+    // A blank or single-colour page would have (almost) no spread in its pixels.
+    const { channels } = await sharp(png).stats();
+    expect(Math.max(...channels.map((c) => c.stdev))).toBeGreaterThan(20);
+  });
+
+  it('marks an unreadable file and leaves it out of the counts; "New slide" starts over', async () => {
+    await page.click('#clear');
+    expect(await page.locator('#grid .cell').count()).toBe(0);
+    const broken = path.join(work, 'broken.png');
+    await fs.writeFile(broken, 'not an image at all');
+    const cards = await classify(page, [broken, files[0]]);
+    expect(cards.map((c) => c.state)).toEqual(['error', 'done']);
+    expect(await text(page, '#cells')).toBe('1');
+    expect(await text(page, '#progress')).toContain('1 unreadable');
+  });
+
+  it('takes a picked folder, skipping the files that are not images', async () => {
+    await page.click('#clear');
+    const folder = path.join(work, 'slide-7');
+    await fs.mkdir(folder);
+    for (const file of files.slice(0, 2)) await fs.copyFile(file, path.join(folder, path.basename(file)));
+    await fs.writeFile(path.join(folder, 'Thumbs.db'), 'a Windows thumbnail cache');
+    await page.setInputFiles('#pick-folder', folder);
+    await page.waitForFunction(() => document.querySelectorAll('#grid .cell[data-state="done"]').length === 2 && document.body.dataset.state === 'ready');
+    const cards = await readCards(page);
+    expect(cards.map((c) => c.name)).toEqual(files.slice(0, 2).map((f) => `slide-7/${path.basename(f)}`));
+    expect(cards.map((c) => c.p)).toEqual(files.slice(0, 2).map((f) => expect.closeTo(nodeP.get(path.basename(f)) as number, 5)));
+    expect(await text(page, '#progress')).toBe('2 images classified; 1 other file skipped');
+  });
+
+  it('takes images dropped on the page', async () => {
+    await page.click('#clear');
+    const dropped = files.slice(2, 4);
+    const images = await Promise.all(dropped.map(async (f) => ({ name: path.basename(f), base64: (await fs.readFile(f)).toString('base64') })));
+    const transfer = await page.evaluateHandle((list) => {
+      const data = new DataTransfer();
+      for (const { name, base64 } of list) {
+        const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+        data.items.add(new File([bytes], name, { type: 'image/png' }));
+      }
+      return data;
+    }, images);
+    await page.dispatchEvent('#drop', 'drop', { dataTransfer: transfer });
+    await page.waitForFunction(() => document.querySelectorAll('#grid .cell[data-state="done"]').length === 2 && document.body.dataset.state === 'ready');
+    const cards = await readCards(page);
+    expect(cards.map((c) => c.name)).toEqual(images.map((i) => i.name));
+    expect(cards.map((c) => c.p)).toEqual(images.map((i) => expect.closeTo(nodeP.get(i.name) as number, 5)));
+  });
+
+  it('fetched nothing but its own files from the local server', () => {
+    const foreign = requests.filter((url) => !url.startsWith(server.url) && !url.startsWith('blob:') && !url.startsWith('data:'));
+    expect(requests.some((url) => url.endsWith('/vendor/tf.min.js'))).toBe(true);
+    expect(foreign).toEqual([]);
+  });
+
+  it('loads and classifies again with the server gone (service worker cache)', async () => {
+    await page.locator('#offline').waitFor({ state: 'visible' });
+    await server.close();
+    await openApp(page, server.url);
+    const cards = await classify(page, files.slice(0, 3));
+    expect(cards.map((c) => c.p)).toHaveLength(3);
+    cards.forEach((card) => expect(Math.abs((card.p as number) - (nodeP.get(card.name) as number))).toBeLessThanOrEqual(TOLERANCE));
+  });
+});

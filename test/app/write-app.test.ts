@@ -1,0 +1,148 @@
+import { promises as fs } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import seedrandom from 'seedrandom';
+import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import { selectBackend } from '../../src/tf.js';
+import { UserError } from '../../src/errors.js';
+import { scaleToUnit } from '../../src/data/augment.js';
+import { resizeNearest } from '../../src/data/resize.js';
+import type { AppConfig } from '../../src/app/app-config.js';
+import { importsOf } from '../../src/app/browser-modules.js';
+import { APP_MARKER, writeApp } from '../../src/app/write-app.js';
+import { makeTempDir, removeDir } from '../data/fixtures.js';
+import { writeTinyModel } from './fixtures.js';
+
+/** The config index.html embeds for the page. */
+async function embeddedConfig(appDir: string): Promise<AppConfig> {
+  const html = await fs.readFile(path.join(appDir, 'index.html'), 'utf8');
+  const json = /<script type="application\/json" id="config">(.*?)<\/script>/s.exec(html)?.[1];
+  if (!json) throw new Error('index.html embeds no config');
+  return JSON.parse(json) as AppConfig;
+}
+
+async function listFiles(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const relative = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...(await listFiles(path.join(dir, entry.name), relative)));
+    else out.push(relative);
+  }
+  return out.sort();
+}
+
+describe('writeApp', () => {
+  let work: string;
+  let modelDir: string;
+
+  beforeAll(async () => {
+    await selectBackend('cpu');
+  });
+  beforeEach(async () => {
+    work = await makeTempDir('malaria-app-write-');
+    modelDir = path.join(work, 'model');
+    (await writeTinyModel(modelDir)).dispose();
+  });
+  afterEach(async () => removeDir(work));
+  afterAll(async () => undefined);
+
+  it('writes the page, its scripts, TensorFlow.js from node_modules and the model files, unchanged', async () => {
+    const outDir = path.join(work, 'app');
+    const app = await writeApp({ modelDir, outDir });
+    const written = await listFiles(outDir);
+    expect(written).toEqual([...app.files, APP_MARKER].sort());
+    for (const name of ['index.html', 'app.css', 'sw.js', 'vendor/tf.min.js', 'js/app/browser/main.js', 'js/data/resize.js', 'js/report/parasitemia.js']) {
+      expect(written).toContain(name);
+    }
+    const tfBuild = createRequire(import.meta.url).resolve('@tensorflow/tfjs/dist/tf.min.js');
+    expect(await fs.readFile(path.join(outDir, 'vendor/tf.min.js'))).toEqual(await fs.readFile(tfBuild));
+    for (const name of ['model.json', 'weights.bin', 'metadata.json']) {
+      expect(await fs.readFile(path.join(outDir, 'model', name)), name).toEqual(await fs.readFile(path.join(modelDir, name)));
+    }
+    const sizes = await Promise.all(written.map(async (f) => (await fs.stat(path.join(outDir, f))).size));
+    expect(app.bytes).toBe(sizes.reduce((a, b) => a + b, 0) - (await fs.stat(path.join(outDir, APP_MARKER))).size);
+  });
+
+  it('ships the resize and scaling code training uses, as ES modules a browser can load', async () => {
+    const outDir = path.join(work, 'app');
+    await writeApp({ modelDir, outDir });
+    const shipped = (await import(pathToFileURL(path.join(outDir, 'js/data/resize.js')).href)) as { resizeNearest: typeof resizeNearest };
+    const shippedScale = (await import(pathToFileURL(path.join(outDir, 'js/data/augment.js')).href)) as { scaleToUnit: typeof scaleToUnit };
+    const random = seedrandom('resize');
+    const image = { width: 57, height: 43, data: Uint8Array.from({ length: 57 * 43 * 3 }, () => Math.floor(random() * 256)) };
+    for (const size of [16, 32, 64, 100]) {
+      const expected = resizeNearest(image, size);
+      expect(shipped.resizeNearest(image, size)).toEqual(expected);
+      const [mine, theirs] = [new Float32Array(expected.length), new Float32Array(expected.length)];
+      scaleToUnit(expected, mine);
+      shippedScale.scaleToUnit(expected, theirs);
+      expect(theirs).toEqual(mine);
+    }
+  });
+
+  it('ships only modules whose imports resolve inside the app, and nothing that reaches the network', async () => {
+    const outDir = path.join(work, 'app');
+    const app = await writeApp({ modelDir, outDir });
+    const modules = app.files.filter((f) => f.startsWith('js/'));
+    expect(modules.length).toBeGreaterThan(5);
+    for (const module of modules) {
+      const code = await fs.readFile(path.join(outDir, module), 'utf8');
+      for (const specifier of importsOf(module, code)) {
+        expect(app.files, `${module} imports ${specifier}`).toContain(path.posix.join(path.posix.dirname(module), specifier));
+      }
+      expect(code, module).not.toMatch(/sourceMappingURL/);
+    }
+    for (const file of ['index.html', 'app.css', 'sw.js', ...modules]) {
+      expect(await fs.readFile(path.join(outDir, file), 'utf8'), file).not.toMatch(/https?:\/\//);
+    }
+  });
+
+  it('caches every file of the app in the service worker, under a version that follows the contents', async () => {
+    const outDir = path.join(work, 'app');
+    const first = await writeApp({ modelDir, outDir });
+    const sw = await fs.readFile(path.join(outDir, 'sw.js'), 'utf8');
+    const cached = JSON.parse(/const FILES = (\[.*\]);/.exec(sw)?.[1] ?? '[]') as string[];
+    expect(cached.sort()).toEqual(['./', ...first.files.filter((f) => f !== 'sw.js')].sort());
+    expect(sw).toContain(first.config.version);
+    expect((await writeApp({ modelDir, outDir })).config.version).toBe(first.config.version);
+    (await writeTinyModel(modelDir, [], { created: '2026-02-02T00:00:00.000Z' })).dispose();
+    expect((await writeApp({ modelDir, outDir })).config.version).not.toBe(first.config.version);
+  });
+
+  it('starts from the threshold saved with the model, else 0.5, and finds the positive class by name', async () => {
+    const outDir = path.join(work, 'app');
+    const defaults = await embeddedConfig((await writeApp({ modelDir, outDir })).outDir);
+    expect(defaults).toMatchObject({ threshold: 0.5, thresholdSource: 'default', positiveIndex: 0, imageSize: 32, classNames: ['Parasitized', 'Uninfected'] });
+    (await writeTinyModel(modelDir, [], { threshold: 0.27, classNames: ['Uninfected', 'Parasitized'] })).dispose();
+    const saved = await embeddedConfig((await writeApp({ modelDir, outDir })).outDir);
+    expect(saved).toMatchObject({ threshold: 0.27, thresholdSource: 'model', positiveIndex: 1 });
+  });
+
+  it('replaces an earlier app completely and leaves no temporary folders', async () => {
+    const outDir = path.join(work, 'app');
+    await writeApp({ modelDir, outDir });
+    await fs.writeFile(path.join(outDir, 'stale.txt'), 'from an older app');
+    await writeApp({ modelDir, outDir });
+    expect(await listFiles(outDir)).not.toContain('stale.txt');
+    expect((await fs.readdir(work)).sort()).toEqual(['app', 'model']);
+  });
+
+  it('refuses to replace a folder it did not write, and leaves it alone', async () => {
+    const outDir = path.join(work, 'mine');
+    await fs.mkdir(outDir);
+    await fs.writeFile(path.join(outDir, 'notes.txt'), 'keep me');
+    await expect(writeApp({ modelDir, outDir })).rejects.toThrow(/mine exists and was not written by `malaria app`/);
+    expect(await listFiles(outDir)).toEqual(['notes.txt']);
+  });
+
+  it('refuses a missing model folder, a model of more than two classes and a bad saved threshold, writing nothing', async () => {
+    const outDir = path.join(work, 'app');
+    await expect(writeApp({ modelDir: path.join(work, 'nowhere'), outDir })).rejects.toBeInstanceOf(UserError);
+    (await writeTinyModel(modelDir, [], { classNames: ['Parasitized', 'Uninfected', 'Other'] })).dispose();
+    await expect(writeApp({ modelDir, outDir })).rejects.toThrow(/two-class models.*3 classes/);
+    (await writeTinyModel(modelDir, [], { threshold: 1.5 })).dispose();
+    await expect(writeApp({ modelDir, outDir })).rejects.toThrow(/threshold/);
+    expect(await fs.readdir(work)).toEqual(['model']);
+  });
+});

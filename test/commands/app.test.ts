@@ -1,0 +1,84 @@
+import { execFile, spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../../src/tf.js';
+import { makeTempDir, removeDir } from '../data/fixtures.js';
+import { writeTinyModel } from '../app/fixtures.js';
+
+const run = promisify(execFile);
+
+/** Runs the built CLI (`npm run build` first; `npm test` does it) and returns exit code and output. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['bin/malaria.js', ...args], { env: { ...process.env, MALARIA_DEBUG: '' } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('malaria app (CLI)', () => {
+  let work: string;
+  let modelDir: string;
+
+  beforeAll(async () => {
+    await selectBackend('cpu');
+    work = await makeTempDir('malaria-app-cli-');
+    modelDir = path.join(work, 'model');
+    (await writeTinyModel(modelDir, [], { threshold: 0.35 })).dispose();
+  });
+  afterAll(async () => removeDir(work));
+
+  it('writes the app and says how to open it', async () => {
+    const out = path.join(work, 'app');
+    const { code, stdout, stderr } = await cli(['app', '--model-dir', modelDir, '--out', out]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(new RegExp(`^wrote the app to ${out}: \\d+ files, [\\d.]+ MB; it starts at threshold 0.35 \\(saved with the model\\)\\n`));
+    expect(stdout).toContain('malaria app --serve');
+    expect(await fs.readFile(path.join(out, 'index.html'), 'utf8')).toContain('<title>Malaria cell screen</title>');
+  });
+
+  it('with --serve, serves the app on 127.0.0.1, prints the URL and stops on Ctrl-C', async () => {
+    const child = spawn(process.execPath, ['bin/malaria.js', 'app', '--model-dir', modelDir, '--out', path.join(work, 'served'), '--serve', '--port', '0']);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      let stdout = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          const match = /serving the app at (http:\/\/127\.0\.0\.1:\d+\/) \(Ctrl-C to stop\)/.exec(stdout);
+          if (match) resolve(match[1]);
+        });
+        child.on('exit', () => reject(new Error(`the server exited early: ${stdout}`)));
+      });
+      const page = await fetch(url);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<title>Malaria cell screen</title>');
+      expect((await fetch(`${url}model/model.json`)).status).toBe(200);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it('a missing model folder exits 2 with one line', async () => {
+    const missing = path.join(work, 'nowhere');
+    const { code, stdout, stderr } = await cli(['app', '--model-dir', missing, '--out', path.join(work, 'x')]);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toContain(missing);
+  });
+
+  it('a bad --port exits 2 naming the flag', async () => {
+    for (const port of ['70000', '-1', 'http']) {
+      const { code, stderr } = await cli(['app', '--model-dir', modelDir, '--serve', '--port', port]);
+      expect(code, port).toBe(2);
+      expect(stderr, port).toMatch(/--port.*port number from 0 to 65535/);
+    }
+  });
+});

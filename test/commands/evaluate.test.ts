@@ -1,0 +1,167 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend, tf } from '../../src/tf.js';
+import { saveModel, type ModelMetadata } from '../../src/model/io.js';
+import { makeTempDir, removeDir } from '../data/fixtures.js';
+import { runMain } from './run-main.js';
+
+const SIZE = 32;
+const metadata: ModelMetadata = {
+  classNames: ['Parasitized', 'Uninfected'],
+  imageSize: SIZE,
+  channels: 3,
+  scaling: 'x/255',
+  resize: 'nearest',
+  backend: 'cpu',
+  created: '2024-01-02T03:04:05.000Z',
+};
+
+/**
+ * A hand-built model whose answer is known: P(Parasitized) = sigmoid(10 (m - 0.5)) with m the mean pixel value
+ * in [0, 1]. Global average pooling gives m per channel; the dense layer's logit difference is 2 (3 k m + b).
+ */
+function brightnessModel(): tf.LayersModel {
+  const model = tf.sequential({
+    layers: [tf.layers.globalAveragePooling2d({ inputShape: [SIZE, SIZE, 3] }), tf.layers.dense({ units: 2, activation: 'softmax' })],
+  });
+  const k = 5 / 3;
+  const b = -2.5;
+  tf.tidy(() => model.layers[1].setWeights([tf.tensor2d([[k, -k], [k, -k], [k, -k]]), tf.tensor1d([b, -b])]));
+  return model;
+}
+
+const pParasitized = (gray: number): number => 1 / (1 + Math.exp(-10 * (gray / 255 - 0.5)));
+
+// Uniform gray cells: brighter means more parasitized to this model.
+const SPLITS = {
+  // 8 positives: a sensitivity of 0.75 needs the 6 brightest, so the threshold is P(100).
+  validation: { Parasitized: [200, 180, 160, 140, 120, 100, 80, 60], Uninfected: [50, 70, 90, 110, 130, 150] },
+  // At P(100): positives 210, 150, 105 flagged (95, 40 missed); negatives 101, 170 flagged (30, 99 cleared).
+  testing: { Parasitized: [210, 150, 105, 95, 40], Uninfected: [30, 99, 101, 170] },
+};
+
+let dir: string;
+const data = () => path.join(dir, 'data');
+const modelDir = () => path.join(dir, 'model');
+
+async function writeGrayCells(): Promise<void> {
+  for (const [split, classes] of Object.entries(SPLITS)) {
+    for (const [className, grays] of Object.entries(classes)) {
+      const folder = path.join(data(), split, className);
+      await fs.mkdir(folder, { recursive: true });
+      for (const gray of grays) {
+        const png = await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: gray, g: gray, b: gray } } }).png().toBuffer();
+        await fs.writeFile(path.join(folder, `gray-${gray}.png`), png);
+      }
+    }
+  }
+}
+
+beforeAll(async () => {
+  await selectBackend('cpu');
+  dir = await makeTempDir('malaria-evaluate-');
+  await writeGrayCells();
+  const model = brightnessModel();
+  await saveModel(modelDir(), model, metadata);
+  model.dispose();
+});
+
+afterAll(async () => removeDir(dir));
+
+// The parsed --json object: `any` because each test checks the fields it reads against hand-computed values.
+async function evaluateJson(...flags: string[]): Promise<{ json: Record<string, any>; stderr: string[] }> {
+  const { code, stdout, stderr } = await runMain(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', '--json', ...flags]);
+  expect(code, stderr.join('\n')).toBe(0);
+  expect(stdout).toHaveLength(1);
+  return { json: JSON.parse(stdout[0]), stderr };
+}
+
+describe('malaria evaluate: thresholds', () => {
+  it('--target-sensitivity chooses the threshold on validation and applies it to testing (hand-computed)', async () => {
+    const { json, stderr } = await evaluateJson('--target-sensitivity', '0.75');
+    expect(json.threshold).toBeCloseTo(pParasitized(100), 6);
+    expect(json.threshold).toBeLessThan(pParasitized(101));
+    expect(json.thresholdSource).toBe('validation');
+    expect(json.thresholdSelection).toEqual({ split: 'validation', targetSensitivity: 0.75, sensitivity: 0.75, positivesFlagged: 6, positives: 8 });
+    expect(json.n).toBe(9);
+    expect(json.confusion).toEqual([
+      [3, 2],
+      [2, 2],
+    ]);
+    expect(json.sensitivity).toBe(0.6);
+    expect(json.specificity).toBe(0.5);
+    expect(json.ci95.sensitivity[0]).toBeLessThan(0.6);
+    expect(json.ci95.sensitivity[1]).toBeGreaterThan(0.6);
+    // The model ranks by brightness, so the AUC is the share of (positive, negative) pairs with the positive brighter.
+    expect(json.auc).toBeCloseTo(aucByPairs(SPLITS.testing.Parasitized, SPLITS.testing.Uninfected), 10);
+    expect(stderr.some((line) => line.startsWith(`threshold ${json.threshold} chosen on validation for sensitivity >= 75.00%: it flags 6 of 8 Parasitized images`))).toBe(true);
+  });
+
+  it('--threshold is applied as given; without flags the threshold is 0.5', async () => {
+    // P >= 0.9 means gray >= 183.5: only the 210 positive, no negative.
+    const strict = (await evaluateJson('--threshold', '0.9')).json;
+    expect(strict).toMatchObject({ threshold: 0.9, thresholdSource: 'flag', sensitivity: 0.2, specificity: 1 });
+    expect(strict).not.toHaveProperty('thresholdSelection');
+    // P >= 0.5 means gray >= 127.5: positives 210, 150; negative 170.
+    const plain = (await evaluateJson()).json;
+    expect(plain).toMatchObject({ threshold: 0.5, thresholdSource: 'default', sensitivity: 0.4, specificity: 0.75 });
+  });
+
+  it('--save-threshold stores it in metadata.json, which then is the default, and --roc draws the curve', async () => {
+    const saved = path.join(dir, 'saved-model');
+    await fs.cp(modelDir(), saved, { recursive: true });
+    const chosen = (await evaluateJson('--model-dir', saved, '--target-sensitivity', '1', '--save-threshold')).json;
+    // Sensitivity 1 on validation needs every positive: the darkest, gray 60.
+    expect(chosen.threshold).toBeCloseTo(pParasitized(60), 6);
+    const written = JSON.parse(await fs.readFile(path.join(saved, 'metadata.json'), 'utf8'));
+    expect(written).toEqual({ ...metadata, threshold: chosen.threshold });
+
+    const roc = path.join(dir, 'plots', 'roc.png');
+    const report = await runMain(['evaluate', '--data', data(), '--model-dir', saved, '--backend', 'cpu', '--roc', roc]);
+    expect(report.code, report.stderr.join('\n')).toBe(0);
+    expect(report.stdout.join('\n')).toContain(`threshold P(Parasitized) >= ${chosen.threshold} (saved with the model)`);
+    // On testing, P(60) flags the positives but the 40 one, and the negatives 99, 101 and 170.
+    expect(report.stdout.join('\n')).toMatch(/sensitivity: 80\.00%.*\(4 of 5 parasitized cells found\)/);
+    expect(report.stdout.join('\n')).toMatch(/specificity: 25\.00%.*\(1 of 4 uninfected cells cleared\)/);
+    expect(report.stdout).toContain(`ROC curve written to ${roc}`);
+    const png = await sharp(roc).metadata();
+    expect([png.format, png.width, png.height]).toEqual(['png', 800, 600]);
+  });
+
+  it('refuses contradictory or out-of-range threshold flags with one line and exit code 2', async () => {
+    for (const flags of [
+      ['--threshold', '0.5', '--target-sensitivity', '0.9'],
+      ['--threshold', '1.5'],
+      ['--threshold', 'abc'],
+      ['--target-sensitivity', '0'],
+      ['--target-sensitivity', '1.2'],
+      ['--save-threshold'],
+    ]) {
+      const { code, stdout, stderr } = await runMain(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', ...flags]);
+      expect(code, flags.join(' ')).toBe(2);
+      expect(stdout, flags.join(' ')).toEqual([]);
+      expect(stderr.filter((line) => !line.startsWith('backend:')), flags.join(' ')).toHaveLength(1);
+    }
+  });
+
+  it('says so when the validation split has no parasitized cells (exit code 1)', async () => {
+    const lopsided = path.join(dir, 'lopsided');
+    await fs.mkdir(path.join(lopsided, 'validation', 'Uninfected'), { recursive: true });
+    await fs.cp(path.join(data(), 'validation', 'Uninfected'), path.join(lopsided, 'validation', 'Uninfected'), { recursive: true });
+    await fs.cp(path.join(data(), 'testing'), path.join(lopsided, 'testing'), { recursive: true });
+    const { code, stderr } = await runMain(['evaluate', '--data', lopsided, '--model-dir', modelDir(), '--backend', 'cpu', '--target-sensitivity', '0.9']);
+    expect(code).toBe(1);
+    expect(stderr.filter((line) => line.startsWith('malaria:'))).toEqual([
+      'malaria: the validation split holds no Parasitized images, so no threshold can be chosen on it; pass --threshold instead',
+    ]);
+  });
+});
+
+/** ROC AUC as the fraction of (positive, negative) pairs ordered correctly, ties 1/2. */
+function aucByPairs(positives: number[], negatives: number[]): number {
+  let wins = 0;
+  for (const p of positives) for (const n of negatives) wins += p > n ? 1 : p === n ? 0.5 : 0;
+  return wins / (positives.length * negatives.length);
+}

@@ -1,0 +1,118 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../../src/tf.js';
+import { saveModel, type ModelMetadata } from '../../src/model/io.js';
+import { CLASS_NAMES, IMAGE_SIZE, TINY_ARCHITECTURE, tinyResNet } from '../model/helpers.js';
+import { SAMPLE_DIR, makeTempDir, removeDir, sampleNames, thumbsDb } from '../data/fixtures.js';
+import { runMain } from './run-main.js';
+
+const metadata: ModelMetadata = {
+  classNames: [...CLASS_NAMES],
+  imageSize: IMAGE_SIZE,
+  channels: 3,
+  scaling: 'x/255',
+  resize: 'nearest',
+  architecture: TINY_ARCHITECTURE,
+  backend: 'cpu',
+  created: '2024-01-02T03:04:05.000Z',
+};
+
+let dir: string;
+const modelDir = () => path.join(dir, 'model');
+const folder = () => path.join(dir, 'cells');
+let goodFile: string;
+
+beforeAll(async () => {
+  await selectBackend('cpu');
+  dir = await makeTempDir('malaria-predict-');
+  const model = tinyResNet(3);
+  await saveModel(modelDir(), model, metadata);
+  model.dispose();
+  // cells/: three real cells, a Thumbs.db, a truncated PNG and a text file named .png.
+  await fs.mkdir(folder());
+  const names = [...(await sampleNames('Parasitized', 2)).map((n) => ['Parasitized', n]), ...(await sampleNames('Uninfected', 1)).map((n) => ['Uninfected', n])];
+  for (const [className, name] of names) await fs.copyFile(path.join(SAMPLE_DIR, className, name), path.join(folder(), `${className}-${name}`));
+  await fs.writeFile(path.join(folder(), 'Thumbs.db'), thumbsDb());
+  const png = await fs.readFile(path.join(SAMPLE_DIR, names[0][0], names[0][1]));
+  await fs.writeFile(path.join(folder(), 'truncated.png'), png.subarray(0, 200));
+  await fs.writeFile(path.join(folder(), 'readme.png'), 'this is text\n');
+  goodFile = path.join(SAMPLE_DIR, 'Uninfected', (await sampleNames('Uninfected', 2))[1]);
+});
+
+afterAll(async () => removeDir(dir));
+
+const predict = (...args: string[]) => runMain(['predict', '--model-dir', modelDir(), '--backend', 'cpu', ...args]);
+
+describe('malaria predict', () => {
+  it('--json: one array with {file, label, probability} or {file, error}; the good files still run; exit code 1', async () => {
+    const missing = path.join(dir, 'missing.png');
+    const { code, stdout, stderr } = await predict('--json', '--batch-size', '2', goodFile, folder(), missing);
+    expect(code).toBe(1);
+    expect(stdout).toHaveLength(1);
+    const entries = JSON.parse(stdout[0]) as Record<string, unknown>[];
+    expect(entries.map((e) => e.file)).toEqual([
+      goodFile,
+      ...(await fs.readdir(folder())).filter((n) => n !== 'Thumbs.db').sort().map((n) => path.join(folder(), n)),
+      missing,
+    ]);
+    const failed = entries.filter((e) => 'error' in e);
+    expect(failed.map((e) => path.basename(e.file as string))).toEqual(['readme.png', 'truncated.png', 'missing.png']);
+    for (const entry of failed) {
+      expect(Object.keys(entry)).toEqual(['file', 'error']);
+      expect(typeof entry.error).toBe('string');
+    }
+    expect(failed[1].error).toMatch(/^cannot decode/);
+    expect(failed[2].error).toBe('not found');
+    const good = entries.filter((e) => !('error' in e));
+    expect(good).toHaveLength(4);
+    for (const entry of good) {
+      expect(Object.keys(entry)).toEqual(['file', 'label', 'probability']);
+      expect(CLASS_NAMES).toContain(entry.label);
+      // At threshold 0.5 on two classes, the label given is the more probable one.
+      expect(entry.probability).toBeGreaterThanOrEqual(0.5);
+      expect(entry.probability).toBeLessThanOrEqual(1);
+    }
+    expect(stderr).toContain('Parasitized when P(Parasitized) >= 0.5 (the default)');
+    expect(stderr.some((line) => /^4 images classified \(\d+ Parasitized, \d+ Uninfected\); 3 failed; 1 non-image file skipped$/.test(line))).toBe(true);
+    expect(stderr).toContain('malaria: 3 of 7 files could not be classified');
+  });
+
+  it('prints a table and exits 0 when every file is classified; --threshold decides the label', async () => {
+    const { code, stdout } = await predict('--threshold', '0', goodFile);
+    expect(code).toBe(0);
+    const lines = stdout.join('\n').split('\n');
+    expect(lines[0]).toMatch(/^file\s+label\s+probability$/);
+    expect(lines).toHaveLength(2);
+    // Threshold 0 flags everything: the probability shown is P(Parasitized), whatever it is.
+    expect(lines[1]).toMatch(new RegExp(`^${goodFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+Parasitized\\s+[01]\\.\\d{4}$`));
+  });
+
+  it('uses the threshold saved with the model by default', async () => {
+    const saved = path.join(dir, 'strict-model');
+    await fs.cp(modelDir(), saved, { recursive: true });
+    await fs.writeFile(path.join(saved, 'metadata.json'), JSON.stringify({ ...metadata, threshold: 1 }));
+    const { code, stdout, stderr } = await runMain(['predict', '--model-dir', saved, '--backend', 'cpu', '--json', folder()]);
+    expect(code).toBe(1); // the two broken files
+    expect(stderr).toContain('Parasitized when P(Parasitized) >= 1 (saved with the model)');
+    const labels = (JSON.parse(stdout[0]) as { label?: string }[]).filter((e) => e.label).map((e) => e.label);
+    expect(labels).toEqual(['Uninfected', 'Uninfected', 'Uninfected']);
+  });
+
+  it('a folder without images, or a bad flag, is one line and exit code 2', async () => {
+    const empty = path.join(dir, 'only-thumbs');
+    await fs.mkdir(empty);
+    await fs.writeFile(path.join(empty, 'Thumbs.db'), thumbsDb());
+    const none = await predict(empty);
+    expect(none.code).toBe(2);
+    expect(none.stderr.filter((l) => l.startsWith('malaria:'))).toEqual([`malaria: no image files found in ${empty} (1 other file skipped)`]);
+    for (const flags of [['--threshold', '2'], ['--batch-size', '0']]) {
+      const bad = await predict(...flags, goodFile);
+      expect(bad.code, flags.join(' ')).toBe(2);
+      expect(bad.stdout).toEqual([]);
+      expect(bad.stderr.join('\n')).toContain(flags[0]);
+    }
+    const noArgs = await runMain(['predict']);
+    expect(noArgs.code).toBe(2);
+  });
+});

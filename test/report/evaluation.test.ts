@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../../src/errors.js';
+import type { Predictions } from '../../src/model/predict.js';
+import {
+  evaluatePredictions,
+  evaluationJson,
+  formatScreening,
+  formatThresholdSelection,
+  readableThreshold,
+  rocData,
+  selectThreshold,
+} from '../../src/report/evaluation.js';
+
+const CLASSES = ['Parasitized', 'Uninfected'];
+
+/** Two-class predictions from P(Parasitized) per image and the true class indices (0 = Parasitized). */
+function predictions(pParasitized: number[], labels: number[]): Predictions {
+  const probabilities = new Float32Array(pParasitized.length * 2);
+  pParasitized.forEach((p, i) => {
+    probabilities[2 * i] = p;
+    probabilities[2 * i + 1] = 1 - p;
+  });
+  return { probabilities, labels: Int32Array.from(labels), classes: 2 };
+}
+
+// 5 parasitized cells scored 0.9 0.8 0.6 0.35 0.2; 4 uninfected scored 0.7 0.3 0.1 0.05.
+const validation = predictions([0.9, 0.8, 0.6, 0.35, 0.2, 0.7, 0.3, 0.1, 0.05], [0, 0, 0, 0, 0, 1, 1, 1, 1]);
+
+describe('selectThreshold', () => {
+  it('takes the largest threshold that reaches the target sensitivity (hand-computed)', () => {
+    // 0.6 needs 3 of 5 positives: the 3rd highest positive score, 0.6.
+    const at60 = selectThreshold(validation, CLASSES, 0.6, 'validation');
+    expect(at60).toEqual({ split: 'validation', targetSensitivity: 0.6, threshold: 0.6, sensitivity: 0.6, positivesFlagged: 3, positives: 5 });
+    // 0.7 needs 4 of 5 (3.5 rounds up): 0.35, sensitivity 0.8. The model's 0.35 is a float32 just below 0.35
+    // (0.3499999940...), so the threshold is the shortest decimal at or below it: 0.34999999, not 0.35.
+    const at70 = selectThreshold(validation, CLASSES, 0.7, 'validation');
+    expect(at70.threshold).toBe(0.34999999);
+    expect(at70.sensitivity).toBe(0.8);
+    expect(selectThreshold(validation, CLASSES, 1, 'validation').threshold).toBe(0.2);
+  });
+
+  it('a threshold chosen on one split reaches the target there and is then applied as is', () => {
+    const { threshold } = selectThreshold(validation, CLASSES, 0.8, 'validation');
+    const onValidation = evaluatePredictions(validation, CLASSES, threshold).screening!;
+    expect(onValidation.sensitivity).toBeGreaterThanOrEqual(0.8);
+    expect(onValidation.counts).toEqual({ tp: 4, fn: 1, fp: 1, tn: 3 }); // 0.7 is the one false positive
+    const test = predictions([0.5, 0.34, 0.36, 0.4, 0.2], [0, 0, 1, 1, 1]);
+    expect(evaluatePredictions(test, CLASSES, threshold).screening!.counts).toEqual({ tp: 1, fn: 1, fp: 2, tn: 1 });
+  });
+
+  it('is a one-line error without positives or with more than two classes', () => {
+    const negativesOnly = predictions([0.2, 0.9], [1, 1]);
+    expect(() => selectThreshold(negativesOnly, CLASSES, 0.9, 'validation')).toThrow(UserError);
+    expect(() => selectThreshold(negativesOnly, CLASSES, 0.9, 'validation')).toThrow(/validation split holds no Parasitized images/);
+    const three: Predictions = { probabilities: new Float32Array([0.2, 0.3, 0.5]), labels: Int32Array.from([2]), classes: 3 };
+    expect(() => selectThreshold(three, ['a', 'b', 'c'], 0.9, 'validation')).toThrow(/needs a two-class model/);
+  });
+});
+
+describe('readableThreshold', () => {
+  it('shortens a float32 threshold without changing any float32 decision', () => {
+    const scores = new Float32Array([0.41234567, 0.4123456, 0.41234568, 0.7, 0.1]);
+    for (const exact of scores) {
+      const readable = readableThreshold(exact);
+      expect(readable).toBeLessThanOrEqual(exact);
+      expect(String(readable).length).toBeLessThan(String(exact).length + 1);
+      for (const p of scores) expect(p >= readable, `${p} vs ${readable}`).toBe(p >= exact);
+      // The float32 just below must stay below.
+      const below = new Float32Array([exact]);
+      new Uint32Array(below.buffer)[0] -= 1;
+      expect(below[0] >= readable).toBe(false);
+    }
+    expect(readableThreshold(Math.fround(0.6))).toBe(0.6); // float32 0.6 is just above 0.6
+    expect(readableThreshold(Math.fround(0.7))).toBe(0.69999998); // float32 0.7 is just below 0.7
+    expect(readableThreshold(0)).toBe(0);
+    expect(readableThreshold(0.123456789012345)).toBe(0.123456789012345); // not a float32: left exact
+  });
+});
+
+describe('rocData', () => {
+  it('gives the curve, the AUC and the operating point of the threshold', () => {
+    const roc = rocData(validation, CLASSES, 0.34);
+    expect(roc.curve[0]).toEqual({ fpr: 0, tpr: 0, threshold: Number.POSITIVE_INFINITY });
+    expect(roc.curve.at(-1)).toMatchObject({ fpr: 1, tpr: 1 });
+    // Pairs (positive above negative): 0.9 and 0.8 beat all 4; 0.6 and 0.35 beat 3; 0.2 beats 2 -> 16 of 20.
+    expect(roc.auc).toBeCloseTo(16 / 20, 10);
+    expect(roc.operatingPoint).toEqual({ fpr: 0.25, tpr: 0.8, threshold: 0.34 });
+    const oneClass = rocData(predictions([0.2, 0.9], [1, 1]), CLASSES, 0.5);
+    expect(oneClass).toEqual({ curve: [], auc: null, operatingPoint: undefined });
+  });
+});
+
+describe('evaluationJson and formatScreening', () => {
+  it('add where the threshold came from, and the validation search when there was one', () => {
+    const selection = selectThreshold(validation, CLASSES, 0.8, 'validation');
+    const evaluation = evaluatePredictions(validation, CLASSES, selection.threshold);
+    const json = evaluationJson(evaluation, { source: 'validation', selection });
+    expect(json).toMatchObject({
+      threshold: 0.34999999,
+      thresholdSource: 'validation',
+      thresholdSelection: { split: 'validation', targetSensitivity: 0.8, sensitivity: 0.8, positivesFlagged: 4, positives: 5 },
+      sensitivity: 0.8,
+      specificity: 0.75,
+    });
+    expect(evaluationJson(evaluation)).not.toHaveProperty('thresholdSource');
+    expect(evaluationJson(evaluation, { source: 'model' })).toMatchObject({ thresholdSource: 'model' });
+    expect(evaluationJson(evaluation, { source: 'model' })).not.toHaveProperty('thresholdSelection');
+
+    expect(formatScreening(evaluation.screening!, 'model').split('\n')[0]).toBe(
+      'positive class: Parasitized, threshold P(Parasitized) >= 0.34999999 (saved with the model)',
+    );
+    expect(formatScreening(evaluation.screening!).split('\n')[0]).toBe('positive class: Parasitized, threshold P(Parasitized) >= 0.34999999');
+    expect(formatThresholdSelection(selection, 'Parasitized')).toBe(
+      'threshold 0.34999999 chosen on validation for sensitivity >= 80.00%: it flags 4 of 5 Parasitized images there (sensitivity 80.00%)',
+    );
+  });
+});
