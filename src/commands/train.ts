@@ -126,18 +126,21 @@ async function runTrain(flags: TrainFlags): Promise<void> {
   process.on('SIGTERM', onSigint);
 
   let bar: ProgressBar | undefined;
+  // The bar appears after the first batch; its clock starts with the epoch so the first ETA is not zero.
+  let epochStartedAt = Date.now();
   let epochs = flags.epochs;
   const callbacks = {
     modelDir: flags.modelDir,
     signal: controller.signal,
     onBatchEnd: (info: { epoch: number; batch: number; batches: number; loss: number; accuracy: number }) => {
-      bar ??= new ProgressBar({ total: info.batches, label: `Epoch ${info.epoch + 1}/${epochs}` });
+      bar ??= new ProgressBar({ total: info.batches, label: `Epoch ${info.epoch + 1}/${epochs}`, startedAt: epochStartedAt });
       bar.update(info.batch + 1, `loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}`);
     },
     onEpochEnd: (info: EpochEndInfo) => {
       bar?.finish();
       bar = undefined;
       console.log(epochLine(info, epochs));
+      epochStartedAt = Date.now();
     },
   };
 
@@ -175,7 +178,8 @@ async function runTrain(flags: TrainFlags): Promise<void> {
       result = await trainModel(model, train, val, settings, callbacks);
     }
   } finally {
-    bar?.finish();
+    // An epoch cut short keeps its bar as it was (not drawn as complete); just end its line.
+    if (bar && process.stderr.isTTY) process.stderr.write('\n');
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
   }

@@ -5,10 +5,12 @@ export interface ProgressOptions {
   /** Stream to draw on; stderr keeps stdout clean for --json output. */
   stream?: NodeJS.WriteStream;
   width?: number;
+  /** When the work began (ms since epoch), if before the bar was made: ETA then counts the first step too. */
+  startedAt?: number;
 }
 
 export class ProgressBar {
-  private readonly startedAt = Date.now();
+  private readonly startedAt: number;
   private lastDrawAt = 0;
   private lastLoggedPercent = -1;
   private done = 0;
@@ -16,6 +18,7 @@ export class ProgressBar {
 
   constructor(private readonly options: ProgressOptions) {
     this.stream = options.stream ?? process.stderr;
+    this.startedAt = options.startedAt ?? Date.now();
   }
 
   /** Advance by `n` steps; `suffix` is appended (for example running loss and accuracy). */

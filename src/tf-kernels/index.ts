@@ -4,6 +4,7 @@ import { makeFusedBatchNormKernel } from './batch-norm.js';
 import { BATCH_NORM_GRAD_SUMS, batchNormGradSumsKernel, makeBatchNormGradConfig } from './batch-norm-grad.js';
 import { conv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInputKernel } from './conv2d-backprop-input.js';
+import { makeMeanGradConfig } from './mean-grad.js';
 import { makeMeanKernel, makeSumKernel } from './reduce.js';
 import { makeCastKernel, makeIdentityKernel } from './shared-data.js';
 import { makeTileKernel } from './tile.js';
@@ -34,9 +35,9 @@ function wrapKernel(kernelName: string, make: (original: tf.KernelFunc | undefin
 
 /**
  * Registers the wasm training kernels once: Conv2DBackpropFilter (missing from wasm); faster Conv2DBackpropInput,
- * FusedBatchNorm, Tile, and Sum/Mean over leading axes; Identity and same-dtype Cast that share memory instead of copying; and a
- * batch-norm gradient of two passes instead of a dozen (on wasm only). Call after importing
- * @tensorflow/tfjs-backend-wasm and before the backend is used.
+ * FusedBatchNorm, Tile, and Sum/Mean over leading axes; Identity and same-dtype Cast that share memory instead of
+ * copying; and gradients of batch norm and Mean that take one or two passes instead of several (on wasm only).
+ * Call after importing @tensorflow/tfjs-backend-wasm and before the backend is used.
  */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
@@ -51,8 +52,11 @@ export function registerWasmTrainingKernels(): void {
   wrapKernel('Mean', makeMeanKernel);
   wrapKernel('FusedBatchNorm', makeFusedBatchNormKernel);
 
-  // Batch norm's gradient: gradients are registered for every backend; ours defers to the original off wasm.
+  // Gradients of batch norm and of the means in tf.moments. Gradients are registered for every backend; ours
+  // defer to the originals off wasm.
   setKernel({ kernelName: BATCH_NORM_GRAD_SUMS, backendName: BACKEND, kernelFunc: batchNormGradSumsKernel });
   const batchNormGrad = tf.getGradient('FusedBatchNorm');
   if (batchNormGrad) tf.registerGradient(makeBatchNormGradConfig(batchNormGrad));
+  const meanGrad = tf.getGradient('Mean');
+  if (meanGrad) tf.registerGradient(makeMeanGradConfig(meanGrad));
 }

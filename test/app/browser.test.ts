@@ -85,7 +85,8 @@ describe('the field app in chromium', () => {
     server = await serveApp(app.outDir, 0);
     context = await launchChromium(path.join(work, 'profile'));
     page = context.pages()[0] ?? (await context.newPage());
-    page.on('request', (request) => requests.push(request.url()));
+    // Context-wide, so the service worker's own fetches are seen too.
+    context.on('request', (request) => requests.push(request.url()));
     await openApp(page, server.url);
   });
 

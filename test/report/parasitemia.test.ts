@@ -1,6 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../../src/tf.js';
 import { formatParasitemia, formatPercent, formatSlideSummary, isPositive, needsReview, summariseSlide } from '../../src/report/parasitemia.js';
 import { predictAtThreshold } from '../../src/report/metrics.js';
+import { makeTempDir, removeDir } from '../data/fixtures.js';
+import { cellImages, nodeInputs, predictRows, TINY, writeTinyModel } from '../app/fixtures.js';
 
 /** n cells of which `k` have P(positive) 0.9 and the rest 0.1. */
 const slide = (k: number, n: number): number[] => Array.from({ length: n }, (_, i) => (i < k ? 0.9 : 0.1));
@@ -76,5 +82,36 @@ describe('formatting', () => {
       'threshold: P(Parasitized) >= 0.5',
       'near the threshold (within 0.1): 0 cells to check by eye',
     ]);
+  });
+});
+
+describe('malaria predict --summary (CLI)', () => {
+  let work: string;
+  let cells: string;
+  let expected: string[];
+
+  beforeAll(async () => {
+    await selectBackend('cpu');
+    work = await makeTempDir('malaria-summary-');
+    cells = path.join(work, 'cells');
+    const files = await cellImages(cells, 4);
+    const model = await writeTinyModel(path.join(work, 'model'), files, { threshold: 0.45 });
+    const pPositive = predictRows(model, await nodeInputs(files, TINY.inputSize), files.length, TINY.inputSize).map((row) => row[0]);
+    model.dispose();
+    expected = formatSlideSummary(summariseSlide(pPositive, 0.45), 'Parasitized');
+  });
+  afterAll(async () => removeDir(work));
+
+  it('prints the slide summary, computed from the same probabilities, after the per-image table', async () => {
+    // The built CLI, as a user runs it (`npm test` builds first).
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      'bin/malaria.js', 'predict', cells, '--model-dir', path.join(work, 'model'), '--backend', 'cpu', '--summary',
+    ]);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines.slice(-4)).toEqual(expected);
+    expect(expected[0]).toMatch(/^slide summary: 11 cells, ([1-9]|10) Parasitized$/);
+    // The table comes first: its Parasitized rows are the summary's count.
+    const table = lines.slice(0, -5);
+    expect(table.filter((line) => /\sParasitized\s/.test(line))).toHaveLength(Number(/(\d+) Parasitized$/.exec(expected[0])?.[1]));
   });
 });

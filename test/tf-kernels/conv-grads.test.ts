@@ -26,6 +26,10 @@ const CASES: Case[] = [
   { name: '2x2 stride 2 same', x: [2, 5, 6, 3], filter: [2, 2, 3, 4], strides: [2, 2], pad: 'same' },
   { name: '5x3 stride 3 same', x: [2, 10, 8, 2], filter: [5, 3, 2, 3], strides: [3, 3], pad: 'same' },
   { name: '3x3 strides 1,2 (unequal)', x: [2, 6, 7, 3], filter: [3, 3, 3, 2], strides: [1, 2], pad: 'same' },
+  // Over 4096 output pixels: the filter gradient is summed over chunks of images.
+  { name: '3x3 stride 1 same, several chunks', x: [3, 40, 40, 2], filter: [3, 3, 2, 3], strides: [1, 1], pad: 'same' },
+  { name: '1x1 stride 1, several chunks, fewer outputs', x: [3, 40, 40, 4], filter: [1, 1, 4, 2], strides: [1, 1], pad: 'same' },
+  { name: '1x1 stride 2, several chunks', x: [3, 80, 80, 2], filter: [1, 1, 2, 3], strides: [2, 2], pad: 'same' },
   {
     name: '3x3 stride 2 explicit padding',
     x: [2, 7, 6, 3],

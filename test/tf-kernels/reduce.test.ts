@@ -1,4 +1,4 @@
-// Sum and Mean over blocks of leading or middle axes (XNNPACK pooling) on wasm against the cpu backend.
+// Sum and Mean over blocks of leading or middle axes (XNNPACK pooling), and the Mean gradient, on wasm against cpu.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
 import { blockReduction } from '../../src/tf-kernels/reduce.js';
@@ -46,4 +46,27 @@ describe('wasm Sum and Mean', () => {
     const [actual] = await onBackend('wasm', compute);
     expect(Array.from(actual.values)).toEqual([9, 12]);
   });
+});
+
+describe('wasm Mean gradient', () => {
+  beforeAll(loadBothBackends);
+
+  for (const { shape, axis } of [
+    { shape: [2, 3, 4, 5], axis: [0, 1, 2] },
+    { shape: [3, 4, 2], axis: [1] },
+    { shape: [4, 6], axis: [0, 1] },
+  ]) {
+    it(`matches cpu for ${JSON.stringify(shape)} over ${JSON.stringify(axis)}`, async () => {
+      const x = randomHost(shape, `mean-grad/${shape}/x`);
+      const keptShape = shape.map((size, i) => (axis.includes(i) ? 1 : size));
+      const r = randomHost(keptShape, `mean-grad/${shape}/r`);
+      const f = () => [tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.mean(t, axis, true), toTensor(r))))(toTensor(x))];
+      const expected = await onBackend('cpu', f);
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const actual = await onBackend('wasm', f);
+      expect(tf.memory().numTensors).toBe(before);
+      expectClose(actual[0], expected[0], 1e-6, 'dx');
+    });
+  }
 });

@@ -147,7 +147,10 @@ function wireControls(): void {
     event.preventDefault();
     ui.drop.classList.add('over');
   });
-  document.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
+  // relatedTarget is null only when the drag leaves the window, not when it crosses from one element to another.
+  document.addEventListener('dragleave', (event) => {
+    if (!event.relatedTarget) ui.drop.classList.remove('over');
+  });
   document.addEventListener('drop', (event) => {
     event.preventDefault();
     ui.drop.classList.remove('over');
