@@ -9,7 +9,13 @@
 import { tf } from '../tf.js';
 import { convGeometry, type ConvAttrs, type ConvGeometry } from './conv-geometry.js';
 import { KernelScope, withKernelScope } from './kernel-scope.js';
-import { consecutiveRows, gatherRows, gatherTap, gatherTransposed, stridedPixelRows } from './layout.js';
+import {
+  gatherRows,
+  gatherTap,
+  gatherTransposed,
+  stridedPixelRows,
+  transposeRows,
+} from './layout.js';
 import { asWasmBackend, floatIndex, heapF32 } from './wasm-heap.js';
 
 type Shape4 = [number, number, number, number];
@@ -17,9 +23,9 @@ type Shape4 = [number, number, number, number];
 /**
  * Output pixels per product. XNNPACK's GEMM does not block the shared dimension: with all n*y*x pixels of a
  * large batch in one product, its operands stream from L3/memory for every tile. Whole images are grouped into
- * chunks of about this many pixels and the chunk products are summed (measured about 1.7x faster at 32768).
+ * chunks of about this many pixels and the chunk products are summed (25% faster at batch 8; 1024 to 8192 alike).
  */
-const CHUNK_PIXELS = 1000000000;
+const CHUNK_PIXELS = 4096;
 
 /** [first image, image count] of each chunk. */
 function imageChunks(batch: number, pixelsPerImage: number): [number, number][] {
@@ -34,22 +40,11 @@ function sumProducts(scope: KernelScope, products: tf.TensorInfo[]): tf.TensorIn
   return products.length === 1 ? products[0] : scope.run('AddN', products);
 }
 
-/** Start indices of the input pixels a 1x1 unpadded convolution reads, one per output pixel. */
+/** Start indices of the input pixels a strided 1x1 unpadded convolution reads, one per output pixel. */
 function sampledRows(scope: KernelScope, x: tf.TensorInfo, g: ConvGeometry): Int32Array {
   const src = floatIndex(asWasmBackend(scope.backend), x);
-  const strided = g.strideHeight > 1 || g.strideWidth > 1 || g.outHeight !== g.inHeight || g.outWidth !== g.inWidth;
-  if (!strided) return consecutiveRows(src, g.batch * g.inHeight * g.inWidth, g.inChannels);
-  return stridedPixelRows(
-    src,
-    g.batch,
-    g.inHeight,
-    g.inWidth,
-    g.inChannels,
-    g.outHeight,
-    g.outWidth,
-    g.strideHeight,
-    g.strideWidth,
-  );
+  const { batch, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight, strideWidth } = g;
+  return stridedPixelRows(src, batch, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight, strideWidth);
 }
 
 /** A new tensor holding rows [first, first + count) of a [rows, width] tensor. */
@@ -62,27 +57,32 @@ function copyRows(scope: KernelScope, t: tf.TensorInfo, width: number, first: nu
 }
 
 /**
- * 1x1 filter without padding: dW = Xs^T dY, with Xs the input at the strided positions. The smaller of Xs and
- * dY is the one transposed: dW^T = dY^T Xs when dY has fewer channels.
+ * 1x1 filter without padding: dW = Xs^T dY, with Xs the input at the strided positions, or dW^T = dY^T Xs. The
+ * product packs its second operand with a slow strided copy (about 5 ns a value), so the operand with fewer
+ * channels goes second and the one with more is transposed by hand (measured 20% faster than the reverse).
  */
 function pointwiseFilterGrad(scope: KernelScope, x: tf.TensorInfo, dy: tf.TensorInfo, g: ConvGeometry) {
   const backend = asWasmBackend(scope.backend);
   const { inChannels: ci, outChannels: co } = g;
   const pixelsPerImage = g.outHeight * g.outWidth;
-  const rows = sampledRows(scope, x, g);
-  const dyRows = consecutiveRows(floatIndex(backend, dy), g.batch * pixelsPerImage, co);
-  const transposeDy = co < ci;
+  const strided = pixelsPerImage !== g.inHeight * g.inWidth;
+  const rows = strided ? sampledRows(scope, x, g) : undefined;
+  const transposeDy = co > ci;
   const products: tf.TensorInfo[] = [];
   for (const [first, count] of imageChunks(g.batch, pixelsPerImage)) {
     const [from, to] = [first * pixelsPerImage, (first + count) * pixelsPerImage];
     const a = scope.alloc(transposeDy ? [co, to - from] : [ci, to - from]);
-    const b = transposeDy ? scope.alloc([to - from, ci]) : copyRows(scope, dy, co, from, to - from);
-    const heap = heapF32(backend);
+    let b: tf.TensorInfo;
     if (transposeDy) {
-      gatherTransposed(heap, dyRows.subarray(from, to), co, floatIndex(backend, a));
-      gatherRows(heap, rows.subarray(from, to), ci, floatIndex(backend, b));
+      b = rows ? scope.alloc([to - from, ci]) : copyRows(scope, x, ci, from, to - from);
+      const heap = heapF32(backend);
+      transposeRows(heap, floatIndex(backend, dy) + from * co, to - from, co, floatIndex(backend, a));
+      if (rows) gatherRows(heap, rows.subarray(from, to), ci, floatIndex(backend, b));
     } else {
-      gatherTransposed(heap, rows.subarray(from, to), ci, floatIndex(backend, a));
+      b = copyRows(scope, dy, co, from, to - from);
+      const heap = heapF32(backend);
+      if (rows) gatherTransposed(heap, rows.subarray(from, to), ci, floatIndex(backend, a));
+      else transposeRows(heap, floatIndex(backend, x) + from * ci, to - from, ci, floatIndex(backend, a));
     }
     products.push(scope.matMul2d(a, b));
     scope.release(a);
@@ -100,12 +100,7 @@ function tapsFilterGrad(scope: KernelScope, x: tf.TensorInfo, dy: tf.TensorInfo,
   const planeSize = inHeight * inWidth;
   const pixelsPerImage = outHeight * outWidth;
   const channelsFirst = scope.alloc([ci, batch, inHeight, inWidth]);
-  gatherTransposed(
-    heapF32(backend),
-    consecutiveRows(floatIndex(backend, x), batch * planeSize, ci),
-    ci,
-    floatIndex(backend, channelsFirst),
-  );
+  transposeRows(heapF32(backend), floatIndex(backend, x), batch * planeSize, ci, floatIndex(backend, channelsFirst));
   const products: tf.TensorInfo[] = [];
   for (const [first, count] of imageChunks(batch, pixelsPerImage)) {
     const chunkPixels = count * pixelsPerImage;

@@ -9,7 +9,7 @@
 import { tf } from '../tf.js';
 import { convGeometry, type ConvAttrs, type ConvGeometry } from './conv-geometry.js';
 import { KernelScope, withKernelScope } from './kernel-scope.js';
-import { consecutiveRows, gatherTransposed } from './layout.js';
+import { transposeRows } from './layout.js';
 import { asWasmBackend, floatIndex, heapF32 } from './wasm-heap.js';
 
 type Shape4 = [number, number, number, number];
@@ -47,7 +47,7 @@ function phaseFilter(scope: KernelScope, filter: tf.TensorInfo, g: ConvGeometry,
     const kh = r.first + g.strideHeight * (r.count - 1 - t);
     for (let u = 0; u < c.count; u++) {
       const kw = c.first + g.strideWidth * (c.count - 1 - u);
-      gatherTransposed(heap, consecutiveRows(src + (kh * g.filterWidth + kw) * ci * co, ci, co), co, dst);
+      transposeRows(heap, src + (kh * g.filterWidth + kw) * ci * co, ci, co, dst);
       dst += ci * co;
     }
   }

@@ -3,12 +3,34 @@
 // cache-blocked loops and memmoves are several times faster on the shapes of a ResNet's gradients.
 // All offsets are float indices into one Float32Array view of the heap.
 
-/** Rows of a block transposed at once: 32 rows of up to 512 floats stay in L1/L2. */
-const BLOCK_ROWS = 32;
+/** Rows of a block transposed at once (measured best of 16..128 for 32 and 128 channels). */
+const BLOCK_ROWS = 128;
+
+/**
+ * out[c * rows + r] = heap[src + r * channels + c]: a [rows, channels] matrix transposed, in row blocks that stay
+ * in cache, four rows per step (about twice as fast as one).
+ */
+export function transposeRows(heap: Float32Array, src: number, rows: number, channels: number, dst: number): void {
+  for (let r0 = 0; r0 < rows; r0 += BLOCK_ROWS) {
+    const r1 = Math.min(rows, r0 + BLOCK_ROWS);
+    for (let c = 0; c < channels; c++) {
+      let d = dst + c * rows + r0;
+      let s = src + r0 * channels + c;
+      let r = r0;
+      for (; r + 4 <= r1; r += 4, d += 4, s += 4 * channels) {
+        heap[d] = heap[s];
+        heap[d + 1] = heap[s + channels];
+        heap[d + 2] = heap[s + 2 * channels];
+        heap[d + 3] = heap[s + 3 * channels];
+      }
+      for (; r < r1; r++, s += channels) heap[d++] = heap[s];
+    }
+  }
+}
 
 /**
  * out[c * rowStarts.length + r] = heap[rowStarts[r] + c] for c < channels: gathers rows (pixels) given by their
- * start index and writes them transposed, channels first. Consecutive rowStarts make it a plain transpose.
+ * start index and writes them transposed, channels first (transposeRows is faster for consecutive rows).
  */
 export function gatherTransposed(heap: Float32Array, rowStarts: Int32Array, channels: number, dst: number): void {
   const rows = rowStarts.length;
@@ -19,13 +41,6 @@ export function gatherTransposed(heap: Float32Array, rowStarts: Int32Array, chan
       for (let r = r0; r < r1; r++) heap[d++] = heap[rowStarts[r] + c];
     }
   }
-}
-
-/** Start indices of `rows` consecutive rows of `channels` floats from `src`. */
-export function consecutiveRows(src: number, rows: number, channels: number): Int32Array {
-  const starts = new Int32Array(rows);
-  for (let r = 0; r < rows; r++) starts[r] = src + r * channels;
-  return starts;
 }
 
 /** Start indices of the NHWC pixels read by a 1x1 convolution with stride (sh, sw) and no padding. */

@@ -25,10 +25,6 @@ interface EmscriptenModule {
 
 type Factory = (config: { locateFile: (file: string, prefix: string) => string }) => Promise<EmscriptenModule>;
 
-interface WasmPackage {
-  BackendWasm: new (module: EmscriptenModule) => tf.KernelBackend;
-  setThreadsCount(count: number): void;
-}
 
 /** Writes the pthread worker script to a file (tfjs ships it as a string meant for a Blob). */
 function writeWorkerScript(): string {
@@ -66,13 +62,15 @@ async function startThreadedModule(): Promise<EmscriptenModule> {
 }
 
 /**
- * Makes the 'wasm' backend use the threaded build with `threads` threads (at most the core count). Call after
- * importing @tensorflow/tfjs-backend-wasm and before the backend is first used; kernels registered for 'wasm'
- * (including the training kernels) apply unchanged.
+ * Makes the 'wasm' backend use the threaded build with `threads` threads (at most the core count). Call before
+ * the backend is first used; kernels registered for 'wasm' (including the training kernels) apply unchanged.
  */
-export function registerThreadedWasmBackend(threads: number): void {
-  const wasm = require(PACKAGE) as WasmPackage;
+export async function registerThreadedWasmBackend(threads: number): Promise<void> {
+  // The same module instance as src/tf.ts imports (a require() here can resolve to another copy under vite).
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
   wasm.setThreadsCount(Math.max(1, Math.min(threads, os.cpus().length)));
   if (tf.findBackendFactory('wasm')) tf.removeBackend('wasm');
-  tf.registerBackend('wasm', async () => new wasm.BackendWasm(await startThreadedModule()), WASM_PRIORITY);
+  type ModuleArgument = ConstructorParameters<typeof wasm.BackendWasm>[0];
+  const factory = async () => new wasm.BackendWasm((await startThreadedModule()) as unknown as ModuleArgument);
+  tf.registerBackend('wasm', factory, WASM_PRIORITY);
 }

@@ -6,7 +6,7 @@ import { expectClose, onBackend, randomHost, toTensor } from './backends.js';
 
 describe('threaded wasm backend', () => {
   beforeAll(async () => {
-    registerThreadedWasmBackend(2);
+    await registerThreadedWasmBackend(2);
     await selectBackend('wasm');
     await selectBackend('cpu');
   });
