@@ -23,9 +23,27 @@ export function describeFsError(err: unknown, what: string): string | undefined 
       return `${what}: permission denied`;
     case 'ENOSPC':
       return `${what}: the disk is full; free some space and run the command again`;
+    case 'EDQUOT':
+      return `${what}: the disk quota is exceeded; free some space and run the command again`;
+    case 'EROFS':
+      return `${what}: the file system is read-only; choose a writable folder`;
     case 'ENOTDIR':
       return `${what}: not a folder`;
     default:
       return undefined;
   }
+}
+
+/** Codes that blame the destination of a write, whichever file the failing call named. */
+const DESTINATION_FAILURES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT', 'EROFS']);
+
+/**
+ * A write that failed because the destination cannot take it (disk full, quota, read-only) becomes one line
+ * naming what was being written (`what`, for example "cannot save the model in malaria/model") instead of a
+ * temporary file's name; any other error is returned unchanged.
+ */
+export function asWriteError(err: unknown, what: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (err instanceof UserError || code === undefined || !DESTINATION_FAILURES.has(code)) return err;
+  return new UserError(describeFsError(err, what) as string, 1);
 }

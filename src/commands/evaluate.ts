@@ -1,6 +1,7 @@
 // `malaria evaluate`: the saved model on one split (default: testing), as a report or one JSON object, at a decision
 // threshold given, saved with the model, or chosen on the validation split for a target sensitivity.
 import type { Command } from 'commander';
+import fs from 'node:fs';
 import path from 'node:path';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
@@ -63,6 +64,10 @@ function validate(flags: EvaluateFlags): void {
   if (flags.saveThreshold && flags.threshold === undefined && flags.targetSensitivity === undefined) {
     throw new UserError('--save-threshold needs a threshold to save: add --threshold <p> or --target-sensitivity <s>');
   }
+  const splitDir = path.join(flags.data, flags.split);
+  if (!fs.existsSync(splitDir)) {
+    throw new UserError(`data folder ${splitDir} not found: run \`malaria build-dataset\` first, or pass --data and --split`);
+  }
 }
 
 /** Class probabilities for every image of `<data>/<split>`, with a progress bar on stderr. */
@@ -80,6 +85,10 @@ async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flag
   const bar = new ProgressBar({ total: source.batchesPerEpoch, label: `${split}: ${source.files.length} images` });
   const predictions = await predictProbabilities(model, source, (done) => bar.update(done));
   bar.finish();
+  if (source.skipped.length > 0) {
+    const files = source.skipped.length === 1 ? '1 file' : `${source.skipped.length} files`;
+    console.error(`set aside ${files} of ${split} that do not decode as images (named above); evaluated the other ${predictions.labels.length}`);
+  }
   return predictions;
 }
 
@@ -88,8 +97,9 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
   // --json keeps stdout to the one object; everything else goes to stderr.
   const say = flags.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
   const backend = await selectBackend(flags.backend);
-  say(backend.message);
+  // A model folder that is not ours is one line and nothing else.
   const { model, metadata } = await loadModel(flags.modelDir);
+  say(backend.message);
   try {
     const twoClasses = metadata.classNames.length === 2;
     if (!twoClasses && (flags.threshold !== undefined || flags.targetSensitivity !== undefined || flags.roc)) {

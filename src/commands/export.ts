@@ -59,7 +59,8 @@ export function formatExport(result: ExportResult, out: string): string[] {
 
 async function runExport(flags: ExportFlags): Promise<void> {
   const backend = await selectBackend(flags.backend);
-  console.error(backend.message);
   const result = await exportModel({ modelDir: flags.modelDir, outDir: flags.out, quantization: flags.quantize, force: flags.force });
+  // After the work, so a model folder that is not ours is one line and nothing else.
+  console.error(backend.message);
   for (const line of formatExport(result, flags.out)) console.log(line);
 }

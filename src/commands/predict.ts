@@ -59,8 +59,9 @@ function plural(count: number, word: string): string {
 async function runPredict(paths: string[], flags: PredictFlags): Promise<void> {
   // stdout holds only the table or the JSON array; everything else goes to stderr.
   const backend = await selectBackend(flags.backend);
-  console.error(backend.message);
+  // A model folder that is not ours is one line and nothing else.
   const { model, metadata } = await loadModel(flags.modelDir);
+  console.error(backend.message);
   try {
     const twoClasses = metadata.classNames.length === 2;
     if (!twoClasses && flags.threshold !== undefined) {

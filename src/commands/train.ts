@@ -7,8 +7,8 @@ import { UserError } from '../errors.js';
 import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../tf.js';
 import { openSplitSources } from '../data/sources.js';
 import { buildResNet, resolveArchitecture } from '../model/resnet.js';
-import { trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
-import { hasCheckpoint, loadCheckpoint, MODEL_FILE } from '../model/io.js';
+import { DivergedError, trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
+import { hasCheckpoint, loadCheckpoint, loadCheckpointState, MODEL_FILE } from '../model/io.js';
 import { predictProbabilities } from '../model/predict.js';
 import { evaluatePredictions, formatScreening } from '../report/evaluation.js';
 import { formatClassificationReport } from '../report/classification-report.js';
@@ -53,7 +53,7 @@ export function registerTrain(program: Command): void {
     .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
     .option('--resume', 'continue the interrupted run in --model-dir from its last completed epoch')
     .option('--force', 'replace a model already in --model-dir')
-    .action((flags: TrainFlags) => runTrain(flags));
+    .action((flags: TrainFlags, command: Command) => runTrain(flags, (key) => command.getOptionValueSource(key) === 'cli'));
 }
 
 function validate(flags: TrainFlags): void {
@@ -65,9 +65,56 @@ function validate(flags: TrainFlags): void {
   }
   if (flags.imageSize < 8) throw new UserError('--image-size must be at least 8');
   if (flags.resume && flags.force) throw new UserError('--resume and --force contradict each other: pass one of them');
+}
+
+function checkData(flags: TrainFlags): void {
   if (!fs.existsSync(flags.data)) {
     throw new UserError(`data folder ${flags.data} not found: run \`malaria build-dataset\` first, or pass --data`);
   }
+}
+
+const formatFlag = (value: unknown): string => (Array.isArray(value) ? value.join(',') : String(value));
+
+/**
+ * `--resume` continues the checkpointed run as it was: same image size, batch, seed (so the same shuffles),
+ * epochs, learning-rate schedule and architecture, and its data folder unless --data is given (the folder may have
+ * moved). Flags may repeat those values; a different value is refused rather than silently ignored.
+ */
+async function resumedFlags(flags: TrainFlags, given: (key: string) => boolean): Promise<TrainFlags> {
+  const { settings } = await loadCheckpointState(flags.modelDir);
+  const run = settings.run ?? {};
+  const saved: Partial<Record<keyof TrainFlags, unknown>> = {
+    data: run.data,
+    imageSize: run.imageSize,
+    batchSize: run.batchSize,
+    epochs: settings.epochs,
+    lr: settings.initialLr,
+    seed: settings.seed,
+    stages: settings.architecture?.stages,
+    filters: settings.architecture?.filters,
+    microBatch: settings.microBatchSize,
+  };
+  const resumed: Record<string, unknown> = { ...flags };
+  for (const [key, value] of Object.entries(saved)) {
+    if (value === undefined || (key === 'data' && given(key))) continue;
+    const option = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    const mine = flags[key as keyof TrainFlags];
+    if (given(key) && formatFlag(mine) !== formatFlag(value)) {
+      throw new UserError(`${option} ${formatFlag(mine)} differs from the interrupted run's ${formatFlag(value)}: resume with the same flags, or leave ${option} out`);
+    }
+    resumed[key] = value;
+  }
+  return resumed as unknown as TrainFlags;
+}
+
+/** Where a diverged run stands and what to do: the checkpoint before it (if any) is untouched. */
+function divergedError(err: DivergedError, flags: TrainFlags): UserError {
+  const lower = Number((flags.lr / 10).toPrecision(2));
+  const kept =
+    err.epoch > 0
+      ? `, with --force to start over; the checkpoint of epoch ${err.epoch} in ${flags.modelDir} is kept`
+      : '; no epoch completed, so nothing was saved';
+  return new UserError(`${err.message} than ${flags.lr}, such as --lr ${lower}${kept}`, 1);
 }
 
 async function checkModelDir(flags: TrainFlags): Promise<void> {
@@ -89,9 +136,11 @@ function epochLine(info: EpochEndInfo, epochs: number): string {
   );
 }
 
-async function runTrain(flags: TrainFlags): Promise<void> {
+async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Promise<void> {
   validate(flags);
   await checkModelDir(flags);
+  if (flags.resume) flags = await resumedFlags(flags, given);
+  checkData(flags);
   const backend = await selectBackend(flags.backend);
   console.log(backend.message);
 
@@ -177,6 +226,8 @@ async function runTrain(flags: TrainFlags): Promise<void> {
       };
       result = await trainModel(model, train, val, settings, callbacks);
     }
+  } catch (err) {
+    throw err instanceof DivergedError ? divergedError(err, flags) : err;
   } finally {
     // An epoch cut short keeps its bar as it was (not drawn as complete); just end its line.
     if (bar && process.stderr.isTTY) process.stderr.write('\n');
@@ -185,7 +236,11 @@ async function runTrain(flags: TrainFlags): Promise<void> {
   }
   if (skippedFiles.length) console.log(`skipped ${skippedFiles.length} undecodable images: ${skippedFiles.slice(0, 5).join('; ')}${skippedFiles.length > 5 ? '; ...' : ''}`);
   if (result.stoppedEarly) {
-    console.log(`stopped after ${result.epochsCompleted} of ${epochs} epochs; continue with \`malaria train --resume --model-dir ${flags.modelDir}\``);
+    console.log(
+      result.epochsCompleted > 0
+        ? `stopped after ${result.epochsCompleted} of ${epochs} epochs; continue with \`malaria train --resume --model-dir ${flags.modelDir}\``
+        : `stopped before the first epoch completed; nothing was saved`,
+    );
     process.exitCode = 130;
     return;
   }

@@ -287,7 +287,9 @@ class DirectoryBatchSource implements ImageBatchSource {
       image = await this.decode(file, this.imageSize);
     } catch (err) {
       if (err instanceof DecodeError) {
-        this.skip(file, err.message);
+        // The message starts with the file's name, which the skipped entry already carries.
+        const prefix = `${err.file}: `;
+        this.skip(file, err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message);
         return;
       }
       throw err;

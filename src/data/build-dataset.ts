@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import fse from 'fs-extra';
 import { DATASET_DEFAULTS, type SplitName } from '../config.js';
-import { UserError } from '../errors.js';
+import { UserError, asWriteError } from '../errors.js';
 import { ProgressBar } from '../report/progress.js';
 import { csvLine } from './csv.js';
 import { DecodeError, decodeRgb } from './decode.js';
@@ -14,7 +14,7 @@ import { listDataset, type DatasetListing, type DuplicateImage, type ListedImage
 import { mapLimit } from './map-limit.js';
 import { patientIdOf, splitByPatient } from './patients.js';
 import { compareSplitItems, compareStrings, splitByCell, type SplitAssignment } from './split.js';
-import { removeStaleTemps } from './stale-temps.js';
+import { isProcessAlive, removeStaleTemps } from './stale-temps.js';
 
 export type GroupBy = 'cell' | 'patient';
 
@@ -38,6 +38,10 @@ export const REJECTED_FILE = 'rejected.csv';
 /** Everything a run writes into the output folder; an existing one is only ever replaced with --force. */
 const OUTPUT_ENTRIES = [...SPLIT_NAMES, MANIFEST_FILE, REJECTED_FILE];
 const TEMP_PATTERN = /^\.build-dataset-(\d+)-tmp$/;
+/** Inside a temp folder: where the previous output waits while the new one is moved into place. */
+const REPLACED_DIR = '.replaced';
+/** The order new entries are moved into place: split folders first, the manifest last. */
+const SWAP_ORDER = [...SPLIT_NAMES, REJECTED_FILE, MANIFEST_FILE];
 
 export interface BuildDatasetResult {
   input: string;
@@ -61,6 +65,8 @@ export interface BuildDatasetResult {
   replaced: string[];
   /** Temporary folders of interrupted earlier runs that were deleted. */
   removedLeftovers: string[];
+  /** Temporary folders of runs killed while moving their complete split into place, whose move was finished. */
+  finishedSwaps: string[];
 }
 
 /** True when `child` is `parent` or lies somewhere below it. */
@@ -200,16 +206,49 @@ async function swapIntoPlace(
   existing: readonly string[],
   newEntries: readonly string[],
 ): Promise<void> {
-  const trash = path.join(tempDir, '.replaced');
+  const trash = path.join(tempDir, REPLACED_DIR);
   await fsp.mkdir(trash);
   for (const entry of existing) await fsp.rename(path.join(outputDir, entry), path.join(trash, entry));
   // Split folders first, the manifest last: a reader that finds splits.csv finds the folders it describes.
-  for (const entry of newEntries) await fsp.rename(path.join(tempDir, entry), path.join(outputDir, entry));
+  for (const entry of SWAP_ORDER.filter((e) => newEntries.includes(e))) await fsp.rename(path.join(tempDir, entry), path.join(outputDir, entry));
   await fse.remove(tempDir);
+}
+
+/**
+ * A run killed inside swapIntoPlace left a temp folder holding `.replaced/` (the old entries it moved out) and
+ * the new entries it had not moved in yet. Its new split was complete (the swap starts after the last copy), so
+ * finish the move: the output then holds that complete split, never a mix of two. Returns the folders finished.
+ */
+async function finishInterruptedSwaps(outputDir: string): Promise<string[]> {
+  const names = await fsp.readdir(outputDir).catch(() => [] as string[]);
+  const finished: string[] = [];
+  for (const name of names.sort()) {
+    const pid = Number(TEMP_PATTERN.exec(name)?.[1]);
+    if (!pid || pid === process.pid || isProcessAlive(pid)) continue;
+    const tempDir = path.join(outputDir, name);
+    const trash = path.join(tempDir, REPLACED_DIR);
+    if (!(await exists(trash))) continue;
+    const pending: string[] = [];
+    for (const entry of SWAP_ORDER) if (await exists(path.join(tempDir, entry))) pending.push(entry);
+    // New entries move in only once every old one is out: while no split folder has moved in, all that the
+    // output holds is old; afterwards only names still pending can hold an old entry.
+    const movingIn = SPLIT_NAMES.some((split) => !pending.includes(split));
+    for (const entry of SWAP_ORDER) {
+      const current = path.join(outputDir, entry);
+      if ((pending.includes(entry) || !movingIn) && (await exists(current))) {
+        await fse.move(current, path.join(trash, entry), { overwrite: true });
+      }
+    }
+    for (const entry of pending) await fsp.rename(path.join(tempDir, entry), path.join(outputDir, entry));
+    await fse.remove(tempDir);
+    finished.push(name);
+  }
+  return finished;
 }
 
 export async function buildDataset(options: BuildDatasetOptions): Promise<BuildDatasetResult> {
   const { inputDir, outputDir } = await checkPaths(options);
+  const finishedSwaps = await finishInterruptedSwaps(outputDir);
   const existing = await refuseOrPlanReplacement(outputDir, options);
   const removedLeftovers = await removeStaleTemps(outputDir, TEMP_PATTERN);
 
@@ -258,8 +297,10 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
     newEntries.push(MANIFEST_FILE);
     await swapIntoPlace(tempDir, outputDir, existing, newEntries);
   } catch (err) {
-    await fse.remove(tempDir).catch(() => undefined);
-    throw err;
+    // Once the swap has begun, the temp folder holds the old entries: keep it for the next run to finish the swap.
+    if (!(await exists(path.join(tempDir, REPLACED_DIR)))) await fse.remove(tempDir).catch(() => undefined);
+    // A full disk fails on whichever file was being copied; name the output, which is what needs space.
+    throw asWriteError(err, `cannot write the split into ${options.output}`);
   }
 
   const counts = Object.fromEntries(
@@ -287,5 +328,6 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
     rejectedPath: rejected.length > 0 ? path.join(options.output, REJECTED_FILE) : undefined,
     replaced: existing,
     removedLeftovers,
+    finishedSwaps,
   };
 }

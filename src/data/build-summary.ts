@@ -38,6 +38,9 @@ function noteLines(result: BuildDatasetResult, usable: number): string[] {
     const what = plural(result.notFollowed.length, 'folder link or special file', 'folder links or special files');
     lines.push(`did not follow ${what} (${examples(result.notFollowed)})`);
   }
+  if (result.finishedSwaps.length > 0) {
+    lines.push(`finished moving into place the complete split of ${plural(result.finishedSwaps.length, 'run')} interrupted while doing so`);
+  }
   if (result.removedLeftovers.length > 0) {
     lines.push(`removed ${plural(result.removedLeftovers.length, 'temporary folder')} left by an interrupted run`);
   }

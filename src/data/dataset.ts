@@ -71,45 +71,49 @@ export async function listSplit(dir: string, options: ListSplitOptions = {}): Pr
     throw new UserError(`${dir} has no class folders: put the images in one subfolder per class (for example ${path.join(dir, 'Parasitized')})`);
   }
 
-  let classNames = folders;
-  if (options.classNames) {
-    classNames = [...options.classNames];
-    const unknown = folders.filter((name) => !classNames.includes(name));
-    if (unknown.length > 0) {
-      throw new UserError(
-        `${path.join(dir, unknown[0])} is not one of the model's classes (${classNames.join(', ')}): rename or remove that folder`,
-      );
-    }
-  }
-
-  const candidates: { path: string; name: string; label: number }[] = [];
+  // Every folder's files, recognised by content. A folder without a single image (empty, junk only, a link loop)
+  // is not a class: a model trained with it would have an output no image ever teaches.
+  const candidates: { path: string; name: string; folder: string }[] = [];
   const nonImages: string[] = [];
-  for (const [label, className] of classNames.entries()) {
-    const classDir = path.join(dir, className);
-    if (!folders.includes(className)) continue;
+  for (const folder of folders) {
+    const classDir = path.join(dir, folder);
     const classEntries = (await readFolder(classDir)).sort((a, b) => compareNames(a.name, b.name));
     for (const entry of classEntries) {
       const full = path.join(classDir, entry.name);
       // Nested folders are not walked (Keras would); split folders are flat and a nested copy would double-count.
-      if ((await kindOf(entry, full)) === 'file') candidates.push({ path: full, name: entry.name, label });
+      if ((await kindOf(entry, full)) === 'file') candidates.push({ path: full, name: entry.name, folder });
       else nonImages.push(full);
     }
   }
-
   const kinds = await mapLimit(candidates, options.concurrency ?? 16, async (file) => {
     const header = await readHeader(file.path);
     const size = header.length === 0 ? 0 : 1; // only "empty or not" matters for the reason text
     return classifyFile(file.name, header, size);
   });
+  const withImages = new Set(candidates.filter((_, i) => kinds[i].kind === 'image').map((file) => file.folder));
+  if (withImages.size === 0) {
+    throw new UserError(`${dir} has no images in its class folders (${(options.classNames ?? folders).join(', ')}): check the path`);
+  }
+  for (const folder of folders) if (!withImages.has(folder)) nonImages.push(path.join(dir, folder));
+
+  let classNames = folders.filter((folder) => withImages.has(folder));
+  if (options.classNames) {
+    const forced = options.classNames;
+    const unknown = classNames.filter((name) => !forced.includes(name));
+    if (unknown.length > 0) {
+      throw new UserError(`${path.join(dir, unknown[0])} is not one of the model's classes (${forced.join(', ')}): rename or remove that folder`);
+    }
+    classNames = [...forced];
+  }
+
   const listing: SplitListing = { classNames, files: [], nonImages, rejected: [] };
   candidates.forEach((file, i) => {
     const kind = kinds[i];
-    if (kind.kind === 'image') listing.files.push({ path: file.path, label: file.label });
+    if (kind.kind === 'image') listing.files.push({ path: file.path, label: classNames.indexOf(file.folder) });
     else if (kind.kind === 'broken-image') listing.rejected.push({ path: file.path, reason: kind.reason });
-    else listing.nonImages.push(file.path);
+    else if (withImages.has(file.folder)) listing.nonImages.push(file.path);
   });
-  if (listing.files.length === 0) {
-    throw new UserError(`${dir} has no images in its class folders (${classNames.join(', ')}): check the path`);
-  }
+  // Class order, then file-name order within a class (the sort is stable).
+  listing.files.sort((a, b) => a.label - b.label);
   return listing;
 }

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import seedrandom from 'seedrandom';
 import { tf } from '../tf.js';
-import { UserError } from '../errors.js';
+import { UserError, asWriteError } from '../errors.js';
 import { loadModel, METADATA_FILE, MODEL_FILE, WEIGHTS_FILE, type ModelMetadata } from './io.js';
 import { imageShape } from './predict.js';
 import { quantizeWeights, type Quantization, type QuantizedWeights } from './quantize.js';
@@ -176,7 +176,9 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       [WEIGHTS_FILE, quantized.data],
       [METADATA_FILE, `${JSON.stringify(exportedMetadata(metadata, options.quantization), null, 2)}\n`],
     ];
-    await writeFolder(options.outDir, files);
+    await writeFolder(options.outDir, files).catch((err: unknown) => {
+      throw asWriteError(err, `cannot write the exported model into ${options.outDir}`);
+    });
     const result: ExportResult = {
       quantization: options.quantization,
       sourceQuantization: (metadata as ExportedMetadata).quantization,

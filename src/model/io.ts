@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { tf } from '../tf.js';
-import { UserError, describeFsError } from '../errors.js';
+import { UserError, asWriteError, describeFsError } from '../errors.js';
 import type { ResNetArchitecture } from './resnet.js';
 import type { TrainSettings } from './train.js';
 
@@ -80,17 +80,24 @@ function tempName(target: string): string {
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   const temp = tempName(target);
   try {
-    const handle = await fs.open(temp, 'w');
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeFileSynced(temp, data);
     await fs.rename(temp, target);
   } catch (err) {
     await fs.rm(temp, { force: true });
+    // Name the file being replaced, not the temporary one (a FileHandle's write errors name no file at all).
+    if ((err as NodeJS.ErrnoException)?.code) (err as NodeJS.ErrnoException).path = target;
     throw err;
+  }
+}
+
+/** Writes and flushes to the disk, so a rename that follows never publishes a file whose bytes a power cut lost. */
+async function writeFileSynced(file: string, data: string | Uint8Array): Promise<void> {
+  const handle = await fs.open(file, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
@@ -136,7 +143,7 @@ async function serialiseModel(model: tf.LayersModel): Promise<ModelFiles> {
  */
 async function writeModelFiles(dir: string, model: tf.LayersModel, atomic: boolean): Promise<void> {
   const files = await serialiseModel(model);
-  const write = atomic ? writeFileAtomic : fs.writeFile;
+  const write = atomic ? writeFileAtomic : writeFileSynced;
   await write(path.join(dir, WEIGHTS_FILE), files.weights);
   await write(path.join(dir, MODEL_FILE), files.modelJson);
 }
@@ -171,7 +178,9 @@ async function readModelJson(dir: string): Promise<tf.io.ModelJSON> {
     throw new UserError(`${jsonPath} is not a TensorFlow.js model; ${NOT_OURS_FIX}`);
   }
   const format = modelJson.format;
-  const className = modelJson.modelTopology.class_name;
+  // Keras models converted by tensorflowjs_converter wrap the topology in model_config; tfjs reads both.
+  const topology = modelJson.modelTopology;
+  const className = isRecord(topology.model_config) ? topology.model_config.class_name : topology.class_name;
   if ((format !== undefined && format !== 'layers-model') || typeof className !== 'string') {
     throw new UserError(`${jsonPath} is a ${String(format ?? 'non-layers')} model, not a layers model; ${NOT_OURS_FIX}`);
   }
@@ -206,7 +215,8 @@ async function readLayersModel(dir: string, modelJson?: tf.io.ModelJSON): Promis
   try {
     return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
   } catch (err) {
-    throw new UserError(`${jsonPath} could not be loaded (${(err as Error).message.split('\n')[0]}); train the model again`, 1);
+    // tfjs throws on weights that do not match the topology (truncated, foreign) or layers it does not know.
+    throw new UserError(`${jsonPath} could not be loaded (${(err as Error).message.split('\n')[0]}); train the model again`);
   }
 }
 
@@ -215,9 +225,13 @@ async function readLayersModel(dir: string, modelJson?: tf.io.ModelJSON): Promis
 
 /** Saves the model and its metadata into `dir` (created if needed). Each file is replaced atomically. */
 export async function saveModel(dir: string, model: tf.LayersModel, metadata: ModelMetadata): Promise<void> {
-  await fs.mkdir(dir, { recursive: true });
-  await writeModelFiles(dir, model, true);
-  await writeJsonAtomic(path.join(dir, METADATA_FILE), metadata);
+  try {
+    await fs.mkdir(dir, { recursive: true });
+    await writeModelFiles(dir, model, true);
+    await writeJsonAtomic(path.join(dir, METADATA_FILE), metadata);
+  } catch (err) {
+    throw asWriteError(err, `cannot save the model in ${dir}`);
+  }
 }
 
 function parseMetadata(value: unknown, file: string): ModelMetadata {
@@ -268,14 +282,26 @@ export async function loadModel(dir: string): Promise<{ model: tf.LayersModel; m
   const outputs = model.outputs[0].shape[model.outputs[0].shape.length - 1];
   if (outputs !== metadata.classNames.length) {
     model.dispose();
-    throw new UserError(`${dir}: the model has ${outputs} outputs but metadata.json names ${metadata.classNames.length} classes; train the model again`, 1);
+    throw new UserError(`${dir}: the model has ${outputs} outputs but metadata.json names ${metadata.classNames.length} classes; train the model again`);
+  }
+  // Everything downstream feeds imageSize x imageSize x channels images: a model taking anything else is not ours.
+  const input = model.inputs.length === 1 ? model.inputs[0].shape : [];
+  const { imageSize, channels } = metadata;
+  if (input.length !== 4 || input[1] !== imageSize || input[2] !== imageSize || input[3] !== channels) {
+    model.dispose();
+    const takes = model.inputs.map((i) => `[${i.shape.slice(1).join(', ')}]`).join(' and ');
+    throw new UserError(`${dir}: the model takes inputs of shape ${takes}, not the ${imageSize}x${imageSize}x${channels} images metadata.json names; ${NOT_OURS_FIX}`);
   }
   return { model, metadata };
 }
 
 export async function saveHistory(dir: string, history: TrainingHistory): Promise<void> {
-  await fs.mkdir(dir, { recursive: true });
-  await writeJsonAtomic(path.join(dir, HISTORY_FILE), history);
+  try {
+    await fs.mkdir(dir, { recursive: true });
+    await writeJsonAtomic(path.join(dir, HISTORY_FILE), history);
+  } catch (err) {
+    throw asWriteError(err, `cannot save ${HISTORY_FILE} in ${dir}`);
+  }
 }
 
 export async function loadHistory(dir: string): Promise<TrainingHistory> {
@@ -304,15 +330,22 @@ interface CheckpointState {
   settings: TrainSettings;
 }
 
+type CheckpointContents = { model: tf.LayersModel; optimizer: tf.Optimizer; epochsCompleted: number; history: TrainingHistory; settings: TrainSettings };
+
 /**
  * Writes the checkpoint into a temporary folder next to `<modelDir>/checkpoint/`, then swaps it in with renames:
  * checkpoint -> checkpoint.old, temp -> checkpoint, delete checkpoint.old. A kill at any point leaves a complete
  * checkpoint under one of the two names, and loadCheckpoint looks at both.
  */
-export async function saveCheckpoint(
-  modelDir: string,
-  state: { model: tf.LayersModel; optimizer: tf.Optimizer; epochsCompleted: number; history: TrainingHistory; settings: TrainSettings },
-): Promise<void> {
+export async function saveCheckpoint(modelDir: string, state: CheckpointContents): Promise<void> {
+  try {
+    await writeCheckpoint(modelDir, state);
+  } catch (err) {
+    throw asWriteError(err, `cannot save the checkpoint in ${modelDir} (the previous one is kept)`);
+  }
+}
+
+async function writeCheckpoint(modelDir: string, state: CheckpointContents): Promise<void> {
   await fs.mkdir(modelDir, { recursive: true });
   await removeStaleTempCheckpoints(modelDir);
   const temp = path.join(modelDir, `${CHECKPOINT_DIR}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -323,15 +356,15 @@ export async function saveCheckpoint(
     const encoded = await tf.io.encodeWeights(optimizerWeights);
     // getWeights() returns a fresh iterations scalar; the accumulators stay owned by the optimizer.
     tf.dispose(optimizerWeights[0]?.tensor);
-    await fs.writeFile(path.join(temp, OPTIMIZER_WEIGHTS_FILE), new Uint8Array(encoded.data));
-    await fs.writeFile(path.join(temp, OPTIMIZER_FILE), JSON.stringify({ weights: encoded.specs }));
+    await writeFileSynced(path.join(temp, OPTIMIZER_WEIGHTS_FILE), new Uint8Array(encoded.data));
+    await writeFileSynced(path.join(temp, OPTIMIZER_FILE), JSON.stringify({ weights: encoded.specs }));
     const checkpointState: CheckpointState = {
       version: CHECKPOINT_VERSION,
       epochsCompleted: state.epochsCompleted,
       history: state.history,
       settings: state.settings,
     };
-    await fs.writeFile(path.join(temp, STATE_FILE), JSON.stringify(checkpointState, null, 2));
+    await writeFileSynced(path.join(temp, STATE_FILE), JSON.stringify(checkpointState, null, 2));
   } catch (err) {
     await fs.rm(temp, { recursive: true, force: true });
     throw err;

@@ -77,9 +77,15 @@ export class DivergedError extends UserError {
   constructor(
     /** 0-based epoch and batch where it happened (the message counts from 1). */
     readonly epoch: number,
-    readonly batch: number,
+    /** Undefined when every training batch had a finite loss but the weights after them do not (validation). */
+    readonly batch?: number,
   ) {
-    super(`the loss diverged at epoch ${epoch + 1} batch ${batch + 1}; try a lower --lr`, 1);
+    super(
+      batch === undefined
+        ? `the loss diverged in epoch ${epoch + 1} (the validation loss is NaN or infinite); try a lower --lr`
+        : `the loss diverged at epoch ${epoch + 1} batch ${batch + 1}; try a lower --lr`,
+      1,
+    );
     this.name = 'DivergedError';
   }
 }
@@ -164,6 +170,9 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
     let correct = 0;
     let batchIndex = 0;
     for await (const batch of train.batches(epoch)) {
+      // Batches served from the cache never wait on I/O, so without this turn of the event loop a Ctrl-C
+      // handler would only get to run (and set the signal) at the end of the epoch.
+      if (options.signal) await new Promise<void>((resolve) => setImmediate(resolve));
       if (options.signal?.aborted) return stopped(epoch);
       const step = await trainStep(model, optimizer, variables, batch.x, batch.labels, batch.size, classes, settings.microBatchSize);
       if (!Number.isFinite(step.loss)) throw new DivergedError(epoch, batchIndex);
@@ -177,6 +186,8 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
     if (seen === 0) throw new UserError(`the training data yielded no images in epoch ${epoch + 1}; check the data folder`);
 
     const validation = await validate(model, val);
+    // The last step of an epoch can push the weights to infinity with a finite loss: do not checkpoint those.
+    if (validation.images > 0 && !Number.isFinite(validation.loss)) throw new DivergedError(epoch);
     if (options.signal?.aborted) return stopped(epoch);
     history.loss.push(lossSum / seen);
     history.accuracy.push(correct / seen);
@@ -304,12 +315,12 @@ export async function trainStep(
   }
 }
 
-async function validate(model: tf.LayersModel, val: BatchSource): Promise<{ loss: number; accuracy: number }> {
+async function validate(model: tf.LayersModel, val: BatchSource): Promise<{ loss: number; accuracy: number; images: number }> {
   const predictions = await predictProbabilities(model, val);
   const { loss, accuracy } = crossEntropyAndAccuracy(predictions);
   // Keras' val_loss includes the regularization penalty, like the training loss.
   const penalty = regularizationPenalty(model);
   const penaltyValue = (await penalty.data())[0];
   penalty.dispose();
-  return { loss: loss + penaltyValue, accuracy };
+  return { loss: loss + penaltyValue, accuracy, images: predictions.labels.length };
 }

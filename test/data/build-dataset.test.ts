@@ -195,6 +195,9 @@ describe('buildDataset', () => {
     await base.clone().jpeg().toFile(p('really-a-jpeg.png'));
     await sharp({ create: { width: 1, height: 1, channels: 3, background: '#f00' } }).png().toFile(p('one-pixel.png'));
     await base.clone().png().toFile(p('cellule numéro 5, "copie".png'));
+    // Not images at all: skipped, neither copied nor reported as broken.
+    await fsp.writeFile(p('.DS_Store'), Buffer.concat([Buffer.from([0, 0, 0, 1]), Buffer.from('Bud1'), Buffer.alloc(64)]));
+    await fsp.writeFile(p('notes.txt'), 'slide 12\n');
     const before = await snapshotTree(input);
 
     const result = await buildDataset(options);
@@ -206,6 +209,7 @@ describe('buildDataset', () => {
       'Parasitized/zero.png',
     ]);
     expect(result.rejected.find((r) => r.relativePath.endsWith('bomb.png'))!.reason).toMatch(/pixel limit/i);
+    expect(result.nonImages).toEqual(['Parasitized/.DS_Store', 'Parasitized/notes.txt']);
     const [header, ...rejectedRows] = parseCsv(await fsp.readFile(path.join(output, 'rejected.csv'), 'utf8'));
     expect(header).toEqual(['file', 'reason']);
     expect(rejectedRows.map(([file]) => file)).toEqual(result.rejected.map((r) => r.relativePath));

@@ -70,6 +70,24 @@ describe('listSplit', () => {
     expect(listing.rejected).toEqual([{ path: path.join(para, 'empty.png'), reason: 'empty file' }]);
   });
 
+  it('ignores folders without images as classes: an empty one, one with junk only, a link loop', async () => {
+    const split = await layout({ Uninfected: ['a.png'], Parasitized: ['p.png'] });
+    await fsp.mkdir(path.join(split, 'Empty', 'Nested'), { recursive: true });
+    await fsp.mkdir(path.join(split, 'Junk'));
+    await fsp.writeFile(path.join(split, 'Junk', 'Thumbs.db'), 'junk');
+    await fsp.symlink('.', path.join(split, 'Loop'));
+    const listing = await listSplit(split);
+    expect(listing.classNames).toEqual(['Parasitized', 'Uninfected']);
+    expect(listing.files.map((f) => [path.basename(f.path), f.label])).toEqual([
+      ['p.png', 0],
+      ['a.png', 1],
+    ]);
+    for (const folder of ['Empty', 'Junk', 'Loop']) expect(listing.nonImages).toContain(path.join(split, folder));
+    // Nor are they refused as folders foreign to a model's classes (evaluation).
+    const forced = await listSplit(split, { classNames: ['Parasitized', 'Uninfected'] });
+    expect(forced.files).toEqual(listing.files);
+  });
+
   it('uses forced class names for order and labels, allowing a missing class folder', async () => {
     const split = await layout({ Uninfected: ['a.png'] });
     const listing = await listSplit(split, { classNames: ['Uninfected', 'Parasitized', 'Other'] });

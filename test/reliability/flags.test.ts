@@ -1,0 +1,116 @@
+// Bad flags and missing things, for every command: one line that names the problem and the fix, exit code 2,
+// no stack trace, nothing on stdout.
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend, tf } from '../../src/tf.js';
+import { loadCheckpointState, saveCheckpoint } from '../../src/model/io.js';
+import { SAMPLE_DIR, makeTempDir, removeDir, sampleNames } from '../data/fixtures.js';
+import { tinyResNet, tinySettings } from '../model/helpers.js';
+import { expectOneErrorLine, runInProcess, saveBrightnessModel } from './helpers.js';
+
+let dir: string;
+let image: string;
+const data = () => path.join(dir, 'data');
+const model = () => path.join(dir, 'model');
+const checkpointed = () => path.join(dir, 'checkpointed');
+const missing = () => path.join(dir, 'missing');
+
+beforeAll(async () => {
+  await selectBackend('cpu');
+  dir = await makeTempDir('malaria-flags-');
+  const [name] = await sampleNames('Parasitized', 1);
+  image = path.join(SAMPLE_DIR, 'Parasitized', name);
+  await fsp.mkdir(path.join(data(), 'testing', 'Parasitized'), { recursive: true });
+  await fsp.copyFile(image, path.join(data(), 'testing', 'Parasitized', name));
+  await saveBrightnessModel(model());
+  // The checkpoint of a run on 32x32 images, batch 8, 3 epochs.
+  const net = tinyResNet(1);
+  const optimizer = tf.train.momentum(0.05, 0.9);
+  const settings = tinySettings({ microBatchSize: 8, run: { data: data(), batchSize: 8, imageSize: 32, backend: 'cpu' } });
+  await saveCheckpoint(checkpointed(), { model: net, optimizer, epochsCompleted: 1, history: { loss: [1], accuracy: [0.5], val_loss: [1], val_accuracy: [0.5], lr: [0.05] }, settings });
+  optimizer.dispose();
+  net.dispose();
+});
+
+afterAll(async () => removeDir(dir));
+
+const trainArgs = () => ['train', '--data', data(), '--model-dir', path.join(dir, 'new-model')];
+
+/** [arguments, what the one line must match] */
+function badFlags(): [string[], RegExp][] {
+  const wholeAboveZero = /must be a whole number greater than 0/;
+  const between = /must be a number between 0 and 1 \(exclusive\)/;
+  return [
+    [[...trainArgs(), '--epochs', '0'], /--epochs.*'0'.*whole number greater than 0/],
+    [[...trainArgs(), '--epochs', '-3'], /--epochs.*'-3'.*whole number greater than 0/],
+    [[...trainArgs(), '--epochs', '2.5'], wholeAboveZero],
+    [[...trainArgs(), '--epochs', 'many'], wholeAboveZero],
+    [[...trainArgs(), '--batch-size', '0'], /--batch-size.*'0'.*whole number greater than 0/],
+    [[...trainArgs(), '--batch-size', '-8'], /--batch-size.*'-8'.*whole number greater than 0/],
+    [[...trainArgs(), '--micro-batch', '0'], /--micro-batch.*whole number greater than 0/],
+    [[...trainArgs(), '--lr', '0'], /--lr.*must be a number greater than 0/],
+    [[...trainArgs(), '--lr', '-0.1'], /--lr.*must be a number greater than 0/],
+    [[...trainArgs(), '--lr', 'NaN'], /--lr.*must be a number greater than 0/],
+    [[...trainArgs(), '--image-size', '4'], /--image-size must be at least 8/],
+    [[...trainArgs(), '--stages', '3,4', '--filters', '8,8'], /--filters needs 3 numbers/],
+    [[...trainArgs(), '--backend', 'gpu'], /unknown backend "gpu": use one of auto, tensorflow, wasm, cpu/],
+    [[...trainArgs(), '--resume', '--force'], /--resume and --force contradict each other/],
+    [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--train-split', '0'], /--train-split.*'0'/],
+    [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--train-split', '1'], between],
+    [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--train-split', '1.5'], between],
+    [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--val-split', '-0.1'], /--val-split.*between 0 and 1/],
+    [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--val-split', '1'], /--val-split.*between 0 and 1/],
+    [['evaluate', '--data', data(), '--model-dir', model(), '--batch-size', '0'], /--batch-size.*whole number greater than 0/],
+    [['evaluate', '--data', data(), '--model-dir', model(), '--backend', 'tpu'], /unknown backend "tpu"/],
+    [['predict', '--model-dir', model(), '--batch-size', '-1', image], /--batch-size.*whole number greater than 0/],
+    [['predict', '--model-dir', model(), '--backend', 'metal', image], /unknown backend "metal"/],
+    [['export', '--model-dir', model(), '--out', path.join(dir, 'out'), '--quantize', 'int4'], /--quantize.*'int4'.*uint8, float16, none/],
+    [['export', '--model-dir', model()], /--out/],
+    [['app', '--model-dir', model(), '--out', path.join(dir, 'app'), '--port', '70000'], /--port.*port number from 0 to 65535/],
+  ];
+}
+
+function missingThings(): [string[], RegExp][] {
+  const notOurs = /not found; point it at a folder written by `malaria train`$/;
+  return [
+    [['train', '--data', missing(), '--model-dir', path.join(dir, 'new-model')], /data folder .*missing not found: run `malaria build-dataset` first, or pass --data$/],
+    [['train', '--data', data(), '--model-dir', path.join(dir, 'empty-model'), '--resume'], /nothing to resume: .*empty-model holds no checkpoint; run without --resume$/],
+    [['train', '--model-dir', checkpointed(), '--resume', '--image-size', '64'], /--image-size 64 differs from the interrupted run's 32: resume with the same flags, or leave --image-size out$/],
+    [['train', '--model-dir', checkpointed(), '--resume', '--epochs', '5'], /--epochs 5 differs from the interrupted run's 3/],
+    [['train', '--model-dir', checkpointed(), '--resume', '--seed', '1'], /--seed 1 differs from the interrupted run's 7/],
+    [['build-dataset', '--input', missing(), '--output', path.join(dir, 'split')], /input folder .*missing not found; run `malaria download`/],
+    [['evaluate', '--data', missing(), '--model-dir', model(), '--backend', 'cpu'], /data folder .*missing\/testing not found: run `malaria build-dataset` first, or pass --data and --split$/],
+    [['evaluate', '--data', data(), '--split', 'validation', '--model-dir', model(), '--backend', 'cpu'], /data folder .*data\/validation not found/],
+    [['evaluate', '--data', data(), '--model-dir', missing(), '--backend', 'cpu'], notOurs],
+    [['predict', '--model-dir', missing(), '--backend', 'cpu', image], notOurs],
+    [['export', '--model-dir', missing(), '--out', path.join(dir, 'out'), '--backend', 'cpu'], notOurs],
+    [['app', '--model-dir', missing(), '--out', path.join(dir, 'app')], notOurs],
+  ];
+}
+
+describe('bad flags and missing things', () => {
+  it('a bad flag value: one line naming the flag and what it must be, exit code 2', async () => {
+    for (const [args, pattern] of badFlags()) {
+      const result = await runInProcess(args);
+      const what = args.filter((a) => a.startsWith('--')).join(' ');
+      expect(result.code, what).toBe(2);
+      expect(result.stdout, what).toEqual([]);
+      expectOneErrorLine(result, pattern, `${args[0]} ${what}`);
+    }
+  });
+
+  it('a missing folder or a resume that does not match its run: one line naming it and the fix, exit code 2, nothing written', async () => {
+    const before = (await fsp.readdir(dir)).sort();
+    const checkpointBefore = await loadCheckpointState(checkpointed());
+    for (const [args, pattern] of missingThings()) {
+      const result = await runInProcess(args);
+      const what = args.join(' ');
+      expect(result.code, what).toBe(2);
+      expect(result.stdout, what).toEqual([]);
+      expectOneErrorLine(result, pattern, what);
+    }
+    expect((await fsp.readdir(dir)).sort()).toEqual(before);
+    expect(await loadCheckpointState(checkpointed())).toEqual(checkpointBefore);
+  });
+});
