@@ -9,6 +9,7 @@ import { tf } from '../tf.js';
 import { UserError, asWriteError, describeFsError } from '../errors.js';
 import type { ResNetArchitecture } from './resnet.js';
 import type { TrainSettings } from './train.js';
+import { HISTORY_KEYS, parseHistory, type TrainingHistory } from '../report/history.js';
 
 export const MODEL_FILE = 'model.json';
 export const WEIGHTS_FILE = 'weights.bin';
@@ -42,18 +43,8 @@ export interface ModelMetadata {
   threshold?: number;
 }
 
-/** Per-epoch curves, named as Keras' History.history so the tutorial's plot code reads the same. */
-export interface TrainingHistory {
-  loss: number[];
-  accuracy: number[];
-  val_loss: number[];
-  val_accuracy: number[];
-  lr: number[];
-}
-
-export function emptyHistory(): TrainingHistory {
-  return { loss: [], accuracy: [], val_loss: [], val_accuracy: [], lr: [] };
-}
+// The history's shape (Keras' History.history names) and its parser live with the reports that draw it.
+export { emptyHistory, type TrainingHistory } from '../report/history.js';
 
 /** A named optimizer weight ({ name, tensor }); tfjs does not export the type itself. */
 export type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
@@ -313,11 +304,11 @@ export async function loadHistory(dir: string): Promise<TrainingHistory> {
     if (err instanceof UserError) throw err;
     throw new UserError(`${file} is not valid JSON; train the model again`);
   }
-  const keys: (keyof TrainingHistory)[] = ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr'];
-  if (!isRecord(parsed) || !keys.every((k) => Array.isArray(parsed[k]))) {
-    throw new UserError(`${file} lacks the ${keys.join('/')} arrays; train the model again`);
+  // A resumed run appends to these arrays, so every one of them must be there (parseHistory alone would allow gaps).
+  if (!isRecord(parsed) || !HISTORY_KEYS.every((k) => Array.isArray(parsed[k]))) {
+    throw new UserError(`${file} lacks the ${HISTORY_KEYS.join('/')} arrays; train the model again`);
   }
-  return parsed as unknown as TrainingHistory;
+  return parseHistory(parsed, file);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

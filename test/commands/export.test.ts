@@ -2,21 +2,12 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
-import { saveModel, type ModelMetadata } from '../../src/model/io.js';
-import { CLASS_NAMES, IMAGE_SIZE, TINY_ARCHITECTURE, tinyResNet } from '../model/helpers.js';
+import { saveModel } from '../../src/model/io.js';
+import { tinyMetadata, tinyResNet } from '../model/helpers.js';
 import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
 import { runMain } from './run-main.js';
 
-const metadata: ModelMetadata = {
-  classNames: [...CLASS_NAMES],
-  imageSize: IMAGE_SIZE,
-  channels: 3,
-  scaling: 'x/255',
-  resize: 'nearest',
-  architecture: TINY_ARCHITECTURE,
-  backend: 'cpu',
-  created: '2024-01-02T03:04:05.000Z',
-};
+const metadata = tinyMetadata();
 
 let dir: string;
 const modelDir = () => path.join(dir, 'model');

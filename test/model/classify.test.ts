@@ -4,20 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { decodeResized } from '../../src/data/decode.js';
 import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile } from '../../src/model/classify.js';
-import type { ModelMetadata } from '../../src/model/io.js';
-import { CLASS_NAMES, IMAGE_SIZE, TINY_ARCHITECTURE, tinyResNet } from './helpers.js';
+import { CLASS_NAMES, IMAGE_SIZE, tinyMetadata, tinyResNet } from './helpers.js';
 import { SAMPLE_DIR, makeTempDir, removeDir, sampleNames, thumbsDb } from '../data/fixtures.js';
 
-const metadata: ModelMetadata = {
-  classNames: [...CLASS_NAMES],
-  imageSize: IMAGE_SIZE,
-  channels: 3,
-  scaling: 'x/255',
-  resize: 'nearest',
-  architecture: TINY_ARCHITECTURE,
-  backend: 'cpu',
-  created: '2024-01-02T03:04:05.000Z',
-};
+const metadata = tinyMetadata();
 
 let dir: string;
 let model: tf.LayersModel;

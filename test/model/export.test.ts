@@ -4,22 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { UserError } from '../../src/errors.js';
 import { exportModel } from '../../src/model/export.js';
-import { loadModel, saveModel, type ModelMetadata } from '../../src/model/io.js';
+import { loadModel, saveModel } from '../../src/model/io.js';
 import { trainStep } from '../../src/model/train.js';
-import { CLASS_NAMES, IMAGE_SIZE, TINY_ARCHITECTURE, noBatchNormModel, syntheticImages, tinyResNet } from './helpers.js';
+import { IMAGE_SIZE, noBatchNormModel, syntheticImages, tinyMetadata, tinyResNet } from './helpers.js';
 import { makeTempDir, removeDir } from '../data/fixtures.js';
 
-const metadata: ModelMetadata = {
-  classNames: [...CLASS_NAMES],
-  imageSize: IMAGE_SIZE,
-  channels: 3,
-  scaling: 'x/255',
-  resize: 'nearest',
-  architecture: TINY_ARCHITECTURE,
-  backend: 'cpu',
-  created: '2024-01-02T03:04:05.000Z',
-  threshold: 0.3,
-};
+const metadata = tinyMetadata({ threshold: 0.3 });
 
 let dir: string;
 let model: tf.LayersModel;

@@ -7,6 +7,7 @@ import { tf } from '../../src/tf.js';
 import type { Batch, BatchSource, LabelledFile } from '../../src/data/types.js';
 import { buildResNet, resolveArchitecture, type ResNetArchitecture, type ResNetOptions } from '../../src/model/resnet.js';
 import type { TrainSettings } from '../../src/model/train.js';
+import type { ModelMetadata } from '../../src/model/io.js';
 
 export const IMAGE_SIZE = 32;
 export const CHANNELS = 3;
@@ -136,4 +137,19 @@ export async function withTempDir<T>(run: (dir: string) => Promise<T>): Promise<
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** metadata.json for a tinyResNet model; `created` is fixed so saved folders compare byte for byte. */
+export function tinyMetadata(overrides: Partial<ModelMetadata> = {}): ModelMetadata {
+  return {
+    classNames: [...CLASS_NAMES],
+    imageSize: IMAGE_SIZE,
+    channels: 3,
+    scaling: 'x/255',
+    resize: 'nearest',
+    architecture: TINY_ARCHITECTURE,
+    backend: 'cpu',
+    created: '2024-01-02T03:04:05.000Z',
+    ...overrides,
+  };
 }

@@ -17,7 +17,7 @@ import {
   writeFileAtomic,
 } from '../../src/model/io.js';
 import { trainStep } from '../../src/model/train.js';
-import { CLASS_NAMES, IMAGE_SIZE, TINY_ARCHITECTURE, maxAbsDifference, syntheticImages, tinyResNet, tinySettings, weightValues, withTempDir } from './helpers.js';
+import { IMAGE_SIZE, maxAbsDifference, syntheticImages, tinyMetadata, tinyResNet, tinySettings, weightValues, withTempDir } from './helpers.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');
@@ -32,16 +32,7 @@ function track(model: tf.LayersModel): tf.LayersModel {
   return model;
 }
 
-const metadata: ModelMetadata = {
-  classNames: [...CLASS_NAMES],
-  imageSize: IMAGE_SIZE,
-  channels: 3,
-  scaling: 'x/255',
-  resize: 'nearest',
-  architecture: TINY_ARCHITECTURE,
-  backend: 'cpu',
-  created: '2024-01-02T03:04:05.000Z',
-};
+const metadata = tinyMetadata();
 
 function predictAll(model: tf.LayersModel, x: Float32Array, n: number): Float32Array {
   return tf.tidy(() => (model.predict(tf.tensor4d(x, [n, IMAGE_SIZE, IMAGE_SIZE, 3])) as tf.Tensor).dataSync() as Float32Array);
