@@ -1,24 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { makeTempDir, removeDir } from '../data/fixtures.js';
 import { writeTinyModel } from '../app/fixtures.js';
-
-const run = promisify(execFile);
-
-/** Runs the built CLI (`npm run build` first; `npm test` does it) and returns exit code and output. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/malaria.js', ...args], { env: { ...process.env, MALARIA_DEBUG: '' } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { runCli } from './run-main.js';
 
 describe('malaria app (CLI)', () => {
   let work: string;
@@ -34,7 +21,7 @@ describe('malaria app (CLI)', () => {
 
   it('writes the app and says how to open it', async () => {
     const out = path.join(work, 'app');
-    const { code, stdout, stderr } = await cli(['app', '--model-dir', modelDir, '--out', out]);
+    const { code, stdout, stderr } = await runCli(['app', '--model-dir', modelDir, '--out', out]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout).toMatch(new RegExp(`^wrote the app to ${out}: \\d+ files, [\\d.]+ MB; it starts at threshold 0.35 \\(saved with the model\\)\\n`));
@@ -67,7 +54,7 @@ describe('malaria app (CLI)', () => {
 
   it('a missing model folder exits 2 with one line', async () => {
     const missing = path.join(work, 'nowhere');
-    const { code, stdout, stderr } = await cli(['app', '--model-dir', missing, '--out', path.join(work, 'x')]);
+    const { code, stdout, stderr } = await runCli(['app', '--model-dir', missing, '--out', path.join(work, 'x')]);
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr.trim().split('\n')).toHaveLength(1);
@@ -76,7 +63,7 @@ describe('malaria app (CLI)', () => {
 
   it('a bad --port exits 2 naming the flag', async () => {
     for (const port of ['70000', '-1', 'http']) {
-      const { code, stderr } = await cli(['app', '--model-dir', modelDir, '--serve', '--port', port]);
+      const { code, stderr } = await runCli(['app', '--model-dir', modelDir, '--serve', '--port', port]);
       expect(code, port).toBe(2);
       expect(stderr, port).toMatch(/--port.*port number from 0 to 65535/);
     }

@@ -1,44 +1,8 @@
-import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
-
-const run = promisify(execFile);
-
-/** Runs the built CLI (`npm run build` first; `npm test` does it) and returns exit code and output. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/malaria.js', ...args], { env: { ...process.env, MALARIA_DEBUG: '' } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
-/** Calls main() in this process, capturing console output and the exit code. */
-async function inProcess(args: string[]): Promise<{ code: number; stdout: string[]; stderr: string[] }> {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => void stdout.push(parts.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...parts: unknown[]) => void stderr.push(parts.join(' ')));
-  const writeStderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  const writeStdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  process.exitCode = undefined;
-  try {
-    await main(['node', 'malaria', ...args]);
-    // commander writes its own errors straight to stderr.
-    for (const [chunk] of writeStderr.mock.calls) stderr.push(...String(chunk).split('\n').filter(Boolean));
-    for (const [chunk] of writeStdout.mock.calls) stdout.push(...String(chunk).split('\n').filter(Boolean));
-    return { code: Number(process.exitCode ?? 0), stdout, stderr };
-  } finally {
-    process.exitCode = undefined;
-    vi.restoreAllMocks();
-  }
-}
+import { runCli, runMain } from './run-main.js';
 
 describe('malaria build-dataset (CLI)', () => {
   let dir: string;
@@ -48,7 +12,7 @@ describe('malaria build-dataset (CLI)', () => {
   afterEach(async () => removeDir(dir));
 
   it('a bad flag value exits 2 with one line naming the flag and the fix (child process)', async () => {
-    const { code, stdout, stderr } = await cli(['build-dataset', '--train-split', '1.5']);
+    const { code, stdout, stderr } = await runCli(['build-dataset', '--train-split', '1.5']);
     expect(code).toBe(2);
     expect(stdout).toBe('');
     const lines = stderr.trim().split('\n');
@@ -58,7 +22,7 @@ describe('malaria build-dataset (CLI)', () => {
 
   it('a missing input folder exits 2 with one line (child process)', async () => {
     const missing = path.join(dir, 'nowhere');
-    const { code, stderr } = await cli(['build-dataset', '--input', missing, '--output', path.join(dir, 'out')]);
+    const { code, stderr } = await runCli(['build-dataset', '--input', missing, '--output', path.join(dir, 'out')]);
     expect(code).toBe(2);
     expect(stderr.trim().split('\n')).toEqual([
       `malaria: input folder ${missing} not found; run \`malaria download\` to fetch the images or pass --input <folder with Parasitized/ and Uninfected/>`,
@@ -73,7 +37,7 @@ describe('malaria build-dataset (CLI)', () => {
       ['--seed', '1.5'],
       ['--group-by', 'slide'],
     ]) {
-      const { code, stderr } = await inProcess(['build-dataset', '--input', dir, ...args]);
+      const { code, stderr } = await runMain(['build-dataset', '--input', dir, ...args]);
       expect(code, args.join(' ')).toBe(2);
       expect(stderr[0], args.join(' ')).toContain(args[0]);
     }
@@ -83,18 +47,18 @@ describe('malaria build-dataset (CLI)', () => {
     const input = path.join(dir, 'cell_images');
     const output = path.join(dir, 'malaria');
     await copySample(input, 10);
-    const first = await inProcess(['build-dataset', '--input', input, '--output', output, '--group-by', 'patient']);
+    const first = await runMain(['build-dataset', '--input', input, '--output', output, '--group-by', 'patient']);
     expect(first.code).toBe(0);
     const table = first.stdout.join('\n');
     expect(table).toMatch(/^split\s+Parasitized\s+Uninfected\s+total\s+balance\s+patients$/m);
     expect(table).toMatch(/^total\s+10\s+10\s+20\s+50\.0% \/ 50\.0%/m);
     expect((await fsp.readdir(output)).sort()).toEqual(['splits.csv', 'testing', 'training', 'validation']);
 
-    const second = await inProcess(['build-dataset', '--input', input, '--output', output]);
+    const second = await runMain(['build-dataset', '--input', input, '--output', output]);
     expect(second.code).toBe(2);
     expect(second.stderr).toEqual([`malaria: ${output} already holds a split (training, validation, testing, splits.csv); pass --force to replace it with a new one`]);
 
-    const forced = await inProcess(['build-dataset', '--input', input, '--output', output, '--force', '--seed', '7']);
+    const forced = await runMain(['build-dataset', '--input', input, '--output', output, '--force', '--seed', '7']);
     expect(forced.code).toBe(0);
     expect(forced.stdout.at(-1)).toMatch(/\(replaced the previous training, validation, testing, splits\.csv\)$/);
   });

@@ -1,4 +1,6 @@
-// Runs the CLI's main() in this process (no build needed), capturing console output and the exit code.
+// Runs the CLI: main() in this process (no build needed), or the built bin/malaria.js as a child process.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { vi } from 'vitest';
 import { main } from '../../src/cli.js';
 
@@ -25,5 +27,18 @@ export async function runMain(args: string[]): Promise<RunResult> {
   } finally {
     process.exitCode = undefined;
     vi.restoreAllMocks();
+  }
+}
+
+/** Runs the built CLI (`npm run build` first; `npm test` does it) and returns exit code and output. */
+export async function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['bin/malaria.js', ...args], {
+      env: { ...process.env, MALARIA_DEBUG: '' },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
