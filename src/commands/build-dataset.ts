@@ -1,19 +1,12 @@
 // `malaria build-dataset`: flags -> buildDataset() -> summary on stdout (progress bars on stderr).
 import { Option, type Command } from 'commander';
 import { DATASET_DEFAULTS } from '../config.js';
-import { buildDataset, type GroupBy } from '../data/build-dataset.js';
+import { buildDataset, type BuildDatasetOptions } from '../data/build-dataset.js';
 import { formatBuildSummary } from '../data/build-summary.js';
 import { fraction, nonNegativeInt } from './options.js';
 
-interface BuildDatasetFlags {
-  input: string;
-  output: string;
-  trainSplit: number;
-  valSplit: number;
-  seed: number;
-  force: boolean;
-  groupBy: GroupBy;
-}
+/** The flags are the library's options, as commander parses them. */
+type BuildDatasetFlags = Pick<BuildDatasetOptions, 'input' | 'output' | 'trainSplit' | 'valSplit' | 'seed' | 'force' | 'groupBy'>;
 
 export function registerBuildDataset(program: Command): void {
   program

@@ -1,6 +1,7 @@
 // `malaria download`: fetch cell_images.zip (resumable) and extract it to <dir>/cell_images/<Class>/.
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import fse from 'fs-extra';
 import type { Command } from 'commander';
 import { DOWNLOAD_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
@@ -39,13 +40,6 @@ function checkUrl(url: string): void {
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  return fsp.stat(file).then(
-    () => true,
-    () => false,
-  );
-}
-
 const megabytes = (bytes: number): number => Math.round(bytes / 1e6);
 const count = (n: number): string => n.toLocaleString('en-US');
 
@@ -75,12 +69,12 @@ export async function runDownload(flags: DownloadFlags, options: DownloadRunOpti
   checkUrl(flags.url);
   const archive = path.join(flags.dir, ARCHIVE_NAME);
   const imagesDir = path.join(flags.dir, IMAGES_FOLDER);
-  if ((await exists(imagesDir)) && !flags.force) {
+  if ((await fse.pathExists(imagesDir)) && !flags.force) {
     throw new UserError(`${imagesDir} already exists; pass --force to extract the archive over it again`);
   }
   await fsp.mkdir(flags.dir, { recursive: true });
 
-  if (await exists(archive)) {
+  if (await fse.pathExists(archive)) {
     log(`using ${archive}, downloaded earlier (delete it to download again)`);
   } else {
     let bar: ProgressBar | undefined;

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import fse from 'fs-extra';
 import seedrandom from 'seedrandom';
 import { tf } from '../tf.js';
 import { UserError, asWriteError } from '../errors.js';
@@ -127,7 +128,7 @@ async function writeFolder(outDir: string, files: [name: string, data: string | 
   try {
     for (const [name, data] of files) await fs.writeFile(path.join(temp, name), data);
     const old = `${temp}.old`;
-    const replacing = await exists(target);
+    const replacing = await fse.pathExists(target);
     if (replacing) await fs.rename(target, old);
     try {
       await fs.rename(temp, target);
@@ -141,14 +142,6 @@ async function writeFolder(outDir: string, files: [name: string, data: string | 
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Largest difference between the two models' outputs on `count` seeded uniform-noise images. */
 function maxOutputDifference(a: tf.LayersModel, b: tf.LayersModel, count: number): number {

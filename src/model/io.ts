@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import fse from 'fs-extra';
 import { tf } from '../tf.js';
 import { UserError, asWriteError, describeFsError } from '../errors.js';
 import type { ResNetArchitecture } from './resnet.js';
@@ -363,7 +364,7 @@ async function writeCheckpoint(modelDir: string, state: CheckpointContents): Pro
   const current = path.join(modelDir, CHECKPOINT_DIR);
   const previous = path.join(modelDir, PREVIOUS_CHECKPOINT_DIR);
   // Without a current checkpoint, checkpoint.old (if any) is the newest complete one: keep it until ours is in place.
-  if (await exists(current)) {
+  if (await fse.pathExists(current)) {
     await fs.rm(previous, { recursive: true, force: true });
     await fs.rename(current, previous);
   }
@@ -377,20 +378,12 @@ async function removeStaleTempCheckpoints(modelDir: string): Promise<void> {
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The folder holding the newest complete checkpoint, if there is one. */
 async function checkpointFolder(modelDir: string): Promise<string | undefined> {
   for (const name of [CHECKPOINT_DIR, PREVIOUS_CHECKPOINT_DIR]) {
     const dir = path.join(modelDir, name);
-    if (await exists(path.join(dir, STATE_FILE))) return dir;
+    if (await fse.pathExists(path.join(dir, STATE_FILE))) return dir;
   }
   return undefined;
 }
