@@ -15,7 +15,7 @@ export interface SplitSourceOptions {
   imageSize: number;
   batchSize: number;
   seed: number;
-  /** Validation and test use the training split's class order, so labels mean the same everywhere. */
+  /** Called once per image that cannot be decoded (it is left out of its epochs). */
   onSkip?: (skipped: SkippedImage) => void;
 }
 
@@ -34,6 +34,7 @@ export async function openSplitSources(options: SplitSourceOptions): Promise<Spl
     cache,
     onSkip,
   });
+  // Validation and test use the training split's class order, so labels mean the same everywhere.
   const evaluation = (name: string) =>
     createBatchSource({ dir: splitDir(name), imageSize, batchSize, augment: false, shuffle: false, seed, cache, onSkip, classNames: train.classNames });
   return { train, val: await evaluation(DATASET_DEFAULTS.splits.val), test: await evaluation(DATASET_DEFAULTS.splits.test) };
