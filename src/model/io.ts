@@ -152,6 +152,16 @@ async function readText(file: string, what: string): Promise<string> {
   }
 }
 
+/** Reads and parses a JSON file of the model folder; invalid JSON is a UserError ending in `fix`. */
+async function readJson(file: string, dir: string, fix: string, exitCode?: number): Promise<unknown> {
+  const text = await readText(file, dir);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new UserError(`${file} is not valid JSON; ${fix}`, exitCode);
+  }
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -159,13 +169,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /** Reads and checks a layers-format model.json, with a one-line UserError for anything else. */
 async function readModelJson(dir: string): Promise<tf.io.ModelJSON> {
   const jsonPath = path.join(dir, MODEL_FILE);
-  let modelJson: unknown;
-  try {
-    modelJson = JSON.parse(await readText(jsonPath, dir));
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw new UserError(`${jsonPath} is not valid JSON; ${NOT_OURS_FIX}`);
-  }
+  const modelJson = await readJson(jsonPath, dir, NOT_OURS_FIX);
   if (!isRecord(modelJson) || !isRecord(modelJson.modelTopology) || !Array.isArray(modelJson.weightsManifest)) {
     throw new UserError(`${jsonPath} is not a TensorFlow.js model; ${NOT_OURS_FIX}`);
   }
@@ -244,13 +248,7 @@ function parseMetadata(value: unknown, file: string): ModelMetadata {
 
 export async function loadMetadata(dir: string): Promise<ModelMetadata> {
   const file = path.join(dir, METADATA_FILE);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readText(file, dir));
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw new UserError(`${file} is not valid JSON; train the model again with \`malaria train\``);
-  }
+  const parsed = await readJson(file, dir, `train the model again with \`malaria train\``);
   return parseMetadata(parsed, file);
 }
 
@@ -298,13 +296,7 @@ export async function saveHistory(dir: string, history: TrainingHistory): Promis
 
 export async function loadHistory(dir: string): Promise<TrainingHistory> {
   const file = path.join(dir, HISTORY_FILE);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readText(file, dir));
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw new UserError(`${file} is not valid JSON; train the model again`);
-  }
+  const parsed = await readJson(file, dir, `train the model again`);
   // A resumed run appends to these arrays, so every one of them must be there (parseHistory alone would allow gaps).
   if (!isRecord(parsed) || !HISTORY_KEYS.every((k) => Array.isArray(parsed[k]))) {
     throw new UserError(`${file} lacks the ${HISTORY_KEYS.join('/')} arrays; train the model again`);
@@ -399,13 +391,7 @@ export async function loadCheckpointState(modelDir: string): Promise<CheckpointS
     throw new UserError(`${modelDir} has no checkpoint to resume from; start a new run with \`malaria train\``);
   }
   const file = path.join(dir, STATE_FILE);
-  let state: unknown;
-  try {
-    state = JSON.parse(await readText(file, dir));
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw new UserError(`${file} is not valid JSON; start a new run with \`malaria train\``, 1);
-  }
+  const state = await readJson(file, dir, `start a new run with \`malaria train\``, 1);
   if (!isRecord(state) || state.version !== CHECKPOINT_VERSION || !Number.isInteger(state.epochsCompleted) || !isRecord(state.settings)) {
     throw new UserError(`${file} is not a checkpoint this version can resume; start a new run with \`malaria train\``, 1);
   }
