@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../src/config.js';
-import { backendKeepsProcessAlive, parseBackendChoice, selectBackend, tf, type BackendChoice } from '../src/tf.js';
+import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../src/tf.js';
 import { listSplit } from '../src/data/dataset.js';
 import { batchSourceFromListing } from '../src/data/batches.js';
 import { buildResNet } from '../src/model/resnet.js';
@@ -159,5 +159,3 @@ async function main(): Promise<void> {
 }
 
 await main();
-// The threaded wasm build's workers would keep Node running after the last line.
-if (backendKeepsProcessAlive()) process.exit();

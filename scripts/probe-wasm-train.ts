@@ -120,9 +120,7 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(result));
 }
 
-main()
-  .then(() => process.exit(0)) // the threaded build's worker threads would keep the process alive
-  .catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

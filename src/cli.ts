@@ -3,7 +3,6 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { UserError, describeFsError } from './errors.js';
 import { registerCommands } from './commands/index.js';
-import { backendKeepsProcessAlive } from './tf.js';
 
 // Compiled, this file is dist/src/cli.js; run from source (vitest), it is src/cli.ts, one level higher.
 const requireHere = createRequire(import.meta.url);
@@ -52,5 +51,4 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     process.exitCode = reportError(err);
   }
-  if (backendKeepsProcessAlive()) process.exit();
 }

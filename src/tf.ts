@@ -1,5 +1,6 @@
 // The one module that imports TensorFlow.js and chooses its backend. Everything else imports `tf` from here.
 import * as tf from '@tensorflow/tfjs';
+import os from 'node:os';
 import { UserError } from './errors.js';
 
 export { tf };
@@ -19,14 +20,6 @@ const GPU_HINT =
 
 let active: BackendInfo | undefined;
 
-/**
- * True when the threaded wasm build is running: its pthread workers keep Node's event loop alive after the work
- * is done, so the CLI has to exit explicitly.
- */
-export function backendKeepsProcessAlive(): boolean {
-  return active?.name === 'wasm' && wasmThreads() > 1;
-}
-
 /** The backend chosen by `selectBackend`, if any. */
 export function activeBackend(): BackendInfo | undefined {
   return active;
@@ -45,12 +38,18 @@ async function loadTensorflow(): Promise<void> {
 }
 
 /**
- * Threads for the wasm backend, opt-in through MALARIA_WASM_THREADS: its threaded build needs a workaround under
- * Node, and measured here it only pays off on otherwise idle cores (~1.45x training, ~2x inference on 2 cores).
+ * Threads for the wasm backend: one per core by default (its threaded build, started by our workaround, since tfjs
+ * does not under Node), or MALARIA_WASM_THREADS. Measured on 2 cores: ~1.5x training and ~1.9x inference when
+ * the cores are idle; with another process keeping one core busy, ~0.9x training and ~1.2x inference.
  */
-function wasmThreads(): number {
-  const value = Number(process.env.MALARIA_WASM_THREADS ?? 1);
-  return Number.isInteger(value) && value > 1 ? value : 1;
+export function wasmThreads(env: NodeJS.ProcessEnv = process.env, cores = os.availableParallelism()): number {
+  const raw = env.MALARIA_WASM_THREADS;
+  if (raw === undefined || raw === '') return Math.max(1, cores);
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new UserError(`MALARIA_WASM_THREADS must be a whole number of threads, 1 or more, got "${raw}"`);
+  }
+  return Math.min(value, Math.max(1, cores));
 }
 
 async function loadWasm(): Promise<void> {
@@ -81,7 +80,7 @@ const LOADERS: Record<BackendName, () => Promise<void>> = {
 function threadNote(name: BackendName): string {
   if (name !== 'wasm') return '';
   const threads = wasmThreads();
-  return threads > 1 ? ` with ${threads} threads (MALARIA_WASM_THREADS)` : ' on one core (set MALARIA_WASM_THREADS=2 to try its threaded build)';
+  return threads > 1 ? ` with ${threads} threads` : ' on one thread';
 }
 
 function reason(err: unknown): string {
@@ -96,6 +95,7 @@ function reason(err: unknown): string {
  */
 export async function selectBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
   if (active && (choice === 'auto' || choice === active.name)) return active;
+  wasmThreads(); // a bad MALARIA_WASM_THREADS is the user's to fix, not a reason to fall back to cpu
   if (choice !== 'auto') {
     try {
       await LOADERS[choice]();

@@ -48,6 +48,10 @@ export interface EpochEndInfo {
   lr: number;
   /** Wall time of the epoch, validation and checkpoint included. */
   seconds: number;
+  /** Peak resident memory of the process so far (the wasm heap, the image cache and Node's own). */
+  peakRssBytes: number;
+  /** Live tfjs tensors after the epoch: flat from one epoch to the next unless something leaks. */
+  tensors: number;
 }
 
 export interface TrainCallbacks {
@@ -206,6 +210,8 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
       valAccuracy: validation.accuracy,
       lr,
       seconds: (performance.now() - started) / 1000,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      tensors: tf.memory().numTensors,
     });
   }
 

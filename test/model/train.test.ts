@@ -74,7 +74,12 @@ describe('trainModel', () => {
     epochEnds.forEach((e, i) => {
       expect(e).toMatchObject({ loss: history.loss[i], accuracy: history.accuracy[i], valLoss: history.val_loss[i], valAccuracy: history.val_accuracy[i], lr: history.lr[i] });
       expect(e.seconds).toBeGreaterThan(0);
+      // The peak only grows, and it is at least what the process holds now.
+      expect(e.peakRssBytes).toBeGreaterThanOrEqual(i > 0 ? epochEnds[i - 1].peakRssBytes : 0);
+      expect(e.peakRssBytes).toBeGreaterThan(20 * 1024 ** 2);
     });
+    // What each epoch reports is what tf counts: the same count every epoch.
+    expect(new Set(epochEnds.map((e) => e.tensors)).size).toBe(1);
   });
 
   it('keeps the tensor count flat from epoch to epoch', async () => {
@@ -83,8 +88,9 @@ describe('trainModel', () => {
       const counts: number[] = [];
       await trainModel(model, syntheticSource(8, 3, 8), syntheticSource(8, 4, 8), tinySettings({ epochs: 3 }), {
         modelDir: dir,
-        onEpochEnd: () => {
+        onEpochEnd: (info) => {
           counts.push(tf.memory().numTensors);
+          expect(info.tensors).toBe(tf.memory().numTensors);
         },
       });
       expect(counts).toHaveLength(3);
