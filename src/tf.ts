@@ -38,18 +38,25 @@ async function loadTensorflow(): Promise<void> {
 }
 
 /**
+ * The threaded wasm build starts 8 workers up front; more threads would need workers started while the main thread
+ * waits for them, which never happens. (Containers can also report the host's cores, not their own share.)
+ */
+const MAX_WASM_THREADS = 8;
+
+/**
  * Threads for the wasm backend: one per core by default (its threaded build, started by our workaround, since tfjs
  * does not under Node), or MALARIA_WASM_THREADS. Measured on 2 cores: ~1.5x training and ~1.9x inference when
  * the cores are idle; with another process keeping one core busy, ~0.9x training and ~1.2x inference.
  */
 export function wasmThreads(env: NodeJS.ProcessEnv = process.env, cores = os.availableParallelism()): number {
+  const limit = Math.max(1, Math.min(cores, MAX_WASM_THREADS));
   const raw = env.MALARIA_WASM_THREADS;
-  if (raw === undefined || raw === '') return Math.max(1, cores);
+  if (raw === undefined || raw === '') return limit;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 1) {
     throw new UserError(`MALARIA_WASM_THREADS must be a whole number of threads, 1 or more, got "${raw}"`);
   }
-  return Math.min(value, Math.max(1, cores));
+  return Math.min(value, limit);
 }
 
 async function loadWasm(): Promise<void> {

@@ -16,8 +16,10 @@ describe('wasmThreads', () => {
     expect(wasmThreads({ MALARIA_WASM_THREADS: '2' }, 8)).toBe(2);
   });
 
-  it('never asks for more threads than cores', () => {
+  it('never asks for more threads than cores, nor more than the 8 workers the threaded build starts', () => {
     expect(wasmThreads({ MALARIA_WASM_THREADS: '16' }, 2)).toBe(2);
+    expect(wasmThreads({}, 64)).toBe(8);
+    expect(wasmThreads({ MALARIA_WASM_THREADS: '12' }, 64)).toBe(8);
   });
 
   it.each(['0', '-1', '1.5', 'two'])('refuses MALARIA_WASM_THREADS=%s with a line saying what to use', (value) => {

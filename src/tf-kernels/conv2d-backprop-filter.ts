@@ -118,9 +118,16 @@ function tapsFilterGrad(scope: KernelScope, x: tf.TensorInfo, dy: tf.TensorInfo,
     };
     const src = floatIndex(backend, channelsFirst);
     const dst = floatIndex(backend, a);
+    // A chunk of the whole batch reads every channel's planes as one run (channel-major), and writes one tap's
+    // rows as one run too: one call per tap instead of one per tap and channel.
+    const whole = count === batch;
     for (let kh = 0; kh < g.filterHeight; kh++) {
       for (let kw = 0; kw < g.filterWidth; kw++) {
         const tap = kh * g.filterWidth + kw;
+        if (whole) {
+          gatherTap(heap, src, dst + tap * ci * chunkPixels, { ...geometry, planes: ci * count }, kh - g.padTop, kw - g.padLeft);
+          continue;
+        }
         for (let c = 0; c < ci; c++) {
           const planes = src + (c * batch + first) * planeSize;
           gatherTap(heap, planes, dst + (tap * ci + c) * chunkPixels, geometry, kh - g.padTop, kw - g.padLeft);

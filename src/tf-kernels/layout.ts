@@ -95,6 +95,10 @@ export function gatherTap(
   colShift: number,
 ): void {
   const { planes, inHeight, inWidth, outHeight, outWidth, strideHeight: sh, strideWidth: sw } = g;
+  if (sh === 1 && sw === 1 && outHeight === inHeight && outWidth === inWidth) {
+    shiftPlanes(heap, src, dst, planes, inHeight, inWidth, rowShift, colShift);
+    return;
+  }
   // Output columns whose input column x*sw + colShift lies inside [0, inWidth).
   const x0 = Math.max(0, Math.ceil(-colShift / sw));
   const x1 = Math.max(x0, Math.min(outWidth, Math.floor((inWidth - 1 - colShift) / sw) + 1));
@@ -117,6 +121,49 @@ export function gatherTap(
       }
       if (x1 < outWidth) heap.fill(0, d + x1, d + outWidth);
       d += outWidth;
+    }
+  }
+}
+
+/**
+ * gatherTap for stride 1 and output size = input size ("same"): the planes are one block shifted by
+ * rowShift * width + colShift, so one memmove moves them all; what the shift pulled in from a neighbouring row or
+ * plane is then zeroed. Rows of 16-64 values made the per-row copies cost ~5x more, in call overhead.
+ */
+function shiftPlanes(
+  heap: Float32Array,
+  src: number,
+  dst: number,
+  planes: number,
+  height: number,
+  width: number,
+  rowShift: number,
+  colShift: number,
+): void {
+  const planeSize = height * width;
+  const total = planes * planeSize;
+  const shift = rowShift * width + colShift;
+  // dst[i] = src[i + shift] for the i whose source lies inside the block; the rest is zeroed below anyway.
+  const first = Math.min(total, Math.max(0, -shift));
+  const last = Math.max(first, Math.min(total, total - shift));
+  heap.copyWithin(dst + first, src + first + shift, src + last + shift);
+  heap.fill(0, dst, dst + first);
+  heap.fill(0, dst + last, dst + total);
+  // Rows whose source row is outside the plane: the top -rowShift rows or the bottom rowShift rows.
+  const y0 = Math.min(height, Math.max(0, -rowShift));
+  const y1 = Math.max(y0, Math.min(height, height - rowShift));
+  // Columns likewise: the first -colShift or the last colShift of every row.
+  const x0 = Math.min(width, Math.max(0, -colShift));
+  const x1 = Math.max(x0, Math.min(width, width - colShift));
+  for (let p = 0; p < planes; p++) {
+    const plane = dst + p * planeSize;
+    if (y0 > 0) heap.fill(0, plane, plane + y0 * width);
+    if (y1 < height) heap.fill(0, plane + y1 * width, plane + planeSize);
+    if (x0 === 0 && x1 === width) continue;
+    for (let y = y0; y < y1; y++) {
+      const row = plane + y * width;
+      for (let x = 0; x < x0; x++) heap[row + x] = 0;
+      for (let x = x1; x < width; x++) heap[row + x] = 0;
     }
   }
 }

@@ -28,6 +28,10 @@ const CASES: Case[] = [
   { name: '3x3 strides 1,2 (unequal)', x: [2, 6, 7, 3], filter: [3, 3, 3, 2], strides: [1, 2], pad: 'same' },
   // Over 4096 output pixels: the filter gradient is summed over chunks of images.
   { name: '3x3 stride 1 same, several chunks', x: [3, 40, 40, 2], filter: [3, 3, 2, 3], strides: [1, 1], pad: 'same' },
+  // Stride 1 'same' shifts whole blocks of planes; shifts of 2 (5x5) and a filter wider than the image reach
+  // across rows and planes, and must come back as zeros.
+  { name: '5x5 stride 1 same, batch 3', x: [3, 6, 7, 4], filter: [5, 5, 4, 3], strides: [1, 1], pad: 'same' },
+  { name: '7x7 stride 1 same, filter wider than the image', x: [2, 3, 4, 2], filter: [7, 7, 2, 3], strides: [1, 1], pad: 'same' },
   { name: '1x1 stride 1, several chunks, fewer outputs', x: [3, 40, 40, 4], filter: [1, 1, 4, 2], strides: [1, 1], pad: 'same' },
   { name: '1x1 stride 2, several chunks', x: [3, 80, 80, 2], filter: [1, 1, 2, 3], strides: [2, 2], pad: 'same' },
   {
