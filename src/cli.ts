@@ -19,7 +19,14 @@ export function buildProgram(): Command {
     .description(pkg.description)
     .version(pkg.version, '-V, --version')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(text) });
+    .configureOutput({ outputError: (text, write) => write(text) })
+    .addHelpText(
+      'after',
+      '\nEnvironment:\n' +
+        '  MALARIA_WASM_THREADS=N  threads of the wasm backend (default: one per core, at most 8; 1 = its\n' +
+        '                          one-thread build)\n' +
+        '  MALARIA_DEBUG=1         print the stack trace of an unexpected error',
+    );
   registerCommands(program);
   return program;
 }

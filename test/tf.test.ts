@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { selectBackend, wasmThreads } from '../src/tf.js';
+import { runMain } from './commands/run-main.js';
 import { expectOneErrorLine, runChild, saveBrightnessModel } from './reliability/helpers.js';
 
 describe('wasmThreads', () => {
@@ -67,6 +68,12 @@ describe('the default wasm backend from the CLI', () => {
     const cpuAnswers = JSON.parse(cpu.stdout.join('\n')) as Answer[];
     expect(wasmAnswers.map((a) => a.label)).toEqual(cpuAnswers.map((a) => a.label));
     wasmAnswers.forEach((answer, i) => expect(answer.probability).toBeCloseTo(cpuAnswers[i].probability, 5));
+  });
+
+  it('says in --help how to change the thread count', async () => {
+    const help = await runMain(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout.join('\n')).toMatch(/MALARIA_WASM_THREADS=N +threads of the wasm backend \(default: one per core/);
   });
 
   it('refuses a bad MALARIA_WASM_THREADS in one line, exit 2', async () => {
