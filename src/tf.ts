@@ -59,15 +59,25 @@ export function wasmThreads(env: NodeJS.ProcessEnv = process.env, cores = os.ava
   return Math.min(value, limit);
 }
 
+/** How the wasm backend runs once loaded: its thread count, and why not threaded when its threaded build failed. */
+let wasmRun: { threads: number; threadedFailure?: string } = { threads: 1 };
+
 async function loadWasm(): Promise<void> {
   await import('@tensorflow/tfjs-backend-wasm');
   // The wasm backend ships no gradient kernels for convolutions; ours make it train.
   const { registerWasmTrainingKernels } = await import('./tf-kernels/index.js');
   registerWasmTrainingKernels();
   const threads = wasmThreads();
+  wasmRun = { threads: 1 };
   if (threads > 1) {
     const { registerThreadedWasmBackend } = await import('./tf-kernels/threaded-wasm.js');
-    await registerThreadedWasmBackend(threads);
+    try {
+      await registerThreadedWasmBackend(threads);
+      wasmRun = { threads };
+    } catch (err) {
+      // Nothing was changed: the one-thread build still works, only slower.
+      wasmRun = { threads: 1, threadedFailure: err instanceof Error ? err.message.split('\n')[0] : String(err) };
+    }
   }
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
 }
@@ -86,8 +96,8 @@ const LOADERS: Record<BackendName, () => Promise<void>> = {
 
 function threadNote(name: BackendName): string {
   if (name !== 'wasm') return '';
-  const threads = wasmThreads();
-  return threads > 1 ? ` with ${threads} threads` : ' on one thread';
+  if (wasmRun.threadedFailure) return ` on one thread (its threaded build did not start: ${wasmRun.threadedFailure})`;
+  return wasmRun.threads > 1 ? ` with ${wasmRun.threads} threads` : ' on one thread';
 }
 
 function reason(err: unknown): string {

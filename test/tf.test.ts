@@ -1,7 +1,7 @@
 // The backend choice: how many wasm threads, and the default (threaded) wasm build run end to end by the CLI.
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { selectBackend, wasmThreads } from '../src/tf.js';
@@ -68,6 +68,26 @@ describe('the default wasm backend from the CLI', () => {
     const cpuAnswers = JSON.parse(cpu.stdout.join('\n')) as Answer[];
     expect(wasmAnswers.map((a) => a.label)).toEqual(cpuAnswers.map((a) => a.label));
     wasmAnswers.forEach((answer, i) => expect(answer.probability).toBeCloseTo(cpuAnswers[i].probability, 5));
+  });
+
+  it('falls back to the one-thread build, saying why, when the threaded build cannot start', async () => {
+    // The threaded build writes its worker script to the temp folder; one that does not exist stops it.
+    const missing = path.join(dir, 'no-such-temp-folder');
+    const result = await runChild(['predict', '--model-dir', path.join(dir, 'model'), '--backend', 'wasm', '--json', images[0]], {
+      env: { MALARIA_WASM_THREADS: '2', TMPDIR: missing },
+    });
+    expect(result.exitCode, result.stderr.join('\n')).toBe(0);
+    expect(result.stderr[0]).toMatch(/^backend: wasm \(chosen with --backend\) on one thread \(its threaded build did not start: ENOENT.*no-such-temp-folder/);
+    expect(JSON.parse(result.stdout.join('\n'))).toHaveLength(1);
+  });
+
+  it('leaves nothing in the temp folder', async () => {
+    const temp = await mkdtemp(path.join(dir, 'temp-'));
+    const result = await runChild(['predict', '--model-dir', path.join(dir, 'model'), '--backend', 'wasm', '--json', images[0]], {
+      env: { MALARIA_WASM_THREADS: '2', TMPDIR: temp },
+    });
+    expect(result.exitCode, result.stderr.join('\n')).toBe(0);
+    expect(await readdir(temp)).toEqual([]);
   });
 
   it('says in --help how to change the thread count', async () => {

@@ -2,14 +2,15 @@
 //
 // tfjs-backend-wasm never picks it under Node (WASM_HAS_MULTITHREAD_SUPPORT is false there), and forcing it fails
 // because the pthread worker script is handed over as a `blob:` URL, which Node's Worker rejects. Here the
-// emscripten factory is started by hand with the worker script written to a temporary file; the factory's own
+// emscripten factory is started by hand with the worker script written to a private temporary file (deleted once
+// the workers have loaded it); the factory's own
 // Node support (worker_threads, importScripts of its file) does the rest. The C++ side also caps the pool at
 // hardwareConcurrency / 2 (it assumes two hardware threads per core), which is 1 on a 2-core machine; os.cpus()
 // is doubled while the module starts so that the cap is the real core count.
 //
 // Measured on 2 cores: 2 threads give ~1.5x training and ~1.9x inference on idle cores; with another process
 // keeping one core busy, ~0.9x training and ~1.2x inference.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,15 +30,19 @@ interface EmscriptenModule {
 type Factory = (config: { locateFile: (file: string, prefix: string) => string }) => Promise<EmscriptenModule>;
 
 
-/** Writes the pthread worker script to a file (tfjs ships it as a string meant for a Blob). */
-function writeWorkerScript(): string {
+/**
+ * Writes the pthread worker script (tfjs ships it as a string meant for a Blob) into a new private folder (mode
+ * 0700: the script runs as code in this process), and returns the folder and the file.
+ */
+function writeWorkerScript(): { folder: string; file: string } {
   const { wasmWorkerContents } = require(`${PACKAGE}/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js`) as {
     wasmWorkerContents: string;
   };
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tfjs-wasm-')), 'tfjs-backend-wasm-threaded-simd.worker.cjs');
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'malaria-tfjs-wasm-'));
+  const file = path.join(folder, 'tfjs-backend-wasm-threaded-simd.worker.cjs');
   // As tfjs does for its Blob: the template literal turned escaped newlines in string literals into real ones.
   writeFileSync(file, wasmWorkerContents.replace(/\n/g, '\\n'));
-  return file;
+  return { folder, file };
 }
 
 async function startThreadedModule(): Promise<EmscriptenModule> {
@@ -47,7 +52,7 @@ async function startThreadedModule(): Promise<EmscriptenModule> {
   os.cpus = () => [...cpus(), ...cpus()];
   try {
     const module = await factory({
-      locateFile: (file, prefix) => (file.endsWith('.worker.js') ? workerScript : prefix + file),
+      locateFile: (file, prefix) => (file.endsWith('.worker.js') ? workerScript.file : prefix + file),
     });
     // The bindings BackendWasm expects (as tfjs-backend-wasm's init() makes them).
     module.tfjs = {
@@ -61,26 +66,32 @@ async function startThreadedModule(): Promise<EmscriptenModule> {
     return module;
   } finally {
     os.cpus = cpus;
+    // The factory resolves once its pool of workers has loaded the script; the file is not read again.
+    rmSync(workerScript.folder, { recursive: true, force: true });
   }
 }
 
 /**
- * Makes the 'wasm' backend use the threaded build with `threads` threads (at most the core count). Call before
- * the backend is first used; kernels registered for 'wasm' (including the training kernels) apply unchanged.
+ * Makes the 'wasm' backend the threaded build with `threads` threads (at most the core count), started here so
+ * that a failure (no writable temp folder, no worker threads...) throws before anything changes: the caller can
+ * keep the one-thread build. Call before the backend is first used; kernels registered for 'wasm' (including the
+ * training kernels) apply unchanged.
  */
 export async function registerThreadedWasmBackend(threads: number): Promise<void> {
   // The same module instance as src/tf.ts imports (a require() here can resolve to another copy under vite).
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  wasm.setThreadsCount(Math.max(1, Math.min(threads, os.cpus().length)));
-  if (tf.findBackendFactory('wasm')) tf.removeBackend('wasm');
   type ModuleArgument = ConstructorParameters<typeof wasm.BackendWasm>[0];
-  const factory = async () => {
-    const module = await startThreadedModule();
-    const backend = new wasm.BackendWasm(module as unknown as ModuleArgument); // starts the thread pool
-    // The pool's threads wait for work forever; unreferenced, they no longer keep Node from exiting when the
-    // program is done (Node ends them at exit), so CLIs and test workers exit as with the one-thread build.
-    for (const worker of module.PThread.runningWorkers) worker.unref();
-    return backend;
-  };
-  tf.registerBackend('wasm', factory, WASM_PRIORITY);
+  const module = await startThreadedModule();
+  wasm.setThreadsCount(Math.max(1, Math.min(threads, os.cpus().length)));
+  let backend: InstanceType<typeof wasm.BackendWasm>;
+  try {
+    backend = new wasm.BackendWasm(module as unknown as ModuleArgument); // starts the thread pool
+  } finally {
+    wasm.setThreadsCount(-1); // the one-thread build's default, should it be started later
+  }
+  // The pool's threads wait for work forever; unreferenced, they no longer keep Node from exiting when the
+  // program is done (Node ends them at exit), so CLIs and test workers exit as with the one-thread build.
+  for (const worker of module.PThread.runningWorkers) worker.unref();
+  if (tf.findBackendFactory('wasm')) tf.removeBackend('wasm');
+  tf.registerBackend('wasm', () => backend, WASM_PRIORITY);
 }
