@@ -63,11 +63,11 @@ export function wasmThreads(env: NodeJS.ProcessEnv = process.env, cores = os.ava
 let wasmRun: { threads: number; threadedFailure?: string } = { threads: 1 };
 
 async function loadWasm(): Promise<void> {
+  const threads = wasmThreads(); // first: a bad setting must not leave a half-registered backend behind
   await import('@tensorflow/tfjs-backend-wasm');
   // The wasm backend ships no gradient kernels for convolutions; ours make it train.
   const { registerWasmTrainingKernels } = await import('./tf-kernels/index.js');
   registerWasmTrainingKernels();
-  const threads = wasmThreads();
   wasmRun = { threads: 1 };
   if (threads > 1) {
     const { registerThreadedWasmBackend } = await import('./tf-kernels/threaded-wasm.js');
@@ -108,15 +108,16 @@ function reason(err: unknown): string {
 
 /**
  * Selects a backend. `auto` takes the fastest that loads: tfjs-node-gpu, then wasm, then the pure-JS cpu backend.
- * An explicit choice that cannot load is a UserError. Idempotent for the same choice.
+ * An explicit choice that cannot load is a UserError, and so is a bad setting (never a reason to fall back).
+ * Idempotent for the same choice.
  */
 export async function selectBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
   if (active && (choice === 'auto' || choice === active.name)) return active;
-  wasmThreads(); // a bad MALARIA_WASM_THREADS is the user's to fix, not a reason to fall back to cpu
   if (choice !== 'auto') {
     try {
       await LOADERS[choice]();
     } catch (err) {
+      if (err instanceof UserError) throw err;
       const hint = choice === 'tensorflow' ? `; ${GPU_HINT}, or use --backend wasm` : '; use --backend auto';
       throw new UserError(`backend "${choice}" ${reason(err)}${hint}`);
     }
@@ -130,6 +131,8 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
       await LOADERS[name]();
       await tf.ready();
     } catch (err) {
+      // A setting the user got wrong (MALARIA_WASM_THREADS) is theirs to fix, not a reason to fall back.
+      if (err instanceof UserError) throw err;
       failures.push(`${name} ${reason(err)}`);
       continue;
     }
