@@ -1,15 +1,14 @@
 // Manual measurement (not run by tests): training and inference speed of the tutorial ResNet on the wasm backend.
 //
 //   npx vite-node scripts/probe-wasm-train.ts -- [--micro 8] [--steps 8] [--infer-batch 32] [--profile]
-//       [--threads N] [--skip-train]
+//       [--skip-train]
 //
 // Training: one step = forward + backward + SGD-momentum update on a micro-batch, as src/model/train.ts does it;
 // the figure is the median img/s over the steps after 2 warm-up steps. Inference: model.predict at --infer-batch.
-// --profile prints the kernels that take the most time in one training step (tf.profile). --threads N uses the
-// threaded wasm build (src/tf-kernels/threaded-wasm.ts) with N threads.
+// --profile prints the kernels that take the most time in one training step (tf.profile). Threads: as the CLI
+// (one per core; MALARIA_WASM_THREADS=N for N).
 import { selectBackend, tf } from '../src/tf.js';
 import { buildResNet } from '../src/model/resnet.js';
-import { registerThreadedWasmBackend } from '../src/tf-kernels/threaded-wasm.js';
 
 interface ProbeOptions {
   micro: number;
@@ -18,11 +17,10 @@ interface ProbeOptions {
   inferRuns: number;
   profile: boolean;
   skipTrain: boolean;
-  threads: number;
 }
 
 function parseArgs(argv: string[]): ProbeOptions {
-  const options: ProbeOptions = { micro: 8, steps: 8, inferBatch: 32, inferRuns: 5, profile: false, skipTrain: false, threads: 0 };
+  const options: ProbeOptions = { micro: 8, steps: 8, inferBatch: 32, inferRuns: 5, profile: false, skipTrain: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const next = () => Number(argv[++i]);
@@ -32,7 +30,6 @@ function parseArgs(argv: string[]): ProbeOptions {
     else if (arg === '--infer-runs') options.inferRuns = next();
     else if (arg === '--profile') options.profile = true;
     else if (arg === '--skip-train') options.skipTrain = true;
-    else if (arg === '--threads') options.threads = next();
     else if (arg !== '--') throw new Error(`unknown argument ${arg}`);
   }
   return options;
@@ -78,7 +75,6 @@ async function profileStep(model: tf.LayersModel, optimizer: tf.Optimizer, image
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  if (options.threads > 0) await registerThreadedWasmBackend(options.threads);
   await selectBackend('wasm');
   const model = buildResNet({ inputSize: 64, classes: 2, stages: [3, 4, 6], filters: [64, 128, 256, 512], l2: 1e-4 });
   const threads = (tf.backend() as unknown as { wasm: { tfjs: { getThreadsCount(): number } } }).wasm.tfjs.getThreadsCount();
