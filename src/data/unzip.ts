@@ -121,7 +121,11 @@ async function foreignExtraction(zipPath: string, destDir: string): Promise<stri
       sizes.set(key, (sizes.get(key) ?? new Set()).add(entry.uncompressedSize));
     }
   } finally {
-    zip.close();
+    try {
+      zip.close();
+    } catch {
+      // already closed by autoClose
+    }
   }
   for (const className of await fsp.readdir(destDir)) {
     const classDir = path.join(destDir, className);
