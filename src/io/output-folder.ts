@@ -166,9 +166,14 @@ export async function checkOutputFolder(dir: string, kind: OutputKind, label: st
   return 'ours';
 }
 
-/** Removes every entry of a folder checkOutputFolder() found ours (the folder itself stays: it may be a mount or a link). */
+/**
+ * Removes every entry of a folder checkOutputFolder() found ours (the folder itself stays: it may be a mount or a
+ * link). weights.bin goes first, so a kill part-way leaves a folder still recognised as ours, never weights.bin
+ * without the model.json that vouches for it.
+ */
 export async function emptyOurFolder(dir: string): Promise<void> {
-  for (const name of await fs.readdir(dir)) await fs.rm(path.join(dir, name), { recursive: true, force: true });
+  const names = (await fs.readdir(dir)).sort((a, b) => Number(b === MODEL_ENTRIES.weights) - Number(a === MODEL_ENTRIES.weights));
+  for (const name of names) await fs.rm(path.join(dir, name), { recursive: true, force: true });
 }
 
 /** Files in each `<split>/<label>` of a splits.csv, keyed "split/label". */

@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { UserError } from '../../src/errors.js';
-import { APP_MARKER, APP_MARKER_TEXT, assertApart, checkOutputFolder, existingSplitEntries } from '../../src/io/output-folder.js';
+import { APP_MARKER, APP_MARKER_TEXT, assertApart, checkOutputFolder, emptyOurFolder, existingSplitEntries } from '../../src/io/output-folder.js';
 import { saveHistory, saveModel } from '../../src/model/io.js';
 import { buildDataset, SPLIT_NAMES } from '../../src/data/build-dataset.js';
 import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
@@ -143,5 +143,29 @@ describe('assertApart', () => {
     expect(await refusal(assertApart([{ path: path.join(data, 'training'), label: '--model-dir t' }], input))).toMatch(/^--model-dir t is the training split/);
     await fs.symlink(data, path.join(dir, 'link'));
     expect(await refusal(assertApart([{ path: path.join(dir, 'link', 'training', 'new', 'deeper'), label: '--out x' }], input))).toMatch(/^--out x lies inside/);
+  });
+});
+
+describe('emptyOurFolder', () => {
+  it('empties one of our folders, weights.bin first, so a kill after any removal leaves a folder still ours', async () => {
+    const folder = path.join(dir, 'model');
+    await fs.cp(savedModel, folder, { recursive: true });
+    await fs.cp(savedModel, path.join(folder, 'checkpoint'), { recursive: true });
+    await fs.rm(path.join(folder, 'checkpoint', 'metadata.json'));
+    await fs.rm(path.join(folder, 'checkpoint', 'history.json'));
+    const removed: string[] = [];
+    const left: string[] = [];
+    const rm = fs.rm.bind(fs);
+    vi.spyOn(fs, 'rm').mockImplementation(async (file, options) => {
+      await rm(file, options);
+      removed.push(path.basename(String(file)));
+      // Were the process killed here, the next run must still see one of our folders (or an empty one).
+      left.push(await checkOutputFolder(folder, 'model', '--model-dir model').catch((err: Error) => err.message));
+    });
+    await emptyOurFolder(folder);
+    vi.restoreAllMocks();
+    expect(removed[0]).toBe('weights.bin');
+    expect(left.slice(0, -1).every((state) => state === 'ours')).toBe(true);
+    expect(left.at(-1)).toBe('empty');
   });
 });
