@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
+import { sweepLeftovers } from '../../src/io/atomic.js';
 import { copySample, makeTempDir, miniArchive, removeDir, snapshotTree } from '../data/fixtures.js';
 import { expectOneErrorLine, runChild, runInProcess, saveBrightnessModel } from './helpers.js';
 
@@ -139,5 +140,23 @@ describe('export killed between its two renames', () => {
     expectOneErrorLine(next, /already holds a model; pass --force/);
     expect(await snapshotTree(out)).toEqual(before);
     expect((await fsp.readdir(dir)).filter((name) => name.startsWith('.exported.'))).toEqual([]);
+  });
+});
+
+describe('app killed between its two renames', () => {
+  it('leaves the previous app whole under its old name, which the sweep every app run starts with puts back', async () => {
+    const out = path.join(dir, 'field-app');
+    expect((await runInProcess(['app', '--model-dir', model(), '--out', out])).code).toBe(0);
+    const before = await snapshotTree(out);
+    const killed = await runChild(['app', '--model-dir', model(), '--out', out], {
+      nodeArgs: HOOK,
+      env: { MALARIA_TEST_HOLD: 'renamed:field-app' },
+      onLine: (line, child) => void (line === HOLDING && child.kill('SIGKILL')),
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    expect((await fsp.readdir(dir)).includes('field-app')).toBe(false);
+    expect(await sweepLeftovers(dir, ['field-app'])).toMatchObject({ restored: [expect.stringMatching(/^\.field-app\.malaria-old-\d+-[0-9a-f]{8} -> field-app$/)] });
+    expect(await snapshotTree(out)).toEqual(before);
+    expect((await fsp.readdir(dir)).filter((name) => name.startsWith('.field-app.'))).toEqual([]);
   });
 });
