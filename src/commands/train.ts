@@ -10,7 +10,9 @@ import { buildResNet, resolveArchitecture } from '../model/resnet.js';
 import { DivergedError, trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
 import { hasCheckpoint, loadCheckpoint, loadCheckpointState, MODEL_FILE } from '../model/io.js';
 import { predictProbabilities } from '../model/predict.js';
-import { evaluatePredictions, formatScreening } from '../report/evaluation.js';
+import { calibrateTemperature } from '../model/calibrate.js';
+import { evaluatePredictions, formatCalibration, formatScreening } from '../report/evaluation.js';
+import { formatTemperatureFit } from '../report/calibration.js';
 import { formatClassificationReport } from '../report/classification-report.js';
 import { asciiChart } from '../report/chart.js';
 import { renderTrainingPlot } from '../report/plot.js';
@@ -246,13 +248,17 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
     return;
   }
   console.log(`saved the model to ${flags.modelDir}`);
+  const fit = await calibrateTemperature(model, val, flags.modelDir);
+  console.log(formatTemperatureFit(fit, DATASET_DEFAULTS.splits.val));
+  const inference = { temperature: fit.applied ? fit.temperature : undefined };
 
   // The final report on the held-out testing split, as the tutorial prints it.
   console.log(`\nevaluating on ${test.files.length} testing images`);
-  const predictions = await predictProbabilities(model, test);
+  const predictions = await predictProbabilities(model, test, undefined, inference);
   const evaluation = evaluatePredictions(predictions, [...test.classNames]);
   console.log(formatClassificationReport(evaluation.metrics));
-  if (evaluation.screening) console.log(`${formatScreening(evaluation.screening)}\n`);
+  if (evaluation.screening) console.log(formatScreening(evaluation.screening));
+  console.log(`${formatCalibration(evaluation.calibration, inference)}\n`);
   console.log(asciiChart(result.history, { color: process.stdout.isTTY }));
   await renderTrainingPlot(result.history, flags.plot);
   console.log(`wrote the training plot to ${flags.plot}`);

@@ -99,7 +99,7 @@ async function classifyQueued(): Promise<void> {
         }
       }
       if (readable.length > 0) {
-        const probabilities = await predict(model, readable.map((r) => r.input), config.imageSize);
+        const probabilities = await predict(model, readable.map((r) => r.input), config.imageSize, { temperature: config.temperature });
         readable.forEach(({ result }, i) => (result.probabilities = Array.from(probabilities[i])));
       }
       // A "New slide" during the await emptied the queue; its results are gone, so drop this batch too.
