@@ -144,7 +144,7 @@ function formatThreshold(threshold: number): string {
 /**
  * The reliability diagram: per confidence bin, a bar up to the fraction of images the model got right, beside the
  * diagonal where a calibrated model's bars end; a dot at (mean confidence, accuracy) per bin lies on the diagonal
- * when the bin is calibrated. ECE in the legend.
+ * when the bin is calibrated. ECE in the title.
  */
 export function reliabilityPlotSvg(calibration: Calibration, title: string, size: PlotSize = {}): string {
   const { width, height } = checkedSize(size);
@@ -152,7 +152,8 @@ export function reliabilityPlotSvg(calibration: Calibration, title: string, size
   const scale = fontScale(frame);
   const ticks = niceTicks(0, 1, 6);
   const parts = [`<defs>${panelClip(frame, CLIP_ID)}</defs>`];
-  parts.push(drawAxes(frame, { title, xLabel: 'Confidence (probability of the top class)', yLabel: 'Accuracy', xTicks: ticks, yTicks: ticks }));
+  const heading = `${title} (ECE ${calibration.ece.toFixed(4)}, ${calibration.images} images)`;
+  parts.push(drawAxes(frame, { title: heading, xLabel: 'Confidence (probability of the top class)', yLabel: 'Accuracy', xTicks: ticks, yTicks: ticks }));
   const barColor = GGPLOT_COLORS[1];
   const gapColor = GGPLOT_COLORS[0];
   for (const bin of calibration.bins) {
@@ -160,7 +161,7 @@ export function reliabilityPlotSvg(calibration: Calibration, title: string, size
     const x = xPixel(frame, bin.lower) + scale;
     const barWidth = xPixel(frame, bin.upper) - xPixel(frame, bin.lower) - 2 * scale;
     const top = yPixel(frame, bin.accuracy);
-    parts.push(`<rect x="${x.toFixed(2)}" y="${top.toFixed(2)}" width="${barWidth.toFixed(2)}" height="${(frame.bottom - top).toFixed(2)}" fill="${barColor}" fill-opacity="0.85"/>`);
+    parts.push(`<rect x="${x.toFixed(2)}" y="${top.toFixed(2)}" width="${barWidth.toFixed(2)}" height="${(frame.bottom - top).toFixed(2)}" fill="${barColor}"/>`);
   }
   const diagonal = { color: GGPLOT_COLORS[3], width: 1.5 * scale, dash: `${6 * scale},${5 * scale}` };
   parts.push(dataLine(frame, [[0, 0], [1, 1]], diagonal));
@@ -168,11 +169,12 @@ export function reliabilityPlotSvg(calibration: Calibration, title: string, size
   parts.push(markers(frame, filled.map((bin) => [bin.confidence as number, bin.accuracy as number] as const), gapColor, 5 * scale, CLIP_ID));
   if (filled.length === 0) parts.push(drawNote(frame, 'no images'));
   const entries: LegendEntry[] = [
-    { label: `accuracy per bin (ECE = ${calibration.ece.toFixed(4)}, ${calibration.images} images)`, color: barColor },
-    { label: 'bin: (mean confidence, accuracy)', color: gapColor, marker: true },
-    { label: 'perfect calibration', color: diagonal.color, dash: diagonal.dash },
+    { label: 'accuracy per bin', color: barColor },
+    { label: 'at mean confidence', color: gapColor, marker: true },
+    { label: 'calibrated', color: diagonal.color, dash: diagonal.dash },
   ];
-  parts.push(legend(frame, entries, 'lower right'));
+  // Two-class confidences start at 0.5, so the lower left stays free.
+  parts.push(legend(frame, entries, 'lower left'));
   return svgDocument(width, height, parts.join('\n'));
 }
 
