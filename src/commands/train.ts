@@ -18,7 +18,8 @@ import { asciiChart } from '../report/chart.js';
 import { renderTrainingPlot } from '../report/plot.js';
 import { ProgressBar, formatSeconds } from '../report/progress.js';
 import { fraction4 } from './format.js';
-import { intList, nonNegativeInt, positiveInt, positiveNumber } from './options.js';
+import { DEFAULT_PRESET, formatPreset, PRESET_NAMES, withPreset, type PresetName } from '../model/presets.js';
+import { intList, nonNegativeInt, positiveInt, positiveNumber, presetName } from './options.js';
 
 interface TrainFlags {
   data: string;
@@ -33,6 +34,7 @@ interface TrainFlags {
   filters: number[];
   seed: number;
   backend: BackendChoice;
+  preset: PresetName;
   resume?: boolean;
   force?: boolean;
 }
@@ -41,6 +43,7 @@ export function registerTrain(program: Command): void {
   program
     .command('train')
     .description('train the ResNet on <data>/training (validating on <data>/validation), save it, report on <data>/testing')
+    .option('--preset <name>', `training recipe: ${PRESET_NAMES.join(' or ')}; the flags below override its settings`, presetName, DEFAULT_PRESET)
     .option('--data <dir>', 'folder holding the training, validation and testing splits', DATASET_DEFAULTS.base)
     .option('--model-dir <dir>', 'where the model, its metadata, history.json and checkpoints go', TRAIN_DEFAULTS.modelDir)
     .option('--plot <png>', 'loss/accuracy plot to write', TRAIN_DEFAULTS.plot)
@@ -95,6 +98,7 @@ async function resumedFlags(flags: TrainFlags, given: (key: string) => boolean):
     stages: settings.architecture?.stages,
     filters: settings.architecture?.filters,
     microBatch: settings.microBatchSize,
+    preset: run.preset,
   };
   const resumed: Record<string, unknown> = { ...flags };
   for (const [key, value] of Object.entries(saved)) {
@@ -140,12 +144,15 @@ function epochLine(info: EpochEndInfo, epochs: number): string {
 }
 
 async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Promise<void> {
+  // A resumed run takes its recipe from its checkpoint instead.
+  if (!flags.resume) flags = withPreset(flags, flags.preset, given);
   validate(flags);
   await checkModelDir(flags);
   if (flags.resume) flags = await resumedFlags(flags, given);
   checkData(flags);
   const backend = await selectBackend(flags.backend);
   console.log(backend.message);
+  console.log(formatPreset(flags.preset, flags));
 
   const skippedFiles: string[] = [];
   const sources = await openSplitSources({
@@ -225,7 +232,7 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
         microBatchSize: microBatch,
         seed: flags.seed,
         architecture,
-        run: { data: flags.data, batchSize: flags.batchSize, imageSize: flags.imageSize, backend: backend.name },
+        run: { data: flags.data, batchSize: flags.batchSize, imageSize: flags.imageSize, backend: backend.name, preset: flags.preset },
       };
       result = await trainModel(model, train, val, settings, callbacks);
     }
