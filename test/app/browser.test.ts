@@ -13,6 +13,8 @@ import { writeApp } from '../../src/app/write-app.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { decodeRgb } from '../../src/data/decode.js';
 import { applyTemperature } from '../../src/model/temperature.js';
+import { batchProbabilities } from '../../src/model/inference.js';
+import { loadModel } from '../../src/model/io.js';
 import { formatPercent, isPositive, needsReview, summariseSlide } from '../../src/report/parasitemia.js';
 import { makeTempDir, removeDir } from '../data/fixtures.js';
 import { cellImages, launchChromium, nodeInputs, predictRows, TINY, writeTinyModel } from './fixtures.js';
@@ -266,6 +268,30 @@ describe('the field app in chromium', () => {
     const cards = await readCards(page);
     expect(cards.map((c) => c.name)).toEqual(images.map((i) => i.name));
     expect(cards.map((c) => c.p)).toEqual(images.map((i) => expect.closeTo(nodeP.get(i.name) as number, 5)));
+  });
+
+  it('with "Average 8 flips and rotations" gives a cell and its quarter turn the P Node gives them with --tta', async () => {
+    await page.click('#clear');
+    // At the model's own size, so resizing does not stand between the two.
+    const upright = path.join(work, 'upright.png');
+    const turned = path.join(work, 'turned.png');
+    await sharp(files[0]).resize(SIZE, SIZE, { fit: 'fill' }).png().toFile(upright);
+    await sharp(upright).rotate(90).png().toFile(turned);
+    const { model } = await loadModel(path.join(work, 'model'));
+    const x = await nodeInputs([upright, turned], SIZE);
+    const plain = await batchProbabilities(tf, model, x, 2, { temperature: SAVED_TEMPERATURE });
+    const tta = await batchProbabilities(tf, model, x, 2, { temperature: SAVED_TEMPERATURE, tta: true });
+    model.dispose();
+    expect(Math.abs(plain[0] - plain[2])).toBeGreaterThan(100 * TOLERANCE);
+
+    await page.check('#tta');
+    const cards = await classify(page, [upright, turned]);
+    expect(cards.map((c) => c.p)).toEqual([expect.closeTo(tta[0], 5), expect.closeTo(tta[2], 5)]);
+    expect(Math.abs((cards[0].p as number) - (cards[1].p as number))).toBeLessThanOrEqual(TOLERANCE);
+    // Fixed for the slide: changed only after "New slide".
+    expect(await page.isDisabled('#tta')).toBe(true);
+    await page.click('#clear');
+    await page.uncheck('#tta');
   });
 
   it('fetched nothing but its own files from the local server', () => {
