@@ -18,6 +18,7 @@ import {
   positiveIndexOf,
   rocData,
   selectThreshold,
+  type InferenceUsed,
   type ThresholdOrigin,
 } from '../report/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
@@ -75,6 +76,9 @@ function validate(flags: EvaluateFlags): void {
   }
 }
 
+/** How probabilities are produced: the model's temperature (if it has one) and --tta. */
+const inferenceUsed = (metadata: ModelMetadata, flags: EvaluateFlags): InferenceUsed => ({ temperature: metadata.temperature, tta: flags.tta });
+
 /** Class probabilities for every image of `<data>/<split>`, with a progress bar on stderr. */
 async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flags: EvaluateFlags, split: string): Promise<Predictions> {
   const source = await createBatchSource({
@@ -88,8 +92,7 @@ async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flag
     onSkip: (s) => console.error(`skipped ${s.path}: ${s.reason}`),
   });
   const bar = new ProgressBar({ total: source.batchesPerEpoch, label: `${split}: ${source.files.length} images` });
-  const options = { temperature: metadata.temperature, tta: flags.tta };
-  const predictions = await predictProbabilities(model, source, (done) => bar.update(done), options);
+  const predictions = await predictProbabilities(model, source, (done) => bar.update(done), inferenceUsed(metadata, flags));
   bar.finish();
   if (source.skipped.length > 0) {
     const files = source.skipped.length === 1 ? '1 file' : `${source.skipped.length} files`;
@@ -131,7 +134,7 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
 
     const predictions = await predictSplit(model, metadata, flags, flags.split);
     const evaluation = evaluatePredictions(predictions, metadata.classNames, threshold);
-    const inference = { temperature: metadata.temperature, tta: flags.tta };
+    const inference = inferenceUsed(metadata, flags);
     if (flags.json) {
       console.log(JSON.stringify(evaluationJson(evaluation, twoClasses ? origin : undefined, inference)));
     } else {

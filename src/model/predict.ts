@@ -41,7 +41,7 @@ export async function predictProbabilities(
   onBatchEnd?: (done: number, total: number) => void,
   options: InferenceOptions = {},
 ): Promise<Predictions> {
-  imageShape(model);
+  imageShape(model); // refuses a model without one image input before any batch is read
   const outputShape = model.outputs[0].shape;
   const classes = outputShape[outputShape.length - 1] as number;
   const rows: Float32Array[] = [];
