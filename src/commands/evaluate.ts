@@ -9,6 +9,7 @@ import { parseBackendChoice, selectBackend, type BackendChoice, type tf } from '
 import { createBatchSource } from '../data/batches.js';
 import { loadModel, METADATA_FILE, writeFileAtomic, type ModelMetadata } from '../model/io.js';
 import { predictProbabilities, type Predictions } from '../model/predict.js';
+import type { InferenceOptions } from '../model/inference.js';
 import {
   evaluatePredictions,
   evaluationJson,
@@ -18,7 +19,6 @@ import {
   positiveIndexOf,
   rocData,
   selectThreshold,
-  type InferenceUsed,
   type ThresholdOrigin,
 } from '../report/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
@@ -77,7 +77,7 @@ function validate(flags: EvaluateFlags): void {
 }
 
 /** How probabilities are produced: the model's temperature (if it has one) and --tta. */
-const inferenceUsed = (metadata: ModelMetadata, flags: EvaluateFlags): InferenceUsed => ({ temperature: metadata.temperature, tta: flags.tta });
+const inferenceUsed = (metadata: ModelMetadata, flags: EvaluateFlags): InferenceOptions => ({ temperature: metadata.temperature, tta: flags.tta });
 
 /** Class probabilities for every image of `<data>/<split>`, with a progress bar on stderr. */
 async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flags: EvaluateFlags, split: string): Promise<Predictions> {

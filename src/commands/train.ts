@@ -11,6 +11,7 @@ import { DivergedError, trainModel, resumeTraining, type TrainSettings, type Epo
 import { hasCheckpoint, loadCheckpoint, loadCheckpointState, MODEL_FILE } from '../model/io.js';
 import { predictProbabilities } from '../model/predict.js';
 import { calibrateTemperature } from '../model/calibrate.js';
+import { DEFAULT_PRESET, formatPreset, PRESET_NAMES, withPreset, type PresetName } from '../model/presets.js';
 import { evaluatePredictions, formatCalibration, formatScreening } from '../report/evaluation.js';
 import { formatTemperatureFit } from '../report/calibration.js';
 import { formatClassificationReport } from '../report/classification-report.js';
@@ -18,7 +19,6 @@ import { asciiChart } from '../report/chart.js';
 import { renderTrainingPlot } from '../report/plot.js';
 import { ProgressBar, formatSeconds } from '../report/progress.js';
 import { fraction4 } from './format.js';
-import { DEFAULT_PRESET, formatPreset, PRESET_NAMES, withPreset, type PresetName } from '../model/presets.js';
 import { intList, nonNegativeInt, positiveInt, positiveNumber, presetName } from './options.js';
 
 interface TrainFlags {

@@ -1,6 +1,7 @@
 // Turns a model's predictions on a split into the numbers `evaluate` and `train` report: sklearn's classification
 // metrics plus the screening statistics a clinic needs (positive class: Parasitized).
 import type { Predictions as ModelPredictions } from '../model/predict.js';
+import type { InferenceOptions } from '../model/inference.js';
 import { UserError } from '../errors.js';
 import { calibrationOf, formatEce, type Calibration } from './calibration.js';
 import {
@@ -137,14 +138,8 @@ export interface ThresholdOrigin {
   selection?: ThresholdSelection;
 }
 
-/** How the probabilities were produced: the model's temperature (when it has one) and test-time augmentation. */
-export interface InferenceUsed {
-  temperature?: number;
-  tta?: boolean;
-}
-
 /** The object `evaluate --json` prints. */
-export function evaluationJson(evaluation: Evaluation, origin?: ThresholdOrigin, inference: InferenceUsed = {}): Record<string, unknown> {
+export function evaluationJson(evaluation: Evaluation, origin?: ThresholdOrigin, inference: InferenceOptions = {}): Record<string, unknown> {
   const { metrics, screening } = evaluation;
   const json: Record<string, unknown> = {
     n: metrics.total,
@@ -206,7 +201,7 @@ export function formatThresholdSelection(selection: ThresholdSelection, positive
 }
 
 /** "calibration: ECE 0.0213 (...), temperature 1.53 saved with the model, test-time augmentation (8 views)". */
-export function formatCalibration(calibration: Calibration, inference: InferenceUsed = {}): string {
+export function formatCalibration(calibration: Calibration, inference: InferenceOptions = {}): string {
   const parts = [`calibration: ECE ${formatEce(calibration.ece)}`];
   parts.push(inference.temperature === undefined ? 'no temperature (T = 1)' : `temperature ${inference.temperature} saved with the model`);
   if (inference.tta) parts.push('test-time augmentation (mean of 8 flips and rotations)');
