@@ -47,7 +47,8 @@ export async function batchProbabilities(
   const output = tf.tidy(() => {
     const images = tf.tensor4d(x.subarray(0, count * pixels), [count, height, width, channels]);
     if (!options.tta) return model.predict(images) as Tensor4D;
-    // One view at a time through the network: memory stays that of one plain batch, not eight.
+    // Each view goes through the network on its own, so activations are those of one batch, not eight (predict
+    // frees its intermediates; the views themselves are only input-sized).
     const views = dihedralViews(tf, images).map((view) => model.predict(view) as Tensor4D);
     return tf.div(tf.addN(views), TTA_VIEWS);
   });
