@@ -5,7 +5,7 @@ import { UserError } from '../errors.js';
 import { parseBackendChoice, selectBackend, type BackendChoice } from '../tf.js';
 import { loadModel } from '../model/io.js';
 import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile, type FileResult } from '../model/classify.js';
-import { positiveIndexOf, thresholdOrigin } from '../report/evaluation.js';
+import { formatInference, positiveIndexOf, thresholdOrigin } from '../report/evaluation.js';
 import { formatSlideSummary, summariseSlide } from '../report/parasitemia.js';
 import { ProgressBar } from '../report/progress.js';
 import { positiveInt } from './options.js';
@@ -76,6 +76,9 @@ async function runPredict(paths: string[], flags: PredictFlags): Promise<void> {
     if (twoClasses) {
       const positive = metadata.classNames[positiveIndexOf(metadata.classNames)];
       console.error(`${positive} when P(${positive}) >= ${threshold} (${thresholdOrigin(source)})`);
+    }
+    if (metadata.temperature !== undefined || flags.tta) {
+      console.error(`probabilities: ${formatInference({ temperature: metadata.temperature, tta: flags.tta })}`);
     }
     const { items, skipped } = await gatherImageFiles(paths);
     if (items.length === 0) {

@@ -202,8 +202,12 @@ export function formatThresholdSelection(selection: ThresholdSelection, positive
 
 /** "calibration: ECE 0.0213 (...), temperature 1.53 saved with the model, test-time augmentation (8 views)". */
 export function formatCalibration(calibration: Calibration, inference: InferenceOptions = {}): string {
-  const parts = [`calibration: ECE ${formatEce(calibration.ece)}`];
-  parts.push(inference.temperature === undefined ? 'no temperature (T = 1)' : `temperature ${inference.temperature} saved with the model`);
+  return `calibration: ECE ${formatEce(calibration.ece)}, ${formatInference(inference)}`;
+}
+
+/** "temperature 1.53 saved with the model, test-time augmentation (...)": how the probabilities were made. */
+export function formatInference(inference: InferenceOptions): string {
+  const parts = [inference.temperature === undefined ? 'no temperature (T = 1)' : `temperature ${inference.temperature} saved with the model`];
   if (inference.tta) parts.push('test-time augmentation (mean of 8 flips and rotations)');
   return parts.join(', ');
 }

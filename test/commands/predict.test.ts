@@ -98,14 +98,17 @@ describe('malaria predict', () => {
     await fs.writeFile(path.join(warm, 'metadata.json'), JSON.stringify({ ...metadata, temperature: 0.02 }));
     // Threshold 0: the probability printed is P(Parasitized) for every file.
     const pParasitized = async (model: string) => {
-      const { stdout } = await runMain(['predict', '--model-dir', model, '--backend', 'cpu', '--threshold', '0', '--json', goodFile]);
+      const { stdout, stderr } = await runMain(['predict', '--model-dir', model, '--backend', 'cpu', '--threshold', '0', '--json', goodFile]);
+      notes.push(...stderr.filter((line) => line.startsWith('probabilities:')));
       return (JSON.parse(stdout[0]) as { probability: number }[])[0].probability;
     };
+    const notes: string[] = [];
     const plain = await pParasitized(modelDir());
     const expected = applyTemperature(Float32Array.from([plain, 1 - plain]), 2, 0.02)[0];
     // Rounded to 6 decimals in the JSON, and amplified 50 times by T = 0.02.
     expect(await pParasitized(warm)).toBeCloseTo(expected, 3);
     expect(Math.abs(expected - plain)).toBeGreaterThan(0.01);
+    expect(notes).toEqual(['probabilities: temperature 0.02 saved with the model']);
   });
 
   it('--tta: an image and its copy turned by 90 degrees get the same probability', async () => {
