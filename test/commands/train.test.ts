@@ -46,6 +46,13 @@ describe('malaria train --preset', () => {
   });
 
   it('--resume keeps the checkpoint\'s preset and refuses another one; an unknown preset is one line', async () => {
+    // The run above completed, so a resume has no epoch left; it still rebuilds the run from the checkpoint.
+    const resumed = await runMain(['train', '--model-dir', modelDir(), '--resume', '--backend', 'cpu', '--plot', path.join(dir, 'plot2.png')]);
+    expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
+    expect(resumed.stdout).toContain(
+      'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128; ' +
+        'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
+    );
     const other = await runMain(['train', '--model-dir', modelDir(), '--resume', '--preset', 'tutorial']);
     expect(other.code).toBe(2);
     expect(other.stderr.filter((l) => l.startsWith('malaria:'))).toEqual([
