@@ -11,6 +11,7 @@ import { listSplit } from '../src/data/dataset.js';
 import { batchSourceFromListing } from '../src/data/batches.js';
 import { buildResNet } from '../src/model/resnet.js';
 import { trainStep } from '../src/model/train.js';
+import { batchProbabilities } from '../src/model/inference.js';
 import { positiveInt } from '../src/commands/options.js';
 
 interface BenchFlags {
@@ -58,7 +59,7 @@ async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached
 }
 
 /** The tutorial ResNet at 64x64, batch 32: steady-state training and inference images per second. */
-async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: number; infer: number; microBatch: number }> {
+async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: number; infer: number; inferTta: number; microBatch: number }> {
   const batch = TRAIN_DEFAULTS.batchSize;
   const size = TRAIN_DEFAULTS.imageSize;
   const model = buildResNet({ inputSize: size, classes: 2, seed: 1 });
@@ -77,6 +78,14 @@ async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: 
     if (i > 0) inferRates.push(batch / ((performance.now() - started) / 1000));
     sampleRss();
   }
+  // Test-time augmentation (evaluate/predict --tta): 8 views per image through the same inference path.
+  const ttaRates: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const started = performance.now();
+    await batchProbabilities(tf, model, x, batch, { tta: true });
+    if (i > 0) ttaRates.push(batch / ((performance.now() - started) / 1000));
+    sampleRss();
+  }
   const trainRates: number[] = [];
   const warmup = 2;
   for (let i = 0; i < warmup + flags.trainSteps; i++) {
@@ -88,7 +97,7 @@ async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: 
   }
   optimizer.dispose();
   model.dispose();
-  return { train: median(trainRates), infer: median(inferRates), microBatch };
+  return { train: median(trainRates), infer: median(inferRates), inferTta: median(ttaRates), microBatch };
 }
 
 /** Last JSON line a peer script prints. */
@@ -122,7 +131,7 @@ async function main(): Promise<void> {
   const pipeline = await benchPipeline(flags);
   if (!flags.json) console.log(`pipeline: ${pipeline.first.toFixed(0)} img/s first epoch, ${pipeline.cached.toFixed(0)} img/s cached (${pipeline.images} images)`);
   const model = await benchModel(flags, backend.name);
-  if (!flags.json) console.log(`ResNet 64x64 batch 32: train ${model.train.toFixed(2)} img/s (micro-batch ${model.microBatch}), inference ${model.infer.toFixed(2)} img/s`);
+  if (!flags.json) console.log(`ResNet 64x64 batch 32: train ${model.train.toFixed(2)} img/s (micro-batch ${model.microBatch}), inference ${model.infer.toFixed(2)} img/s, with --tta ${model.inferTta.toFixed(2)} img/s`);
 
   const result: Record<string, unknown> = {
     backend: backend.name,
@@ -132,6 +141,7 @@ async function main(): Promise<void> {
     train_img_s: Number(model.train.toFixed(2)),
     train_micro_batch: model.microBatch,
     infer_img_s: Number(model.infer.toFixed(2)),
+    infer_tta_img_s: Number(model.inferTta.toFixed(2)),
     peak_rss_mb: Math.round(peakRss / 2 ** 20),
     uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
   };

@@ -17,6 +17,8 @@ export interface AppConfig {
   reviewMargin: number;
   /** Images above this many pixels are refused, as in training (decode.ts). */
   maxInputPixels: number;
+  /** The model's temperature (metadata.json; 1 when absent), applied to every probability as Node applies it. */
+  temperature: number;
   /** The model file, relative to index.html. */
   modelUrl: string;
   /** When the model was saved (metadata.json), shown so a field worker can tell models apart. */

@@ -32,6 +32,7 @@ export function indexHtml(config: AppConfig, entryModule: string): string {
     <label class="button">Pick images<input id="pick-files" type="file" accept="image/*" multiple></label>
     <label class="button">Pick a folder<input id="pick-folder" type="file" webkitdirectory multiple></label>
     <button id="clear" type="button" class="quiet">New slide</button>
+    <label class="option" title="Each cell's probability is the mean over its 8 flips and right-angle rotations: steadier, 8 times the work. Set it before adding cells (New slide to change it)."><input id="tta" type="checkbox"> Average 8 flips and rotations (slower)</label>
     <p id="progress" class="progress" aria-live="polite"></p>
   </section>
   <section class="summary" aria-label="Slide summary" aria-live="polite">

@@ -70,6 +70,7 @@ async function appFiles(modelDir: string): Promise<{ files: AppFiles; config: Ap
     // loadModel has checked that a saved threshold is a probability.
     threshold: metadata.threshold ?? DEFAULT_THRESHOLD,
     thresholdSource: metadata.threshold === undefined ? 'default' : 'model',
+    temperature: metadata.temperature ?? 1,
     reviewMargin: DEFAULT_REVIEW_MARGIN,
     maxInputPixels: MAX_INPUT_PIXELS,
     modelUrl: `model/${MODEL_FILE}`,

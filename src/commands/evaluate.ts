@@ -10,9 +10,11 @@ import { createBatchSource } from '../data/batches.js';
 import { loadModel, METADATA_FILE, type ModelMetadata } from '../model/io.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { predictProbabilities, type Predictions } from '../model/predict.js';
+import type { InferenceOptions } from '../model/inference.js';
 import {
   evaluatePredictions,
   evaluationJson,
+  formatCalibration,
   formatScreening,
   formatThresholdSelection,
   positiveIndexOf,
@@ -21,7 +23,7 @@ import {
   type ThresholdOrigin,
 } from '../report/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
-import { renderRocPlot } from '../report/plot.js';
+import { renderReliabilityPlot, renderRocPlot } from '../report/plot.js';
 import { ProgressBar } from '../report/progress.js';
 import { positiveInt } from './options.js';
 import { targetSensitivity, thresholdInForce, thresholdValue } from './threshold.js';
@@ -36,6 +38,8 @@ interface EvaluateFlags {
   threshold?: number;
   targetSensitivity?: number;
   roc?: string;
+  calibration?: string;
+  tta?: boolean;
   saveThreshold?: boolean;
 }
 
@@ -54,6 +58,8 @@ export function registerEvaluate(program: Command): void {
     .option('--target-sensitivity <s>', `choose the largest threshold that reaches sensitivity s on <data>/${VALIDATION_SPLIT}, and apply it`, targetSensitivity)
     .option('--save-threshold', 'store the threshold used in the model folder\'s metadata.json (the default of evaluate and predict)')
     .option('--roc <png>', 'write the ROC curve with the operating point to this PNG')
+    .option('--calibration <png>', 'write the reliability diagram (accuracy against confidence, with the ECE) to this PNG')
+    .option('--tta', 'test-time augmentation: average each image\'s probabilities over its 8 flips and right-angle rotations (8x slower)')
     .option('--json', 'print one JSON object with the metrics and nothing else')
     .action((flags: EvaluateFlags) => runEvaluate(flags));
 }
@@ -71,6 +77,9 @@ function validate(flags: EvaluateFlags): void {
   }
 }
 
+/** How probabilities are produced: the model's temperature (if it has one) and --tta. */
+const inferenceUsed = (metadata: ModelMetadata, flags: EvaluateFlags): InferenceOptions => ({ temperature: metadata.temperature, tta: flags.tta });
+
 /** Class probabilities for every image of `<data>/<split>`, with a progress bar on stderr. */
 async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flags: EvaluateFlags, split: string): Promise<Predictions> {
   const source = await createBatchSource({
@@ -84,7 +93,7 @@ async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flag
     onSkip: (s) => console.error(`skipped ${s.path}: ${s.reason}`),
   });
   const bar = new ProgressBar({ total: source.batchesPerEpoch, label: `${split}: ${source.files.length} images` });
-  const predictions = await predictProbabilities(model, source, (done) => bar.update(done));
+  const predictions = await predictProbabilities(model, source, (done) => bar.update(done), inferenceUsed(metadata, flags));
   bar.finish();
   if (source.skipped.length > 0) {
     const files = source.skipped.length === 1 ? '1 file' : `${source.skipped.length} files`;
@@ -126,12 +135,18 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
 
     const predictions = await predictSplit(model, metadata, flags, flags.split);
     const evaluation = evaluatePredictions(predictions, metadata.classNames, threshold);
+    const inference = inferenceUsed(metadata, flags);
     if (flags.json) {
-      console.log(JSON.stringify(evaluationJson(evaluation, twoClasses ? origin : undefined)));
+      console.log(JSON.stringify(evaluationJson(evaluation, twoClasses ? origin : undefined, inference)));
     } else {
       console.log(`\n${formatClassificationReport(evaluation.metrics)}`);
       console.log(`confusion matrix (rows: true class, columns: predicted)\n${formatConfusionMatrix(evaluation.metrics.labels, evaluation.metrics.confusion)}`);
       if (evaluation.screening) console.log(formatScreening(evaluation.screening, origin.source));
+      console.log(formatCalibration(evaluation.calibration, inference));
+    }
+    if (flags.calibration) {
+      await renderReliabilityPlot(evaluation.calibration, `Reliability diagram, ${flags.split}`, flags.calibration);
+      say(`reliability diagram written to ${flags.calibration}`);
     }
     if (flags.roc) {
       const roc = rocData(predictions, metadata.classNames, threshold);

@@ -1,5 +1,6 @@
 // Option parsers shared by the commands: each throws commander's InvalidArgumentError with the fix in words.
 import { InvalidArgumentError } from 'commander';
+import { PRESET_NAMES, type PresetName } from '../model/presets.js';
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -41,4 +42,10 @@ export function intList(value: string): number[] {
     throw new InvalidArgumentError('must be a comma-separated list of whole numbers greater than 0, such as 3,4,6.');
   }
   return parts.map(Number);
+}
+
+/** --preset: the name of a training recipe. */
+export function presetName(value: string): PresetName {
+  if ((PRESET_NAMES as string[]).includes(value)) return value as PresetName;
+  throw new InvalidArgumentError(`must be one of ${PRESET_NAMES.join(', ')}.`);
 }

@@ -5,7 +5,7 @@ import { UserError } from '../errors.js';
 import { parseBackendChoice, selectBackend, type BackendChoice } from '../tf.js';
 import { loadModel } from '../model/io.js';
 import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile, type FileResult } from '../model/classify.js';
-import { positiveIndexOf, thresholdOrigin } from '../report/evaluation.js';
+import { formatInference, positiveIndexOf, thresholdOrigin } from '../report/evaluation.js';
 import { formatSlideSummary, summariseSlide } from '../report/parasitemia.js';
 import { ProgressBar } from '../report/progress.js';
 import { positiveInt } from './options.js';
@@ -18,6 +18,7 @@ interface PredictFlags {
   batchSize: number;
   backend: BackendChoice;
   summary?: boolean;
+  tta?: boolean;
 }
 
 export function registerPredict(program: Command): void {
@@ -29,6 +30,7 @@ export function registerPredict(program: Command): void {
     .option('--threshold <p>', 'Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)', thresholdValue)
     .option('--batch-size <n>', 'images per inference batch', positiveInt, TRAIN_DEFAULTS.batchSize)
     .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
+    .option('--tta', 'test-time augmentation: average each image\'s probabilities over its 8 flips and right-angle rotations (8x slower)')
     .option('--json', 'print one JSON array of {"file", "label", "probability"} (or {"file", "error"}) and nothing else')
     .option('--summary', 'then the slide summary: cells, parasitized, parasitemia with its 95% interval (to stderr with --json)')
     .action((paths: string[], flags: PredictFlags) => runPredict(paths, flags));
@@ -75,12 +77,15 @@ async function runPredict(paths: string[], flags: PredictFlags): Promise<void> {
       const positive = metadata.classNames[positiveIndexOf(metadata.classNames)];
       console.error(`${positive} when P(${positive}) >= ${threshold} (${thresholdOrigin(source)})`);
     }
+    if (metadata.temperature !== undefined || flags.tta) {
+      console.error(`probabilities: ${formatInference({ temperature: metadata.temperature, tta: flags.tta })}`);
+    }
     const { items, skipped } = await gatherImageFiles(paths);
     if (items.length === 0) {
       throw new UserError(`no image files found in ${paths.join(', ')}${skipped.length ? ` (${plural(skipped.length, 'other file')} skipped)` : ''}`);
     }
     const bar = new ProgressBar({ total: items.length, label: `classifying ${plural(items.length, 'file')}` });
-    const results = await classifyFiles(model, metadata, items, { batchSize: flags.batchSize, threshold, onProgress: (done) => bar.update(done) });
+    const results = await classifyFiles(model, metadata, items, { batchSize: flags.batchSize, threshold, tta: flags.tta, onProgress: (done) => bar.update(done) });
     bar.finish();
     console.log(flags.json ? JSON.stringify(predictionsJson(results)) : formatPredictionTable(results));
     if (flags.summary) {

@@ -11,13 +11,16 @@ import { DivergedError, trainModel, resumeTraining, type TrainSettings, type Epo
 import { hasCheckpoint, loadCheckpoint, loadCheckpointState, MODEL_FILE, sweepModelFolder } from '../model/io.js';
 import { assertApart, checkOutputFolder, emptyOurFolder } from '../io/output-folder.js';
 import { predictProbabilities } from '../model/predict.js';
-import { evaluatePredictions, formatScreening } from '../report/evaluation.js';
+import { calibrateTemperature } from '../model/calibrate.js';
+import { DEFAULT_PRESET, formatPreset, PRESET_NAMES, withPreset, type PresetName } from '../model/presets.js';
+import { evaluatePredictions, formatCalibration, formatScreening } from '../report/evaluation.js';
+import { formatTemperatureFit } from '../report/calibration.js';
 import { formatClassificationReport } from '../report/classification-report.js';
 import { asciiChart } from '../report/chart.js';
 import { renderTrainingPlot } from '../report/plot.js';
 import { ProgressBar, formatSeconds } from '../report/progress.js';
 import { fraction4 } from './format.js';
-import { intList, nonNegativeInt, positiveInt, positiveNumber } from './options.js';
+import { intList, nonNegativeInt, positiveInt, positiveNumber, presetName } from './options.js';
 
 interface TrainFlags {
   data: string;
@@ -32,6 +35,7 @@ interface TrainFlags {
   filters: number[];
   seed: number;
   backend: BackendChoice;
+  preset: PresetName;
   resume?: boolean;
   force?: boolean;
 }
@@ -40,6 +44,7 @@ export function registerTrain(program: Command): void {
   program
     .command('train')
     .description('train the ResNet on <data>/training (validating on <data>/validation), save it, report on <data>/testing')
+    .option('--preset <name>', `training recipe: ${PRESET_NAMES.join(' or ')}; the flags below override its settings`, presetName, DEFAULT_PRESET)
     .option('--data <dir>', 'folder holding the training, validation and testing splits', DATASET_DEFAULTS.base)
     .option('--model-dir <dir>', 'where the model, its metadata, history.json and checkpoints go', TRAIN_DEFAULTS.modelDir)
     .option('--plot <png>', 'loss/accuracy plot to write', TRAIN_DEFAULTS.plot)
@@ -94,6 +99,7 @@ async function resumedFlags(flags: TrainFlags, given: (key: string) => boolean):
     stages: settings.architecture?.stages,
     filters: settings.architecture?.filters,
     microBatch: settings.microBatchSize,
+    preset: run.preset,
   };
   const resumed: Record<string, unknown> = { ...flags };
   for (const [key, value] of Object.entries(saved)) {
@@ -147,12 +153,15 @@ function epochLine(info: EpochEndInfo, epochs: number): string {
 }
 
 async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Promise<void> {
+  // A resumed run takes its recipe from its checkpoint instead.
+  if (!flags.resume) flags = withPreset(flags, flags.preset, given);
   validate(flags);
   await checkModelDir(flags);
   if (flags.resume) flags = await resumedFlags(flags, given);
   checkData(flags);
   const backend = await selectBackend(flags.backend);
   console.log(backend.message);
+  console.log(formatPreset(flags.preset, flags));
 
   const skippedFiles: string[] = [];
   const sources = await openSplitSources({
@@ -233,7 +242,7 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
         microBatchSize: microBatch,
         seed: flags.seed,
         architecture,
-        run: { data: flags.data, batchSize: flags.batchSize, imageSize: flags.imageSize, backend: backend.name },
+        run: { data: flags.data, batchSize: flags.batchSize, imageSize: flags.imageSize, backend: backend.name, preset: flags.preset },
       };
       result = await trainModel(model, train, val, settings, callbacks);
     }
@@ -256,13 +265,17 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
     return;
   }
   console.log(`saved the model to ${flags.modelDir}`);
+  const fit = await calibrateTemperature(model, val, flags.modelDir);
+  console.log(formatTemperatureFit(fit, DATASET_DEFAULTS.splits.val));
+  const inference = { temperature: fit.applied ? fit.temperature : undefined };
 
   // The final report on the held-out testing split, as the tutorial prints it.
   console.log(`\nevaluating on ${test.files.length} testing images`);
-  const predictions = await predictProbabilities(model, test);
+  const predictions = await predictProbabilities(model, test, undefined, inference);
   const evaluation = evaluatePredictions(predictions, [...test.classNames]);
   console.log(formatClassificationReport(evaluation.metrics));
-  if (evaluation.screening) console.log(`${formatScreening(evaluation.screening)}\n`);
+  if (evaluation.screening) console.log(formatScreening(evaluation.screening));
+  console.log(`${formatCalibration(evaluation.calibration, inference)}\n`);
   console.log(asciiChart(result.history, { color: process.stdout.isTTY }));
   await renderTrainingPlot(result.history, flags.plot);
   console.log(`wrote the training plot to ${flags.plot}`);

@@ -10,7 +10,8 @@ import { DecodeError, decodeResized } from '../data/decode.js';
 import { classifyFile, readHeader, walkFiles } from '../data/image-files.js';
 import { positiveIndexOf } from '../report/evaluation.js';
 import type { ModelMetadata } from './io.js';
-import { batchTensor, imageShape } from './predict.js';
+import { batchProbabilities } from './inference.js';
+import { imageShape } from './predict.js';
 
 /** A file to classify, or one already known to be unusable. `file` is the name shown to the user. */
 export type GatheredFile = { file: string; path: string } | { file: string; error: string };
@@ -108,6 +109,8 @@ export interface ClassifyOptions {
   batchSize: number;
   /** Two-class models: the positive class (Parasitized) when P(positive) >= threshold. Others use argmax. */
   threshold: number;
+  /** Test-time augmentation: the mean over the 8 flips and right-angle rotations of each image. */
+  tta?: boolean;
   /** Called after each batch with the number of items handled so far. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -169,13 +172,7 @@ export async function classifyFiles(
     if (good.length > 0) {
       const x = new Float32Array(good.length * pixels);
       good.forEach((d, slot) => scaleToUnit(d.image, x, slot * pixels));
-      const output = tf.tidy(() => model.predict(batchTensor(x, good.length, shape)) as tf.Tensor);
-      let probs: Float32Array;
-      try {
-        probs = (await output.data()) as Float32Array;
-      } finally {
-        output.dispose();
-      }
+      const probs = await batchProbabilities(tf, model, x, good.length, { temperature: metadata.temperature, tta: options.tta });
       const classes = classNames.length;
       good.forEach((d, slot) => {
         const row = Array.from(probs.subarray(slot * classes, (slot + 1) * classes));

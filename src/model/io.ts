@@ -44,6 +44,8 @@ export interface ModelMetadata {
   created: string;
   /** Decision threshold on P(Parasitized) chosen for this model (`evaluate --save-threshold`); absent = 0.5. */
   threshold?: number;
+  /** Temperature fitted on the validation split after training (model/temperature.ts); absent = 1. */
+  temperature?: number;
 }
 
 // The history's shape (Keras' History.history names) and its parser live with the reports that draw it.
@@ -212,6 +214,10 @@ function parseMetadata(value: unknown, file: string): ModelMetadata {
   const { threshold } = value;
   if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= 0 && threshold <= 1)) {
     throw new UserError(`${file} has a threshold that is not a number between 0 and 1; remove it or set it with \`malaria evaluate --save-threshold\``);
+  }
+  const { temperature } = value;
+  if (temperature !== undefined && !(typeof temperature === 'number' && Number.isFinite(temperature) && temperature > 0)) {
+    throw new UserError(`${file} has a temperature that is not a positive number; remove it (the model then uses 1) or train the model again`);
   }
   return value as unknown as ModelMetadata;
 }

@@ -1,6 +1,7 @@
 // Class probabilities for every image of an evaluation source, batch by batch, in inference mode.
 import { tf } from '../tf.js';
 import type { BatchSource } from '../data/types.js';
+import { batchProbabilities, type InferenceOptions } from './inference.js';
 
 export interface Predictions {
   /** Row-major n x classes: probabilities[i * classes + c] is P(class c | image i). */
@@ -30,27 +31,24 @@ export function batchTensor(x: Float32Array, count: number, shape: [number, numb
 }
 
 /**
- * Runs `model` over every batch of `source` (epoch 0: evaluation sources keep file order) and collects the
- * softmax outputs and true labels. Only one batch's tensors are alive at a time.
+ * Runs `model` over every batch of `source` (epoch 0: evaluation sources keep file order) and collects the class
+ * probabilities (with the temperature and test-time augmentation of `options`) and true labels. Only one batch's
+ * tensors are alive at a time.
  */
 export async function predictProbabilities(
   model: tf.LayersModel,
   source: BatchSource,
   onBatchEnd?: (done: number, total: number) => void,
+  options: InferenceOptions = {},
 ): Promise<Predictions> {
-  const shape = imageShape(model);
+  imageShape(model); // refuses a model without one image input before any batch is read
   const outputShape = model.outputs[0].shape;
   const classes = outputShape[outputShape.length - 1] as number;
   const rows: Float32Array[] = [];
   const labelChunks: Int32Array[] = [];
   let done = 0;
   for await (const batch of source.batches(0)) {
-    const probs = tf.tidy(() => model.predict(batchTensor(batch.x, batch.size, shape)) as tf.Tensor);
-    try {
-      rows.push((await probs.data()) as Float32Array);
-    } finally {
-      probs.dispose();
-    }
+    rows.push(await batchProbabilities(tf, model, batch.x, batch.size, options));
     labelChunks.push(batch.labels.slice(0, batch.size));
     onBatchEnd?.(++done, source.batchesPerEpoch);
   }

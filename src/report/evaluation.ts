@@ -1,7 +1,9 @@
 // Turns a model's predictions on a split into the numbers `evaluate` and `train` report: sklearn's classification
 // metrics plus the screening statistics a clinic needs (positive class: Parasitized).
 import type { Predictions as ModelPredictions } from '../model/predict.js';
+import type { InferenceOptions } from '../model/inference.js';
 import { UserError } from '../errors.js';
+import { calibrationOf, formatEce, type Calibration } from './calibration.js';
 import {
   classificationMetrics,
   positiveMask,
@@ -38,6 +40,8 @@ export interface ThresholdSelection {
 
 export interface Evaluation {
   metrics: ClassificationMetrics;
+  /** Expected calibration error and reliability bins of the probabilities (report/calibration.ts). */
+  calibration: Calibration;
   /** Present for two-class models: one class is positive, the decision is P(positive) >= threshold. */
   screening?: ScreeningMetrics & { positiveLabel: string; threshold: number };
 }
@@ -50,12 +54,14 @@ export function positiveIndexOf(classNames: readonly string[]): number {
 /** Metrics of `predictions`; two-class models decide by threshold on P(positive), others by argmax. */
 export function evaluatePredictions(predictions: ModelPredictions, classNames: string[], threshold = DEFAULT_THRESHOLD): Evaluation {
   const { probabilities, labels, classes } = predictions;
-  if (classes !== 2) return { metrics: classificationMetrics(labels, { probs: probabilities }, classNames) };
+  const calibration = calibrationOf(probabilities, labels, classes);
+  if (classes !== 2) return { metrics: classificationMetrics(labels, { probs: probabilities }, classNames), calibration };
   const positiveIndex = positiveIndexOf(classNames);
   const pPositive = positiveProbabilities(probabilities, classes, positiveIndex);
   const predicted = predictAtThreshold(pPositive, threshold, positiveIndex);
   return {
     metrics: classificationMetrics(labels, { labels: predicted }, classNames),
+    calibration,
     screening: { ...screeningMetrics(labels, predicted, positiveIndex, pPositive), positiveLabel: classNames[positiveIndex], threshold },
   };
 }
@@ -133,7 +139,7 @@ export interface ThresholdOrigin {
 }
 
 /** The object `evaluate --json` prints. */
-export function evaluationJson(evaluation: Evaluation, origin?: ThresholdOrigin): Record<string, unknown> {
+export function evaluationJson(evaluation: Evaluation, origin?: ThresholdOrigin, inference: InferenceOptions = {}): Record<string, unknown> {
   const { metrics, screening } = evaluation;
   const json: Record<string, unknown> = {
     n: metrics.total,
@@ -143,7 +149,10 @@ export function evaluationJson(evaluation: Evaluation, origin?: ThresholdOrigin)
       metrics.perClass.map((c) => [c.label, { precision: round(c.precision), recall: round(c.recall), f1: round(c.f1), support: c.support }]),
     ),
     confusion: metrics.confusion,
+    ece: round(evaluation.calibration.ece),
   };
+  if (inference.temperature !== undefined) json.temperature = inference.temperature;
+  if (inference.tta) json.tta = true;
   if (screening) {
     Object.assign(json, {
       positive: screening.positiveLabel,
@@ -189,6 +198,18 @@ export function formatThresholdSelection(selection: ThresholdSelection, positive
     `threshold ${selection.threshold} chosen on ${selection.split} for sensitivity >= ${percent(selection.targetSensitivity)}: ` +
     `it flags ${selection.positivesFlagged} of ${selection.positives} ${positiveLabel} images there (sensitivity ${percent(selection.sensitivity)})`
   );
+}
+
+/** "calibration: ECE 0.0213 (...), temperature 1.53 saved with the model, test-time augmentation (8 views)". */
+export function formatCalibration(calibration: Calibration, inference: InferenceOptions = {}): string {
+  return `calibration: ECE ${formatEce(calibration.ece)}, ${formatInference(inference)}`;
+}
+
+/** "temperature 1.53 saved with the model, test-time augmentation (...)": how the probabilities were made. */
+export function formatInference(inference: InferenceOptions): string {
+  const parts = [inference.temperature === undefined ? 'no temperature (T = 1)' : `temperature ${inference.temperature} saved with the model`];
+  if (inference.tta) parts.push('test-time augmentation (mean of 8 flips and rotations)');
+  return parts.join(', ');
 }
 
 /** Screening lines printed under the classification report; `source` says where the threshold came from. */

@@ -6,6 +6,7 @@ import { describeFsError, UserError } from '../errors.js';
 import { sweepLeftovers, writeFileAtomic } from '../io/atomic.js';
 import { epochCount, type TrainingHistory } from './history.js';
 import type { RocPoint } from './metrics.js';
+import type { Calibration } from './calibration.js';
 import {
   dataLine,
   drawAxes,
@@ -138,6 +139,47 @@ export function rocPlotSvg(curve: readonly RocPoint[], info: RocPlotInfo, size: 
 
 function formatThreshold(threshold: number): string {
   return Number.isFinite(threshold) ? threshold.toFixed(4) : String(threshold);
+}
+
+/**
+ * The reliability diagram: per confidence bin, a bar up to the fraction of images the model got right, beside the
+ * diagonal where a calibrated model's bars end; a dot at (mean confidence, accuracy) per bin lies on the diagonal
+ * when the bin is calibrated. ECE in the title.
+ */
+export function reliabilityPlotSvg(calibration: Calibration, title: string, size: PlotSize = {}): string {
+  const { width, height } = checkedSize(size);
+  const frame = makeFrame(width, height, [0, 1], [0, 1]);
+  const scale = fontScale(frame);
+  const ticks = niceTicks(0, 1, 6);
+  const parts = [`<defs>${panelClip(frame, CLIP_ID)}</defs>`];
+  const heading = `${title} (ECE ${calibration.ece.toFixed(4)}, ${calibration.images} images)`;
+  parts.push(drawAxes(frame, { title: heading, xLabel: 'Confidence (probability of the top class)', yLabel: 'Accuracy', xTicks: ticks, yTicks: ticks }));
+  const barColor = GGPLOT_COLORS[1];
+  const gapColor = GGPLOT_COLORS[0];
+  for (const bin of calibration.bins) {
+    if (bin.accuracy === null || bin.confidence === null) continue;
+    const x = xPixel(frame, bin.lower) + scale;
+    const barWidth = xPixel(frame, bin.upper) - xPixel(frame, bin.lower) - 2 * scale;
+    const top = yPixel(frame, bin.accuracy);
+    parts.push(`<rect x="${x.toFixed(2)}" y="${top.toFixed(2)}" width="${barWidth.toFixed(2)}" height="${(frame.bottom - top).toFixed(2)}" fill="${barColor}"/>`);
+  }
+  const diagonal = { color: GGPLOT_COLORS[3], width: 1.5 * scale, dash: `${6 * scale},${5 * scale}` };
+  parts.push(dataLine(frame, [[0, 0], [1, 1]], diagonal));
+  const filled = calibration.bins.filter((bin) => bin.count > 0);
+  parts.push(markers(frame, filled.map((bin) => [bin.confidence as number, bin.accuracy as number] as const), gapColor, 5 * scale, CLIP_ID));
+  if (filled.length === 0) parts.push(drawNote(frame, 'no images'));
+  const entries: LegendEntry[] = [
+    { label: 'accuracy per bin', color: barColor },
+    { label: 'at mean confidence', color: gapColor, marker: true },
+    { label: 'calibrated', color: diagonal.color, dash: diagonal.dash },
+  ];
+  // Two-class confidences start at 0.5, so the lower left stays free.
+  parts.push(legend(frame, entries, 'lower left'));
+  return svgDocument(width, height, parts.join('\n'));
+}
+
+export async function renderReliabilityPlot(calibration: Calibration, title: string, file: string, size: PlotSize = {}): Promise<void> {
+  await writePng(reliabilityPlotSvg(calibration, title, size), file);
 }
 
 export async function renderTrainingPlot(history: TrainingHistory, file: string, size: PlotSize = {}): Promise<void> {

@@ -12,6 +12,9 @@ import { serveApp, type AppServer } from '../../src/app/serve.js';
 import { writeApp } from '../../src/app/write-app.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { decodeRgb } from '../../src/data/decode.js';
+import { applyTemperature } from '../../src/model/temperature.js';
+import { batchProbabilities } from '../../src/model/inference.js';
+import { loadModel } from '../../src/model/io.js';
 import { formatPercent, isPositive, needsReview, summariseSlide } from '../../src/report/parasitemia.js';
 import { makeTempDir, removeDir } from '../data/fixtures.js';
 import { cellImages, launchChromium, nodeInputs, predictRows, TINY, writeTinyModel } from './fixtures.js';
@@ -19,6 +22,8 @@ import { cellImages, launchChromium, nodeInputs, predictRows, TINY, writeTinyMod
 /** Float32 arithmetic in a different order (browser kernels vs Node's) may differ in the last bits, no more. */
 const TOLERANCE = 1e-5;
 const SAVED_THRESHOLD = 0.4;
+/** Saved with the model: the page must apply it as Node does. */
+const SAVED_TEMPERATURE = 1.6;
 const SIZE = TINY.inputSize;
 
 interface Card {
@@ -67,8 +72,9 @@ const text = (page: Page, selector: string) => page.locator(selector).innerText(
 describe('the field app in chromium', () => {
   let work: string;
   let files: string[];
-  /** Node's P(Parasitized) for each file, by file name. */
+  /** Node's P(Parasitized) for each file, by file name, at the model's temperature, and the network's own. */
   const nodeP = new Map<string, number>();
+  const rawP = new Map<string, number>();
   let server: AppServer;
   let context: BrowserContext;
   let page: Page;
@@ -78,8 +84,11 @@ describe('the field app in chromium', () => {
     await selectBackend('cpu');
     work = await makeTempDir('malaria-app-browser-');
     files = await cellImages(path.join(work, 'cells'), 6);
-    const model = await writeTinyModel(path.join(work, 'model'), files, { threshold: SAVED_THRESHOLD });
-    predictRows(model, await nodeInputs(files, SIZE), files.length, SIZE).forEach((row, i) => nodeP.set(path.basename(files[i]), row[0]));
+    const model = await writeTinyModel(path.join(work, 'model'), files, { threshold: SAVED_THRESHOLD, temperature: SAVED_TEMPERATURE });
+    predictRows(model, await nodeInputs(files, SIZE), files.length, SIZE).forEach((row, i) => {
+      rawP.set(path.basename(files[i]), row[0]);
+      nodeP.set(path.basename(files[i]), applyTemperature(Float32Array.from(row), 2, SAVED_TEMPERATURE)[0]);
+    });
     model.dispose();
     const app = await writeApp({ modelDir: path.join(work, 'model'), outDir: path.join(work, 'app') });
     server = await serveApp(app.outDir, 0);
@@ -110,6 +119,8 @@ describe('the field app in chromium', () => {
     }
     console.info(`browser vs Node, ${cards.length} images: max |P difference| = ${maxDifference.toExponential(2)} (${await page.evaluate(() => (window as unknown as { tf: typeof tf }).tf.getBackend())})`);
     expect(maxDifference).toBeLessThanOrEqual(TOLERANCE);
+    // The temperature moved the probabilities far beyond the tolerance, so the page does apply it.
+    expect(Math.max(...cards.map((card) => Math.abs((rawP.get(card.name) as number) - (nodeP.get(card.name) as number))))).toBeGreaterThan(100 * TOLERANCE);
     // Both labels occur, so the comparison covers both sides of the threshold.
     expect(new Set(cards.map((c) => c.label)).size).toBe(2);
   });
@@ -131,7 +142,7 @@ describe('the field app in chromium', () => {
     bilinear.forEach((input, i) => x.set(input, i * input.length));
     const rows = predictRows(model as tf.LayersModel, x, files.length, SIZE);
     model?.dispose();
-    const moved = rows.filter((row, i) => Math.abs(row[0] - (nodeP.get(path.basename(files[i])) as number)) > 100 * TOLERANCE);
+    const moved = rows.filter((row, i) => Math.abs(row[0] - (rawP.get(path.basename(files[i])) as number)) > 100 * TOLERANCE);
     expect(moved.length).toBeGreaterThan(files.length / 2);
   });
 
@@ -257,6 +268,30 @@ describe('the field app in chromium', () => {
     const cards = await readCards(page);
     expect(cards.map((c) => c.name)).toEqual(images.map((i) => i.name));
     expect(cards.map((c) => c.p)).toEqual(images.map((i) => expect.closeTo(nodeP.get(i.name) as number, 5)));
+  });
+
+  it('with "Average 8 flips and rotations" gives a cell and its quarter turn the P Node gives them with --tta', async () => {
+    await page.click('#clear');
+    // At the model's own size, so resizing does not stand between the two.
+    const upright = path.join(work, 'upright.png');
+    const turned = path.join(work, 'turned.png');
+    await sharp(files[0]).resize(SIZE, SIZE, { fit: 'fill' }).png().toFile(upright);
+    await sharp(upright).rotate(90).png().toFile(turned);
+    const { model } = await loadModel(path.join(work, 'model'));
+    const x = await nodeInputs([upright, turned], SIZE);
+    const plain = await batchProbabilities(tf, model, x, 2, { temperature: SAVED_TEMPERATURE });
+    const tta = await batchProbabilities(tf, model, x, 2, { temperature: SAVED_TEMPERATURE, tta: true });
+    model.dispose();
+    expect(Math.abs(plain[0] - plain[2])).toBeGreaterThan(100 * TOLERANCE);
+
+    await page.check('#tta');
+    const cards = await classify(page, [upright, turned]);
+    expect(cards.map((c) => c.p)).toEqual([expect.closeTo(tta[0], 5), expect.closeTo(tta[2], 5)]);
+    expect(Math.abs((cards[0].p as number) - (cards[1].p as number))).toBeLessThanOrEqual(TOLERANCE);
+    // Fixed for the slide: changed only after "New slide".
+    expect(await page.isDisabled('#tta')).toBe(true);
+    await page.click('#clear');
+    await page.uncheck('#tta');
   });
 
   it('fetched nothing but its own files from the local server', () => {

@@ -110,13 +110,13 @@ describe('writeApp', () => {
     expect((await writeApp({ modelDir, outDir })).config.version).not.toBe(first.config.version);
   });
 
-  it('starts from the threshold saved with the model, else 0.5, and finds the positive class by name', async () => {
+  it('starts from the threshold saved with the model, else 0.5, finds the positive class by name, and takes its temperature', async () => {
     const outDir = path.join(work, 'app');
     const defaults = await embeddedConfig((await writeApp({ modelDir, outDir })).outDir);
-    expect(defaults).toMatchObject({ threshold: 0.5, thresholdSource: 'default', positiveIndex: 0, imageSize: 32, classNames: ['Parasitized', 'Uninfected'] });
-    (await writeTinyModel(modelDir, [], { threshold: 0.27, classNames: ['Uninfected', 'Parasitized'] })).dispose();
+    expect(defaults).toMatchObject({ threshold: 0.5, thresholdSource: 'default', positiveIndex: 0, imageSize: 32, classNames: ['Parasitized', 'Uninfected'], temperature: 1 });
+    (await writeTinyModel(modelDir, [], { threshold: 0.27, classNames: ['Uninfected', 'Parasitized'], temperature: 1.8 })).dispose();
     const saved = await embeddedConfig((await writeApp({ modelDir, outDir })).outDir);
-    expect(saved).toMatchObject({ threshold: 0.27, thresholdSource: 'model', positiveIndex: 1 });
+    expect(saved).toMatchObject({ threshold: 0.27, thresholdSource: 'model', positiveIndex: 1, temperature: 1.8 });
   });
 
   it('replaces an earlier app completely and leaves no temporary folders', async () => {

@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { saveModel, type ModelMetadata } from '../../src/model/io.js';
+import { calibrationOf } from '../../src/report/calibration.js';
 import { makeTempDir, removeDir } from '../data/fixtures.js';
 import { runMain } from './run-main.js';
 
@@ -156,6 +157,48 @@ describe('malaria evaluate: thresholds', () => {
     expect(stderr.filter((line) => line.startsWith('malaria:'))).toEqual([
       'malaria: the validation split holds no Parasitized images, so no threshold can be chosen on it; pass --threshold instead',
     ]);
+  });
+});
+
+/** The testing split's probabilities as the model gives them at temperature T (labels: 0 Parasitized, 1 Uninfected). */
+function testingAt(temperature: number): { probabilities: Float32Array; labels: Int32Array } {
+  const cells = [...SPLITS.testing.Parasitized.map((gray) => [gray, 0]), ...SPLITS.testing.Uninfected.map((gray) => [gray, 1])];
+  // Files are read in name order within each class; the ECE does not depend on the order anyway.
+  const p = cells.map(([gray]) => 1 / (1 + Math.exp(-10 * (gray / 255 - 0.5) / temperature)));
+  return { probabilities: Float32Array.from(p.flatMap((q) => [q, 1 - q])), labels: Int32Array.from(cells.map(([, label]) => label)) };
+}
+
+describe('malaria evaluate: calibration', () => {
+  it('reports the ECE of the probabilities; a temperature in metadata.json is applied and reported', async () => {
+    const plain = (await evaluateJson()).json;
+    const expected = testingAt(1);
+    expect(plain.ece).toBeCloseTo(calibrationOf(expected.probabilities, expected.labels, 2).ece, 6);
+    expect(plain).not.toHaveProperty('temperature');
+
+    const warm = path.join(dir, 'warm-model');
+    await fs.cp(modelDir(), warm, { recursive: true });
+    await fs.writeFile(path.join(warm, 'metadata.json'), JSON.stringify({ ...metadata, temperature: 2 }));
+    const scaled = (await evaluateJson('--model-dir', warm)).json;
+    const softer = testingAt(2);
+    expect(scaled.temperature).toBe(2);
+    expect(scaled.ece).toBeCloseTo(calibrationOf(softer.probabilities, softer.labels, 2).ece, 6);
+    expect(scaled.ece).not.toBeCloseTo(plain.ece, 3);
+    // A temperature never moves P = 0.5, so the decisions at 0.5 and the ranking (AUC) stay.
+    expect(scaled.confusion).toEqual(plain.confusion);
+    expect(scaled.auc).toBe(plain.auc);
+  });
+
+  it('--calibration draws the reliability diagram; --tta is reported (this model ignores orientation, so nothing moves)', async () => {
+    const png = path.join(dir, 'plots', 'reliability.png');
+    const report = await runMain(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', '--calibration', png, '--tta']);
+    expect(report.code, report.stderr.join('\n')).toBe(0);
+    expect(report.stdout).toContain(`reliability diagram written to ${png}`);
+    expect(report.stdout.join('\n')).toMatch(/calibration: ECE 0\.\d{4} \(15 bins on the top class's probability\), no temperature \(T = 1\), test-time augmentation/);
+    const image = await sharp(png).metadata();
+    expect([image.format, image.width, image.height]).toEqual(['png', 800, 600]);
+    const [tta, plain] = [(await evaluateJson('--tta')).json, (await evaluateJson()).json];
+    expect(tta.tta).toBe(true);
+    expect(tta.ece).toBeCloseTo(plain.ece, 6);
   });
 });
 

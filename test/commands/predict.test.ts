@@ -1,8 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { saveModel } from '../../src/model/io.js';
+import { applyTemperature } from '../../src/model/temperature.js';
 import { CLASS_NAMES, tinyMetadata, tinyResNet } from '../model/helpers.js';
 import { SAMPLE_DIR, makeTempDir, removeDir, sampleNames, thumbsDb } from '../data/fixtures.js';
 import { runMain } from './run-main.js';
@@ -88,6 +90,43 @@ describe('malaria predict', () => {
     expect(stderr).toContain('Parasitized when P(Parasitized) >= 1 (saved with the model)');
     const labels = (JSON.parse(stdout[0]) as { label?: string }[]).filter((e) => e.label).map((e) => e.label);
     expect(labels).toEqual(['Uninfected', 'Uninfected', 'Uninfected']);
+  });
+
+  it('applies the temperature saved with the model to every probability', async () => {
+    const warm = path.join(dir, 'warm-model');
+    await fs.cp(modelDir(), warm, { recursive: true });
+    await fs.writeFile(path.join(warm, 'metadata.json'), JSON.stringify({ ...metadata, temperature: 0.02 }));
+    // Threshold 0: the probability printed is P(Parasitized) for every file.
+    const pParasitized = async (model: string) => {
+      const { stdout, stderr } = await runMain(['predict', '--model-dir', model, '--backend', 'cpu', '--threshold', '0', '--json', goodFile]);
+      notes.push(...stderr.filter((line) => line.startsWith('probabilities:')));
+      return (JSON.parse(stdout[0]) as { probability: number }[])[0].probability;
+    };
+    const notes: string[] = [];
+    const plain = await pParasitized(modelDir());
+    const expected = applyTemperature(Float32Array.from([plain, 1 - plain]), 2, 0.02)[0];
+    // Rounded to 6 decimals in the JSON, and amplified 50 times by T = 0.02.
+    expect(await pParasitized(warm)).toBeCloseTo(expected, 3);
+    expect(Math.abs(expected - plain)).toBeGreaterThan(0.01);
+    expect(notes).toEqual(['probabilities: temperature 0.02 saved with the model']);
+  });
+
+  it('--tta: an image and its copy turned by 90 degrees get the same probability', async () => {
+    // At the model's own size, so resizing does not stand between the two.
+    const upright = path.join(dir, 'upright.png');
+    const turned = path.join(dir, 'turned.png');
+    await sharp(goodFile).resize(32, 32, { fit: 'fill' }).png().toFile(upright);
+    await sharp(upright).rotate(90).png().toFile(turned);
+    const probabilities = async (...flags: string[]) => {
+      const { code, stdout } = await predict('--threshold', '0', '--json', ...flags, upright, turned);
+      expect(code).toBe(0);
+      return (JSON.parse(stdout[0]) as { probability: number }[]).map((e) => e.probability);
+    };
+    const [plainUpright, plainTurned] = await probabilities();
+    const [ttaUpright, ttaTurned] = await probabilities('--tta');
+    // The untrained model is nearly indifferent, but not to orientation: 3e-4 apart, 60x the tolerance below.
+    expect(Math.abs(plainUpright - plainTurned)).toBeGreaterThan(1e-4);
+    expect(ttaUpright).toBeCloseTo(ttaTurned, 5);
   });
 
   it('a folder without images, or a bad flag, is one line and exit code 2', async () => {

@@ -9,7 +9,8 @@ import { trainStep } from '../../src/model/train.js';
 import { IMAGE_SIZE, noBatchNormModel, syntheticImages, tinyMetadata, tinyResNet } from './helpers.js';
 import { makeTempDir, removeDir } from '../data/fixtures.js';
 
-const metadata = tinyMetadata({ threshold: 0.3 });
+// A threshold and a temperature, which every export must carry along.
+const metadata = tinyMetadata({ threshold: 0.3, temperature: 1.7 });
 
 let dir: string;
 let model: tf.LayersModel;
@@ -158,6 +159,7 @@ describe('exportModel', () => {
     const ours = await loadModel(out);
     try {
       expect(ours.metadata.threshold).toBe(0.3);
+      expect(ours.metadata.temperature).toBe(1.7);
       const stock = await stockLoad(out);
       expect(maxDifference(predict(ours.model), predict(stock.model))).toBe(0);
       stock.model.dispose();

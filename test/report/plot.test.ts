@@ -5,7 +5,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
 import type { TrainingHistory } from '../../src/report/history.js';
-import { renderRocPlot, renderTrainingPlot, rocPlotSvg, trainingPlotSvg } from '../../src/report/plot.js';
+import { renderReliabilityPlot, renderRocPlot, reliabilityPlotSvg, renderTrainingPlot, rocPlotSvg, trainingPlotSvg } from '../../src/report/plot.js';
+import { calibrationOf } from '../../src/report/calibration.js';
 import { escapeXml, niceTicks } from '../../src/report/svg.js';
 
 let dir: string;
@@ -129,5 +130,23 @@ describe('svg helpers', () => {
     // 49 / 9 = 5.4 per gap; the next nice step at or above it is 10.
     expect(niceTicks(1, 50, 10, true).values).toEqual([10, 20, 30, 40, 50]);
     expect(niceTicks(1, 3, 10, true).values).toEqual([1, 2, 3]);
+  });
+});
+
+describe('renderReliabilityPlot', () => {
+  it('draws one bar per filled bin, in proportion to its accuracy, with the ECE in the title', async () => {
+    // Bins 13 (confidence 0.9, all right) and 8 (0.55, all wrong): one full-height bar, one empty one.
+    const calibration = calibrationOf(Float32Array.from([0.9, 0.1, 0.9, 0.1, 0.55, 0.45]), Int32Array.from([0, 0, 1]), 2);
+    const svg = reliabilityPlotSvg(calibration, 'Reliability diagram, testing');
+    expect(svg).toContain(`Reliability diagram, testing (ECE ${calibration.ece.toFixed(4)}, 3 images)`);
+    const heights = [...svg.matchAll(/<rect [^>]*height="([\d.]+)" fill="#348ABD"/g)].map((m) => Number(m[1]));
+    expect(heights).toHaveLength(2);
+    expect(heights[0]).toBe(0);
+    expect(heights[1]).toBeGreaterThan(300);
+    const file = path.join(dir, 'reliability.png');
+    await renderReliabilityPlot(calibration, 'Reliability', file);
+    const { near } = await colourCounts(file, ['#348ABD']);
+    expect(near[0]).toBeGreaterThan(5_000);
+    expect(reliabilityPlotSvg(calibrationOf(new Float32Array(0), new Int32Array(0), 2), 'empty')).toContain('no images');
   });
 });

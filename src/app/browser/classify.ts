@@ -3,6 +3,7 @@
 // shared), NHWC float32.
 import { resizeNearest, type RgbImage } from '../../data/resize.js';
 import { scaleToUnit } from '../../data/augment.js';
+import { batchProbabilities, type InferenceOptions } from '../../model/inference.js';
 import { tf, type LayersModel } from './tf-global.js';
 
 /** Images classified per model call: large enough to amortise the call, small enough to show progress. */
@@ -51,16 +52,11 @@ export async function cellInput(file: Blob, size: number, maxPixels: number): Pr
   return input;
 }
 
-/** Class probabilities of each input (one row of `classes` numbers per image). */
-export async function predict(model: LayersModel, inputs: Float32Array[], size: number): Promise<Float32Array[]> {
+/** Class probabilities of each input (one row of `classes` numbers per image), computed as Node computes them. */
+export async function predict(model: LayersModel, inputs: Float32Array[], size: number, options: InferenceOptions): Promise<Float32Array[]> {
   const batch = new Float32Array(inputs.length * size * size * 3);
   inputs.forEach((input, i) => batch.set(input, i * input.length));
-  const probabilities = tf.tidy(() => model.predict(tf.tensor4d(batch, [inputs.length, size, size, 3])) as import('@tensorflow/tfjs').Tensor);
-  try {
-    const values = (await probabilities.data()) as Float32Array;
-    const classes = values.length / inputs.length;
-    return inputs.map((_, i) => values.slice(i * classes, (i + 1) * classes));
-  } finally {
-    probabilities.dispose();
-  }
+  const values = await batchProbabilities(tf, model, batch, inputs.length, options);
+  const classes = values.length / inputs.length;
+  return inputs.map((_, i) => values.slice(i * classes, (i + 1) * classes));
 }

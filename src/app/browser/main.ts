@@ -22,6 +22,7 @@ const ui = {
   pickFiles: element<HTMLInputElement>('pick-files'),
   pickFolder: element<HTMLInputElement>('pick-folder'),
   clear: element<HTMLButtonElement>('clear'),
+  tta: element<HTMLInputElement>('tta'),
   threshold: element<HTMLInputElement>('threshold'),
   thresholdRange: element<HTMLInputElement>('threshold-range'),
   thresholdSource: element('threshold-source'),
@@ -56,6 +57,8 @@ function refresh(changed: readonly CellResult[] = results): void {
   ui.shown.textContent = results.length ? `${shown} of ${results.length} shown` : '';
   showSummary(slideSummary(results, config, decision), ui.summary);
   ui.exportCsv.disabled = results.length === 0 || queue.length > 0;
+  // One slide's cells are all classified the same way.
+  ui.tta.disabled = results.length > 0;
 }
 
 const plural = (count: number, word: string): string => `${count} ${word}${count === 1 ? '' : 's'}`;
@@ -99,7 +102,7 @@ async function classifyQueued(): Promise<void> {
         }
       }
       if (readable.length > 0) {
-        const probabilities = await predict(model, readable.map((r) => r.input), config.imageSize);
+        const probabilities = await predict(model, readable.map((r) => r.input), config.imageSize, { temperature: config.temperature, tta: ui.tta.checked });
         readable.forEach(({ result }, i) => (result.probabilities = Array.from(probabilities[i])));
       }
       // A "New slide" during the await emptied the queue; its results are gone, so drop this batch too.
