@@ -7,8 +7,7 @@ import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
 import { parseBackendChoice, selectBackend, type BackendChoice, type tf } from '../tf.js';
 import { createBatchSource } from '../data/batches.js';
-import { loadModel, METADATA_FILE, type ModelMetadata } from '../model/io.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { loadModel, METADATA_FILE, updateMetadata, type ModelMetadata } from '../model/io.js';
 import { predictProbabilities, type Predictions } from '../model/predict.js';
 import type { InferenceOptions } from '../model/inference.js';
 import {
@@ -154,8 +153,7 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
       say(`ROC curve written to ${flags.roc}`);
     }
     if (flags.saveThreshold) {
-      // Only the threshold changes; the rest is the metadata loadModel just validated.
-      await writeFileAtomic(path.join(flags.modelDir, METADATA_FILE), `${JSON.stringify({ ...metadata, threshold }, null, 2)}\n`);
+      await updateMetadata(flags.modelDir, { threshold });
       say(`threshold ${threshold} saved in ${path.join(flags.modelDir, METADATA_FILE)}`);
     }
   } finally {

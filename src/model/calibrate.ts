@@ -1,10 +1,9 @@
 // After training: fit the temperature on the validation split, record it in metadata.json (where evaluate, predict,
 // export and the app read it) and measure the calibration error before and after.
-import path from 'node:path';
 import { tf } from '../tf.js';
 import type { BatchSource } from '../data/types.js';
 import { calibrationOf } from '../report/calibration.js';
-import { loadMetadata, METADATA_FILE, writeFileAtomic } from './io.js';
+import { updateMetadata } from './io.js';
 import { predictProbabilities } from './predict.js';
 import { applyTemperature, fitTemperature, type TemperatureFit } from './temperature.js';
 
@@ -25,8 +24,7 @@ export async function calibrateTemperature(model: tf.LayersModel, val: BatchSour
   const eceBefore = calibrationOf(probabilities, labels, classes).ece;
   const eceAfter = applied ? calibrationOf(applyTemperature(probabilities, classes, fit.temperature), labels, classes).ece : eceBefore;
   if (applied) {
-    const metadata = await loadMetadata(modelDir);
-    await writeFileAtomic(path.join(modelDir, METADATA_FILE), `${JSON.stringify({ ...metadata, temperature: fit.temperature }, null, 2)}\n`);
+    await updateMetadata(modelDir, { temperature: fit.temperature });
   }
   return { ...fit, images: labels.length, applied, eceBefore, eceAfter };
 }

@@ -228,6 +228,12 @@ export async function loadMetadata(dir: string): Promise<ModelMetadata> {
   return parseMetadata(parsed, file);
 }
 
+/** Changes some fields of a model's metadata.json (a threshold, a temperature) and writes it atomically. */
+export async function updateMetadata(dir: string, changes: Partial<ModelMetadata>): Promise<void> {
+  const metadata = await loadMetadata(dir);
+  await writeJsonAtomic(path.join(dir, METADATA_FILE), { ...metadata, ...changes });
+}
+
 async function assertFolder(dir: string): Promise<void> {
   let stat;
   try {
