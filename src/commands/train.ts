@@ -78,7 +78,8 @@ const formatFlag = (value: unknown): string => (Array.isArray(value) ? value.joi
 /**
  * `--resume` continues the checkpointed run as it was: same image size, batch, seed (so the same shuffles),
  * epochs, learning-rate schedule and architecture, and its data folder unless --data is given (the folder may have
- * moved). Flags may repeat those values; a different value is refused rather than silently ignored.
+ * moved). Flags may repeat those values; a different value is refused rather than silently ignored. The
+ * micro-batch is not among them: it is chosen for the backend the run resumes on (or by --micro-batch).
  */
 async function resumedFlags(flags: TrainFlags, given: (key: string) => boolean): Promise<TrainFlags> {
   const { settings } = await loadCheckpointState(flags.modelDir);
@@ -92,7 +93,6 @@ async function resumedFlags(flags: TrainFlags, given: (key: string) => boolean):
     seed: settings.seed,
     stages: settings.architecture?.stages,
     filters: settings.architecture?.filters,
-    microBatch: settings.microBatchSize,
   };
   const resumed: Record<string, unknown> = { ...flags };
   for (const [key, value] of Object.entries(saved)) {
@@ -181,6 +181,7 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
   let epochs = flags.epochs;
   const callbacks = {
     modelDir: flags.modelDir,
+    microBatchSize: microBatch,
     signal: controller.signal,
     onBatchEnd: (info: { epoch: number; batch: number; batches: number; loss: number; accuracy: number }) => {
       bar ??= new ProgressBar({ total: info.batches, label: `Epoch ${info.epoch + 1}/${epochs}`, startedAt: epochStartedAt });
@@ -220,7 +221,6 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
         initialLr: flags.lr,
         power: 1,
         momentum: TRAIN_DEFAULTS.momentum,
-        microBatchSize: microBatch,
         seed: flags.seed,
         architecture,
         run: { data: flags.data, batchSize: flags.batchSize, imageSize: flags.imageSize, backend: backend.name },
