@@ -6,7 +6,7 @@ import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js
 import { UserError } from '../errors.js';
 import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../tf.js';
 import { openSplitSources } from '../data/sources.js';
-import { buildResNet, resolveArchitecture } from '../model/resnet.js';
+import { buildResNet, parameterCounts, resolveArchitecture } from '../model/resnet.js';
 import { DivergedError, trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
 import { hasCheckpoint, loadCheckpoint, loadCheckpointState, MODEL_FILE } from '../model/io.js';
 import { predictProbabilities } from '../model/predict.js';
@@ -129,6 +129,13 @@ async function checkModelDir(flags: TrainFlags): Promise<void> {
   }
 }
 
+/** "model: ResNet stages 3,4,6 filters 64,128,256,512: 2,163,918 parameters (2,150,344 trainable), 64x64 input" */
+export function modelLine(model: tf.LayersModel, flags: Pick<TrainFlags, 'stages' | 'filters' | 'imageSize'>): string {
+  const { total, trainable } = parameterCounts(model);
+  const number = (n: number) => n.toLocaleString('en-US');
+  return `model: ResNet stages ${flags.stages.join(',')} filters ${flags.filters.join(',')}: ${number(total)} parameters (${number(trainable)} trainable), ${flags.imageSize}x${flags.imageSize} input`;
+}
+
 function epochLine(info: EpochEndInfo, epochs: number): string {
   return (
     `Epoch ${info.epoch + 1}/${epochs} - ${formatSeconds(info.seconds)} - loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}` +
@@ -203,6 +210,7 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
       epochs = checkpoint.settings.epochs;
       console.log(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
       model = checkpoint.model;
+      console.log(modelLine(model, flags));
       result = await resumeTraining(checkpoint, train, val, callbacks);
     } else {
       if (flags.force) await fs.promises.rm(flags.modelDir, { recursive: true, force: true });
@@ -215,7 +223,7 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
         seed: flags.seed,
       });
       model = buildResNet({ ...architecture, seed: flags.seed });
-      console.log(`ResNet: stages ${flags.stages.join(',')}, filters ${flags.filters.join(',')}, ${model.countParams().toLocaleString('en-US')} parameters, ${flags.imageSize}x${flags.imageSize} input`);
+      console.log(modelLine(model, flags));
       const settings: TrainSettings = {
         epochs: flags.epochs,
         initialLr: flags.lr,

@@ -29,7 +29,7 @@ beforeAll(async () => {
   await trainModel(model, images, images, tinySettings({ epochs: 30, initialLr: 0.1 }));
   // Batch norm's moving statistics (momentum 0.99) lag 30 steps behind: let them settle on the same images.
   const batch = tf.tensor4d(x, [labels.length, IMAGE_SIZE, IMAGE_SIZE, 3]);
-  for (let pass = 0; pass < 100; pass++) tf.tidy(() => model.apply(batch, { training: true }));
+  for (let pass = 0; pass < 100; pass++) tf.tidy(() => void model.apply(batch, { training: true }));
   batch.dispose();
   await selectBackend('cpu');
   await saveModel(modelDir(), model, metadata);

@@ -54,6 +54,7 @@ async function startAndStop(modelDir: string, backend: string): Promise<{ output
 async function expectContinued(modelDir: string, resumed: CliResult, before: TrainingHistory, backend: string): Promise<void> {
   expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
   expect(resumed.stdout).toContain(`resuming after epoch 1 of 3 from ${modelDir}`);
+  expect(resumed.stdout.filter((line) => line.startsWith('model: '))).toEqual([expect.stringMatching(/^model: ResNet stages 1,1,1 filters 4,4,8,8: [\d,]+ parameters \([\d,]+ trainable\), 16x16 input$/)]);
   expect(resumed.stdout.filter((line) => /^Epoch \d\/3 - /.test(line)).map((line) => line.slice(0, 9))).toEqual(['Epoch 2/3', 'Epoch 3/3']);
   const history = await loadHistory(modelDir);
   expect(history.lr).toEqual(SCHEDULE);
