@@ -32,6 +32,8 @@ describe('malaria app (CLI)', () => {
   it('with --serve, serves the app on 127.0.0.1, prints the URL and stops on Ctrl-C', async () => {
     const child = spawn(process.execPath, ['bin/malaria.js', 'app', '--model-dir', modelDir, '--out', path.join(work, 'served'), '--serve', '--port', '0']);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     try {
       let stdout = '';
       const url = await new Promise<string>((resolve, reject) => {
@@ -46,6 +48,33 @@ describe('malaria app (CLI)', () => {
       expect(page.status).toBe(200);
       expect(await page.text()).toContain('<title>Malaria cell screen</title>');
       expect((await fetch(`${url}model/model.json`)).status).toBe(200);
+      // On 127.0.0.1 the page is a secure context: no note about offline use.
+      expect(stderr).toBe('');
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+  });
+
+  it('with --serve --host 0.0.0.0, serves on every address and says offline use needs https or localhost', async () => {
+    const child = spawn(process.execPath, ['bin/malaria.js', 'app', '--model-dir', modelDir, '--out', path.join(work, 'lan'), '--serve', '--port', '0', '--host', '0.0.0.0']);
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      let stdout = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString();
+          const match = /serving the app at (http:\/\/127\.0\.0\.1:\d+\/)( and http:\/\/[\d.]+:\d+\/)* \(Ctrl-C to stop\)/.exec(stdout);
+          if (match) resolve(match[1]);
+        });
+        child.on('exit', () => reject(new Error(`the server exited early: ${stdout}${stderr}`)));
+      });
+      expect((await fetch(url)).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(stderr).toContain('note: other devices reach the app over plain http, where browsers allow no service worker');
+      expect(stderr).toContain('over https');
     } finally {
       child.kill('SIGINT');
     }
