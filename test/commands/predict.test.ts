@@ -90,6 +90,25 @@ describe('malaria predict', () => {
     expect(labels).toEqual(['Uninfected', 'Uninfected', 'Uninfected']);
   });
 
+  it('--summary adds the slide summary of the classified cells; under --json it goes to stderr, stdout stays the array', async () => {
+    const threshold = '0.5';
+    const table = await predict('--summary', '--threshold', threshold, folder());
+    const json = await predict('--summary', '--json', '--threshold', threshold, folder());
+    const entries = JSON.parse(json.stdout[0]) as { label?: string }[];
+    expect(json.stdout).toHaveLength(1);
+    // The 3 cells that decode count, the 2 broken files do not; the labels are the table's.
+    const parasitized = entries.filter((e) => e.label === 'Parasitized').length;
+    const summary = [`slide summary: 3 cells, ${parasitized} Parasitized`, `parasitemia: `, `threshold: P(Parasitized) >= ${threshold}`];
+    for (const [lines, stream] of [[table.stdout, 'stdout'], [json.stderr, 'stderr']] as const) {
+      const output = lines.flatMap((line) => line.split('\n'));
+      const start = output.indexOf(summary[0]);
+      expect(start, `${stream}: ${output.join('\n')}`).toBeGreaterThanOrEqual(0);
+      expect(output[start + 1].startsWith(summary[1]), stream).toBe(true);
+      expect(output[start + 2], stream).toBe(summary[2]);
+    }
+    expect(json.stderr.join('\n')).toMatch(/parasitemia: [\d.]+% \(95% CI/);
+  });
+
   it('a folder without images, or a bad flag, is one line and exit code 2', async () => {
     const empty = path.join(dir, 'only-thumbs');
     await fs.mkdir(empty);
