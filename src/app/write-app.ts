@@ -1,10 +1,12 @@
 // Writes the field app: a folder of static files that classifies a slide's cells in the browser, with the model,
 // TensorFlow.js' own browser build and every script inside it (no CDN, nothing fetched from the network).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { UserError, describeFsError } from '../errors.js';
+import { replaceFolder, sweepLeftovers, writeFileSynced } from '../io/atomic.js';
+import { APP_MARKER, APP_MARKER_TEXT, assertApart, checkOutputFolder } from '../io/output-folder.js';
 import { MAX_INPUT_PIXELS } from '../data/decode.js';
 import { loadModel, METADATA_FILE, MODEL_FILE } from '../model/io.js';
 import { DEFAULT_THRESHOLD, positiveIndexOf } from '../report/evaluation.js';
@@ -15,8 +17,8 @@ import { indexHtml } from './page.js';
 import { serviceWorkerSource } from './service-worker.js';
 import { APP_CSS } from './style.js';
 
-/** Marks a folder as written by `malaria app`, so rewriting it may replace it but no other folder is replaced. */
-export const APP_MARKER = '.malaria-app';
+// Marks a folder as written by `malaria app`, so rewriting it may replace it but no other folder is replaced.
+export { APP_MARKER } from '../io/output-folder.js';
 const TF_BROWSER_BUILD = '@tensorflow/tfjs/dist/tf.min.js';
 
 export interface WrittenApp {
@@ -79,55 +81,31 @@ async function appFiles(modelDir: string): Promise<{ files: AppFiles; config: Ap
   return { files, config };
 }
 
-async function isReplaceable(dir: string): Promise<boolean> {
-  let entries: string[];
-  try {
-    entries = await fs.readdir(dir);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return true;
-    throw new UserError(describeFsError(err, dir) ?? `cannot read ${dir}: ${(err as Error).message}`);
-  }
-  return entries.length === 0 || entries.includes(APP_MARKER);
-}
-
 /**
- * Writes the app for the model in `modelDir` into `outDir`. The files go to a temporary folder beside it that is
- * then renamed into place, so an interrupted run leaves the previous app or the new one, never a mix. Only an
- * empty folder or an earlier app is replaced.
+ * Writes the app for the model in `modelDir` into `outDir`: into a temporary folder beside it, swapped into place
+ * (replaceFolder), so an interrupted run leaves the previous app or the new one, never a mix. Only a missing or
+ * empty folder or an earlier app is replaced (src/io/output-folder.ts), and never one inside the model folder.
  */
 export async function writeApp(options: { modelDir: string; outDir: string }): Promise<WrittenApp> {
   const outDir = path.resolve(options.outDir);
-  if (!(await isReplaceable(outDir))) {
-    throw new UserError(`${options.outDir} exists and was not written by \`malaria app\`; pass another --out or remove it`);
-  }
+  const label = `--out ${options.outDir}`;
+  await assertApart([{ path: outDir, label }], [{ path: options.modelDir, label: `the model folder ${options.modelDir}` }]);
+  await sweepLeftovers(path.dirname(outDir), [path.basename(outDir)]);
+  await checkOutputFolder(outDir, 'app', label);
   const { files, config } = await appFiles(options.modelDir);
-  const suffix = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const temp = `${outDir}.tmp-${suffix}`;
-  const previous = `${outDir}.old-${suffix}`;
   let bytes = 0;
-  let hadPrevious = false;
   try {
-    for (const [relative, content] of files) {
-      const target = path.join(temp, ...relative.split('/'));
-      await fs.mkdir(path.dirname(target), { recursive: true });
-      await fs.writeFile(target, content);
-      bytes += typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
-    }
-    await fs.writeFile(path.join(temp, APP_MARKER), 'Written by `malaria app`; `malaria app` may replace this folder.\n');
-    hadPrevious = await fs.rename(outDir, previous).then(
-      () => true,
-      (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') return false;
-        throw err;
-      },
-    );
-    await fs.rename(temp, outDir);
+    await replaceFolder(outDir, async (temp) => {
+      for (const [relative, content] of files) {
+        const target = path.join(temp, ...relative.split('/'));
+        await fs.mkdir(path.dirname(target), { recursive: true });
+        await writeFileSynced(target, content);
+        bytes += typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
+      }
+      await writeFileSynced(path.join(temp, APP_MARKER), APP_MARKER_TEXT);
+    });
   } catch (err) {
-    await fs.rm(temp, { recursive: true, force: true });
-    if (hadPrevious) await fs.rename(previous, outDir).catch(() => undefined);
     throw new UserError(describeFsError(err, outDir) ?? `cannot write the app to ${options.outDir}: ${(err as Error).message}`, 1);
   }
-  if (hadPrevious) await fs.rm(previous, { recursive: true, force: true });
   return { outDir, files: [...files.keys()], bytes, config };
 }

@@ -51,7 +51,7 @@ function describeSkipped(result: ExtractResult): string[] {
   };
   if (result.nonImages.length > 0) lines.push(`skipped ${count(result.nonImages.length)} non-image entries (${sample(result.nonImages)})`);
   if (result.duplicates.length > 0) {
-    lines.push(`skipped ${count(result.duplicates.length)} duplicate images (same class, file name and size as one already extracted: the nested copy)`);
+    lines.push(`skipped ${count(result.duplicates.length)} duplicate images (same class, file name and bytes as one already extracted: the nested copy)`);
   }
   if (result.unlabelled.length > 0) {
     lines.push(`skipped ${count(result.unlabelled.length)} images outside any class folder (${sample(result.unlabelled)})`);

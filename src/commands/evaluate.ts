@@ -7,7 +7,8 @@ import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
 import { parseBackendChoice, selectBackend, type BackendChoice, type tf } from '../tf.js';
 import { createBatchSource } from '../data/batches.js';
-import { loadModel, METADATA_FILE, writeFileAtomic, type ModelMetadata } from '../model/io.js';
+import { loadModel, METADATA_FILE, type ModelMetadata } from '../model/io.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { predictProbabilities, type Predictions } from '../model/predict.js';
 import {
   evaluatePredictions,

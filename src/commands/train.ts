@@ -8,7 +8,8 @@ import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../tf
 import { openSplitSources } from '../data/sources.js';
 import { buildResNet, parameterCounts, resolveArchitecture } from '../model/resnet.js';
 import { DivergedError, trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
-import { hasCheckpoint, loadCheckpoint, loadCheckpointState, MODEL_FILE } from '../model/io.js';
+import { hasCheckpoint, loadCheckpoint, loadCheckpointState, MODEL_FILE, sweepModelFolder } from '../model/io.js';
+import { assertApart, checkOutputFolder, emptyOurFolder } from '../io/output-folder.js';
 import { predictProbabilities } from '../model/predict.js';
 import { evaluatePredictions, formatScreening } from '../report/evaluation.js';
 import { formatClassificationReport } from '../report/classification-report.js';
@@ -117,7 +118,15 @@ function divergedError(err: DivergedError, flags: TrainFlags): UserError {
   return new UserError(`${err.message} than ${flags.lr}, such as --lr ${lower}${kept}`, 1);
 }
 
+/**
+ * --model-dir must be apart from the splits it reads (and so must --plot), and may be replaced by --force only when
+ * it is empty or one of our model folders (src/io/output-folder.ts). Leftovers of killed runs are cleaned first.
+ */
 async function checkModelDir(flags: TrainFlags): Promise<void> {
+  const splits = Object.values(DATASET_DEFAULTS.splits).map((split) => ({ path: path.join(flags.data, split), label: `the ${split} split of --data ${flags.data}` }));
+  await assertApart([{ path: flags.modelDir, label: `--model-dir ${flags.modelDir}` }, { path: flags.plot, label: `--plot ${flags.plot}` }], splits);
+  await sweepModelFolder(flags.modelDir);
+  await checkOutputFolder(flags.modelDir, 'model', `--model-dir ${flags.modelDir}`);
   const checkpointed = await hasCheckpoint(flags.modelDir);
   if (flags.resume) {
     if (!checkpointed) throw new UserError(`nothing to resume: ${flags.modelDir} holds no checkpoint; run without --resume`);
@@ -213,7 +222,8 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
       console.log(modelLine(model, flags));
       result = await resumeTraining(checkpoint, train, val, callbacks);
     } else {
-      if (flags.force) await fs.promises.rm(flags.modelDir, { recursive: true, force: true });
+      // checkModelDir found the folder missing, empty or one of our model folders.
+      if (flags.force && fs.existsSync(flags.modelDir)) await emptyOurFolder(flags.modelDir);
       const architecture = resolveArchitecture({
         inputSize: flags.imageSize,
         classes: train.classNames.length,

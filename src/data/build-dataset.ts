@@ -14,7 +14,16 @@ import { listDataset, type DatasetListing, type DuplicateImage, type ListedImage
 import { mapLimit } from './map-limit.js';
 import { patientIdOf, splitByPatient } from './patients.js';
 import { compareSplitItems, compareStrings, splitByCell, type SplitAssignment } from './split.js';
-import { isProcessAlive, removeStaleTemps } from './stale-temps.js';
+import { SWAP_IN_PROGRESS, isProcessAlive, parseTempName, sweepLeftovers, syncFolder, tempPath, writeFileSynced } from '../io/atomic.js';
+import {
+  REJECTED_MANIFEST,
+  REJECTED_MANIFEST_HEADER,
+  SPLIT_MANIFEST,
+  SPLIT_MANIFEST_HEADER,
+  assertApart,
+  existingSplitEntries,
+  realPathAllowMissing,
+} from '../io/output-folder.js';
 
 export type GroupBy = 'cell' | 'patient';
 
@@ -33,13 +42,15 @@ export interface BuildDatasetOptions {
 }
 
 export const SPLIT_NAMES: readonly SplitName[] = [DATASET_DEFAULTS.splits.train, DATASET_DEFAULTS.splits.val, DATASET_DEFAULTS.splits.test];
-export const MANIFEST_FILE = 'splits.csv';
-export const REJECTED_FILE = 'rejected.csv';
+export const MANIFEST_FILE = SPLIT_MANIFEST;
+export const REJECTED_FILE = REJECTED_MANIFEST;
 /** Everything a run writes into the output folder; an existing one is only ever replaced with --force. */
 const OUTPUT_ENTRIES = [...SPLIT_NAMES, MANIFEST_FILE, REJECTED_FILE];
-const TEMP_PATTERN = /^\.build-dataset-(\d+)-tmp$/;
+/** What the run's temporary folder (`<output>/.split.malaria-tmp-<pid>-<hex>`) stands for (src/io/atomic.ts). */
+const TEMP_BASE = 'split';
+const isOurTemp = (name: string): boolean => parseTempName(name)?.base === TEMP_BASE;
 /** Inside a temp folder: where the previous output waits while the new one is moved into place. */
-const REPLACED_DIR = '.replaced';
+const REPLACED_DIR = SWAP_IN_PROGRESS;
 /** The order new entries are moved into place: split folders first, the manifest last. */
 const SWAP_ORDER = [...SPLIT_NAMES, REJECTED_FILE, MANIFEST_FILE];
 
@@ -69,25 +80,6 @@ export interface BuildDatasetResult {
   finishedSwaps: string[];
 }
 
-/** True when `child` is `parent` or lies somewhere below it. */
-export function isInside(child: string, parent: string): boolean {
-  const relative = path.relative(parent, child);
-  return relative === '' || (relative !== '..' && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative));
-}
-
-/** realpath of the longest existing ancestor plus the rest, so a not-yet-created output compares correctly. */
-async function realPathAllowMissing(target: string): Promise<string> {
-  const absolute = path.resolve(target);
-  try {
-    return await fsp.realpath(absolute);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    const parent = path.dirname(absolute);
-    if (parent === absolute) return absolute;
-    return path.join(await realPathAllowMissing(parent), path.basename(absolute));
-  }
-}
-
 async function exists(file: string): Promise<boolean> {
   try {
     await fsp.lstat(file);
@@ -113,25 +105,19 @@ async function checkPaths(options: BuildDatasetOptions): Promise<{ inputDir: str
   if ((await exists(outputDir)) && !(await fsp.stat(outputDir)).isDirectory()) {
     throw new UserError(`--output ${options.output} is a file, not a folder; pass a folder for the split`);
   }
-  for (const split of SPLIT_NAMES) {
-    const splitDir = path.join(outputDir, split);
-    if (isInside(splitDir, inputDir)) {
-      throw new UserError(
-        `--output ${options.output} would put the split inside the input ${options.input}, which must stay untouched; choose an --output outside the input`,
-      );
-    }
-    if (isInside(inputDir, splitDir)) {
-      throw new UserError(
-        `the input ${options.input} lies inside ${path.join(options.output, split)}, which this command replaces; move the class folders elsewhere or choose another --output`,
-      );
-    }
-  }
+  // The output folder may hold the input (malaria/cell_images in malaria/): what must stay apart is what this
+  // command writes there (and replaces with --force) and the input.
+  const written = OUTPUT_ENTRIES.map((entry) => ({
+    path: path.join(outputDir, entry),
+    label: `${path.join(options.output, entry)} (written by this command)`,
+  }));
+  await assertApart(written, [{ path: inputDir, label: `--input ${options.input}` }]);
   return { inputDir, outputDir };
 }
 
 async function refuseOrPlanReplacement(outputDir: string, options: BuildDatasetOptions): Promise<string[]> {
-  const existing: string[] = [];
-  for (const entry of OUTPUT_ENTRIES) if (await exists(path.join(outputDir, entry))) existing.push(entry);
+  // Only a split this command wrote (checked against its splits.csv) may be replaced, and only with --force.
+  const existing = await existingSplitEntries(outputDir, OUTPUT_ENTRIES, SPLIT_NAMES, `--output ${options.output}`);
   if (existing.length > 0 && !options.force) {
     throw new UserError(
       `${options.output} already holds a split (${existing.join(', ')}); pass --force to replace it with a new one`,
@@ -179,7 +165,7 @@ async function writeSplit(
   options: BuildDatasetOptions,
 ): Promise<void> {
   const copies: { from: string; to: string }[] = [];
-  let manifest = csvLine(['split', 'label', 'file', 'sha256', 'patient']);
+  let manifest = csvLine(SPLIT_MANIFEST_HEADER);
   for (const split of SPLIT_NAMES) {
     for (const className of classNames) await fsp.mkdir(path.join(tempDir, split, className), { recursive: true });
     const namesTaken = new Map<string, Set<string>>(classNames.map((name) => [name, new Set<string>()]));
@@ -196,7 +182,8 @@ async function writeSplit(
     bar?.tick();
   });
   bar?.finish();
-  await fsp.writeFile(path.join(tempDir, MANIFEST_FILE), manifest);
+  // Flushed: the manifest is what makes the split ours and is the record of which image went where.
+  await writeFileSynced(path.join(tempDir, MANIFEST_FILE), manifest);
 }
 
 /** Moves the old output into the temp folder, the new one into place, then deletes the temp folder. */
@@ -211,6 +198,7 @@ async function swapIntoPlace(
   for (const entry of existing) await fsp.rename(path.join(outputDir, entry), path.join(trash, entry));
   // Split folders first, the manifest last: a reader that finds splits.csv finds the folders it describes.
   for (const entry of SWAP_ORDER.filter((e) => newEntries.includes(e))) await fsp.rename(path.join(tempDir, entry), path.join(outputDir, entry));
+  await syncFolder(outputDir);
   await fse.remove(tempDir);
 }
 
@@ -223,7 +211,7 @@ async function finishInterruptedSwaps(outputDir: string): Promise<string[]> {
   const names = await fsp.readdir(outputDir).catch(() => [] as string[]);
   const finished: string[] = [];
   for (const name of names.sort()) {
-    const pid = Number(TEMP_PATTERN.exec(name)?.[1]);
+    const pid = isOurTemp(name) ? parseTempName(name)?.pid : undefined;
     if (!pid || pid === process.pid || isProcessAlive(pid)) continue;
     const tempDir = path.join(outputDir, name);
     const trash = path.join(tempDir, REPLACED_DIR);
@@ -250,13 +238,13 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
   const { inputDir, outputDir } = await checkPaths(options);
   const finishedSwaps = await finishInterruptedSwaps(outputDir);
   const existing = await refuseOrPlanReplacement(outputDir, options);
-  const removedLeftovers = await removeStaleTemps(outputDir, TEMP_PATTERN);
+  const { removed: removedLeftovers } = await sweepLeftovers(outputDir, [TEMP_BASE]);
 
   const excluded = new Set(SPLIT_NAMES.map((split) => path.join(outputDir, split)));
   let scanBar: ProgressBar | undefined;
   const listing: DatasetListing = await listDataset(inputDir, {
     concurrency: options.concurrency,
-    exclude: (dir) => excluded.has(dir) || (path.dirname(dir) === outputDir && TEMP_PATTERN.test(path.basename(dir))),
+    exclude: (dir) => excluded.has(dir) || (path.dirname(dir) === outputDir && isOurTemp(path.basename(dir))),
     onStart: (total) => (scanBar = progressBar(options, total, 'scanning')),
     onProgress: () => scanBar?.tick(),
   });
@@ -283,14 +271,13 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
   const patientSplit = options.groupBy === 'patient' ? splitByPatient(images, fractions) : undefined;
   const assignment: SplitAssignment<ListedImage> = patientSplit ?? splitByCell(images, fractions);
 
-  const tempDir = path.join(outputDir, `.build-dataset-${process.pid}-tmp`);
-  await fse.remove(tempDir);
+  const tempDir = tempPath(path.join(outputDir, TEMP_BASE));
   await fsp.mkdir(tempDir, { recursive: true });
   const newEntries: string[] = [...SPLIT_NAMES];
   try {
     await writeSplit(assignment, classNames, tempDir, options);
     if (rejected.length > 0) {
-      const lines = [csvLine(['file', 'reason']), ...rejected.map((r) => csvLine([r.relativePath, r.reason]))];
+      const lines = [csvLine(REJECTED_MANIFEST_HEADER), ...rejected.map((r) => csvLine([r.relativePath, r.reason]))];
       await fsp.writeFile(path.join(tempDir, REJECTED_FILE), lines.join(''));
       newEntries.push(REJECTED_FILE);
     }

@@ -1,14 +1,14 @@
 // `malaria export`'s library: a model folder rewritten as a standard TensorFlow.js layers model whose weights are
 // quantized in tfjs' own manifest format (stock tf.loadLayersModel dequantizes them), with metadata.json alongside.
 // The files are written into a temporary folder beside the target and renamed into place, so an interrupted
-// export never leaves half a model where `predict` or a web page would load it.
-import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+// export never leaves half a model where `predict` or a web page would load it; --force replaces only a model
+// or export of ours (src/io/output-folder.ts).
 import path from 'node:path';
-import fse from 'fs-extra';
 import seedrandom from 'seedrandom';
 import { tf } from '../tf.js';
 import { UserError, asWriteError } from '../errors.js';
+import { replaceFolder, sweepLeftovers, writeFileSynced } from '../io/atomic.js';
+import { assertApart, checkOutputFolder } from '../io/output-folder.js';
 import { loadModel, METADATA_FILE, MODEL_FILE, WEIGHTS_FILE, type ModelMetadata } from './io.js';
 import { imageShape } from './predict.js';
 import { quantizeWeights, type Quantization, type QuantizedWeights } from './quantize.js';
@@ -23,7 +23,7 @@ export interface ExportOptions {
   modelDir: string;
   outDir: string;
   quantization: Quantization;
-  /** Replace a non-empty `outDir`. */
+  /** Replace an earlier model or export in `outDir` (never a folder holding anything else). */
   force?: boolean;
   /** Random images on which the exported model is compared with the original (default 4; 0 skips). */
   checkImages?: number;
@@ -54,38 +54,18 @@ export interface ExportResult {
 
 const DEFAULT_CHECK_IMAGES = 4;
 
-function isInside(child: string, parent: string): boolean {
-  const relative = path.relative(parent, child);
-  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
-}
-
-/** The real path when it exists (so a symlinked --out cannot hide the model folder), else the resolved path. */
-async function canonical(dir: string): Promise<string> {
-  try {
-    return await fs.realpath(dir);
-  } catch {
-    return path.resolve(dir);
-  }
-}
-
-/** Refuses an --out that is, or holds, the model folder, and a non-empty one without --force. */
+/**
+ * Refuses an --out that is, holds or lies inside the model folder, one that holds anything but an earlier model or
+ * export of ours, and an earlier one without --force. Cleans leftovers of killed exports to the same --out first.
+ */
 async function checkTarget(options: ExportOptions): Promise<void> {
-  const source = await canonical(options.modelDir);
-  const target = await canonical(options.outDir);
-  if (isInside(source, target)) {
-    throw new UserError(`--out ${options.outDir} would replace the model folder ${options.modelDir}; choose another folder`);
-  }
-  let entries: string[];
-  try {
-    const stat = await fs.stat(options.outDir);
-    if (!stat.isDirectory()) throw new UserError(`--out ${options.outDir} is a file, not a folder; choose another --out`);
-    entries = await fs.readdir(options.outDir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  if (entries.length > 0 && !options.force) {
-    throw new UserError(`--out ${options.outDir} is not empty; pass --force to replace it, or choose another folder`);
+  const label = `--out ${options.outDir}`;
+  await assertApart([{ path: options.outDir, label }], [{ path: options.modelDir, label: `the model folder ${options.modelDir}` }]);
+  const target = path.resolve(options.outDir);
+  await sweepLeftovers(path.dirname(target), [path.basename(target)]);
+  const state = await checkOutputFolder(options.outDir, 'model', label);
+  if (state === 'ours' && !options.force) {
+    throw new UserError(`${label} already holds a model; pass --force to replace it, or choose another folder`);
   }
 }
 
@@ -118,30 +98,12 @@ function exportedMetadata(metadata: ModelMetadata, quantization: Quantization): 
   return quantization === 'none' ? rest : { ...rest, quantization };
 }
 
-/** Writes the files into a fresh temporary folder beside `outDir`, then swaps it into place. */
+/** Writes the files, flushed, into a temporary folder beside `outDir` and swaps it into place (see replaceFolder). */
 async function writeFolder(outDir: string, files: [name: string, data: string | Uint8Array][]): Promise<void> {
-  const target = path.resolve(outDir);
-  const parent = path.dirname(target);
-  await fs.mkdir(parent, { recursive: true });
-  const temp = path.join(parent, `.${path.basename(target)}.export-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-  await fs.mkdir(temp);
-  try {
-    for (const [name, data] of files) await fs.writeFile(path.join(temp, name), data);
-    const old = `${temp}.old`;
-    const replacing = await fse.pathExists(target);
-    if (replacing) await fs.rename(target, old);
-    try {
-      await fs.rename(temp, target);
-    } catch (err) {
-      if (replacing) await fs.rename(old, target).catch(() => undefined);
-      throw err;
-    }
-    if (replacing) await fs.rm(old, { recursive: true, force: true });
-  } finally {
-    await fs.rm(temp, { recursive: true, force: true });
-  }
+  await replaceFolder(outDir, async (temp) => {
+    for (const [name, data] of files) await writeFileSynced(path.join(temp, name), data);
+  });
 }
-
 
 /** Largest difference between the two models' outputs on `count` seeded uniform-noise images. */
 function maxOutputDifference(a: tf.LayersModel, b: tf.LayersModel, count: number): number {

@@ -2,26 +2,28 @@
 // (loadable by stock tf.loadLayersModel in a browser), metadata.json for inference, history.json for plots, and the
 // per-epoch checkpoint that `resume` continues from. tfjs-node's file:// handler is not available here, so the
 // artifacts go through tf.io.withSaveHandler / tf.io.fromMemory and plain fs writes.
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import fse from 'fs-extra';
 import { tf } from '../tf.js';
 import { UserError, asWriteError, describeFsError } from '../errors.js';
+import { replaceFolder, sweepLeftovers, writeFileAtomic, writeFileSynced, type SweepResult } from '../io/atomic.js';
+import { CHECKPOINT_FOLDERS, MODEL_ENTRIES } from '../io/output-folder.js';
 import type { ResNetArchitecture } from './resnet.js';
 import type { TrainSettings } from './train.js';
 import { HISTORY_KEYS, parseHistory, type TrainingHistory } from '../report/history.js';
 
-export const MODEL_FILE = 'model.json';
-export const WEIGHTS_FILE = 'weights.bin';
-export const METADATA_FILE = 'metadata.json';
-export const HISTORY_FILE = 'history.json';
-export const CHECKPOINT_DIR = 'checkpoint';
+// The names every model folder rule (src/io/output-folder.ts) recognises as ours.
+export const MODEL_FILE = MODEL_ENTRIES.model;
+export const WEIGHTS_FILE = MODEL_ENTRIES.weights;
+export const METADATA_FILE = MODEL_ENTRIES.metadata;
+export const HISTORY_FILE = MODEL_ENTRIES.history;
+export const CHECKPOINT_DIR = CHECKPOINT_FOLDERS[0];
 const OPTIMIZER_FILE = 'optimizer.json';
 const OPTIMIZER_WEIGHTS_FILE = 'optimizer.bin';
 const STATE_FILE = 'state.json';
-/** Where the previous checkpoint waits while the new one is renamed into place. */
-const PREVIOUS_CHECKPOINT_DIR = 'checkpoint.old';
+/** Where earlier versions kept the previous checkpoint while the new one was renamed into place. */
+const PREVIOUS_CHECKPOINT_DIR = CHECKPOINT_FOLDERS[1];
 const CHECKPOINT_VERSION = 1;
 
 /** What inference needs besides the weights: how to prepare an image and what the outputs mean. */
@@ -59,38 +61,6 @@ export interface Checkpoint {
   epochsCompleted: number;
   history: TrainingHistory;
   settings: TrainSettings;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Atomic file writes
-
-function tempName(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-}
-
-/** Writes `data` to a temporary name in the same folder, then renames it over `target`: readers see old or new. */
-export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  const temp = tempName(target);
-  try {
-    await writeFileSynced(temp, data);
-    await fs.rename(temp, target);
-  } catch (err) {
-    await fs.rm(temp, { force: true });
-    // Name the file being replaced, not the temporary one (a FileHandle's write errors name no file at all).
-    if ((err as NodeJS.ErrnoException)?.code) (err as NodeJS.ErrnoException).path = target;
-    throw err;
-  }
-}
-
-/** Writes and flushes to the disk, so a rename that follows never publishes a file whose bytes a power cut lost. */
-async function writeFileSynced(file: string, data: string | Uint8Array): Promise<void> {
-  const handle = await fs.open(file, 'w');
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
@@ -317,59 +287,46 @@ interface CheckpointState {
 type CheckpointContents = { model: tf.LayersModel; optimizer: tf.Optimizer; epochsCompleted: number; history: TrainingHistory; settings: TrainSettings };
 
 /**
- * Writes the checkpoint into a temporary folder next to `<modelDir>/checkpoint/`, then swaps it in with renames:
- * checkpoint -> checkpoint.old, temp -> checkpoint, delete checkpoint.old. A kill at any point leaves a complete
- * checkpoint under one of the two names, and loadCheckpoint looks at both.
+ * Writes the checkpoint into a temporary folder beside `<modelDir>/checkpoint/` and swaps it in (replaceFolder):
+ * a kill at any point leaves the previous checkpoint, or the new one, or (between the two renames) the previous
+ * one under a leftover name that sweepModelFolder() renames back.
  */
 export async function saveCheckpoint(modelDir: string, state: CheckpointContents): Promise<void> {
   try {
-    await writeCheckpoint(modelDir, state);
+    await fs.mkdir(modelDir, { recursive: true });
+    await sweepModelFolder(modelDir);
+    await replaceFolder(path.join(modelDir, CHECKPOINT_DIR), (temp) => writeCheckpoint(temp, state));
+    // A checkpoint left by an earlier version under its old name is superseded now.
+    await fs.rm(path.join(modelDir, PREVIOUS_CHECKPOINT_DIR), { recursive: true, force: true });
   } catch (err) {
     throw asWriteError(err, `cannot save the checkpoint in ${modelDir} (the previous one is kept)`);
   }
 }
 
-async function writeCheckpoint(modelDir: string, state: CheckpointContents): Promise<void> {
-  await fs.mkdir(modelDir, { recursive: true });
-  await removeStaleTempCheckpoints(modelDir);
-  const temp = path.join(modelDir, `${CHECKPOINT_DIR}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  await fs.mkdir(temp);
-  try {
-    await writeModelFiles(temp, state.model, false);
-    const optimizerWeights = await state.optimizer.getWeights();
-    const encoded = await tf.io.encodeWeights(optimizerWeights);
-    // getWeights() returns a fresh iterations scalar; the accumulators stay owned by the optimizer.
-    tf.dispose(optimizerWeights[0]?.tensor);
-    await writeFileSynced(path.join(temp, OPTIMIZER_WEIGHTS_FILE), new Uint8Array(encoded.data));
-    await writeFileSynced(path.join(temp, OPTIMIZER_FILE), JSON.stringify({ weights: encoded.specs }));
-    const checkpointState: CheckpointState = {
-      version: CHECKPOINT_VERSION,
-      epochsCompleted: state.epochsCompleted,
-      history: state.history,
-      settings: state.settings,
-    };
-    await writeFileSynced(path.join(temp, STATE_FILE), JSON.stringify(checkpointState, null, 2));
-  } catch (err) {
-    await fs.rm(temp, { recursive: true, force: true });
-    throw err;
-  }
-  const current = path.join(modelDir, CHECKPOINT_DIR);
-  const previous = path.join(modelDir, PREVIOUS_CHECKPOINT_DIR);
-  // Without a current checkpoint, checkpoint.old (if any) is the newest complete one: keep it until ours is in place.
-  if (await fse.pathExists(current)) {
-    await fs.rm(previous, { recursive: true, force: true });
-    await fs.rename(current, previous);
-  }
-  await fs.rename(temp, current);
-  await fs.rm(previous, { recursive: true, force: true });
+async function writeCheckpoint(dir: string, state: CheckpointContents): Promise<void> {
+  await writeModelFiles(dir, state.model, false);
+  const optimizerWeights = await state.optimizer.getWeights();
+  const encoded = await tf.io.encodeWeights(optimizerWeights);
+  // getWeights() returns a fresh iterations scalar; the accumulators stay owned by the optimizer.
+  tf.dispose(optimizerWeights[0]?.tensor);
+  await writeFileSynced(path.join(dir, OPTIMIZER_WEIGHTS_FILE), new Uint8Array(encoded.data));
+  await writeFileSynced(path.join(dir, OPTIMIZER_FILE), JSON.stringify({ weights: encoded.specs }));
+  const checkpointState: CheckpointState = {
+    version: CHECKPOINT_VERSION,
+    epochsCompleted: state.epochsCompleted,
+    history: state.history,
+    settings: state.settings,
+  };
+  await writeFileSynced(path.join(dir, STATE_FILE), JSON.stringify(checkpointState, null, 2));
 }
 
-async function removeStaleTempCheckpoints(modelDir: string): Promise<void> {
-  for (const entry of await fs.readdir(modelDir)) {
-    if (entry.startsWith(`${CHECKPOINT_DIR}.tmp-`)) await fs.rm(path.join(modelDir, entry), { recursive: true, force: true });
-  }
+/**
+ * Cleans a model folder of the temporary files and folders of killed runs (weights.bin, JSON and checkpoint
+ * temporaries), and puts back a checkpoint a kill left under its `old` name. Run before reading or writing it.
+ */
+export async function sweepModelFolder(modelDir: string): Promise<SweepResult> {
+  return sweepLeftovers(modelDir, [...Object.values(MODEL_ENTRIES), CHECKPOINT_DIR]);
 }
-
 
 /** The folder holding the newest complete checkpoint, if there is one. */
 async function checkpointFolder(modelDir: string): Promise<string | undefined> {

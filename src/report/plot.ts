@@ -1,9 +1,9 @@
 // PNG plots without a display: an SVG string rasterised by sharp (librsvg + fontconfig fonts), written atomically.
-import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describeFsError, UserError } from '../errors.js';
+import { sweepLeftovers, writeFileAtomic } from '../io/atomic.js';
 import { epochCount, type TrainingHistory } from './history.js';
 import type { RocPoint } from './metrics.js';
 import {
@@ -152,13 +152,12 @@ export async function renderRocPlot(curve: readonly RocPoint[], info: RocPlotInf
 export async function writePng(svg: string, file: string): Promise<void> {
   const png = await sharp(Buffer.from(svg)).flatten({ background: '#FFFFFF' }).png().toBuffer();
   const dir = path.dirname(path.resolve(file));
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
     await mkdir(dir, { recursive: true });
-    await writeFile(temp, png);
-    await rename(temp, file);
+    // Leftovers of a plot killed while being written are ours to clear.
+    await sweepLeftovers(dir, [path.basename(file)]);
+    await writeFileAtomic(file, png);
   } catch (err) {
-    await rm(temp, { force: true }).catch(() => undefined);
     const message = describeFsError(err, file);
     if (message !== undefined) throw new UserError(message, 1);
     throw err;

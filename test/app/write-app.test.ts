@@ -122,18 +122,28 @@ describe('writeApp', () => {
   it('replaces an earlier app completely and leaves no temporary folders', async () => {
     const outDir = path.join(work, 'app');
     await writeApp({ modelDir, outDir });
-    await fs.writeFile(path.join(outDir, 'stale.txt'), 'from an older app');
+    // A file an older version of the app had.
+    await fs.writeFile(path.join(outDir, 'js', 'stale.js'), 'from an older app');
     await writeApp({ modelDir, outDir });
-    expect(await listFiles(outDir)).not.toContain('stale.txt');
+    expect(await listFiles(outDir)).not.toContain('js/stale.js');
     expect((await fs.readdir(work)).sort()).toEqual(['app', 'model']);
   });
 
-  it('refuses to replace a folder it did not write, and leaves it alone', async () => {
+  it('refuses to replace a folder it did not write, an app someone added files to, or one inside the model folder', async () => {
     const outDir = path.join(work, 'mine');
     await fs.mkdir(outDir);
     await fs.writeFile(path.join(outDir, 'notes.txt'), 'keep me');
-    await expect(writeApp({ modelDir, outDir })).rejects.toThrow(/mine exists and was not written by `malaria app`/);
+    await expect(writeApp({ modelDir, outDir })).rejects.toThrow(/mine holds files that are not a web app written by `malaria app` \(it has no \.malaria-app marker\)/);
     expect(await listFiles(outDir)).toEqual(['notes.txt']);
+
+    const app = path.join(work, 'app-with-slides');
+    await writeApp({ modelDir, outDir: app });
+    await fs.writeFile(path.join(app, 'slide-7.png'), 'a slide');
+    await expect(writeApp({ modelDir, outDir: app })).rejects.toThrow(/\(slide-7\.png is not part of the app\)/);
+    expect(await fs.readFile(path.join(app, 'slide-7.png'), 'utf8')).toBe('a slide');
+
+    await expect(writeApp({ modelDir, outDir: path.join(modelDir, 'app') })).rejects.toThrow(/lies inside the model folder/);
+    await expect(writeApp({ modelDir, outDir: work })).rejects.toThrow(/contains the model folder/);
   });
 
   it('refuses a missing model folder, a model of more than two classes and a bad saved threshold, writing nothing', async () => {

@@ -65,7 +65,7 @@ describe('malaria export', () => {
     expect(refused.code).toBe(2);
     expect(refused.stdout).toEqual([]);
     expect(refused.stderr.filter((l) => !l.startsWith('backend:'))).toEqual([
-      `malaria: --out ${out} is not empty; pass --force to replace it, or choose another folder`,
+      `malaria: --out ${out} already holds a model; pass --force to replace it, or choose another folder`,
     ]);
     expect(await fs.readFile(path.join(out, 'weights.bin'))).toEqual(before);
     const forced = await exportCli('--out', out, '--quantize', 'float16', '--force');

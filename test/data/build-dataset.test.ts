@@ -111,7 +111,6 @@ describe('buildDataset', () => {
   it('refuses to mix with an existing split, and replaces it with --force', async () => {
     await copySample(input, 5);
     await buildDataset(options);
-    await fsp.writeFile(path.join(output, 'training', 'Parasitized', 'stale.png'), 'left from an old split');
     await fsp.writeFile(path.join(output, 'keep-me.txt'), 'not ours');
     const manifestBefore = await fsp.readFile(path.join(output, 'splits.csv'), 'utf8');
 
@@ -120,15 +119,26 @@ describe('buildDataset', () => {
 
     const result = await buildDataset({ ...options, seed: 1, force: true });
     expect(result.replaced).toEqual(['training', 'validation', 'testing', 'splits.csv']);
-    expect(await fse.pathExists(path.join(output, 'training', 'Parasitized', 'stale.png'))).toBe(false);
     expect(await fsp.readFile(path.join(output, 'keep-me.txt'), 'utf8')).toBe('not ours');
     expect((await readManifest(output)).length).toBe(10);
   });
 
-  it('refuses when only one of the outputs exists', async () => {
-    await copySample(input, 2);
-    await fsp.mkdir(path.join(output, 'validation'), { recursive: true });
-    await expectUserError(buildDataset(options), /\(validation\); pass --force/);
+  it('--force never replaces a split that holds files it did not write, or split folders without its manifest', async () => {
+    await copySample(input, 5);
+    await buildDataset(options);
+    await fsp.writeFile(path.join(output, 'training', 'Parasitized', 'mine.png'), 'added by someone');
+    const before = await snapshotTree(output);
+    await expectUserError(buildDataset({ ...options, seed: 1, force: true }), /holds files that are not a split written by `malaria build-dataset` \(training\/Parasitized holds \d+ files where splits\.csv lists \d+\)/);
+    expect(await snapshotTree(output)).toEqual(before);
+
+    // Split folders of another tool (the Keras tutorial's build_dataset.py writes training/ and testing/ too), or
+    // one empty folder: not a split of ours either.
+    const other = path.join(dir, 'keras');
+    await copySample(path.join(other, 'training'), 1);
+    await expectUserError(buildDataset({ ...options, output: other, force: true }), /\(it has training but no splits\.csv\)/);
+    expect((await fsp.readdir(path.join(other, 'training', 'Parasitized'))).length).toBe(1);
+    await fsp.mkdir(path.join(dir, 'lone', 'validation'), { recursive: true });
+    await expectUserError(buildDataset({ ...options, output: path.join(dir, 'lone') }), /\(it has validation but no splits\.csv\)/);
   });
 
   it('keeps the old split intact when a run fails half-way, and leaves no partial split', async () => {
@@ -264,12 +274,12 @@ describe('buildDataset', () => {
     await fsp.writeFile(path.join(input, 'Parasitized', 'notes.txt'), 'no images here');
     await expectUserError(buildDataset(options), /no class folders with images in/);
     await copySample(input, 2);
-    await expectUserError(buildDataset({ ...options, output: path.join(input, 'out') }), /inside the input .* must stay untouched/);
-    await expectUserError(buildDataset({ ...options, output: input }), /inside the input/);
+    await expectUserError(buildDataset({ ...options, output: path.join(input, 'out') }), /training \(written by this command\) lies inside --input .*, which this command reads and must not change/);
+    await expectUserError(buildDataset({ ...options, output: input }), /lies inside --input/);
     // Input inside a split folder of the output: --force would delete it.
     const nested = path.join(dir, 'base', 'training', 'raw');
     await copySample(nested, 2);
-    await expectUserError(buildDataset({ ...options, input: nested, output: path.join(dir, 'base'), force: true }), /lies inside .*training, which this command replaces/);
+    await expectUserError(buildDataset({ ...options, input: nested, output: path.join(dir, 'base'), force: true }), /training \(written by this command\) contains --input /);
     expect((await fsp.readdir(path.join(nested, 'Parasitized'))).length).toBe(2);
   });
 

@@ -121,16 +121,52 @@ describe('extractCellImages', () => {
     expect((err as UserError).message).toMatch(/^cannot extract .*cell_images\.zip .*delete it and run `malaria download` again$/);
   });
 
-  it('refuses to overwrite without force, replaces with force, and clears leftovers', async () => {
+  it('refuses to overwrite without force, replaces an earlier extraction with force, and clears leftovers', async () => {
     const { zip } = await miniArchive(1);
     await fsp.writeFile(zipPath, zip);
-    await fsp.mkdir(path.join(dest, 'Old'), { recursive: true });
-    await fsp.writeFile(path.join(dest, 'Old', 'stale.png'), 'x');
+    await extractCellImages(zipPath, dest);
     await expect(extractCellImages(zipPath, dest)).rejects.toThrow(/already exists; pass --force/);
-    const leftover = path.join(dir, '.cell_images-999999999-tmp');
-    await fsp.mkdir(leftover);
+    const leftovers = [path.join(dir, '.cell_images-999999999-tmp'), path.join(dir, '.cell_images.malaria-tmp-999999999-0123abcd')];
+    for (const leftover of leftovers) await fsp.mkdir(leftover);
     await extractCellImages(zipPath, dest, { force: true });
     expect((await fsp.readdir(dest)).sort()).toEqual(['Parasitized', 'Uninfected']);
-    expect(await fse.pathExists(leftover)).toBe(false);
+    expect((await fsp.readdir(dir)).sort()).toEqual(['cell_images', 'cell_images.zip']);
+  });
+
+  it('--force never replaces a folder holding images the archive does not have', async () => {
+    const { zip } = await miniArchive(1);
+    await fsp.writeFile(zipPath, zip);
+    await extractCellImages(zipPath, dest);
+    // Someone's own image beside the extracted ones, or a folder of their own images.
+    await fsp.writeFile(path.join(dest, 'Parasitized', 'slide-7-cell-3.png'), await sample('Parasitized', 5));
+    const before = await snapshotTree(dest);
+    const err = await extractCellImages(zipPath, dest, { force: true }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).exitCode).toBe(2);
+    expect((err as UserError).message).toMatch(/cell_images holds files that are not images extracted from .*cell_images\.zip \(Parasitized\/slide-7-cell-3\.png is not an image of cell_images\.zip\); nothing was changed/);
+    expect(await snapshotTree(dest)).toEqual(before);
+  });
+
+  it('drops a nested copy only when its bytes are the same: a different image of the same name and size is kept', async () => {
+    const a = await sample('Parasitized', 0);
+    // The same size and name, different pixels (one byte of the image data changed, checksums recomputed by yazl).
+    const b = Buffer.from(a);
+    b[b.length - 20] ^= 0xff;
+    expect(b.length).toBe(a.length);
+    await fsp.writeFile(
+      zipPath,
+      await buildZip([
+        ['cell_images/Parasitized/cell.png', a],
+        ['cell_images/cell_images/Parasitized/cell.png', b],
+        ['copy/Parasitized/cell.png', a],
+        ['copy2/Parasitized/cell.png', b],
+      ]),
+    );
+    const result = await extractCellImages(zipPath, dest);
+    expect(result.images).toBe(2);
+    expect(result.renamed).toEqual(['cell_images/cell_images/Parasitized/cell.png']);
+    expect(result.duplicates).toEqual(['copy/Parasitized/cell.png', 'copy2/Parasitized/cell.png']);
+    expect(await fsp.readFile(path.join(dest, 'Parasitized', 'cell.png'))).toEqual(a);
+    expect(await fsp.readFile(path.join(dest, 'Parasitized', 'cell-2.png'))).toEqual(b);
   });
 });

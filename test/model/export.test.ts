@@ -181,22 +181,32 @@ describe('exportModel', () => {
     }
   });
 
-  it('refuses a non-empty --out without force, replaces it with force, and never writes over the model', async () => {
+  it('replaces an earlier export only with --force, never a folder holding anything else, and never the model', async () => {
     const out = path.join(dir, 'busy');
     await fs.mkdir(out);
-    await fs.writeFile(path.join(out, 'notes.txt'), 'keep?');
-    const refused = exportModel({ modelDir: modelDir(), outDir: out, quantization: 'uint8' });
-    await expect(refused).rejects.toThrow(UserError);
-    await expect(exportModel({ modelDir: modelDir(), outDir: out, quantization: 'uint8' })).rejects.toThrow(/is not empty; pass --force/);
-    expect(await fs.readdir(out)).toEqual(['notes.txt']);
+    await fs.writeFile(path.join(out, 'notes.txt'), 'keep me');
+    // Someone's folder: refused with or without --force, untouched.
+    for (const force of [false, true]) {
+      await expect(exportModel({ modelDir: modelDir(), outDir: out, quantization: 'uint8', force })).rejects.toThrow(
+        /^--out .*busy holds files that are not a model written by `malaria train` or `malaria export` \(notes\.txt is not a file this tool writes\)/,
+      );
+      expect(await fs.readdir(out)).toEqual(['notes.txt']);
+    }
 
-    await exportModel({ modelDir: modelDir(), outDir: out, quantization: 'uint8', force: true, checkImages: 0 });
-    expect((await fs.readdir(out)).sort()).toEqual(['metadata.json', 'model.json', 'weights.bin']);
+    const earlier = path.join(dir, 'earlier');
+    await exportModel({ modelDir: modelDir(), outDir: earlier, quantization: 'float16', checkImages: 0 });
+    await expect(exportModel({ modelDir: modelDir(), outDir: earlier, quantization: 'uint8' })).rejects.toThrow(/already holds a model; pass --force/);
+    await exportModel({ modelDir: modelDir(), outDir: earlier, quantization: 'uint8', force: true, checkImages: 0 });
+    expect((await fs.readdir(earlier)).sort()).toEqual(['metadata.json', 'model.json', 'weights.bin']);
+    expect(JSON.parse(await fs.readFile(path.join(earlier, 'metadata.json'), 'utf8')).quantization).toBe('uint8');
     // No temporary folders are left beside it.
-    expect((await fs.readdir(dir)).filter((name) => name.includes('.tmp'))).toEqual([]);
+    expect((await fs.readdir(dir)).filter((name) => name.startsWith('.'))).toEqual([]);
 
-    for (const target of [modelDir(), dir]) {
-      await expect(exportModel({ modelDir: modelDir(), outDir: target, quantization: 'uint8', force: true })).rejects.toThrow(/would replace the model folder/);
+    // The model folder itself, a folder holding it, and a folder inside it.
+    for (const [target, relation] of [[modelDir(), 'is'], [dir, 'contains'], [path.join(modelDir(), 'q'), 'lies inside']]) {
+      await expect(exportModel({ modelDir: modelDir(), outDir: target, quantization: 'uint8', force: true })).rejects.toThrow(
+        new RegExp(`^--out ${target} ${relation} the model folder .*, which this command reads and must not change`),
+      );
     }
     expect((await fs.readdir(modelDir())).sort()).toEqual(['metadata.json', 'model.json', 'weights.bin']);
     // An empty existing folder is fine without --force.

@@ -14,7 +14,7 @@ import {
   saveCheckpoint,
   saveHistory,
   saveModel,
-  writeFileAtomic,
+  sweepModelFolder,
 } from '../../src/model/io.js';
 import { trainStep } from '../../src/model/train.js';
 import { IMAGE_SIZE, maxAbsDifference, syntheticImages, tinyMetadata, tinyResNet, tinySettings, weightValues, withTempDir } from './helpers.js';
@@ -22,6 +22,9 @@ import { IMAGE_SIZE, maxAbsDifference, syntheticImages, tinyMetadata, tinyResNet
 beforeAll(async () => {
   await selectBackend('cpu');
 });
+
+/** A pid far above any real one: the run that left a temporary name with it is gone. */
+const DEAD_PID = 999_999_999;
 
 const models: tf.LayersModel[] = [];
 afterEach(() => {
@@ -144,20 +147,7 @@ describe('saveModel / loadModel', () => {
   });
 });
 
-describe('writeFileAtomic and history', () => {
-  it('replaces a file without leaving temporary files behind', async () => {
-    await withTempDir(async (dir) => {
-      const target = path.join(dir, 'a.json');
-      await writeFileAtomic(target, 'old');
-      await writeFileAtomic(target, 'new');
-      expect(await fs.readFile(target, 'utf8')).toBe('new');
-      expect(await fs.readdir(dir)).toEqual(['a.json']);
-      // A failed write (the folder is gone) leaves nothing behind and reports the error.
-      await expect(writeFileAtomic(path.join(dir, 'gone', 'b.json'), 'x')).rejects.toThrow(/ENOENT/);
-      expect(await fs.readdir(dir)).toEqual(['a.json']);
-    });
-  });
-
+describe('history', () => {
   it('round-trips history.json', async () => {
     await withTempDir(async (dir) => {
       const history = { loss: [0.7, 0.5], accuracy: [0.5, 0.75], val_loss: [0.6, 0.4], val_accuracy: [0.5, 1], lr: [0.1, 0.05] };
@@ -206,8 +196,9 @@ describe('checkpoints', () => {
       const settings = tinySettings();
       const history = { loss: [1], accuracy: [0], val_loss: [1], val_accuracy: [0], lr: [0.1] };
       await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 1, history, settings });
-      // A stale temporary folder from a killed run is cleared by the next save.
-      await fs.mkdir(path.join(dir, 'checkpoint.tmp-1-dead'));
+      // Stale temporary folders of killed runs (this version's name and an earlier one's) are cleared by the next save.
+      await fs.mkdir(path.join(dir, `.checkpoint.malaria-tmp-${DEAD_PID}-0123abcd`));
+      await fs.mkdir(path.join(dir, `checkpoint.tmp-${DEAD_PID}-0123abcd`));
       await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 2, history, settings });
       expect(await fs.readdir(dir)).toEqual(['checkpoint']);
       let checkpoint = await loadCheckpoint(dir);
@@ -215,7 +206,17 @@ describe('checkpoints', () => {
       tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
       expect(checkpoint.epochsCompleted).toBe(2);
 
-      // Killed after checkpoint -> checkpoint.old, before the new folder took its place.
+      // Killed between the two renames: the checkpoint moved aside, the new one not in place. The sweep that
+      // train runs first puts it back.
+      await fs.rename(path.join(dir, 'checkpoint'), path.join(dir, `.checkpoint.malaria-old-${DEAD_PID}-0123abcd`));
+      expect(await hasCheckpoint(dir)).toBe(false);
+      expect((await sweepModelFolder(dir)).restored).toEqual([`.checkpoint.malaria-old-${DEAD_PID}-0123abcd -> checkpoint`]);
+      checkpoint = await loadCheckpoint(dir);
+      track(checkpoint.model);
+      tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
+      expect(checkpoint.epochsCompleted).toBe(2);
+
+      // An earlier version's name for the same moment (checkpoint -> checkpoint.old) is still read.
       await fs.rename(path.join(dir, 'checkpoint'), path.join(dir, 'checkpoint.old'));
       checkpoint = await loadCheckpoint(dir);
       track(checkpoint.model);

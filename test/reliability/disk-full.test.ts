@@ -101,7 +101,7 @@ describe('train on a full disk', () => {
     const checkpointFolders = new Set<string>();
     diskFullOnOpen((file) => {
       const folder = path.basename(path.dirname(file));
-      if (folder.startsWith('checkpoint.tmp-')) checkpointFolders.add(folder);
+      if (folder.startsWith('.checkpoint.malaria-tmp-')) checkpointFolders.add(folder);
       return checkpointFolders.size === 2;
     });
     const first = await runInProcess(['train', '--data', data(), '--model-dir', modelDir, ...TRAIN]);
@@ -114,7 +114,7 @@ describe('train on a full disk', () => {
     expect((await loadHistory(modelDir)).lr).toHaveLength(1);
 
     // Resumed: epoch 2 completes and is checkpointed, then weights.bin of the final model fails half-way.
-    diskFullOnOpen((file) => path.basename(file).startsWith('.weights.bin.tmp-'));
+    diskFullOnOpen((file) => path.basename(file).startsWith('.weights.bin.malaria-tmp-'));
     const second = await runInProcess(['train', '--data', data(), '--model-dir', modelDir, '--resume', ...TRAIN]);
     expect(second.code).toBe(1);
     expectOneErrorLine(second, new RegExp(`^malaria: cannot save the model in ${modelDir}: ${DISK_FULL.source}`));
@@ -140,7 +140,7 @@ describe('evaluate --save-threshold and export on a full disk', () => {
     await selectBackend('cpu');
     await saveBrightnessModel(modelDir);
     const before = await snapshotTree(modelDir);
-    diskFullOnOpen((file) => path.basename(file).startsWith('.metadata.json.tmp-'));
+    diskFullOnOpen((file) => path.basename(file).startsWith('.metadata.json.malaria-tmp-'));
     const args = ['evaluate', '--data', data(), '--model-dir', modelDir, '--backend', 'cpu', '--threshold', '0.3', '--save-threshold'];
     const result = await runInProcess(args);
     expect(result.code).toBe(1);
@@ -155,12 +155,7 @@ describe('evaluate --save-threshold and export on a full disk', () => {
     await saveBrightnessModel(modelDir);
     const out = path.join(dir, 'exports', 'uint8');
     await fsp.mkdir(path.dirname(out));
-    const realWriteFile = fsp.writeFile.bind(fsp);
-    vi.spyOn(fsp, 'writeFile').mockImplementation((async (file: string, bytes: string | Uint8Array) => {
-      if (!String(file).endsWith('weights.bin')) return realWriteFile(file, bytes);
-      await realWriteFile(file, Buffer.from(bytes as Uint8Array).subarray(0, 8));
-      throw enospc('write', String(file));
-    }) as unknown as typeof fsp.writeFile);
+    diskFullOnOpen((file) => path.basename(file) === 'weights.bin');
     const result = await runInProcess(['export', '--model-dir', modelDir, '--out', out, '--quantize', 'uint8', '--backend', 'cpu']);
     expect(result.code).toBe(1);
     expectOneErrorLine(result, new RegExp(`^malaria: cannot write the exported model into ${out}: ${DISK_FULL.source}`));

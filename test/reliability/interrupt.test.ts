@@ -98,10 +98,10 @@ describe('train killed while writing a checkpoint', () => {
     // Epoch 2's checkpoint lies half-written in its temporary folder; the one of epoch 1 is whole.
     const entries = (await fsp.readdir(modelDir)).sort();
     expect(entries).toHaveLength(3);
-    expect(entries[0]).toBe('checkpoint');
-    expect(entries[1]).toMatch(/^checkpoint\.tmp-\d+-[0-9a-f]+$/);
+    expect(entries[0]).toMatch(/^\.checkpoint\.malaria-tmp-\d+-[0-9a-f]{8}$/);
+    expect(entries[1]).toBe('checkpoint');
     expect(entries[2]).toBe('history.json');
-    expect((await fsp.readdir(path.join(modelDir, entries[1]))).sort()).toEqual(['model.json', 'optimizer.bin', 'optimizer.json', 'weights.bin']);
+    expect((await fsp.readdir(path.join(modelDir, entries[0]))).sort()).toEqual(['model.json', 'optimizer.bin', 'optimizer.json', 'weights.bin']);
     expect((await loadCheckpointState(modelDir)).epochsCompleted).toBe(1);
     expect((await loadHistory(modelDir)).lr).toEqual([0.1]);
 
@@ -160,7 +160,7 @@ describe('build-dataset interrupted', () => {
     // Only the hidden temporary folder of the killed run, holding the copies made so far.
     const entries = await fsp.readdir(output);
     expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatch(/^\.build-dataset-\d+-tmp$/);
+    expect(entries[0]).toMatch(/^\.split\.malaria-tmp-\d+-[0-9a-f]{8}$/);
     const train = await runInProcess(['train', '--data', output, '--model-dir', path.join(dir, 'never'), ...TRAIN]);
     expect(train.code).toBe(2);
     expectOneErrorLine(train, /training not found/);
@@ -183,7 +183,7 @@ describe('build-dataset interrupted', () => {
     });
     expect(stopped.signal).toBe('SIGINT');
     const after = await snapshotTree(output);
-    for (const key of after.keys()) if (key.startsWith('.build-dataset-')) after.delete(key);
+    for (const key of after.keys()) if (key.startsWith('.split.malaria-tmp-')) after.delete(key);
     expect(after).toEqual(before);
 
     const next = await runInProcess(['build-dataset', '--input', input(), '--output', output, '--force', '--seed', '2']);
