@@ -9,9 +9,8 @@ import { buildDataset } from '../../src/data/build-dataset.js';
 import { loadCheckpointState, loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
 import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
 import { maxAbsDifference, weightValues } from '../model/helpers.js';
-import { runChild, runInProcess, type CliResult } from './helpers.js';
+import { ctrlCAt, runInProcess, type CliResult } from './helpers.js';
 
-const HOOK = ['--import', path.resolve('test/reliability/hold.mjs')];
 // Batch 16 of ~17 training images: two steps an epoch, the first a whole batch of 16.
 const RUN = ['--epochs', '3', '--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8', '--batch-size', '16', '--seed', '5'];
 const SCHEDULE = [0.1, 0.2 / 3, 0.1 / 3].map((lr) => expect.closeTo(lr, 12));
@@ -34,17 +33,7 @@ afterAll(async () => {
 
 /** Starts the run in a child process on `backend` and stops it with Ctrl-C during epoch 2: epoch 1 stays saved. */
 async function startAndStop(modelDir: string, backend: string): Promise<{ output: string[]; history: TrainingHistory }> {
-  let signalled = false;
-  const stopped = await runChild([...trainArgs(modelDir), '--backend', backend], {
-    nodeArgs: HOOK,
-    env: { MALARIA_TEST_HOLD: 'slow:Epoch 2/3' },
-    onLine: (line, child) => {
-      if (!signalled && line.startsWith('Epoch 2/3')) {
-        signalled = true;
-        child.kill('SIGINT');
-      }
-    },
-  });
+  const stopped = await ctrlCAt([...trainArgs(modelDir), '--backend', backend], 'Epoch 2/3');
   expect(stopped.code, stopped.stderr.join('\n')).toBe(130);
   expect((await loadCheckpointState(modelDir)).epochsCompleted).toBe(1);
   return { output: [...stopped.stdout, ...stopped.stderr], history: await loadHistory(modelDir) };
