@@ -1,17 +1,19 @@
-// `malaria app`: writes the offline field web app for a trained model and, with --serve, serves it on localhost.
+// `malaria app`: writes the offline field web app for a trained model and, with --serve, serves it (on localhost
+// unless --host names another address).
 import { InvalidArgumentError, type Command } from 'commander';
 import { TRAIN_DEFAULTS } from '../config.js';
 import { selectBackend } from '../tf.js';
-import { serveApp } from '../app/serve.js';
+import { LOOPBACK_HOST, serveApp } from '../app/serve.js';
 import { writeApp } from '../app/write-app.js';
 
-export const APP_DEFAULTS = { out: 'malaria/app', port: 8080 } as const;
+export const APP_DEFAULTS = { out: 'malaria/app', port: 8080, host: LOOPBACK_HOST } as const;
 
 interface AppFlags {
   modelDir: string;
   out: string;
   serve?: boolean;
   port: number;
+  host: string;
 }
 
 function portNumber(value: string): number {
@@ -26,10 +28,16 @@ export function registerApp(program: Command): void {
     .description("write an offline web app that classifies a slide's cells in the browser and reports parasitemia")
     .option('--model-dir <dir>', 'folder of the trained model', TRAIN_DEFAULTS.modelDir)
     .option('--out <dir>', 'folder to write the app into (replaced if it holds an earlier app)', APP_DEFAULTS.out)
-    .option('--serve', 'serve the app on 127.0.0.1 and print its URL; Ctrl-C stops')
+    .option('--serve', 'serve the app (on 127.0.0.1 unless --host says otherwise) and print its URL; Ctrl-C stops')
     .option('--port <n>', 'port for --serve (0 picks a free one)', portNumber, APP_DEFAULTS.port)
+    .option('--host <address>', 'address for --serve: 127.0.0.1 (this machine only), one of its network addresses, or 0.0.0.0 (all); offline use needs https or localhost', APP_DEFAULTS.host)
     .action((flags: AppFlags) => runApp(flags));
 }
+
+/** Browsers give a service worker only to https pages and to http pages of localhost. */
+export const SECURE_CONTEXT_NOTE =
+  'note: other devices reach the app over plain http, where browsers allow no service worker: it classifies while this server runs, ' +
+  'but does not load offline. For offline use serve it over https (for example behind a reverse proxy with a certificate), or open it as http://localhost on the device that serves it.';
 
 /** Resolves on the first Ctrl-C (or SIGTERM), so the server can close cleanly. */
 function untilInterrupted(): Promise<void> {
@@ -55,8 +63,9 @@ async function runApp(flags: AppFlags): Promise<void> {
     console.log('browsers do not run it from file://: serve it with `malaria app --serve`, or copy the folder to any static web server');
     return;
   }
-  const server = await serveApp(app.outDir, flags.port);
-  console.log(`serving the app at ${server.url} (Ctrl-C to stop)`);
+  const server = await serveApp(app.outDir, flags.port, flags.host);
+  console.log(`serving the app at ${server.urls.join(' and ')} (Ctrl-C to stop)`);
+  if (!server.loopback) console.error(SECURE_CONTEXT_NOTE);
   await untilInterrupted();
   await server.close();
 }

@@ -6,7 +6,7 @@ import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js
 import { UserError } from '../errors.js';
 import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../tf.js';
 import { openSplitSources } from '../data/sources.js';
-import { buildResNet, resolveArchitecture } from '../model/resnet.js';
+import { buildResNet, parameterCounts, resolveArchitecture } from '../model/resnet.js';
 import { DivergedError, trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
 import { hasCheckpoint, loadCheckpoint, loadCheckpointState, MODEL_FILE, sweepModelFolder } from '../model/io.js';
 import { assertApart, checkOutputFolder, emptyOurFolder } from '../io/output-folder.js';
@@ -84,7 +84,8 @@ const formatFlag = (value: unknown): string => (Array.isArray(value) ? value.joi
 /**
  * `--resume` continues the checkpointed run as it was: same image size, batch, seed (so the same shuffles),
  * epochs, learning-rate schedule and architecture, and its data folder unless --data is given (the folder may have
- * moved). Flags may repeat those values; a different value is refused rather than silently ignored.
+ * moved). Flags may repeat those values; a different value is refused rather than silently ignored. The
+ * micro-batch is not among them: it is chosen for the backend the run resumes on (or by --micro-batch).
  */
 async function resumedFlags(flags: TrainFlags, given: (key: string) => boolean): Promise<TrainFlags> {
   const { settings } = await loadCheckpointState(flags.modelDir);
@@ -98,7 +99,6 @@ async function resumedFlags(flags: TrainFlags, given: (key: string) => boolean):
     seed: settings.seed,
     stages: settings.architecture?.stages,
     filters: settings.architecture?.filters,
-    microBatch: settings.microBatchSize,
     preset: run.preset,
   };
   const resumed: Record<string, unknown> = { ...flags };
@@ -142,6 +142,13 @@ async function checkModelDir(flags: TrainFlags): Promise<void> {
   if (checkpointed || fs.existsSync(path.join(flags.modelDir, MODEL_FILE))) {
     throw new UserError(`${flags.modelDir} already holds a model: pass --force to replace it, --resume to continue its run, or choose another --model-dir`);
   }
+}
+
+/** "model: ResNet stages 3,4,6 filters 64,128,256,512: 2,163,918 parameters (2,150,344 trainable), 64x64 input" */
+export function modelLine(model: tf.LayersModel, flags: Pick<TrainFlags, 'stages' | 'filters' | 'imageSize'>): string {
+  const { total, trainable } = parameterCounts(model);
+  const number = (n: number) => n.toLocaleString('en-US');
+  return `model: ResNet stages ${flags.stages.join(',')} filters ${flags.filters.join(',')}: ${number(total)} parameters (${number(trainable)} trainable), ${flags.imageSize}x${flags.imageSize} input`;
 }
 
 function epochLine(info: EpochEndInfo, epochs: number): string {
@@ -199,6 +206,7 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
   let epochs = flags.epochs;
   const callbacks = {
     modelDir: flags.modelDir,
+    microBatchSize: microBatch,
     signal: controller.signal,
     onBatchEnd: (info: { epoch: number; batch: number; batches: number; loss: number; accuracy: number }) => {
       bar ??= new ProgressBar({ total: info.batches, label: `Epoch ${info.epoch + 1}/${epochs}`, startedAt: epochStartedAt });
@@ -220,6 +228,7 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
       epochs = checkpoint.settings.epochs;
       console.log(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
       model = checkpoint.model;
+      console.log(modelLine(model, flags));
       result = await resumeTraining(checkpoint, train, val, callbacks);
     } else {
       // checkModelDir found the folder missing, empty or one of our model folders.
@@ -233,13 +242,12 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
         seed: flags.seed,
       });
       model = buildResNet({ ...architecture, seed: flags.seed });
-      console.log(`ResNet: stages ${flags.stages.join(',')}, filters ${flags.filters.join(',')}, ${model.countParams().toLocaleString('en-US')} parameters, ${flags.imageSize}x${flags.imageSize} input`);
+      console.log(modelLine(model, flags));
       const settings: TrainSettings = {
         epochs: flags.epochs,
         initialLr: flags.lr,
         power: 1,
         momentum: TRAIN_DEFAULTS.momentum,
-        microBatchSize: microBatch,
         seed: flags.seed,
         architecture,
         run: { data: flags.data, batchSize: flags.batchSize, imageSize: flags.imageSize, backend: backend.name, preset: flags.preset },

@@ -123,3 +123,12 @@ export function buildResNet(options: ResNetOptions): tf.LayersModel {
   const output = tf.layers.activation({ name: 'softmax', activation: 'softmax' }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: output, name: 'resnet' });
 }
+
+/**
+ * The model's numbers: all of them (Keras' "Total params", tfjs' countParams), and those training changes. The
+ * difference is batch norm's moving mean and variance, which PyTorch counts as buffers, not parameters.
+ */
+export function parameterCounts(model: tf.LayersModel): { total: number; trainable: number } {
+  const count = (weights: tf.LayerVariable[]) => weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b as number), 1), 0);
+  return { total: model.countParams(), trainable: count(model.trainableWeights) };
+}

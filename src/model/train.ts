@@ -9,7 +9,10 @@ import { polynomialDecay } from './schedule.js';
 import { batchTensor, crossEntropyAndAccuracy, imageShape, predictProbabilities } from './predict.js';
 import { type Checkpoint, type ModelMetadata, type TrainingHistory, emptyHistory, saveCheckpoint, saveHistory, saveModel } from './io.js';
 
-/** Everything that defines a run; stored in the checkpoint so `resume` continues with the same schedule. */
+/**
+ * Everything that defines a run; stored in the checkpoint so `resume` continues with the same schedule. How the
+ * engine computes a step (the micro-batch size) is not part of it: see TrainOptions.microBatchSize.
+ */
 export interface TrainSettings {
   epochs: number;
   /** Learning rate of epoch 0; later epochs follow polynomialDecay. */
@@ -17,11 +20,6 @@ export interface TrainSettings {
   /** Exponent of the polynomial decay (the tutorial uses 1: linear). */
   power: number;
   momentum: number;
-  /**
-   * Images per forward/backward pass; each batch is split into micro-batches whose gradients are summed before
-   * one optimizer step. Undefined (or >= the batch size) means one plain step per batch.
-   */
-  microBatchSize?: number;
   seed: number;
   /** Recorded in metadata.json when the final model is saved. */
   architecture?: ResNetArchitecture;
@@ -60,6 +58,13 @@ export interface TrainCallbacks {
 }
 
 export interface TrainOptions extends TrainCallbacks {
+  /**
+   * Images per forward/backward pass; each batch is split into micro-batches whose gradients are summed before
+   * one optimizer step. Undefined (or >= the batch size) means one plain step per batch. An engine detail chosen
+   * for the backend of this process (wasm's memory cap), not a setting of the run: a run started with full
+   * batches on one backend resumes with micro-batches on another, and the reverse.
+   */
+  microBatchSize?: number;
   /**
    * When set: history.json and a checkpoint are written there after every epoch, and the final model
    * (model.json, weights.bin, metadata.json) once the last epoch completes.
@@ -117,7 +122,7 @@ export async function resumeTraining(
   val: BatchSource,
   options: TrainOptions = {},
 ): Promise<TrainResult> {
-  const { settings } = checkpoint;
+  const settings = runSettings(checkpoint.settings);
   const optimizer = tf.train.momentum(settings.initialLr, settings.momentum);
   try {
     // setWeights makes variables that share the decoded tensors' data; dropping our handles frees nothing in use.
@@ -136,6 +141,15 @@ export async function resumeTraining(
   } finally {
     disposeOptimizer(optimizer);
   }
+}
+
+/**
+ * The run's settings without what older versions stored beside them: their micro-batch size was the engine's of
+ * the backend that started the run, and must neither apply on this one nor be written into the next checkpoint.
+ */
+function runSettings(saved: TrainSettings & { microBatchSize?: unknown }): TrainSettings {
+  const { microBatchSize: _engineDetail, ...settings } = saved;
+  return settings;
 }
 
 /** MomentumOptimizer.dispose() (tfjs 4.22) skips SGDOptimizer's, leaking the learning-rate scalar: free both. */
@@ -178,7 +192,7 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
       // handler would only get to run (and set the signal) at the end of the epoch.
       if (options.signal) await new Promise<void>((resolve) => setImmediate(resolve));
       if (options.signal?.aborted) return stopped(epoch);
-      const step = await trainStep(model, optimizer, variables, batch.x, batch.labels, batch.size, classes, settings.microBatchSize);
+      const step = await trainStep(model, optimizer, variables, batch.x, batch.labels, batch.size, classes, options.microBatchSize);
       if (!Number.isFinite(step.loss)) throw new DivergedError(epoch, batchIndex);
       seen += batch.size;
       lossSum += step.loss * batch.size;

@@ -294,6 +294,35 @@ describe('the field app in chromium', () => {
     await page.uncheck('#tta');
   });
 
+  it('says so in the status line when a dropped folder cannot be read, with no unhandled rejection', async () => {
+    const pageErrors: string[] = [];
+    const onPageError = (error: Error) => void pageErrors.push(error.message);
+    page.on('pageerror', onPageError);
+    const statusBefore = await text(page, '#status');
+    const cellsBefore = await page.locator('#grid .cell').count();
+    // What Chrome hands the page for a dropped folder whose file went away before it was read.
+    await page.evaluate(() => {
+      const lost = {
+        isFile: true,
+        isDirectory: false,
+        fullPath: '/slide-9/cell.png',
+        file: (_resolve: unknown, reject: (error: DOMException) => void) => reject(new DOMException('A requested file or directory could not be found', 'NotFoundError')),
+      };
+      const drop = new Event('drop', { bubbles: true, cancelable: true });
+      Object.defineProperty(drop, 'dataTransfer', { value: { items: [{ webkitGetAsEntry: () => lost }], files: [] } });
+      document.getElementById('drop')?.dispatchEvent(drop);
+    });
+    await page.waitForFunction((before) => document.getElementById('status')?.textContent !== before, statusBefore);
+    // A turn for an unhandled rejection to be reported, if there were one.
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 100)));
+    page.off('pageerror', onPageError);
+    expect(await text(page, '#status')).toBe(
+      'Could not read what was dropped: A requested file or directory could not be found. Drop it again, or pick the files or folder.',
+    );
+    expect(pageErrors).toEqual([]);
+    expect(await page.locator('#grid .cell').count()).toBe(cellsBefore);
+  });
+
   it('fetched nothing but its own files from the local server', () => {
     const foreign = requests.filter((url) => !url.startsWith(server.url) && !url.startsWith('blob:') && !url.startsWith('data:'));
     expect(requests.some((url) => url.endsWith('/vendor/tf.min.js'))).toBe(true);

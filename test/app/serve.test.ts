@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serveApp, type AppServer } from '../../src/app/serve.js';
+import { isLoopback, serveApp, type AppServer } from '../../src/app/serve.js';
 import { UserError } from '../../src/errors.js';
 import { makeTempDir, removeDir } from '../data/fixtures.js';
 
@@ -38,9 +38,45 @@ describe('serveApp', () => {
     await removeDir(work);
   });
 
-  it('listens on 127.0.0.1 only, on the port it was given (0: a free one)', () => {
+  it('listens on 127.0.0.1 only by default, on the port it was given (0: a free one)', () => {
     expect(server.url).toBe(`http://127.0.0.1:${server.port}/`);
+    expect(server.urls).toEqual([server.url]);
+    expect(server.loopback).toBe(true);
     expect(server.port).toBeGreaterThan(0);
+  });
+
+  it('listens on another address when told, and knows it is no longer loopback-only', async () => {
+    const everywhere = await serveApp(path.join(work, 'app'), 0, '0.0.0.0');
+    try {
+      expect(everywhere.loopback).toBe(false);
+      expect(everywhere.urls[0]).toBe(`http://127.0.0.1:${everywhere.port}/`);
+      // Every URL it names (this machine's network addresses too) serves the app.
+      for (const url of everywhere.urls) {
+        expect(url).toMatch(/^http:\/\/\d+\.\d+\.\d+\.\d+:\d+\/$/);
+        expect(await (await fetch(url)).text(), url).toBe('<!doctype html><title>t</title>');
+      }
+    } finally {
+      await everywhere.close();
+    }
+    const ipv6 = await serveApp(path.join(work, 'app'), 0, '::1').catch((err: unknown) => err as Error);
+    // Some containers have no IPv6 loopback; where there is one, the URL brackets the address.
+    if (!(ipv6 instanceof Error)) {
+      expect(ipv6.url).toBe(`http://[::1]:${ipv6.port}/`);
+      expect(ipv6.loopback).toBe(true);
+      await ipv6.close();
+    }
+  });
+
+  it('tells loopback addresses (a secure context over http) from the others', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1']) expect(isLoopback(host), host).toBe(true);
+    for (const host of ['0.0.0.0', '::', '192.168.1.20', '10.0.0.5', 'clinic.local', '128.0.0.1']) expect(isLoopback(host), host).toBe(false);
+  });
+
+  it('refuses an address that is not one of this machine’s, as a one-line user error', async () => {
+    // 203.0.113.0/24 is reserved for documentation: never an address of this machine.
+    const error = await serveApp(path.join(work, 'app'), 0, '203.0.113.7').catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as Error).message).toBe('--host 203.0.113.7 is not an address of this machine; pass one of its addresses, or 0.0.0.0 for all of them');
   });
 
   it('serves index.html at / and every file with its type, revalidated on each load', async () => {

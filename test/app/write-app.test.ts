@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import seedrandom from 'seedrandom';
-import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { UserError } from '../../src/errors.js';
 import { scaleToUnit } from '../../src/data/augment.js';
@@ -45,7 +45,6 @@ describe('writeApp', () => {
     (await writeTinyModel(modelDir)).dispose();
   });
   afterEach(async () => removeDir(work));
-  afterAll(async () => undefined);
 
   it('writes the page, its scripts, TensorFlow.js from node_modules and the model files, unchanged', async () => {
     const outDir = path.join(work, 'app');

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { makeTempDir, removeDir } from '../data/fixtures.js';
 import { writeTinyModel } from '../app/fixtures.js';
@@ -29,27 +29,50 @@ describe('malaria app (CLI)', () => {
     expect(await fs.readFile(path.join(out, 'index.html'), 'utf8')).toContain('<title>Malaria cell screen</title>');
   });
 
-  it('with --serve, serves the app on 127.0.0.1, prints the URL and stops on Ctrl-C', async () => {
-    const child = spawn(process.execPath, ['bin/malaria.js', 'app', '--model-dir', modelDir, '--out', path.join(work, 'served'), '--serve', '--port', '0']);
+  /**
+   * Runs `malaria app --serve` with `args` until it prints the URL it serves at, then `check`s it with what it has
+   * printed on stderr so far (a function: output may still arrive), and stops it with Ctrl-C: it must exit 0.
+   */
+  async function whileServing(args: string[], check: (url: string, stderr: () => string) => Promise<void>): Promise<void> {
+    const child = spawn(process.execPath, ['bin/malaria.js', 'app', '--model-dir', modelDir, '--serve', '--port', '0', ...args]);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     try {
       let stdout = '';
       const url = await new Promise<string>((resolve, reject) => {
         child.stdout.on('data', (chunk: Buffer) => {
           stdout += chunk.toString();
-          const match = /serving the app at (http:\/\/127\.0\.0\.1:\d+\/) \(Ctrl-C to stop\)/.exec(stdout);
+          // On 0.0.0.0 the machine's network addresses follow the loopback one.
+          const match = /serving the app at (http:\/\/127\.0\.0\.1:\d+\/)( and http:\/\/[\d.]+:\d+\/)* \(Ctrl-C to stop\)/.exec(stdout);
           if (match) resolve(match[1]);
         });
-        child.on('exit', () => reject(new Error(`the server exited early: ${stdout}`)));
+        child.on('exit', () => reject(new Error(`the server exited early: ${stdout}${stderr}`)));
       });
-      const page = await fetch(url);
-      expect(page.status).toBe(200);
-      expect(await page.text()).toContain('<title>Malaria cell screen</title>');
-      expect((await fetch(`${url}model/model.json`)).status).toBe(200);
+      await check(url, () => stderr);
     } finally {
       child.kill('SIGINT');
     }
     expect(await exited).toBe(0);
+  }
+
+  it('with --serve, serves the app on 127.0.0.1, prints the URL and stops on Ctrl-C', async () => {
+    await whileServing(['--out', path.join(work, 'served')], async (url, stderr) => {
+      const page = await fetch(url);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<title>Malaria cell screen</title>');
+      expect((await fetch(`${url}model/model.json`)).status).toBe(200);
+      // On 127.0.0.1 the page is a secure context: no note about offline use.
+      expect(stderr()).toBe('');
+    });
+  });
+
+  it('with --serve --host 0.0.0.0, serves on every address and says offline use needs https or localhost', async () => {
+    await whileServing(['--out', path.join(work, 'lan'), '--host', '0.0.0.0'], async (url, stderr) => {
+      expect((await fetch(url)).status).toBe(200);
+      await vi.waitFor(() => expect(stderr()).toContain('note: other devices reach the app over plain http, where browsers allow no service worker'));
+      expect(stderr()).toContain('serve it over https');
+    });
   });
 
   it('a missing model folder exits 2 with one line', async () => {

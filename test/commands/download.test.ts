@@ -1,29 +1,15 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import fse from 'fs-extra';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../src/cli.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runDownload } from '../../src/commands/download.js';
 import { UserError } from '../../src/errors.js';
 import { makeTempDir, miniArchive, removeDir } from '../data/fixtures.js';
 import { startServer, type TestServer } from '../data/server.js';
+import { runMain } from './run-main.js';
 
-/** Calls main() in this process, capturing console output and the exit code. */
-async function inProcess(args: string[]): Promise<{ code: number; stdout: string[]; stderr: string[] }> {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => void stdout.push(parts.join(' ')));
-  vi.spyOn(console, 'error').mockImplementation((...parts: unknown[]) => void stderr.push(parts.join(' ')));
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true); // progress bars
-  process.exitCode = undefined;
-  try {
-    await main(['node', 'malaria', ...args]);
-    return { code: Number(process.exitCode ?? 0), stdout, stderr };
-  } finally {
-    process.exitCode = undefined;
-    vi.restoreAllMocks();
-  }
-}
+/** stderr without the progress bars (downloading, extracting) that runMain captures with the messages. */
+const messages = (stderr: string[]): string[] => stderr.filter((line) => !/^(downloading \(MB\)|extracting) +\d+\/\d+ \[/.test(line));
 
 describe('malaria download', () => {
   let dir: string;
@@ -41,13 +27,13 @@ describe('malaria download', () => {
 
   it('resumes an interrupted download and extracts the official layout', async () => {
     server = await startServer(archive.zip, { cutAfter: Math.floor(archive.zip.length / 2) });
-    const failed = await inProcess(['download', '--url', server.url, '--dir', dir]);
+    const failed = await runMain(['download', '--url', server.url, '--dir', dir]);
     expect(failed.code).toBe(1);
-    expect(failed.stderr).toHaveLength(1);
-    expect(failed.stderr[0]).toMatch(new RegExp(`^malaria: could not download ${server.url}: .*resume \\([\\d,]+ bytes kept in .*cell_images\\.zip\\.part\\)$`));
+    expect(messages(failed.stderr)).toHaveLength(1);
+    expect(messages(failed.stderr)[0]).toMatch(new RegExp(`^malaria: could not download ${server.url}: .*resume \\([\\d,]+ bytes kept in .*cell_images\\.zip\\.part\\)$`));
     const kept = (await fsp.stat(path.join(dir, 'cell_images.zip.part'))).size;
 
-    const done = await inProcess(['download', '--url', server.url, '--dir', dir]);
+    const done = await runMain(['download', '--url', server.url, '--dir', dir]);
     expect(done.code).toBe(0);
     expect(server.requests.map((r) => r.range)).toEqual([undefined, `bytes=${kept}-`]);
     expect(await fsp.readFile(path.join(dir, 'cell_images.zip'))).toEqual(archive.zip);
@@ -60,22 +46,22 @@ describe('malaria download', () => {
     expect(done.stdout.filter((line) => line.startsWith('skipped 6 duplicate images'))).toHaveLength(1);
     expect(done.stdout[0]).toMatch(/^downloaded .* \(resumed after \d+ MB\)$/);
     // Six is not the 27,558 of the real archive: one warning line.
-    expect(done.stderr).toEqual([
+    expect(messages(done.stderr)).toEqual([
       `warning: expected 27,558 images (the official NIH archive) but found 6; check that ${server.url} serves the full data set`,
     ]);
   });
 
   it('refuses to extract over existing images without --force, and re-extracts with it', async () => {
     server = await startServer(archive.zip);
-    expect((await inProcess(['download', '--url', server.url, '--dir', dir])).code).toBe(0);
-    const again = await inProcess(['download', '--url', server.url, '--dir', dir]);
+    expect((await runMain(['download', '--url', server.url, '--dir', dir])).code).toBe(0);
+    const again = await runMain(['download', '--url', server.url, '--dir', dir]);
     expect(again.code).toBe(2);
-    expect(again.stderr).toEqual([`malaria: ${path.join(dir, 'cell_images')} already exists; pass --force to extract the archive over it again`]);
+    expect(messages(again.stderr)).toEqual([`malaria: ${path.join(dir, 'cell_images')} already exists; pass --force to extract the archive over it again`]);
 
     // An extraction of ours with an image lost: --force extracts it again (a folder holding anything else is refused).
     const [lost] = await fsp.readdir(path.join(dir, 'cell_images', 'Parasitized'));
     await fsp.rm(path.join(dir, 'cell_images', 'Parasitized', lost));
-    const forced = await inProcess(['download', '--url', server.url, '--dir', dir, '--force']);
+    const forced = await runMain(['download', '--url', server.url, '--dir', dir, '--force']);
     expect(forced.code).toBe(0);
     expect(forced.stdout[0]).toBe(`using ${path.join(dir, 'cell_images.zip')}, downloaded earlier (delete it to download again)`);
     expect(server.requests).toHaveLength(1); // the archive on disk was reused
@@ -83,7 +69,7 @@ describe('malaria download', () => {
   });
 
   it('rejects a URL that is not http(s) with exit code 2', async () => {
-    const { code, stderr } = await inProcess(['download', '--url', 'ftp://example.org/cell_images.zip', '--dir', dir]);
+    const { code, stderr } = await runMain(['download', '--url', 'ftp://example.org/cell_images.zip', '--dir', dir]);
     expect(code).toBe(2);
     expect(stderr).toEqual(['malaria: --url ftp://example.org/cell_images.zip uses ftp; pass an http:// or https:// address']);
     await expect(runDownload({ url: 'not a url', dir, force: false })).rejects.toThrow(UserError);

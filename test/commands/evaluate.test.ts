@@ -100,6 +100,25 @@ describe('malaria evaluate: thresholds', () => {
     expect(stderr.some((line) => line.startsWith(`threshold ${json.threshold} chosen on validation for sensitivity >= 75.00%: it flags 6 of 8 Parasitized images`))).toBe(true);
   });
 
+  it('--json holds exactly the keys the README lists', async () => {
+    const readme = (await fs.readFile('README.md', 'utf8')).replace(/\s+/g, ' ');
+    const listed = /`--json` prints one object: `(\{.*?\})` where/.exec(readme)?.[1];
+    const selection = /with `--target-sensitivity` it also holds `("thresholdSelection": \{.*?\})`/.exec(readme)?.[1];
+    expect(listed, 'the README lists the keys').toBeDefined();
+    expect(selection, 'the README lists thresholdSelection').toBeDefined();
+    const distinct = (keys: string[]) => [...new Set(keys)].sort();
+    const documented = (text: string) => distinct([...text.matchAll(/"(\w+)"/g)].map((m) => m[1]));
+    // Every key of the object, nested ones too (but not the class names under "classes", which vary).
+    const keysOf = (value: unknown, under = ''): string[] =>
+      value && typeof value === 'object' && !Array.isArray(value)
+        ? Object.entries(value).flatMap(([key, inner]) => (under === 'classes' ? keysOf(inner) : [key, ...keysOf(inner, key)]))
+        : [];
+    const plain = (await evaluateJson()).json;
+    expect(distinct(keysOf(plain))).toEqual(documented(listed as string));
+    const chosen = (await evaluateJson('--target-sensitivity', '0.75')).json;
+    expect(distinct(keysOf(chosen))).toEqual(documented(`${listed} ${selection}`));
+  });
+
   it('--threshold is applied as given; without flags the threshold is 0.5', async () => {
     // P >= 0.9 means gray >= 183.5: only the 210 positive, no negative.
     const strict = (await evaluateJson('--threshold', '0.9')).json;

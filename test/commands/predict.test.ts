@@ -129,6 +129,20 @@ describe('malaria predict', () => {
     expect(ttaUpright).toBeCloseTo(ttaTurned, 5);
   });
 
+  it('--summary under --json: the slide summary goes to stderr, stdout stays one JSON array', async () => {
+    // (test/report/parasitemia.test.ts checks the summary's figures after the table.)
+    const { stdout, stderr } = await predict('--summary', '--json', '--threshold', '0.5', folder());
+    expect(stdout).toHaveLength(1);
+    const entries = JSON.parse(stdout[0]) as { label?: string }[];
+    // The 3 cells that decode count, the 2 broken files do not; the labels are the array's.
+    const parasitized = entries.filter((e) => e.label === 'Parasitized').length;
+    const lines = stderr.flatMap((line) => line.split('\n'));
+    const start = lines.indexOf(`slide summary: 3 cells, ${parasitized} Parasitized`);
+    expect(start, lines.join('\n')).toBeGreaterThanOrEqual(0);
+    expect(lines[start + 1]).toMatch(/^parasitemia: [\d.]+% \(95% CI /);
+    expect(lines[start + 2]).toBe('threshold: P(Parasitized) >= 0.5');
+  });
+
   it('a folder without images, or a bad flag, is one line and exit code 2', async () => {
     const empty = path.join(dir, 'only-thumbs');
     await fs.mkdir(empty);

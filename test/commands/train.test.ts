@@ -1,65 +1,58 @@
-// `malaria train` in this process on a few sample cells: the preset recipe with flags overriding it, kept in the
-// checkpoint for --resume, and the temperature fitted on validation after training.
-import { promises as fs } from 'node:fs';
+// `malaria train` as a user sees it: the model line it starts with (the parameter counts the README quotes).
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend, tf } from '../../src/tf.js';
+import { modelLine } from '../../src/commands/train.js';
+import { TRAIN_DEFAULTS } from '../../src/config.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
-import { loadCheckpointState } from '../../src/model/io.js';
+import { buildResNet } from '../../src/model/resnet.js';
 import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
 import { runMain } from './run-main.js';
 
 let dir: string;
 const data = () => path.join(dir, 'data');
-const modelDir = () => path.join(dir, 'model');
 
 beforeAll(async () => {
-  dir = await makeTempDir('malaria-train-');
-  await copySample(path.join(dir, 'cells'), 16);
-  await buildDataset({ input: path.join(dir, 'cells'), output: data(), trainSplit: 0.75, valSplit: 0.25, seed: 42, force: false, groupBy: 'cell' });
+  await selectBackend('cpu');
+  dir = await makeTempDir('malaria-train-cli-');
+  await copySample(path.join(dir, 'cell_images'), 12);
+  await buildDataset({ input: path.join(dir, 'cell_images'), output: data(), trainSplit: 0.8, valSplit: 0.1, seed: 42, force: false, groupBy: 'cell' });
 });
 
 afterAll(async () => removeDir(dir));
 
-describe('malaria train --preset', () => {
-  it('follows the preset where no flag is given, prints it, stores it in the checkpoint, and fits the temperature', async () => {
-    const tiny = ['--epochs', '1', '--batch-size', '8', '--image-size', '16', '--filters', '4,4,8,8'];
-    const args = ['train', '--data', data(), '--model-dir', modelDir(), '--plot', path.join(dir, 'plot.png'), '--backend', 'cpu', '--preset', 'laptop', ...tiny];
-    const { code, stdout, stderr } = await runMain(args);
-    expect(code, stderr.join('\n')).toBe(0);
-    expect(stdout).toContain(
-      'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128; ' +
-        'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
-    );
-    // The preset's stages and learning rate, the flags' filters and size.
-    expect(stdout.some((line) => line.startsWith('ResNet: stages 2,3,4, filters 4,4,8,8,') && line.endsWith('16x16 input'))).toBe(true);
-    const { settings } = await loadCheckpointState(modelDir());
-    expect(settings).toMatchObject({ epochs: 1, initialLr: 0.1, architecture: { stages: [2, 3, 4], filters: [4, 4, 8, 8] } });
-    expect(settings.run).toMatchObject({ preset: 'laptop', imageSize: 16, batchSize: 8 });
+/** Numbers held by these weights, counted from their shapes. */
+const numbers = (weights: tf.LayerVariable[]) => weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b as number), 1), 0);
 
-    // The temperature line says whether T was saved; metadata.json agrees.
-    const metadata = JSON.parse(await fs.readFile(path.join(modelDir(), 'metadata.json'), 'utf8'));
-    const line = stdout.find((l) => l.startsWith('temperature'));
-    expect(line).toMatch(/^temperature(: the fit on validation| T = [\d.]+ fitted on validation) \(\d+ images\)/);
-    if (line?.startsWith('temperature T = ')) expect(line).toContain(`T = ${metadata.temperature} fitted`);
-    else expect(metadata).not.toHaveProperty('temperature');
-    expect(stdout.some((l) => /^calibration: ECE 0\.\d{4} \(15 bins/.test(l))).toBe(true);
+describe('malaria train', () => {
+  it('starts by naming the model with its parameter counts, all and trainable', async () => {
+    const modelDir = path.join(dir, 'model');
+    const tiny = ['--stages', '1,1,1', '--filters', '4,4,8,8', '--image-size', '16', '--batch-size', '8', '--backend', 'cpu'];
+    const reference = buildResNet({ inputSize: 16, classes: 2, stages: [1, 1, 1], filters: [4, 4, 8, 8], seed: 42 });
+    const all = numbers(reference.weights);
+    const trainable = numbers(reference.trainableWeights);
+    reference.dispose();
+    expect(trainable).toBeLessThan(all);
+    const expected = `model: ResNet stages 1,1,1 filters 4,4,8,8: ${all.toLocaleString('en-US')} parameters (${trainable.toLocaleString('en-US')} trainable), 16x16 input`;
+
+    const fresh = await runMain(['train', '--data', data(), '--model-dir', modelDir, '--plot', path.join(dir, 'plot.png'), '--epochs', '1', ...tiny]);
+    expect(fresh.code, fresh.stderr.join('\n')).toBe(0);
+    expect(fresh.stdout.filter((line) => line.startsWith('model: '))).toEqual([expected]);
+
   });
 
-  it('--resume keeps the checkpoint\'s preset and refuses another one; an unknown preset is one line', async () => {
-    // The run above completed, so a resume has no epoch left; it still rebuilds the run from the checkpoint.
-    const resumed = await runMain(['train', '--model-dir', modelDir(), '--resume', '--backend', 'cpu', '--plot', path.join(dir, 'plot2.png')]);
-    expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
-    expect(resumed.stdout).toContain(
-      'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128; ' +
-        'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
-    );
-    const other = await runMain(['train', '--model-dir', modelDir(), '--resume', '--preset', 'tutorial']);
-    expect(other.code).toBe(2);
-    expect(other.stderr.filter((l) => l.startsWith('malaria:'))).toEqual([
-      'malaria: --preset tutorial differs from the interrupted run\'s laptop: resume with the same flags, or leave --preset out',
-    ]);
-    const unknown = await runMain(['train', '--data', data(), '--model-dir', path.join(dir, 'other'), '--preset', 'gpu']);
-    expect(unknown.code).toBe(2);
-    expect(unknown.stderr.join('\n')).toMatch(/--preset.*'gpu'.*must be one of tutorial, laptop/);
+  it('the README quotes the counts train prints for the tutorial ResNet', async () => {
+    const model = buildResNet({ inputSize: TRAIN_DEFAULTS.imageSize, classes: 2, seed: 1 });
+    const line = modelLine(model, { stages: [...TRAIN_DEFAULTS.stages], filters: [...TRAIN_DEFAULTS.filters], imageSize: TRAIN_DEFAULTS.imageSize });
+    expect(numbers(model.trainableWeights)).toBe(2_150_344);
+    model.dispose();
+    expect(line).toBe('model: ResNet stages 3,4,6 filters 64,128,256,512: 2,163,918 parameters (2,150,344 trainable), 64x64 input');
+    const readme = (await fsp.readFile('README.md', 'utf8')).replace(/\s+/g, ' ');
+    expect(readme).toContain(line);
+    // Every count the README gives for a model of millions of parameters is this one.
+    const millions = [...readme.matchAll(/(\d,\d{3},\d{3}) (?:trainable )?parameters/g)].map((m) => m[1]);
+    expect(millions.length).toBeGreaterThan(0);
+    expect(new Set(millions)).toEqual(new Set(['2,163,918']));
   });
 });

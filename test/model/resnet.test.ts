@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
-import { buildResNet, finalMapSize, resolveArchitecture } from '../../src/model/resnet.js';
+import { buildResNet, finalMapSize, parameterCounts, resolveArchitecture } from '../../src/model/resnet.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');
@@ -30,6 +30,8 @@ describe('buildResNet', () => {
       const count = (weights: tf.LayerVariable[]) => weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b as number), 1), 0);
       expect(count(model.nonTrainableWeights)).toBe(13_574);
       expect(count(model.trainableWeights)).toBe(2_150_344);
+      // What `train` prints and the README quotes.
+      expect(parameterCounts(model)).toEqual({ total: 2_163_918, trainable: 2_150_344 });
       expect(model.outputs[0].shape).toEqual([null, 2]);
       // 8x8 pooling of the 16x16 final map leaves 2x2xK features for the classifier.
       expect(model.getLayer('head_pool').outputShape).toEqual([null, 2, 2, 512]);

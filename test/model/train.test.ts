@@ -235,6 +235,41 @@ describe('checkpoints, resume, stop and divergence', () => {
     });
   });
 
+  it('resumes with the micro-batch of the resuming process; a checkpoint that stored one (older versions) ignores it', async () => {
+    await withTempDir(async (root) => {
+      const settings = tinySettings({ epochs: 2, initialLr: 0.1 });
+      const source = () => syntheticSource(16, 61, 8, { shuffleSeed: 2 });
+      const val = syntheticSource(8, 62, 8);
+      // Epoch 1 with full batches of 8, then a stop before epoch 2.
+      const stoppedDir = path.join(root, 'stopped');
+      const controller = new AbortController();
+      const stopped = await trainModel(track(tinyResNet(13)), source(), val, settings, { modelDir: stoppedDir, signal: controller.signal, onEpochEnd: () => controller.abort() });
+      expect(stopped).toMatchObject({ epochsCompleted: 1, stoppedEarly: true });
+      const copies = ['full', 'legacy', 'micro'].map((name) => path.join(root, name));
+      for (const copy of copies) await fs.cp(stoppedDir, copy, { recursive: true });
+      // What an older version wrote: the micro-batch of the backend that started the run, among the settings.
+      const legacyState = path.join(copies[1], 'checkpoint', 'state.json');
+      const state = JSON.parse(await fs.readFile(legacyState, 'utf8'));
+      await fs.writeFile(legacyState, JSON.stringify({ ...state, settings: { ...state.settings, microBatchSize: 4 } }));
+
+      const resume = async (dir: string, microBatchSize?: number) => {
+        const checkpoint = await loadCheckpoint(dir);
+        track(checkpoint.model);
+        const result = await resumeTraining(checkpoint, source(), val, { modelDir: dir, microBatchSize });
+        expect(result).toMatchObject({ epochsCompleted: 2, stoppedEarly: false });
+        expect(result.history.lr).toEqual([0.1, 0.05].map((lr) => expect.closeTo(lr, 12)));
+        expect(result.history.loss[0]).toBe(stopped.history.loss[0]);
+        // The run's settings go on unchanged; no micro-batch is written among them.
+        expect((await loadCheckpointState(dir)).settings).toEqual(settings);
+        return weightValues(checkpoint.model);
+      };
+      const full = await resume(copies[0]);
+      expect(maxAbsDifference(await resume(copies[1]), full)).toBe(0);
+      // Micro-batches of 4 change what batch norm sees, so the weights must come out different.
+      expect(maxAbsDifference(await resume(copies[2], 4), full)).toBeGreaterThan(1e-6);
+    });
+  });
+
   it('throws DivergedError on a NaN loss and leaves the last good checkpoint as it was', async () => {
     await withTempDir(async (dir) => {
       // Epoch 2, batch 2 carries a NaN pixel, which makes the loss NaN.
@@ -281,12 +316,13 @@ describe('on the wasm backend (with the training kernels of src/tf-kernels)', ()
   });
 
   it('trains with micro-batches to the same weights as the cpu backend, tensor count flat', async () => {
-    const settings = tinySettings({ epochs: 2, microBatchSize: 4 });
+    const settings = tinySettings({ epochs: 2 });
     const run = async (backend: 'cpu' | 'wasm') => {
       await selectBackend(backend);
       const model = track(tinyResNet(12));
       const counts: number[] = [];
       const result = await trainModel(model, syntheticSource(16, 51, 8, { shuffleSeed: 1 }), syntheticSource(8, 52, 8), settings, {
+        microBatchSize: 4,
         onEpochEnd: () => {
           counts.push(tf.memory().numTensors);
         },

@@ -27,7 +27,7 @@ beforeAll(async () => {
   // The checkpoint of a run on 32x32 images, batch 8, 3 epochs.
   const net = tinyResNet(1);
   const optimizer = tf.train.momentum(0.05, 0.9);
-  const settings = tinySettings({ microBatchSize: 8, run: { data: data(), batchSize: 8, imageSize: 32, backend: 'cpu' } });
+  const settings = tinySettings({ run: { data: data(), batchSize: 8, imageSize: 32, backend: 'cpu' } });
   await saveCheckpoint(checkpointed(), { model: net, optimizer, epochsCompleted: 1, history: { loss: [1], accuracy: [0.5], val_loss: [1], val_accuracy: [0.5], lr: [0.05] }, settings });
   optimizer.dispose();
   net.dispose();

@@ -83,6 +83,27 @@ export function runChild(args: string[], options: ChildOptions = {}): Promise<Ch
   });
 }
 
+/**
+ * Runs the built CLI with `args` and sends it Ctrl-C on its first output line starting with `text` (a progress
+ * line such as "Epoch 2/4"); the test hook stalls the process a second on that line, so the signal surely lands
+ * before the work after it is done. Fails the test if the line never came.
+ */
+export async function ctrlCAt(args: string[], text: string): Promise<ChildResult> {
+  let signalled = false;
+  const result = await runChild(args, {
+    nodeArgs: ['--import', path.resolve('test/reliability/hold.mjs')],
+    env: { MALARIA_TEST_HOLD: `slow:${text}` },
+    onLine: (line, child) => {
+      if (!signalled && line.startsWith(text)) {
+        signalled = true;
+        child.kill('SIGINT');
+      }
+    },
+  });
+  expect(signalled, `no line started with ${text}`).toBe(true);
+  return result;
+}
+
 /** Progress bars (build-dataset's scanning/checking/copying, train's epochs) drawn on stderr before an error. */
 export const PROGRESS_LINE = /^(scanning|checking|copying|Epoch \d+\/\d+|\S+: \d+ images) +\d+\/\d+ \[[=>.]+\]/;
 

@@ -7,7 +7,7 @@ import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { hasCheckpoint, loadCheckpointState, loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
 import { copySample, makeTempDir, removeDir, snapshotTree } from '../data/fixtures.js';
-import { expectOneErrorLine, runChild, runInProcess } from './helpers.js';
+import { ctrlCAt, expectOneErrorLine, runChild, runInProcess } from './helpers.js';
 
 const HOOK = ['--import', path.resolve('test/reliability/hold.mjs')];
 const HOLDING = 'test-hold: holding';
@@ -39,19 +39,8 @@ describe('train interrupted and resumed', () => {
     const args = ['train', '--data', data(), '--model-dir', modelDir, '--plot', path.join(dir, 'plot.png'), ...TRAIN];
     const dataBefore = await snapshotTree(data());
 
-    let signalled = false;
-    const stopped = await runChild(args, {
-      // Epoch 2's first progress line stalls the process a second, so the Ctrl-C surely lands inside epoch 2.
-      nodeArgs: HOOK,
-      env: { MALARIA_TEST_HOLD: 'slow:Epoch 2/4' },
-      onLine: (line, child) => {
-        if (!signalled && line.startsWith('Epoch 2/4')) {
-          signalled = true;
-          child.kill('SIGINT');
-        }
-      },
-    });
-    expect(signalled).toBe(true);
+    // Epoch 2's first progress line stalls the process a second, so the Ctrl-C surely lands inside epoch 2.
+    const stopped = await ctrlCAt(args, 'Epoch 2/4');
     expect(stopped.code, stopped.stderr.join('\n')).toBe(130);
     const completed = (await loadCheckpointState(modelDir)).epochsCompleted;
     expect(completed).toBe(1);

@@ -61,6 +61,8 @@ function refresh(changed: readonly CellResult[] = results): void {
   ui.tta.disabled = results.length > 0;
 }
 
+const reason = (err: unknown): string => (err instanceof Error && err.message ? err.message : String(err));
+
 const plural = (count: number, word: string): string => `${count} ${word}${count === 1 ? '' : 's'}`;
 
 function showProgress(): void {
@@ -113,7 +115,7 @@ async function classifyQueued(): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve));
     }
   } catch (err) {
-    ui.status.textContent = `Classification failed: ${err instanceof Error ? err.message : String(err)}`;
+    ui.status.textContent = `Classification failed: ${reason(err)}`;
   } finally {
     working = false;
     document.body.dataset.state = 'ready';
@@ -157,7 +159,11 @@ function wireControls(): void {
   document.addEventListener('drop', (event) => {
     event.preventDefault();
     ui.drop.classList.remove('over');
-    if (event.dataTransfer) void fromDrop(event.dataTransfer).then(addFiles);
+    // Reading a dropped folder can fail (a file moved or unreadable, a folder the browser may not list): say so.
+    if (!event.dataTransfer) return;
+    fromDrop(event.dataTransfer).then(addFiles, (err: unknown) => {
+      ui.status.textContent = `Could not read what was dropped: ${reason(err)}. Drop it again, or pick the files or folder.`;
+    });
   });
   ui.clear.addEventListener('click', () => {
     queue = [];
@@ -203,7 +209,7 @@ async function start(): Promise<void> {
     await tf.ready();
     model = await tf.loadLayersModel(config.modelUrl);
   } catch (err) {
-    ui.status.textContent = `Could not load the model: ${err instanceof Error ? err.message : String(err)}`;
+    ui.status.textContent = `Could not load the model: ${reason(err)}`;
     document.body.dataset.state = 'failed';
     return;
   }
