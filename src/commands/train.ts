@@ -8,7 +8,8 @@ import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../tf
 import { openSplitSources } from '../data/sources.js';
 import { buildResNet, parameterCounts, resolveArchitecture } from '../model/resnet.js';
 import { DivergedError, trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
-import { hasCheckpoint, loadCheckpoint, loadCheckpointState, MODEL_FILE, sweepModelFolder } from '../model/io.js';
+import { hasCheckpoint, loadCheckpoint, loadCheckpointState } from '../model/checkpoint.js';
+import { MODEL_FILE, sweepModelFolder } from '../model/io.js';
 import { assertApart, checkOutputFolder, emptyOurFolder } from '../io/output-folder.js';
 import { predictProbabilities } from '../model/predict.js';
 import { calibrateTemperature } from '../model/calibrate.js';

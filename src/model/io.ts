@@ -1,16 +1,15 @@
 // Saving and loading a trained model folder: model.json + weights.bin in the standard TensorFlow.js layers format
-// (loadable by stock tf.loadLayersModel in a browser), metadata.json for inference, history.json for plots, and the
-// per-epoch checkpoint that `resume` continues from. tfjs-node's file:// handler is not available here, so the
-// artifacts go through tf.io.withSaveHandler / tf.io.fromMemory and plain fs writes.
+// (loadable by stock tf.loadLayersModel in a browser), metadata.json for inference, history.json for plots. The
+// per-epoch checkpoint that `resume` continues from lives in checkpoint.ts and reuses the layers-file code here.
+// tfjs-node's file:// handler is not available here, so the artifacts go through tf.io.withSaveHandler /
+// tf.io.fromMemory and plain fs writes.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import fse from 'fs-extra';
 import { tf } from '../tf.js';
 import { UserError, asWriteError, describeFsError } from '../errors.js';
-import { replaceFolder, sweepLeftovers, writeFileAtomic, writeFileSynced, type SweepResult } from '../io/atomic.js';
+import { sweepLeftovers, writeFileAtomic, writeFileSynced, type SweepResult } from '../io/atomic.js';
 import { CHECKPOINT_FOLDERS, MODEL_ENTRIES } from '../io/output-folder.js';
 import type { ResNetArchitecture } from './resnet.js';
-import type { TrainSettings } from './train.js';
 import { HISTORY_KEYS, parseHistory, type TrainingHistory } from '../report/history.js';
 
 // The names every model folder rule (src/io/output-folder.ts) recognises as ours.
@@ -19,12 +18,6 @@ export const WEIGHTS_FILE = MODEL_ENTRIES.weights;
 export const METADATA_FILE = MODEL_ENTRIES.metadata;
 export const HISTORY_FILE = MODEL_ENTRIES.history;
 export const CHECKPOINT_DIR = CHECKPOINT_FOLDERS[0];
-const OPTIMIZER_FILE = 'optimizer.json';
-const OPTIMIZER_WEIGHTS_FILE = 'optimizer.bin';
-const STATE_FILE = 'state.json';
-/** Where earlier versions kept the previous checkpoint while the new one was renamed into place. */
-const PREVIOUS_CHECKPOINT_DIR = CHECKPOINT_FOLDERS[1];
-const CHECKPOINT_VERSION = 1;
 
 /** What inference needs besides the weights: how to prepare an image and what the outputs mean. */
 export interface ModelMetadata {
@@ -51,21 +44,7 @@ export interface ModelMetadata {
 // The history's shape (Keras' History.history names) and its parser live with the reports that draw it.
 export { emptyHistory, type TrainingHistory } from '../report/history.js';
 
-/** A named optimizer weight ({ name, tensor }); tfjs does not export the type itself. */
-export type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
-
-/** The training state after a completed epoch, as written to `<modelDir>/checkpoint/`. */
-export interface Checkpoint {
-  /** The model with the weights (and batch-norm statistics) after `epochsCompleted` epochs. */
-  model: tf.LayersModel;
-  /** optimizer.getWeights() of the momentum optimizer: the iteration count, then one accumulator per variable. */
-  optimizerWeights: NamedTensor[];
-  epochsCompleted: number;
-  history: TrainingHistory;
-  settings: TrainSettings;
-}
-
-async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
+export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
   await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`);
 }
 
@@ -105,16 +84,16 @@ async function serialiseModel(model: tf.LayersModel): Promise<ModelFiles> {
  * leaves the new weights under the old model.json: fine when retraining the same architecture, and a load error
  * (not silent garbage) otherwise.
  */
-async function writeModelFiles(dir: string, model: tf.LayersModel, atomic: boolean): Promise<void> {
+export async function writeModelFiles(dir: string, model: tf.LayersModel, atomic: boolean): Promise<void> {
   const files = await serialiseModel(model);
   const write = atomic ? writeFileAtomic : writeFileSynced;
   await write(path.join(dir, WEIGHTS_FILE), files.weights);
   await write(path.join(dir, MODEL_FILE), files.modelJson);
 }
 
-const NOT_OURS_FIX = 'point it at a folder written by `malaria train`';
+export const NOT_OURS_FIX = 'point it at a folder written by `malaria train`';
 
-async function readText(file: string, what: string): Promise<string> {
+export async function readText(file: string, what: string): Promise<string> {
   try {
     return await fs.readFile(file, 'utf8');
   } catch (err) {
@@ -125,7 +104,7 @@ async function readText(file: string, what: string): Promise<string> {
 }
 
 /** Reads and parses a JSON file of the model folder; invalid JSON is a UserError ending in `fix`. */
-async function readJson(file: string, dir: string, fix: string, exitCode?: number): Promise<unknown> {
+export async function readJson(file: string, dir: string, fix: string, exitCode?: number): Promise<unknown> {
   const text = await readText(file, dir);
   try {
     return JSON.parse(text);
@@ -134,7 +113,7 @@ async function readJson(file: string, dir: string, fix: string, exitCode?: numbe
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
+export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
@@ -156,7 +135,7 @@ async function readModelJson(dir: string): Promise<tf.io.ModelJSON> {
 }
 
 /** Loads the layers model in `dir` from model.json and the weight files its manifest names. */
-async function readLayersModel(dir: string, modelJson?: tf.io.ModelJSON): Promise<tf.LayersModel> {
+export async function readLayersModel(dir: string, modelJson?: tf.io.ModelJSON): Promise<tf.LayersModel> {
   const jsonPath = path.join(dir, MODEL_FILE);
   modelJson ??= await readModelJson(dir);
   const artifacts = await tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
@@ -267,6 +246,14 @@ export async function loadModel(dir: string): Promise<{ model: tf.LayersModel; m
   return { model, metadata };
 }
 
+/**
+ * Cleans a model folder of the temporary files and folders of killed runs (weights.bin, JSON and checkpoint
+ * temporaries), and puts back a checkpoint a kill left under its `old` name. Run before reading or writing it.
+ */
+export async function sweepModelFolder(modelDir: string): Promise<SweepResult> {
+  return sweepLeftovers(modelDir, [...Object.values(MODEL_ENTRIES), CHECKPOINT_DIR]);
+}
+
 export async function saveHistory(dir: string, history: TrainingHistory): Promise<void> {
   try {
     await fs.mkdir(dir, { recursive: true });
@@ -284,105 +271,4 @@ export async function loadHistory(dir: string): Promise<TrainingHistory> {
     throw new UserError(`${file} lacks the ${HISTORY_KEYS.join('/')} arrays; train the model again`);
   }
   return parseHistory(parsed, file);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Checkpoints
-
-interface CheckpointState {
-  version: number;
-  epochsCompleted: number;
-  history: TrainingHistory;
-  settings: TrainSettings;
-}
-
-type CheckpointContents = { model: tf.LayersModel; optimizer: tf.Optimizer; epochsCompleted: number; history: TrainingHistory; settings: TrainSettings };
-
-/**
- * Writes the checkpoint into a temporary folder beside `<modelDir>/checkpoint/` and swaps it in (replaceFolder):
- * a kill at any point leaves the previous checkpoint, or the new one, or (between the two renames) the previous
- * one under a leftover name that sweepModelFolder() renames back.
- */
-export async function saveCheckpoint(modelDir: string, state: CheckpointContents): Promise<void> {
-  try {
-    await fs.mkdir(modelDir, { recursive: true });
-    await sweepModelFolder(modelDir);
-    await replaceFolder(path.join(modelDir, CHECKPOINT_DIR), (temp) => writeCheckpoint(temp, state));
-    // A checkpoint left by an earlier version under its old name is superseded now.
-    await fs.rm(path.join(modelDir, PREVIOUS_CHECKPOINT_DIR), { recursive: true, force: true });
-  } catch (err) {
-    throw asWriteError(err, `cannot save the checkpoint in ${modelDir} (the previous one is kept)`);
-  }
-}
-
-async function writeCheckpoint(dir: string, state: CheckpointContents): Promise<void> {
-  await writeModelFiles(dir, state.model, false);
-  const optimizerWeights = await state.optimizer.getWeights();
-  const encoded = await tf.io.encodeWeights(optimizerWeights);
-  // getWeights() returns a fresh iterations scalar; the accumulators stay owned by the optimizer.
-  tf.dispose(optimizerWeights[0]?.tensor);
-  await writeFileSynced(path.join(dir, OPTIMIZER_WEIGHTS_FILE), new Uint8Array(encoded.data));
-  await writeFileSynced(path.join(dir, OPTIMIZER_FILE), JSON.stringify({ weights: encoded.specs }));
-  const checkpointState: CheckpointState = {
-    version: CHECKPOINT_VERSION,
-    epochsCompleted: state.epochsCompleted,
-    history: state.history,
-    settings: state.settings,
-  };
-  await writeFileSynced(path.join(dir, STATE_FILE), JSON.stringify(checkpointState, null, 2));
-}
-
-/**
- * Cleans a model folder of the temporary files and folders of killed runs (weights.bin, JSON and checkpoint
- * temporaries), and puts back a checkpoint a kill left under its `old` name. Run before reading or writing it.
- */
-export async function sweepModelFolder(modelDir: string): Promise<SweepResult> {
-  return sweepLeftovers(modelDir, [...Object.values(MODEL_ENTRIES), CHECKPOINT_DIR]);
-}
-
-/** The folder holding the newest complete checkpoint, if there is one. */
-async function checkpointFolder(modelDir: string): Promise<string | undefined> {
-  for (const name of [CHECKPOINT_DIR, PREVIOUS_CHECKPOINT_DIR]) {
-    const dir = path.join(modelDir, name);
-    if (await fse.pathExists(path.join(dir, STATE_FILE))) return dir;
-  }
-  return undefined;
-}
-
-export async function hasCheckpoint(modelDir: string): Promise<boolean> {
-  return (await checkpointFolder(modelDir)) !== undefined;
-}
-
-/** Reads only the checkpoint's state (epoch, history, settings): enough to rebuild the data sources before resuming. */
-export async function loadCheckpointState(modelDir: string): Promise<CheckpointState> {
-  const dir = await checkpointFolder(modelDir);
-  if (!dir) {
-    throw new UserError(`${modelDir} has no checkpoint to resume from; start a new run with \`malaria train\``);
-  }
-  const file = path.join(dir, STATE_FILE);
-  const state = await readJson(file, dir, `start a new run with \`malaria train\``, 1);
-  if (!isRecord(state) || state.version !== CHECKPOINT_VERSION || !Number.isInteger(state.epochsCompleted) || !isRecord(state.settings)) {
-    throw new UserError(`${file} is not a checkpoint this version can resume; start a new run with \`malaria train\``, 1);
-  }
-  return state as unknown as CheckpointState;
-}
-
-/** Loads the newest checkpoint: model, optimizer state, epochs completed, history and the run's settings. */
-export async function loadCheckpoint(modelDir: string): Promise<Checkpoint> {
-  const state = await loadCheckpointState(modelDir);
-  const dir = (await checkpointFolder(modelDir)) as string;
-  const model = await readLayersModel(dir);
-  try {
-    const optimizerJson = JSON.parse(await readText(path.join(dir, OPTIMIZER_FILE), dir)) as { weights: tf.io.WeightsManifestEntry[] };
-    const bytes = await fs.readFile(path.join(dir, OPTIMIZER_WEIGHTS_FILE));
-    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    const decoded = tf.io.decodeWeights(buffer, optimizerJson.weights);
-    // The momentum optimizer matches accumulators to variables by position, so keep the manifest's order.
-    const optimizerWeights = optimizerJson.weights.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] }));
-    return { model, optimizerWeights, epochsCompleted: state.epochsCompleted, history: state.history, settings: state.settings };
-  } catch (err) {
-    model.dispose();
-    if (err instanceof UserError) throw err;
-    throw new UserError(`the optimizer state in ${dir} is unreadable (${(err as Error).message}); start a new run with \`malaria train\``, 1);
-  }
 }

@@ -7,7 +7,8 @@ import type { BatchSource } from '../data/types.js';
 import type { ResNetArchitecture } from './resnet.js';
 import { polynomialDecay } from './schedule.js';
 import { batchTensor, crossEntropyAndAccuracy, imageShape, predictProbabilities } from './predict.js';
-import { type Checkpoint, type ModelMetadata, type TrainingHistory, emptyHistory, saveCheckpoint, saveHistory, saveModel } from './io.js';
+import { type Checkpoint, saveCheckpoint } from './checkpoint.js';
+import { type ModelMetadata, type TrainingHistory, emptyHistory, saveHistory, saveModel } from './io.js';
 
 /**
  * Everything that defines a run; stored in the checkpoint so `resume` continues with the same schedule. How the

@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDataset } from '../../src/data/build-dataset.js';
-import { loadCheckpointState } from '../../src/model/io.js';
+import { loadCheckpointState } from '../../src/model/checkpoint.js';
 import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
 import { runMain } from './run-main.js';
 

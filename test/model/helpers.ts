@@ -6,7 +6,7 @@ import seedrandom from 'seedrandom';
 import { tf } from '../../src/tf.js';
 import type { Batch, BatchSource, LabelledFile } from '../../src/data/types.js';
 import { buildResNet, resolveArchitecture, type ResNetArchitecture, type ResNetOptions } from '../../src/model/resnet.js';
-import type { TrainSettings } from '../../src/model/train.js';
+import { trainStep, type TrainSettings } from '../../src/model/train.js';
 import type { ModelMetadata } from '../../src/model/io.js';
 
 export const IMAGE_SIZE = 32;
@@ -152,4 +152,14 @@ export function tinyMetadata(overrides: Partial<ModelMetadata> = {}): ModelMetad
     created: '2024-01-02T03:04:05.000Z',
     ...overrides,
   };
+}
+
+/** A tinyResNet whose weights and batch-norm statistics moved away from their initial values, with its optimizer. */
+export async function trainedModel(seed: number): Promise<{ model: tf.LayersModel; optimizer: tf.MomentumOptimizer }> {
+  const model = tinyResNet(seed);
+  const optimizer = tf.train.momentum(0.05, 0.9);
+  const { x, labels } = syntheticImages(8, seed);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  await trainStep(model, optimizer, variables, x, labels, 8, 2);
+  return { model, optimizer };
 }

@@ -2,69 +2,29 @@ import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
-import { UserError } from '../../src/errors.js';
-import {
-  type ModelMetadata,
-  hasCheckpoint,
-  loadCheckpoint,
-  loadHistory,
-  loadModel,
-  saveCheckpoint,
-  saveHistory,
-  saveModel,
-  sweepModelFolder,
-} from '../../src/model/io.js';
-import { trainStep } from '../../src/model/train.js';
-import { IMAGE_SIZE, maxAbsDifference, syntheticImages, tinyMetadata, tinyResNet, tinySettings, weightValues, withTempDir } from './helpers.js';
+import { loadHistory, loadModel, saveHistory, saveModel } from '../../src/model/io.js';
+import { IMAGE_SIZE, maxAbsDifference, syntheticImages, tinyMetadata, tinyResNet, trainedModel, weightValues, withTempDir } from './helpers.js';
+import { expectUserError } from '../support/errors.js';
+import { trackModels } from '../support/tensors.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');
 });
 
-/** A pid far above any real one: the run that left a temporary name with it is gone. */
-const DEAD_PID = 999_999_999;
-
-const models: tf.LayersModel[] = [];
-afterEach(() => {
-  models.splice(0).forEach((model) => model.dispose());
-});
-function track(model: tf.LayersModel): tf.LayersModel {
-  models.push(model);
-  return model;
-}
-
+const track = trackModels();
 const metadata = tinyMetadata();
 
 function predictAll(model: tf.LayersModel, x: Float32Array, n: number): Float32Array {
   return tf.tidy(() => (model.predict(tf.tensor4d(x, [n, IMAGE_SIZE, IMAGE_SIZE, 3])) as tf.Tensor).dataSync() as Float32Array);
 }
 
-/** A model whose batch-norm statistics and weights moved away from their initial values. */
-async function trainedModel(seed: number): Promise<{ model: tf.LayersModel; optimizer: tf.MomentumOptimizer }> {
-  const model = track(tinyResNet(seed));
-  const optimizer = tf.train.momentum(0.05, 0.9);
-  const { x, labels } = syntheticImages(8, seed);
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  await trainStep(model, optimizer, variables, x, labels, 8, 2);
-  return { model, optimizer };
-}
-
-async function expectUserError(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(error).toBeInstanceOf(UserError);
-  expect((error as Error).message).toMatch(pattern);
-  expect((error as Error).message).not.toContain('\n');
-}
-
 describe('saveModel / loadModel', () => {
   it('round-trips a trained model: same predictions, same metadata, standard layers layout', async () => {
     await withTempDir(async (dir) => {
       const { model, optimizer } = await trainedModel(5);
+      track(model);
       optimizer.dispose();
       const { x } = syntheticImages(4, 77);
       const before = predictAll(model, x, 4);
@@ -155,76 +115,6 @@ describe('history', () => {
       expect(await loadHistory(dir)).toEqual(history);
       await fs.writeFile(path.join(dir, 'history.json'), JSON.stringify({ loss: [] }));
       await expectUserError(loadHistory(dir), /lacks the loss\/accuracy\/val_loss\/val_accuracy\/lr arrays/);
-    });
-  });
-});
-
-describe('checkpoints', () => {
-  it('restores weights, optimizer accumulators, epoch, history and settings', async () => {
-    await withTempDir(async (dir) => {
-      const { model, optimizer } = await trainedModel(9);
-      const history = { loss: [0.7], accuracy: [0.5], val_loss: [0.6], val_accuracy: [0.5], lr: [0.05] };
-      const settings = tinySettings({ run: { data: 'malaria', batchSize: 8 } });
-      expect(await hasCheckpoint(dir)).toBe(false);
-      await expectUserError(loadCheckpoint(dir), /has no checkpoint to resume from/);
-      await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 1, history, settings });
-      expect(await hasCheckpoint(dir)).toBe(true);
-      expect(await fs.readdir(dir)).toEqual(['checkpoint']);
-
-      const checkpoint = await loadCheckpoint(dir);
-      track(checkpoint.model);
-      expect(checkpoint.epochsCompleted).toBe(1);
-      expect(checkpoint.history).toEqual(history);
-      expect(checkpoint.settings).toEqual(settings);
-      expect(maxAbsDifference(weightValues(checkpoint.model), weightValues(model))).toBe(0);
-      const saved = await optimizer.getWeights();
-      // iterations + one momentum accumulator per trainable variable
-      expect(saved).toHaveLength(1 + model.trainableWeights.length);
-      expect(checkpoint.optimizerWeights.map((w) => w.name)).toEqual(saved.map((w) => w.name));
-      expect((await checkpoint.optimizerWeights[0].tensor.data())[0]).toBe(1);
-      const accumulators = (weights: typeof saved) => weights.slice(1).map((w) => w.tensor.dataSync() as Float32Array);
-      expect(accumulators(saved).some((values) => values.some((v) => v !== 0))).toBe(true);
-      expect(maxAbsDifference(accumulators(checkpoint.optimizerWeights), accumulators(saved))).toBe(0);
-      tf.dispose([saved[0].tensor, ...checkpoint.optimizerWeights.map((w) => w.tensor)]);
-      optimizer.dispose();
-    });
-  });
-
-  it('replaces the previous checkpoint and survives a kill between the two renames', async () => {
-    await withTempDir(async (dir) => {
-      const { model, optimizer } = await trainedModel(10);
-      const settings = tinySettings();
-      const history = { loss: [1], accuracy: [0], val_loss: [1], val_accuracy: [0], lr: [0.1] };
-      await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 1, history, settings });
-      // Stale temporary folders of killed runs (this version's name and an earlier one's) are cleared by the next save.
-      await fs.mkdir(path.join(dir, `.checkpoint.malaria-tmp-${DEAD_PID}-0123abcd`));
-      await fs.mkdir(path.join(dir, `checkpoint.tmp-${DEAD_PID}-0123abcd`));
-      await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 2, history, settings });
-      expect(await fs.readdir(dir)).toEqual(['checkpoint']);
-      let checkpoint = await loadCheckpoint(dir);
-      track(checkpoint.model);
-      tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
-      expect(checkpoint.epochsCompleted).toBe(2);
-
-      // Killed between the two renames: the checkpoint moved aside, the new one not in place. The sweep that
-      // train runs first puts it back.
-      await fs.rename(path.join(dir, 'checkpoint'), path.join(dir, `.checkpoint.malaria-old-${DEAD_PID}-0123abcd`));
-      expect(await hasCheckpoint(dir)).toBe(false);
-      expect((await sweepModelFolder(dir)).restored).toEqual([`.checkpoint.malaria-old-${DEAD_PID}-0123abcd -> checkpoint`]);
-      checkpoint = await loadCheckpoint(dir);
-      track(checkpoint.model);
-      tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
-      expect(checkpoint.epochsCompleted).toBe(2);
-
-      // An earlier version's name for the same moment (checkpoint -> checkpoint.old) is still read.
-      await fs.rename(path.join(dir, 'checkpoint'), path.join(dir, 'checkpoint.old'));
-      checkpoint = await loadCheckpoint(dir);
-      track(checkpoint.model);
-      tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
-      expect(checkpoint.epochsCompleted).toBe(2);
-      await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 3, history, settings });
-      expect(await fs.readdir(dir)).toEqual(['checkpoint']);
-      optimizer.dispose();
     });
   });
 });

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { UserError } from '../../src/errors.js';
-import { loadCheckpoint, loadCheckpointState, loadHistory, loadModel } from '../../src/model/io.js';
+import { loadCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.js';
+import { loadHistory, loadModel } from '../../src/model/io.js';
 import { predictProbabilities } from '../../src/model/predict.js';
 import { DivergedError, type EpochEndInfo, resumeTraining, trainModel, trainStep } from '../../src/model/train.js';
 import {

@@ -8,7 +8,8 @@ import fse from 'fs-extra';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
-import { loadCheckpointState, loadHistory, loadModel } from '../../src/model/io.js';
+import { loadCheckpointState } from '../../src/model/checkpoint.js';
+import { loadHistory, loadModel } from '../../src/model/io.js';
 import { copySample, makeTempDir, removeDir, snapshotTree } from '../data/fixtures.js';
 import { expectOneErrorLine, runInProcess, saveBrightnessModel } from './helpers.js';
 

@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
-import { loadCheckpointState, saveCheckpoint } from '../../src/model/io.js';
+import { loadCheckpointState, saveCheckpoint } from '../../src/model/checkpoint.js';
 import { SAMPLE_DIR, makeTempDir, removeDir, sampleNames } from '../data/fixtures.js';
 import { tinyResNet, tinySettings } from '../model/helpers.js';
 import { expectOneErrorLine, runInProcess, saveBrightnessModel } from './helpers.js';

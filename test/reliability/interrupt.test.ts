@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
-import { hasCheckpoint, loadCheckpointState, loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
+import { hasCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.js';
+import { loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
 import { copySample, makeTempDir, removeDir, snapshotTree } from '../data/fixtures.js';
 import { ctrlCAt, expectOneErrorLine, runChild, runInProcess } from './helpers.js';
 

@@ -1,0 +1,124 @@
+// The per-epoch checkpoint in `<modelDir>/checkpoint/` that `train --resume` continues from: the model in the
+// layers format (written by io.ts' code), the momentum optimizer's weights, and the run's state (epochs completed,
+// history, settings). The folder is swapped in whole, so a kill leaves the previous checkpoint or the new one.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import fse from 'fs-extra';
+import { tf } from '../tf.js';
+import { UserError, asWriteError } from '../errors.js';
+import { replaceFolder, writeFileSynced } from '../io/atomic.js';
+import { CHECKPOINT_FOLDERS } from '../io/output-folder.js';
+import { CHECKPOINT_DIR, isRecord, readJson, readLayersModel, readText, sweepModelFolder, writeModelFiles } from './io.js';
+import type { TrainSettings } from './train.js';
+import type { TrainingHistory } from '../report/history.js';
+
+const OPTIMIZER_FILE = 'optimizer.json';
+const OPTIMIZER_WEIGHTS_FILE = 'optimizer.bin';
+const STATE_FILE = 'state.json';
+/** Where earlier versions kept the previous checkpoint while the new one was renamed into place. */
+const PREVIOUS_CHECKPOINT_DIR = CHECKPOINT_FOLDERS[1];
+const CHECKPOINT_VERSION = 1;
+
+/** A named optimizer weight ({ name, tensor }); tfjs does not export the type itself. */
+export type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
+
+/** The training state after a completed epoch, as written to `<modelDir>/checkpoint/`. */
+export interface Checkpoint {
+  /** The model with the weights (and batch-norm statistics) after `epochsCompleted` epochs. */
+  model: tf.LayersModel;
+  /** optimizer.getWeights() of the momentum optimizer: the iteration count, then one accumulator per variable. */
+  optimizerWeights: NamedTensor[];
+  epochsCompleted: number;
+  history: TrainingHistory;
+  settings: TrainSettings;
+}
+
+interface CheckpointState {
+  version: number;
+  epochsCompleted: number;
+  history: TrainingHistory;
+  settings: TrainSettings;
+}
+
+type CheckpointContents = { model: tf.LayersModel; optimizer: tf.Optimizer; epochsCompleted: number; history: TrainingHistory; settings: TrainSettings };
+
+/**
+ * Writes the checkpoint into a temporary folder beside `<modelDir>/checkpoint/` and swaps it in (replaceFolder):
+ * a kill at any point leaves the previous checkpoint, or the new one, or (between the two renames) the previous
+ * one under a leftover name that sweepModelFolder() renames back.
+ */
+export async function saveCheckpoint(modelDir: string, state: CheckpointContents): Promise<void> {
+  try {
+    await fs.mkdir(modelDir, { recursive: true });
+    await sweepModelFolder(modelDir);
+    await replaceFolder(path.join(modelDir, CHECKPOINT_DIR), (temp) => writeCheckpoint(temp, state));
+    // A checkpoint left by an earlier version under its old name is superseded now.
+    await fs.rm(path.join(modelDir, PREVIOUS_CHECKPOINT_DIR), { recursive: true, force: true });
+  } catch (err) {
+    throw asWriteError(err, `cannot save the checkpoint in ${modelDir} (the previous one is kept)`);
+  }
+}
+
+async function writeCheckpoint(dir: string, state: CheckpointContents): Promise<void> {
+  await writeModelFiles(dir, state.model, false);
+  const optimizerWeights = await state.optimizer.getWeights();
+  const encoded = await tf.io.encodeWeights(optimizerWeights);
+  // getWeights() returns a fresh iterations scalar; the accumulators stay owned by the optimizer.
+  tf.dispose(optimizerWeights[0]?.tensor);
+  await writeFileSynced(path.join(dir, OPTIMIZER_WEIGHTS_FILE), new Uint8Array(encoded.data));
+  await writeFileSynced(path.join(dir, OPTIMIZER_FILE), JSON.stringify({ weights: encoded.specs }));
+  const checkpointState: CheckpointState = {
+    version: CHECKPOINT_VERSION,
+    epochsCompleted: state.epochsCompleted,
+    history: state.history,
+    settings: state.settings,
+  };
+  await writeFileSynced(path.join(dir, STATE_FILE), JSON.stringify(checkpointState, null, 2));
+}
+
+/** The folder holding the newest complete checkpoint, if there is one. */
+async function checkpointFolder(modelDir: string): Promise<string | undefined> {
+  for (const name of [CHECKPOINT_DIR, PREVIOUS_CHECKPOINT_DIR]) {
+    const dir = path.join(modelDir, name);
+    if (await fse.pathExists(path.join(dir, STATE_FILE))) return dir;
+  }
+  return undefined;
+}
+
+export async function hasCheckpoint(modelDir: string): Promise<boolean> {
+  return (await checkpointFolder(modelDir)) !== undefined;
+}
+
+/** Reads only the checkpoint's state (epoch, history, settings): enough to rebuild the data sources before resuming. */
+export async function loadCheckpointState(modelDir: string): Promise<CheckpointState> {
+  const dir = await checkpointFolder(modelDir);
+  if (!dir) {
+    throw new UserError(`${modelDir} has no checkpoint to resume from; start a new run with \`malaria train\``);
+  }
+  const file = path.join(dir, STATE_FILE);
+  const state = await readJson(file, dir, `start a new run with \`malaria train\``, 1);
+  if (!isRecord(state) || state.version !== CHECKPOINT_VERSION || !Number.isInteger(state.epochsCompleted) || !isRecord(state.settings)) {
+    throw new UserError(`${file} is not a checkpoint this version can resume; start a new run with \`malaria train\``, 1);
+  }
+  return state as unknown as CheckpointState;
+}
+
+/** Loads the newest checkpoint: model, optimizer state, epochs completed, history and the run's settings. */
+export async function loadCheckpoint(modelDir: string): Promise<Checkpoint> {
+  const state = await loadCheckpointState(modelDir);
+  const dir = (await checkpointFolder(modelDir)) as string;
+  const model = await readLayersModel(dir);
+  try {
+    const optimizerJson = JSON.parse(await readText(path.join(dir, OPTIMIZER_FILE), dir)) as { weights: tf.io.WeightsManifestEntry[] };
+    const bytes = await fs.readFile(path.join(dir, OPTIMIZER_WEIGHTS_FILE));
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    const decoded = tf.io.decodeWeights(buffer, optimizerJson.weights);
+    // The momentum optimizer matches accumulators to variables by position, so keep the manifest's order.
+    const optimizerWeights = optimizerJson.weights.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] }));
+    return { model, optimizerWeights, epochsCompleted: state.epochsCompleted, history: state.history, settings: state.settings };
+  } catch (err) {
+    model.dispose();
+    if (err instanceof UserError) throw err;
+    throw new UserError(`the optimizer state in ${dir} is unreadable (${(err as Error).message}); start a new run with \`malaria train\``, 1);
+  }
+}
