@@ -1,12 +1,13 @@
 // The backend choice: how many wasm threads, and the default (threaded) wasm build run end to end by the CLI.
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.js';
 import { selectBackend, wasmThreads } from '../src/tf.js';
-import { runMain } from './commands/run-main.js';
-import { expectOneErrorLine, runChild, saveBrightnessModel } from './reliability/helpers.js';
+import { expectOneErrorLine, runChild, runInProcess } from './support/cli.js';
+import { makeTempDir, removeDir } from './support/temp.js';
+import { saveBrightnessModel } from './support/models.js';
 
 describe('wasmThreads', () => {
   it('uses one thread per core unless MALARIA_WASM_THREADS says otherwise', () => {
@@ -49,10 +50,10 @@ describe('the default wasm backend from the CLI', () => {
     'malaria/sample/Uninfected/C100P61ThinF_IMG_20150918_150041_cell_108.png',
   ];
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'malaria-tf-'));
+    dir = await makeTempDir('malaria-tf-');
     await saveBrightnessModel(path.join(dir, 'model'));
   });
-  afterAll(() => rm(dir, { recursive: true, force: true }));
+  afterAll(() => removeDir(dir));
 
   it('runs one thread per core, answers as the cpu backend does, and the process ends by itself', async () => {
     const predict = (backend: string, env: Record<string, string>) =>
@@ -91,7 +92,7 @@ describe('the default wasm backend from the CLI', () => {
   });
 
   it('says in --help how to change the thread count', async () => {
-    const help = await runMain(['--help']);
+    const help = await runInProcess(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout.join('\n')).toMatch(/MALARIA_WASM_THREADS=N +threads of the wasm backend \(default: one per core/);
   });

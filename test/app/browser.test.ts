@@ -16,15 +16,17 @@ import { applyTemperature } from '../../src/model/temperature.js';
 import { batchProbabilities } from '../../src/model/inference.js';
 import { loadModel } from '../../src/model/io.js';
 import { formatPercent, isPositive, needsReview, summariseSlide } from '../../src/report/parasitemia.js';
-import { makeTempDir, removeDir } from '../data/fixtures.js';
-import { cellImages, launchChromium, nodeInputs, predictRows, TINY, writeTinyModel } from './fixtures.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { cellImages } from '../support/images.js';
+import { launchChromium } from '../support/browser.js';
+import { IMAGE_SIZE, nodeInputs, predictRows, writeTinyModel } from '../support/models.js';
 
 /** Float32 arithmetic in a different order (browser kernels vs Node's) may differ in the last bits, no more. */
 const TOLERANCE = 1e-5;
 const SAVED_THRESHOLD = 0.4;
 /** Saved with the model: the page must apply it as Node does. */
 const SAVED_TEMPERATURE = 1.6;
-const SIZE = TINY.inputSize;
+const SIZE = IMAGE_SIZE;
 
 interface Card {
   name: string;

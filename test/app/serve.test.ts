@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLoopback, serveApp, type AppServer } from '../../src/app/serve.js';
 import { UserError } from '../../src/errors.js';
-import { makeTempDir, removeDir } from '../data/fixtures.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
 
 /** A raw GET (fetch would normalise "/../" away before sending it). */
 function rawRequest(url: string, requestPath: string, method = 'GET'): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {

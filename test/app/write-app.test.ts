@@ -11,8 +11,8 @@ import { resizeNearest } from '../../src/data/resize.js';
 import type { AppConfig } from '../../src/app/app-config.js';
 import { importsOf } from '../../src/app/browser-modules.js';
 import { APP_MARKER, writeApp } from '../../src/app/write-app.js';
-import { makeTempDir, removeDir } from '../data/fixtures.js';
-import { writeTinyModel } from './fixtures.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { writeTinyModel } from '../support/models.js';
 
 /** The config index.html embeds for the page. */
 async function embeddedConfig(appDir: string): Promise<AppConfig> {

@@ -3,9 +3,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
-import { makeTempDir, removeDir } from '../data/fixtures.js';
-import { writeTinyModel } from '../app/fixtures.js';
-import { runCli } from './run-main.js';
+import { runCli } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { writeTinyModel } from '../support/models.js';
 
 describe('malaria app (CLI)', () => {
   let work: string;

@@ -1,8 +1,9 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
-import { runCli, runMain } from './run-main.js';
+import { runCli, runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample } from '../support/sample.js';
 
 describe('malaria build-dataset (CLI)', () => {
   let dir: string;
@@ -37,7 +38,7 @@ describe('malaria build-dataset (CLI)', () => {
       ['--seed', '1.5'],
       ['--group-by', 'slide'],
     ]) {
-      const { code, stderr } = await runMain(['build-dataset', '--input', dir, ...args]);
+      const { code, stderr } = await runInProcess(['build-dataset', '--input', dir, ...args]);
       expect(code, args.join(' ')).toBe(2);
       expect(stderr[0], args.join(' ')).toContain(args[0]);
     }
@@ -47,18 +48,18 @@ describe('malaria build-dataset (CLI)', () => {
     const input = path.join(dir, 'cell_images');
     const output = path.join(dir, 'malaria');
     await copySample(input, 10);
-    const first = await runMain(['build-dataset', '--input', input, '--output', output, '--group-by', 'patient']);
+    const first = await runInProcess(['build-dataset', '--input', input, '--output', output, '--group-by', 'patient']);
     expect(first.code).toBe(0);
     const table = first.stdout.join('\n');
     expect(table).toMatch(/^split\s+Parasitized\s+Uninfected\s+total\s+balance\s+patients$/m);
     expect(table).toMatch(/^total\s+10\s+10\s+20\s+50\.0% \/ 50\.0%/m);
     expect((await fsp.readdir(output)).sort()).toEqual(['splits.csv', 'testing', 'training', 'validation']);
 
-    const second = await runMain(['build-dataset', '--input', input, '--output', output]);
+    const second = await runInProcess(['build-dataset', '--input', input, '--output', output]);
     expect(second.code).toBe(2);
     expect(second.stderr).toEqual([`malaria: ${output} already holds a split (training, validation, testing, splits.csv); pass --force to replace it with a new one`]);
 
-    const forced = await runMain(['build-dataset', '--input', input, '--output', output, '--force', '--seed', '7']);
+    const forced = await runInProcess(['build-dataset', '--input', input, '--output', output, '--force', '--seed', '7']);
     expect(forced.code).toBe(0);
     expect(forced.stdout.at(-1)).toMatch(/\(replaced the previous training, validation, testing, splits\.csv\)$/);
   });

@@ -4,11 +4,12 @@ import fse from 'fs-extra';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runDownload } from '../../src/commands/download.js';
 import { UserError } from '../../src/errors.js';
-import { makeTempDir, miniArchive, removeDir } from '../data/fixtures.js';
-import { startServer, type TestServer } from '../data/server.js';
-import { runMain } from './run-main.js';
+import { runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { miniArchive } from '../support/zip.js';
+import { startServer, type TestServer } from '../support/server.js';
 
-/** stderr without the progress bars (downloading, extracting) that runMain captures with the messages. */
+/** stderr without the progress bars (downloading, extracting) that runInProcess captures with the messages. */
 const messages = (stderr: string[]): string[] => stderr.filter((line) => !/^(downloading \(MB\)|extracting) +\d+\/\d+ \[/.test(line));
 
 describe('malaria download', () => {
@@ -27,13 +28,13 @@ describe('malaria download', () => {
 
   it('resumes an interrupted download and extracts the official layout', async () => {
     server = await startServer(archive.zip, { cutAfter: Math.floor(archive.zip.length / 2) });
-    const failed = await runMain(['download', '--url', server.url, '--dir', dir]);
+    const failed = await runInProcess(['download', '--url', server.url, '--dir', dir]);
     expect(failed.code).toBe(1);
     expect(messages(failed.stderr)).toHaveLength(1);
     expect(messages(failed.stderr)[0]).toMatch(new RegExp(`^malaria: could not download ${server.url}: .*resume \\([\\d,]+ bytes kept in .*cell_images\\.zip\\.part\\)$`));
     const kept = (await fsp.stat(path.join(dir, 'cell_images.zip.part'))).size;
 
-    const done = await runMain(['download', '--url', server.url, '--dir', dir]);
+    const done = await runInProcess(['download', '--url', server.url, '--dir', dir]);
     expect(done.code).toBe(0);
     expect(server.requests.map((r) => r.range)).toEqual([undefined, `bytes=${kept}-`]);
     expect(await fsp.readFile(path.join(dir, 'cell_images.zip'))).toEqual(archive.zip);
@@ -53,15 +54,15 @@ describe('malaria download', () => {
 
   it('refuses to extract over existing images without --force, and re-extracts with it', async () => {
     server = await startServer(archive.zip);
-    expect((await runMain(['download', '--url', server.url, '--dir', dir])).code).toBe(0);
-    const again = await runMain(['download', '--url', server.url, '--dir', dir]);
+    expect((await runInProcess(['download', '--url', server.url, '--dir', dir])).code).toBe(0);
+    const again = await runInProcess(['download', '--url', server.url, '--dir', dir]);
     expect(again.code).toBe(2);
     expect(messages(again.stderr)).toEqual([`malaria: ${path.join(dir, 'cell_images')} already exists; pass --force to extract the archive over it again`]);
 
     // An extraction of ours with an image lost: --force extracts it again (a folder holding anything else is refused).
     const [lost] = await fsp.readdir(path.join(dir, 'cell_images', 'Parasitized'));
     await fsp.rm(path.join(dir, 'cell_images', 'Parasitized', lost));
-    const forced = await runMain(['download', '--url', server.url, '--dir', dir, '--force']);
+    const forced = await runInProcess(['download', '--url', server.url, '--dir', dir, '--force']);
     expect(forced.code).toBe(0);
     expect(forced.stdout[0]).toBe(`using ${path.join(dir, 'cell_images.zip')}, downloaded earlier (delete it to download again)`);
     expect(server.requests).toHaveLength(1); // the archive on disk was reused
@@ -69,7 +70,7 @@ describe('malaria download', () => {
   });
 
   it('rejects a URL that is not http(s) with exit code 2', async () => {
-    const { code, stderr } = await runMain(['download', '--url', 'ftp://example.org/cell_images.zip', '--dir', dir]);
+    const { code, stderr } = await runInProcess(['download', '--url', 'ftp://example.org/cell_images.zip', '--dir', dir]);
     expect(code).toBe(2);
     expect(stderr).toEqual(['malaria: --url ftp://example.org/cell_images.zip uses ftp; pass an http:// or https:// address']);
     await expect(runDownload({ url: 'not a url', dir, force: false })).rejects.toThrow(UserError);

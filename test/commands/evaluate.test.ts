@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { saveModel, type ModelMetadata } from '../../src/model/io.js';
 import { calibrationOf } from '../../src/report/calibration.js';
-import { makeTempDir, removeDir } from '../data/fixtures.js';
-import { runMain } from './run-main.js';
+import { runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
 
 const SIZE = 32;
 const metadata: ModelMetadata = {
@@ -73,7 +73,7 @@ afterAll(async () => removeDir(dir));
 
 // The parsed --json object: `any` because each test checks the fields it reads against hand-computed values.
 async function evaluateJson(...flags: string[]): Promise<{ json: Record<string, any>; stderr: string[] }> {
-  const { code, stdout, stderr } = await runMain(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', '--json', ...flags]);
+  const { code, stdout, stderr } = await runInProcess(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', '--json', ...flags]);
   expect(code, stderr.join('\n')).toBe(0);
   expect(stdout).toHaveLength(1);
   return { json: JSON.parse(stdout[0]), stderr };
@@ -139,7 +139,7 @@ describe('malaria evaluate: thresholds', () => {
     expect(written).toEqual({ ...metadata, threshold: chosen.threshold });
 
     const roc = path.join(dir, 'plots', 'roc.png');
-    const report = await runMain(['evaluate', '--data', data(), '--model-dir', saved, '--backend', 'cpu', '--roc', roc]);
+    const report = await runInProcess(['evaluate', '--data', data(), '--model-dir', saved, '--backend', 'cpu', '--roc', roc]);
     expect(report.code, report.stderr.join('\n')).toBe(0);
     expect(report.stdout.join('\n')).toContain(`threshold P(Parasitized) >= ${chosen.threshold} (saved with the model)`);
     // On testing, P(60) flags the positives but the 40 one, and the negatives 99, 101 and 170.
@@ -159,7 +159,7 @@ describe('malaria evaluate: thresholds', () => {
       ['--target-sensitivity', '1.2'],
       ['--save-threshold'],
     ]) {
-      const { code, stdout, stderr } = await runMain(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', ...flags]);
+      const { code, stdout, stderr } = await runInProcess(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', ...flags]);
       expect(code, flags.join(' ')).toBe(2);
       expect(stdout, flags.join(' ')).toEqual([]);
       expect(stderr.filter((line) => !line.startsWith('backend:')), flags.join(' ')).toHaveLength(1);
@@ -171,7 +171,7 @@ describe('malaria evaluate: thresholds', () => {
     await fs.mkdir(path.join(lopsided, 'validation', 'Uninfected'), { recursive: true });
     await fs.cp(path.join(data(), 'validation', 'Uninfected'), path.join(lopsided, 'validation', 'Uninfected'), { recursive: true });
     await fs.cp(path.join(data(), 'testing'), path.join(lopsided, 'testing'), { recursive: true });
-    const { code, stderr } = await runMain(['evaluate', '--data', lopsided, '--model-dir', modelDir(), '--backend', 'cpu', '--target-sensitivity', '0.9']);
+    const { code, stderr } = await runInProcess(['evaluate', '--data', lopsided, '--model-dir', modelDir(), '--backend', 'cpu', '--target-sensitivity', '0.9']);
     expect(code).toBe(1);
     expect(stderr.filter((line) => line.startsWith('malaria:'))).toEqual([
       'malaria: the validation split holds no Parasitized images, so no threshold can be chosen on it; pass --threshold instead',
@@ -209,7 +209,7 @@ describe('malaria evaluate: calibration', () => {
 
   it('--calibration draws the reliability diagram; --tta is reported (this model ignores orientation, so nothing moves)', async () => {
     const png = path.join(dir, 'plots', 'reliability.png');
-    const report = await runMain(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', '--calibration', png, '--tta']);
+    const report = await runInProcess(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', '--calibration', png, '--tta']);
     expect(report.code, report.stderr.join('\n')).toBe(0);
     expect(report.stdout).toContain(`reliability diagram written to ${png}`);
     expect(report.stdout.join('\n')).toMatch(/calibration: ECE 0\.\d{4} \(15 bins on the top class's probability\), no temperature \(T = 1\), test-time augmentation/);

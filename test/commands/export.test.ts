@@ -4,10 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { saveModel } from '../../src/model/io.js';
 import { trainModel } from '../../src/model/train.js';
-import { CLASS_NAMES, MemorySource, IMAGE_SIZE, tinyMetadata, tinyResNet, tinySettings } from '../model/helpers.js';
-import { nodeInputs } from '../app/fixtures.js';
-import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
-import { runMain } from './run-main.js';
+import { runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { CLASS_NAMES, copySample } from '../support/sample.js';
+import { IMAGE_SIZE, nodeInputs, tinyMetadata, tinyResNet, tinySettings } from '../support/models.js';
+import { MemorySource } from '../support/sources.js';
 
 const metadata = tinyMetadata();
 
@@ -38,7 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => removeDir(dir));
 
-const exportCli = (...args: string[]) => runMain(['export', '--model-dir', modelDir(), '--backend', 'cpu', ...args]);
+const exportCli = (...args: string[]) => runInProcess(['export', '--model-dir', modelDir(), '--backend', 'cpu', ...args]);
 
 describe('malaria export', () => {
   it('writes the quantized folder and prints the file sizes and the saving', async () => {
@@ -76,7 +77,7 @@ describe('malaria export', () => {
     expect(badChoice.code).toBe(2);
     expect(badChoice.stderr.join('\n')).toMatch(/--quantize.*int4.*uint8, float16, none/s);
     expect((await exportCli('--quantize', 'uint8')).code).toBe(2); // no --out
-    const noModel = await runMain(['export', '--model-dir', path.join(dir, 'nothing'), '--out', path.join(dir, 'y'), '--backend', 'cpu']);
+    const noModel = await runInProcess(['export', '--model-dir', path.join(dir, 'nothing'), '--out', path.join(dir, 'y'), '--backend', 'cpu']);
     expect(noModel.code).toBe(2);
     await expect(fs.access(path.join(dir, 'y'))).rejects.toThrow();
   });
@@ -86,9 +87,9 @@ describe('malaria export', () => {
     expect((await exportCli('--out', out, '--quantize', 'uint8')).code).toBe(0);
     const results = [];
     for (const model of [modelDir(), out]) {
-      const evaluated = await runMain(['evaluate', '--data', data(), '--model-dir', model, '--backend', 'cpu', '--json']);
+      const evaluated = await runInProcess(['evaluate', '--data', data(), '--model-dir', model, '--backend', 'cpu', '--json']);
       expect(evaluated.code, evaluated.stderr.join('\n')).toBe(0);
-      const predicted = await runMain(['predict', '--model-dir', model, '--backend', 'cpu', '--json', path.join(data(), 'testing')]);
+      const predicted = await runInProcess(['predict', '--model-dir', model, '--backend', 'cpu', '--json', path.join(data(), 'testing')]);
       expect(predicted.code, predicted.stderr.join('\n')).toBe(0);
       results.push({ evaluation: JSON.parse(evaluated.stdout[0]), predictions: JSON.parse(predicted.stdout[0]) as { file: string; label: string; probability: number }[] });
     }

@@ -5,9 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { saveModel } from '../../src/model/io.js';
 import { applyTemperature } from '../../src/model/temperature.js';
-import { CLASS_NAMES, tinyMetadata, tinyResNet } from '../model/helpers.js';
-import { SAMPLE_DIR, makeTempDir, removeDir, sampleNames, thumbsDb } from '../data/fixtures.js';
-import { runMain } from './run-main.js';
+import { runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { CLASS_NAMES, SAMPLE_DIR, sampleNames } from '../support/sample.js';
+import { thumbsDb } from '../support/images.js';
+import { tinyMetadata, tinyResNet } from '../support/models.js';
 
 const metadata = tinyMetadata();
 
@@ -35,7 +37,7 @@ beforeAll(async () => {
 
 afterAll(async () => removeDir(dir));
 
-const predict = (...args: string[]) => runMain(['predict', '--model-dir', modelDir(), '--backend', 'cpu', ...args]);
+const predict = (...args: string[]) => runInProcess(['predict', '--model-dir', modelDir(), '--backend', 'cpu', ...args]);
 
 describe('malaria predict', () => {
   it('--json: one array with {file, label, probability} or {file, error}; the good files still run; exit code 1', async () => {
@@ -85,7 +87,7 @@ describe('malaria predict', () => {
     const saved = path.join(dir, 'strict-model');
     await fs.cp(modelDir(), saved, { recursive: true });
     await fs.writeFile(path.join(saved, 'metadata.json'), JSON.stringify({ ...metadata, threshold: 1 }));
-    const { code, stdout, stderr } = await runMain(['predict', '--model-dir', saved, '--backend', 'cpu', '--json', folder()]);
+    const { code, stdout, stderr } = await runInProcess(['predict', '--model-dir', saved, '--backend', 'cpu', '--json', folder()]);
     expect(code).toBe(1); // the two broken files
     expect(stderr).toContain('Parasitized when P(Parasitized) >= 1 (saved with the model)');
     const labels = (JSON.parse(stdout[0]) as { label?: string }[]).filter((e) => e.label).map((e) => e.label);
@@ -98,7 +100,7 @@ describe('malaria predict', () => {
     await fs.writeFile(path.join(warm, 'metadata.json'), JSON.stringify({ ...metadata, temperature: 0.02 }));
     // Threshold 0: the probability printed is P(Parasitized) for every file.
     const pParasitized = async (model: string) => {
-      const { stdout, stderr } = await runMain(['predict', '--model-dir', model, '--backend', 'cpu', '--threshold', '0', '--json', goodFile]);
+      const { stdout, stderr } = await runInProcess(['predict', '--model-dir', model, '--backend', 'cpu', '--threshold', '0', '--json', goodFile]);
       notes.push(...stderr.filter((line) => line.startsWith('probabilities:')));
       return (JSON.parse(stdout[0]) as { probability: number }[])[0].probability;
     };
@@ -156,7 +158,7 @@ describe('malaria predict', () => {
       expect(bad.stdout).toEqual([]);
       expect(bad.stderr.join('\n')).toContain(flags[0]);
     }
-    const noArgs = await runMain(['predict']);
+    const noArgs = await runInProcess(['predict']);
     expect(noArgs.code).toBe(2);
   });
 });

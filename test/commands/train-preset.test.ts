@@ -5,8 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { loadCheckpointState } from '../../src/model/checkpoint.js';
-import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
-import { runMain } from './run-main.js';
+import { runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample } from '../support/sample.js';
 
 let dir: string;
 const data = () => path.join(dir, 'data');
@@ -24,7 +25,7 @@ describe('malaria train --preset', () => {
   it('follows the preset where no flag is given, prints it, stores it in the checkpoint, and fits the temperature', async () => {
     const tiny = ['--epochs', '1', '--batch-size', '8', '--image-size', '16', '--filters', '4,4,8,8'];
     const args = ['train', '--data', data(), '--model-dir', modelDir(), '--plot', path.join(dir, 'plot.png'), '--backend', 'cpu', '--preset', 'laptop', ...tiny];
-    const { code, stdout, stderr } = await runMain(args);
+    const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout).toContain(
       'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128; ' +
@@ -47,18 +48,18 @@ describe('malaria train --preset', () => {
 
   it('--resume keeps the checkpoint\'s preset and refuses another one; an unknown preset is one line', async () => {
     // The run above completed, so a resume has no epoch left; it still rebuilds the run from the checkpoint.
-    const resumed = await runMain(['train', '--model-dir', modelDir(), '--resume', '--backend', 'cpu', '--plot', path.join(dir, 'plot2.png')]);
+    const resumed = await runInProcess(['train', '--model-dir', modelDir(), '--resume', '--backend', 'cpu', '--plot', path.join(dir, 'plot2.png')]);
     expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
     expect(resumed.stdout).toContain(
       'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
-    const other = await runMain(['train', '--model-dir', modelDir(), '--resume', '--preset', 'tutorial']);
+    const other = await runInProcess(['train', '--model-dir', modelDir(), '--resume', '--preset', 'tutorial']);
     expect(other.code).toBe(2);
     expect(other.stderr.filter((l) => l.startsWith('malaria:'))).toEqual([
       'malaria: --preset tutorial differs from the interrupted run\'s laptop: resume with the same flags, or leave --preset out',
     ]);
-    const unknown = await runMain(['train', '--data', data(), '--model-dir', path.join(dir, 'other'), '--preset', 'gpu']);
+    const unknown = await runInProcess(['train', '--data', data(), '--model-dir', path.join(dir, 'other'), '--preset', 'gpu']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr.join('\n')).toMatch(/--preset.*'gpu'.*must be one of tutorial, laptop/);
   });

@@ -7,8 +7,9 @@ import { modelLine } from '../../src/commands/train.js';
 import { TRAIN_DEFAULTS } from '../../src/config.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { buildResNet } from '../../src/model/resnet.js';
-import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
-import { runMain } from './run-main.js';
+import { runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample } from '../support/sample.js';
 
 let dir: string;
 const data = () => path.join(dir, 'data');
@@ -36,7 +37,7 @@ describe('malaria train', () => {
     expect(trainable).toBeLessThan(all);
     const expected = `model: ResNet stages 1,1,1 filters 4,4,8,8: ${all.toLocaleString('en-US')} parameters (${trainable.toLocaleString('en-US')} trainable), 16x16 input`;
 
-    const fresh = await runMain(['train', '--data', data(), '--model-dir', modelDir, '--plot', path.join(dir, 'plot.png'), '--epochs', '1', ...tiny]);
+    const fresh = await runInProcess(['train', '--data', data(), '--model-dir', modelDir, '--plot', path.join(dir, 'plot.png'), '--epochs', '1', ...tiny]);
     expect(fresh.code, fresh.stderr.join('\n')).toBe(0);
     expect(fresh.stdout.filter((line) => line.startsWith('model: '))).toEqual([expected]);
 

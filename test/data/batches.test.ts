@@ -1,5 +1,4 @@
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scaleToUnit } from '../../src/data/augment.js';
@@ -7,8 +6,9 @@ import { createBatchSource, shuffledOrder, type BatchSourceOptions, type DecodeI
 import { DecodeError, decodeResized } from '../../src/data/decode.js';
 import type { Batch } from '../../src/data/types.js';
 import { UserError } from '../../src/errors.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample } from '../support/sample.js';
 
-const SAMPLE = path.resolve('malaria/sample');
 const SIZE = 16;
 const PIXELS = SIZE * SIZE * 3;
 
@@ -18,25 +18,15 @@ let split: string;
 /** 40 images (20 per class), for the prefetch and cancellation tests. */
 let bigSplit: string;
 
-async function copySamples(target: string, perClass: Record<string, number>): Promise<void> {
-  for (const [className, count] of Object.entries(perClass)) {
-    const names = (await fsp.readdir(path.join(SAMPLE, className))).filter((n) => n.endsWith('.png')).sort();
-    await fsp.mkdir(path.join(target, className), { recursive: true });
-    for (const name of names.slice(0, count)) await fsp.copyFile(path.join(SAMPLE, className, name), path.join(target, className, name));
-  }
-}
-
 beforeAll(async () => {
-  root = await fsp.mkdtemp(path.join(os.tmpdir(), 'malaria-batches-'));
+  root = await makeTempDir('malaria-batches-');
   split = path.join(root, 'training');
-  await copySamples(split, { Parasitized: 6, Uninfected: 4 });
+  await copySample(split, { Parasitized: 6, Uninfected: 4 });
   bigSplit = path.join(root, 'big');
-  await copySamples(bigSplit, { Parasitized: 20, Uninfected: 20 });
+  await copySample(bigSplit, { Parasitized: 20, Uninfected: 20 });
 });
 
-afterAll(async () => {
-  await fsp.rm(root, { recursive: true, force: true });
-});
+afterAll(async () => removeDir(root));
 
 const training = (overrides: Partial<BatchSourceOptions> = {}): BatchSourceOptions => ({
   dir: split,
@@ -148,7 +138,7 @@ describe('createBatchSource on real sample images', () => {
 
   it('skips a file that fails to decode, reports it once, and does not retry it', async () => {
     const broken = path.join(root, 'broken');
-    await copySamples(broken, { Parasitized: 3, Uninfected: 3 });
+    await copySample(broken, { Parasitized: 3, Uninfected: 3 });
     // A PNG signature followed by garbage: listed as an image, fails in sharp.
     const good = (await fsp.readdir(path.join(broken, 'Uninfected'))).sort()[0];
     const bytes = await fsp.readFile(path.join(broken, 'Uninfected', good));

@@ -7,8 +7,10 @@ import { buildDataset, type BuildDatasetOptions } from '../../src/data/build-dat
 import { formatBuildSummary } from '../../src/data/build-summary.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { splitSizes } from '../../src/data/split.js';
-import { UserError } from '../../src/errors.js';
-import { copySample, makeTempDir, pngBomb, removeDir, snapshotTree, thumbsDb } from './fixtures.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample, snapshotTree } from '../support/sample.js';
+import { pngBomb, thumbsDb } from '../support/images.js';
+import { expectUserError } from '../support/errors.js';
 
 const SPLITS = ['training', 'validation', 'testing'] as const;
 
@@ -33,19 +35,6 @@ async function filesIn(output: string, split: string): Promise<string[]> {
     for (const name of await fsp.readdir(path.join(output, split, className))) out.push(`${className}/${name}`);
   }
   return out.sort();
-}
-
-async function expectUserError(promise: Promise<unknown>, pattern: RegExp, exitCode = 2): Promise<UserError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(UserError);
-  const userError = err as UserError;
-  expect(userError.message).toMatch(pattern);
-  expect(userError.message).not.toContain('\n');
-  expect(userError.exitCode).toBe(exitCode);
-  return userError;
 }
 
 describe('buildDataset', () => {

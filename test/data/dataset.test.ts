@@ -1,33 +1,25 @@
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listSplit } from '../../src/data/dataset.js';
 import { UserError } from '../../src/errors.js';
-
-const SAMPLE = path.resolve('malaria/sample');
-
-async function samplePngs(className: string, count: number): Promise<string[]> {
-  const names = (await fsp.readdir(path.join(SAMPLE, className))).filter((n) => n.endsWith('.png')).sort();
-  return names.slice(0, count).map((n) => path.join(SAMPLE, className, n));
-}
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { samplePaths } from '../support/sample.js';
 
 let root: string;
 
 beforeEach(async () => {
-  root = await fsp.mkdtemp(path.join(os.tmpdir(), 'malaria-dataset-'));
+  root = await makeTempDir('malaria-dataset-');
 });
 
-afterEach(async () => {
-  await fsp.rm(root, { recursive: true, force: true });
-});
+afterEach(async () => removeDir(root));
 
 /** Copies sample images into `<root>/<split>/<Class>/` under new names, returning the split folder. */
 async function layout(classes: Record<string, string[]>, splitName = 'training'): Promise<string> {
   const split = path.join(root, splitName);
   for (const [className, names] of Object.entries(classes)) {
     await fsp.mkdir(path.join(split, className), { recursive: true });
-    const sources = await samplePngs('Uninfected', names.length);
+    const sources = await samplePaths('Uninfected', names.length);
     for (const [i, name] of names.entries()) await fsp.copyFile(sources[i], path.join(split, className, name));
   }
   return split;
@@ -117,7 +109,7 @@ describe('listSplit', () => {
 
     const flat = path.join(root, 'flat');
     await fsp.mkdir(flat);
-    await fsp.copyFile((await samplePngs('Parasitized', 1))[0], path.join(flat, 'loose.png'));
+    await fsp.copyFile((await samplePaths('Parasitized', 1))[0], path.join(flat, 'loose.png'));
     const noClasses = await listSplit(flat).catch((err: unknown) => err);
     expect(noClasses).toBeInstanceOf(UserError);
     expect((noClasses as UserError).message).toMatch(/no class folders/);

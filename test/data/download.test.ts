@@ -4,8 +4,9 @@ import fse from 'fs-extra';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { downloadWithResume, parseContentRange, partPath } from '../../src/data/download.js';
 import { UserError } from '../../src/errors.js';
-import { makeTempDir, miniArchive, removeDir } from './fixtures.js';
-import { startServer, type TestServer } from './server.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { miniArchive } from '../support/zip.js';
+import { startServer, type TestServer } from '../support/server.js';
 
 describe('parseContentRange', () => {
   it('reads ranges and the 416 form', () => {

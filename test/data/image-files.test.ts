@@ -3,7 +3,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { classifyFile, detectImageFormat, readHeader, sha256File, walkFiles } from '../../src/data/image-files.js';
-import { makeTempDir, removeDir, SAMPLE_DIR, sampleNames, thumbsDb } from './fixtures.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { SAMPLE_DIR, sampleNames } from '../support/sample.js';
+import { thumbsDb } from '../support/images.js';
 
 const pixels = { create: { width: 4, height: 3, channels: 3 as const, background: { r: 200, g: 10, b: 30 } } };
 

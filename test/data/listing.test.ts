@@ -2,7 +2,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { listDataset } from '../../src/data/listing.js';
-import { copySample, makeTempDir, removeDir, thumbsDb } from './fixtures.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample } from '../support/sample.js';
+import { thumbsDb } from '../support/images.js';
 
 describe('listDataset', () => {
   let dir: string;

@@ -4,7 +4,7 @@ import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import { patientIdOf, splitByPatient } from '../../src/data/patients.js';
 import { splitSizes, type SplitItem } from '../../src/data/split.js';
-import { SAMPLE_DIR } from './fixtures.js';
+import { SAMPLE_DIR } from '../support/sample.js';
 
 describe('patientIdOf', () => {
   it('reads the slide id of NIH file names', () => {

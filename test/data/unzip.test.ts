@@ -4,7 +4,9 @@ import fse from 'fs-extra';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { extractCellImages, unsafeEntryReason } from '../../src/data/unzip.js';
 import { UserError } from '../../src/errors.js';
-import { buildZip, makeTempDir, miniArchive, removeDir, SAMPLE_DIR, sampleNames, snapshotTree } from './fixtures.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { SAMPLE_DIR, sampleNames, snapshotTree } from '../support/sample.js';
+import { buildZip, miniArchive } from '../support/zip.js';
 
 async function sample(className: string, index: number): Promise<Buffer> {
   const names = await sampleNames(className, index + 1);

@@ -2,10 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseTempName, replaceFolder, sweepLeftovers, tempPath, writeFileAtomic } from '../../src/io/atomic.js';
-import { makeTempDir, removeDir } from '../data/fixtures.js';
-
-/** A pid far above any real one (Linux caps pids at 2^22): the run that used it is gone. */
-const DEAD = 999_999_999;
+import { DEAD_PID, makeTempDir, removeDir } from '../support/temp.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -91,19 +88,19 @@ describe('replaceFolder', () => {
 describe('sweepLeftovers', () => {
   it('restores the previous output a kill left moved aside, and removes the half-written new one', async () => {
     // What a kill between replaceFolder's two renames leaves: no target, the old one aside, the new one complete.
-    await fs.mkdir(path.join(dir, `.out.malaria-old-${DEAD}-0123abcd`));
-    await fs.writeFile(path.join(dir, `.out.malaria-old-${DEAD}-0123abcd`, 'old.txt'), 'old');
-    await fs.mkdir(path.join(dir, `.out.malaria-tmp-${DEAD}-89abcdef`));
+    await fs.mkdir(path.join(dir, `.out.malaria-old-${DEAD_PID}-0123abcd`));
+    await fs.writeFile(path.join(dir, `.out.malaria-old-${DEAD_PID}-0123abcd`, 'old.txt'), 'old');
+    await fs.mkdir(path.join(dir, `.out.malaria-tmp-${DEAD_PID}-89abcdef`));
     const swept = await sweepLeftovers(dir, ['out']);
-    expect(swept).toEqual({ restored: [`.out.malaria-old-${DEAD}-0123abcd -> out`], removed: [`.out.malaria-tmp-${DEAD}-89abcdef`] });
+    expect(swept).toEqual({ restored: [`.out.malaria-old-${DEAD_PID}-0123abcd -> out`], removed: [`.out.malaria-tmp-${DEAD_PID}-89abcdef`] });
     expect(await list()).toEqual(['out']);
     expect(await fs.readFile(path.join(dir, 'out', 'old.txt'), 'utf8')).toBe('old');
   });
 
   it('removes an old copy when the target is in place (killed after the swap, before the cleanup)', async () => {
     await fs.mkdir(path.join(dir, 'out'));
-    await fs.mkdir(path.join(dir, `.out.malaria-old-${DEAD}-0123abcd`));
-    expect(await sweepLeftovers(dir, ['out'])).toEqual({ restored: [], removed: [`.out.malaria-old-${DEAD}-0123abcd`] });
+    await fs.mkdir(path.join(dir, `.out.malaria-old-${DEAD_PID}-0123abcd`));
+    expect(await sweepLeftovers(dir, ['out'])).toEqual({ restored: [], removed: [`.out.malaria-old-${DEAD_PID}-0123abcd`] });
     expect(await list()).toEqual(['out']);
   });
 
@@ -115,14 +112,14 @@ describe('sweepLeftovers', () => {
       `.out.malaria-tmp-${process.pid}-0123abcd`,
       `.out.malaria-tmp-${process.ppid}-0123abcd`,
       // Stands for another output than the one being written.
-      `.other.malaria-tmp-${DEAD}-0123abcd`,
+      `.other.malaria-tmp-${DEAD_PID}-0123abcd`,
       // A multi-entry swap (build-dataset) holding the entries it moved out: finished by its command.
-      `.out.malaria-tmp-${DEAD}-89abcdef`,
+      `.out.malaria-tmp-${DEAD_PID}-89abcdef`,
     ];
     for (const name of kept) await fs.mkdir(path.join(dir, name));
-    await fs.mkdir(path.join(dir, `.out.malaria-tmp-${DEAD}-89abcdef`, '.replaced'));
-    await fs.writeFile(path.join(dir, `.weights.bin.tmp-${DEAD}-0123abcd`), 'half');
-    expect(await sweepLeftovers(dir, ['out', 'weights.bin'])).toEqual({ restored: [], removed: [`.weights.bin.tmp-${DEAD}-0123abcd`] });
+    await fs.mkdir(path.join(dir, `.out.malaria-tmp-${DEAD_PID}-89abcdef`, '.replaced'));
+    await fs.writeFile(path.join(dir, `.weights.bin.tmp-${DEAD_PID}-0123abcd`), 'half');
+    expect(await sweepLeftovers(dir, ['out', 'weights.bin'])).toEqual({ restored: [], removed: [`.weights.bin.tmp-${DEAD_PID}-0123abcd`] });
     expect(await list()).toEqual([...kept].sort());
     expect(await sweepLeftovers(path.join(dir, 'missing'))).toEqual({ restored: [], removed: [] });
   });

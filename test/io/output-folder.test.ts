@@ -6,8 +6,9 @@ import { UserError } from '../../src/errors.js';
 import { APP_MARKER, APP_MARKER_TEXT, assertApart, checkOutputFolder, emptyOurFolder, existingSplitEntries } from '../../src/io/output-folder.js';
 import { saveHistory, saveModel } from '../../src/model/io.js';
 import { buildDataset, SPLIT_NAMES } from '../../src/data/build-dataset.js';
-import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
-import { tinyMetadata, tinyResNet } from '../model/helpers.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample } from '../support/sample.js';
+import { tinyMetadata, tinyResNet } from '../support/models.js';
 
 const SPLIT_ENTRIES = [...SPLIT_NAMES, 'splits.csv', 'rejected.csv'];
 const history = { loss: [1], accuracy: [0.5], val_loss: [1], val_accuracy: [0.5], lr: [0.1] };

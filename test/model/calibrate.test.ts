@@ -7,8 +7,9 @@ import { calibrateTemperature } from '../../src/model/calibrate.js';
 import { batchProbabilities } from '../../src/model/inference.js';
 import { loadModel, METADATA_FILE, saveModel } from '../../src/model/io.js';
 import { applyTemperature } from '../../src/model/temperature.js';
-import { spreadOutputs } from '../app/fixtures.js';
-import { IMAGE_SIZE, MemorySource, tinyMetadata, tinyResNet, withTempDir } from './helpers.js';
+import { withTempDir } from '../support/temp.js';
+import { IMAGE_SIZE, spreadOutputs, tinyMetadata, tinyResNet } from '../support/models.js';
+import { MemorySource } from '../support/sources.js';
 
 const TRUE_TEMPERATURE = 3;
 const IMAGES = 1000;

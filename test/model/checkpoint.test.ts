@@ -4,16 +4,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint.js';
 import { sweepModelFolder } from '../../src/model/io.js';
-import { maxAbsDifference, tinySettings, trainedModel, weightValues, withTempDir } from './helpers.js';
 import { expectUserError } from '../support/errors.js';
 import { trackModels } from '../support/tensors.js';
+import { DEAD_PID, withTempDir } from '../support/temp.js';
+import { maxAbsDifference, tinySettings, trainedModel, weightValues } from '../support/models.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');
 });
-
-/** A pid far above any real one: the run that left a temporary name with it is gone. */
-const DEAD_PID = 999_999_999;
 
 const track = trackModels();
 

@@ -4,8 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { decodeResized } from '../../src/data/decode.js';
 import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile } from '../../src/model/classify.js';
-import { CLASS_NAMES, IMAGE_SIZE, tinyMetadata, tinyResNet } from './helpers.js';
-import { SAMPLE_DIR, makeTempDir, removeDir, sampleNames, thumbsDb } from '../data/fixtures.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { CLASS_NAMES, SAMPLE_DIR, sampleNames } from '../support/sample.js';
+import { thumbsDb } from '../support/images.js';
+import { IMAGE_SIZE, tinyMetadata, tinyResNet } from '../support/models.js';
 
 const metadata = tinyMetadata();
 

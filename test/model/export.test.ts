@@ -6,8 +6,9 @@ import { UserError } from '../../src/errors.js';
 import { exportModel } from '../../src/model/export.js';
 import { loadModel, saveModel } from '../../src/model/io.js';
 import { trainStep } from '../../src/model/train.js';
-import { IMAGE_SIZE, noBatchNormModel, syntheticImages, tinyMetadata, tinyResNet } from './helpers.js';
-import { makeTempDir, removeDir } from '../data/fixtures.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { IMAGE_SIZE, noBatchNormModel, tinyMetadata, tinyResNet } from '../support/models.js';
+import { syntheticImages } from '../support/sources.js';
 
 // A threshold and a temperature, which every export must carry along.
 const metadata = tinyMetadata({ threshold: 0.3, temperature: 1.7 });

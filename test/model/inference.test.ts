@@ -3,8 +3,7 @@ import seedrandom from 'seedrandom';
 import { selectBackend, tf } from '../../src/tf.js';
 import { batchProbabilities, dihedralViews, TTA_VIEWS } from '../../src/model/inference.js';
 import { applyTemperature } from '../../src/model/temperature.js';
-import { spreadOutputs } from '../app/fixtures.js';
-import { IMAGE_SIZE, tinyResNet } from './helpers.js';
+import { IMAGE_SIZE, spreadOutputs, tinyResNet } from '../support/models.js';
 
 const PIXELS = IMAGE_SIZE * IMAGE_SIZE * 3;
 

@@ -5,9 +5,11 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { loadHistory, loadModel, saveHistory, saveModel } from '../../src/model/io.js';
-import { IMAGE_SIZE, maxAbsDifference, syntheticImages, tinyMetadata, tinyResNet, trainedModel, weightValues, withTempDir } from './helpers.js';
 import { expectUserError } from '../support/errors.js';
 import { trackModels } from '../support/tensors.js';
+import { withTempDir } from '../support/temp.js';
+import { IMAGE_SIZE, maxAbsDifference, tinyMetadata, tinyResNet, trainedModel, weightValues } from '../support/models.js';
+import { syntheticImages } from '../support/sources.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { crossEntropyAndAccuracy, predictProbabilities } from '../../src/model/predict.js';
-import { IMAGE_SIZE, MemorySource, syntheticImages, tinyResNet } from './helpers.js';
+import { IMAGE_SIZE, tinyResNet } from '../support/models.js';
+import { MemorySource, syntheticImages } from '../support/sources.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');

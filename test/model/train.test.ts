@@ -7,32 +7,19 @@ import { loadCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.
 import { loadHistory, loadModel } from '../../src/model/io.js';
 import { predictProbabilities } from '../../src/model/predict.js';
 import { DivergedError, type EpochEndInfo, resumeTraining, trainModel, trainStep } from '../../src/model/train.js';
-import {
-  IMAGE_SIZE,
-  MemorySource,
-  maxAbsDifference,
-  noBatchNormModel,
-  syntheticImages,
-  syntheticSource,
-  tinyResNet,
-  tinySettings,
-  weightValues,
-  withTempDir,
-} from './helpers.js';
+import { withTempDir } from '../support/temp.js';
+import { IMAGE_SIZE, maxAbsDifference, noBatchNormModel, tinyResNet, tinySettings, weightValues } from '../support/models.js';
+import { MemorySource, syntheticImages, syntheticSource } from '../support/sources.js';
+import { trackModels } from '../support/tensors.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');
 });
 
-const models: tf.LayersModel[] = [];
+const track = trackModels();
 afterEach(() => {
-  models.splice(0).forEach((model) => model.dispose());
   vi.restoreAllMocks();
 });
-function track(model: tf.LayersModel): tf.LayersModel {
-  models.push(model);
-  return model;
-}
 
 function trainableVariables(model: tf.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => w.read() as tf.Variable);

@@ -7,10 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { sweepLeftovers } from '../../src/io/atomic.js';
-import { copySample, makeTempDir, miniArchive, removeDir, snapshotTree } from '../data/fixtures.js';
-import { expectOneErrorLine, runChild, runInProcess, saveBrightnessModel } from './helpers.js';
+import { expectOneErrorLine, HOLD_HOOK, runChild, runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample, snapshotTree } from '../support/sample.js';
+import { miniArchive } from '../support/zip.js';
+import { saveBrightnessModel } from '../support/models.js';
 
-const HOOK = ['--import', path.resolve('test/reliability/hold.mjs')];
 const HOLDING = 'test-hold: holding';
 
 let dir: string;
@@ -124,7 +126,7 @@ describe('export killed between its two renames', () => {
     expect((await runInProcess(['export', '--model-dir', model(), '--out', out, '--quantize', 'float16', '--backend', 'cpu'])).code).toBe(0);
     const before = await snapshotTree(out);
     const killed = await runChild(['export', '--model-dir', model(), '--out', out, '--quantize', 'uint8', '--force', '--backend', 'cpu'], {
-      nodeArgs: HOOK,
+      nodeArgs: HOLD_HOOK,
       env: { MALARIA_TEST_HOLD: 'renamed:exported' },
       onLine: (line, child) => void (line === HOLDING && child.kill('SIGKILL')),
     });
@@ -149,7 +151,7 @@ describe('app killed between its two renames', () => {
     expect((await runInProcess(['app', '--model-dir', model(), '--out', out])).code).toBe(0);
     const before = await snapshotTree(out);
     const killed = await runChild(['app', '--model-dir', model(), '--out', out], {
-      nodeArgs: HOOK,
+      nodeArgs: HOLD_HOOK,
       env: { MALARIA_TEST_HOLD: 'renamed:field-app' },
       onLine: (line, child) => void (line === HOLDING && child.kill('SIGKILL')),
     });

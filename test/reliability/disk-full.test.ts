@@ -10,8 +10,10 @@ import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { loadCheckpointState } from '../../src/model/checkpoint.js';
 import { loadHistory, loadModel } from '../../src/model/io.js';
-import { copySample, makeTempDir, removeDir, snapshotTree } from '../data/fixtures.js';
-import { expectOneErrorLine, runInProcess, saveBrightnessModel } from './helpers.js';
+import { expectOneErrorLine, runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample, snapshotTree } from '../support/sample.js';
+import { saveBrightnessModel } from '../support/models.js';
 
 const DISK_FULL = /the disk is full; free some space and run the command again$/;
 

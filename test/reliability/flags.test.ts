@@ -5,9 +5,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { loadCheckpointState, saveCheckpoint } from '../../src/model/checkpoint.js';
-import { SAMPLE_DIR, makeTempDir, removeDir, sampleNames } from '../data/fixtures.js';
-import { tinyResNet, tinySettings } from '../model/helpers.js';
-import { expectOneErrorLine, runInProcess, saveBrightnessModel } from './helpers.js';
+import { expectOneErrorLine, runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample, samplePaths } from '../support/sample.js';
+import { saveBrightnessModel, tinyResNet, tinySettings } from '../support/models.js';
 
 let dir: string;
 let image: string;
@@ -19,10 +20,8 @@ const missing = () => path.join(dir, 'missing');
 beforeAll(async () => {
   await selectBackend('cpu');
   dir = await makeTempDir('malaria-flags-');
-  const [name] = await sampleNames('Parasitized', 1);
-  image = path.join(SAMPLE_DIR, 'Parasitized', name);
-  await fsp.mkdir(path.join(data(), 'testing', 'Parasitized'), { recursive: true });
-  await fsp.copyFile(image, path.join(data(), 'testing', 'Parasitized', name));
+  [image] = await samplePaths('Parasitized', 1);
+  await copySample(path.join(data(), 'testing'), { Parasitized: 1 });
   await saveBrightnessModel(model());
   // The checkpoint of a run on 32x32 images, batch 8, 3 epochs.
   const net = tinyResNet(1);

@@ -4,8 +4,10 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
-import { SAMPLE_DIR, makeTempDir, removeDir, sampleNames } from '../data/fixtures.js';
-import { brightnessMetadata, expectOneErrorLine, runChild, runInProcess, saveBrightnessModel } from './helpers.js';
+import { expectOneErrorLine, runChild, runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample, samplePaths } from '../support/sample.js';
+import { brightnessMetadata, saveBrightnessModel } from '../support/models.js';
 
 let dir: string;
 let image: string;
@@ -55,10 +57,8 @@ const FOREIGN: [name: string, pattern: RegExp][] = [
 beforeAll(async () => {
   await selectBackend('cpu');
   dir = await makeTempDir('malaria-foreign-');
-  const [name] = await sampleNames('Parasitized', 1);
-  image = path.join(SAMPLE_DIR, 'Parasitized', name);
-  await fsp.mkdir(path.join(data(), 'testing', 'Parasitized'), { recursive: true });
-  await fsp.copyFile(image, path.join(data(), 'testing', 'Parasitized', name));
+  [image] = await samplePaths('Parasitized', 1);
+  await copySample(path.join(data(), 'testing'), { Parasitized: 1 });
 
   await writeKerasConverted(folder('keras-converted'));
   await writeKerasConverted(folder('keras-with-metadata'));

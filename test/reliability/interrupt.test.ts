@@ -7,10 +7,10 @@ import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { hasCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.js';
 import { loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
-import { copySample, makeTempDir, removeDir, snapshotTree } from '../data/fixtures.js';
-import { ctrlCAt, expectOneErrorLine, runChild, runInProcess } from './helpers.js';
+import { ctrlCAt, expectOneErrorLine, HOLD_HOOK, runChild, runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample, snapshotTree } from '../support/sample.js';
 
-const HOOK = ['--import', path.resolve('test/reliability/hold.mjs')];
 const HOLDING = 'test-hold: holding';
 const TRAIN = ['--backend', 'wasm', '--epochs', '4', '--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8', '--batch-size', '8'];
 const SPLIT_ENTRIES = ['splits.csv', 'testing', 'training', 'validation'];
@@ -80,7 +80,7 @@ describe('train killed while writing a checkpoint', () => {
     const modelDir = path.join(dir, 'killed-model');
     const args = ['train', '--data', data(), '--model-dir', modelDir, ...TRAIN];
     const killed = await runChild(args, {
-      nodeArgs: HOOK,
+      nodeArgs: HOLD_HOOK,
       env: { MALARIA_TEST_HOLD: 'checkpoint:2' },
       onLine: (line, child) => void (line === HOLDING && child.kill('SIGKILL')),
     });
@@ -142,7 +142,7 @@ describe('build-dataset interrupted', () => {
     const output = path.join(dir, 'first-split');
     const inputBefore = await snapshotTree(input());
     const killed = await runChild(['build-dataset', '--input', input(), '--output', output], {
-      nodeArgs: HOOK,
+      nodeArgs: HOLD_HOOK,
       env: { MALARIA_TEST_HOLD: 'copy:5' },
       onLine: (line, child) => void (line === HOLDING && child.kill('SIGKILL')),
     });
@@ -167,7 +167,7 @@ describe('build-dataset interrupted', () => {
     await buildDataset({ input: input(), output, trainSplit: 0.8, valSplit: 0.1, seed: 1, force: false, groupBy: 'cell' });
     const before = await snapshotTree(output);
     const stopped = await runChild(['build-dataset', '--input', input(), '--output', output, '--force', '--seed', '2'], {
-      nodeArgs: HOOK,
+      nodeArgs: HOLD_HOOK,
       env: { MALARIA_TEST_HOLD: 'copy:7' },
       onLine: (line, child) => void (line === HOLDING && child.kill('SIGINT')),
     });
@@ -188,7 +188,7 @@ describe('build-dataset interrupted', () => {
     await buildDataset({ input: input(), output, trainSplit: 0.8, valSplit: 0.1, seed: 1, force: false, groupBy: 'cell' });
     await buildDataset({ input: input(), output: reference, trainSplit: 0.8, valSplit: 0.1, seed: 3, force: false, groupBy: 'cell' });
     const killed = await runChild(['build-dataset', '--input', input(), '--output', output, '--force', '--seed', '3'], {
-      nodeArgs: HOOK,
+      nodeArgs: HOLD_HOOK,
       env: { MALARIA_TEST_HOLD: 'swap' },
       onLine: (line, child) => void (line === HOLDING && child.kill('SIGKILL')),
     });

@@ -5,8 +5,11 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
-import { makeTempDir, removeDir, snapshotTree } from '../data/fixtures.js';
-import { pParasitized, runInProcess, saveBrightnessModel, writeBrokenImages, writeNonImages, writeOddImages } from './helpers.js';
+import { runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { snapshotTree } from '../support/sample.js';
+import { writeBrokenImages, writeNonImages, writeOddImages } from '../support/images.js';
+import { pParasitized, saveBrightnessModel } from '../support/models.js';
 
 const BRIGHT = [200, 230, 180, 210, 190, 250, 220, 240];
 const DARK = [30, 60, 10, 50, 40, 0, 20, 70];

@@ -8,9 +8,10 @@ import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { loadCheckpointState } from '../../src/model/checkpoint.js';
 import { loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
-import { copySample, makeTempDir, removeDir } from '../data/fixtures.js';
-import { maxAbsDifference, weightValues } from '../model/helpers.js';
-import { ctrlCAt, runInProcess, type CliResult } from './helpers.js';
+import { type CliResult, ctrlCAt, runInProcess } from '../support/cli.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { copySample } from '../support/sample.js';
+import { maxAbsDifference, weightValues } from '../support/models.js';
 
 // Batch 16 of ~17 training images: two steps an epoch, the first a whole batch of 16.
 const RUN = ['--epochs', '3', '--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8', '--batch-size', '16', '--seed', '5'];

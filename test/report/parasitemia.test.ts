@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { formatParasitemia, formatPercent, formatSlideSummary, isPositive, needsReview, summariseSlide } from '../../src/report/parasitemia.js';
 import { predictAtThreshold } from '../../src/report/metrics.js';
-import { makeTempDir, removeDir } from '../data/fixtures.js';
-import { cellImages, nodeInputs, predictRows, TINY, writeTinyModel } from '../app/fixtures.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+import { cellImages } from '../support/images.js';
+import { IMAGE_SIZE, nodeInputs, predictRows, writeTinyModel } from '../support/models.js';
 
 /** n cells of which `k` have P(positive) 0.9 and the rest 0.1. */
 const slide = (k: number, n: number): number[] => Array.from({ length: n }, (_, i) => (i < k ? 0.9 : 0.1));
@@ -96,7 +97,7 @@ describe('malaria predict --summary (CLI)', () => {
     cells = path.join(work, 'cells');
     const files = await cellImages(cells, 4);
     const model = await writeTinyModel(path.join(work, 'model'), files, { threshold: 0.45 });
-    const pPositive = predictRows(model, await nodeInputs(files, TINY.inputSize), files.length, TINY.inputSize).map((row) => row[0]);
+    const pPositive = predictRows(model, await nodeInputs(files, IMAGE_SIZE), files.length, IMAGE_SIZE).map((row) => row[0]);
     model.dispose();
     expected = formatSlideSummary(summariseSlide(pPositive, 0.45), 'Parasitized');
   });

@@ -1,5 +1,4 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,14 +7,13 @@ import type { TrainingHistory } from '../../src/report/history.js';
 import { renderReliabilityPlot, renderRocPlot, reliabilityPlotSvg, renderTrainingPlot, rocPlotSvg, trainingPlotSvg } from '../../src/report/plot.js';
 import { calibrationOf } from '../../src/report/calibration.js';
 import { escapeXml, niceTicks } from '../../src/report/svg.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'malaria-plot-'));
+  dir = await makeTempDir('malaria-plot-');
 });
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(async () => removeDir(dir));
 
 function history(epochs: number): TrainingHistory {
   const h: TrainingHistory = { loss: [], accuracy: [], val_loss: [], val_accuracy: [], lr: [] };

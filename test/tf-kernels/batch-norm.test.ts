@@ -1,7 +1,7 @@
 // The wasm batch norm (forward as a depthwise convolution, and its gradient) against the cpu backend's.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
-import { expectClose, loadBothBackends, onBackend, randomHost, toTensor, type HostTensor } from './backends.js';
+import { expectClose, type HostTensor, loadBothBackends, onBackend, randomHost, toTensor } from '../support/backends.js';
 
 /** Gradients of sum(batchNorm(x, moments(x), offset, scale) * r) with respect to x, offset and scale. */
 function trainingModeGrads(x: HostTensor, offset: HostTensor, scale: HostTensor, r: HostTensor) {

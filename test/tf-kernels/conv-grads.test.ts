@@ -1,7 +1,7 @@
 // The wasm convolution gradient kernels against the cpu backend's, over strides, filter sizes, paddings and odd sizes.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
-import { expectClose, loadBothBackends, onBackend, randomHost, toTensor, type HostTensor } from './backends.js';
+import { expectClose, type HostTensor, loadBothBackends, onBackend, randomHost, toTensor } from '../support/backends.js';
 
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 

@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
 import { blockReduction } from '../../src/tf-kernels/reduce.js';
-import { expectClose, loadBothBackends, onBackend, randomHost, toTensor } from './backends.js';
+import { expectClose, loadBothBackends, onBackend, randomHost, toTensor } from '../support/backends.js';
 
 const CASES: { shape: number[]; axis: number[]; keepDims: boolean }[] = [
   { shape: [3, 5, 4, 6], axis: [0, 1, 2], keepDims: false }, // batch-norm statistics of NHWC

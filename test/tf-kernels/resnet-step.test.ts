@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
 import { buildResNet } from '../../src/model/resnet.js';
-import { expectClose, loadBothBackends, onBackend, randomHost, toTensor, type HostTensor } from './backends.js';
+import { expectClose, type HostTensor, loadBothBackends, onBackend, randomHost, toTensor } from '../support/backends.js';
 
 const SIZE = 16;
 const BATCH = 3;

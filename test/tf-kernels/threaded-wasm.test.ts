@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { registerThreadedWasmBackend } from '../../src/tf-kernels/threaded-wasm.js';
-import { expectClose, onBackend, randomHost, toTensor } from './backends.js';
+import { expectClose, onBackend, randomHost, toTensor } from '../support/backends.js';
 
 describe('threaded wasm backend', () => {
   beforeAll(async () => {

@@ -1,7 +1,7 @@
 // The block-copy Tile kernel on wasm against the cpu backend.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
-import { loadBothBackends, randomHost } from './backends.js';
+import { loadBothBackends, randomHost } from '../support/backends.js';
 
 const CASES: { shape: number[]; reps: number[] }[] = [
   { shape: [1, 1, 1, 5], reps: [2, 3, 4, 1] }, // batch norm's gradient: a channel vector over the activation
