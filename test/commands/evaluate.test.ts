@@ -2,38 +2,13 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
-import { saveModel, type ModelMetadata } from '../../src/model/io.js';
+import { selectBackend } from '../../src/tf.js';
 import { calibrationOf } from '../../src/report/calibration.js';
 import { runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
+import { brightnessMetadata, pParasitized, saveBrightnessModel } from '../support/models.js';
 
-const SIZE = 32;
-const metadata: ModelMetadata = {
-  classNames: ['Parasitized', 'Uninfected'],
-  imageSize: SIZE,
-  channels: 3,
-  scaling: 'x/255',
-  resize: 'nearest',
-  backend: 'cpu',
-  created: '2024-01-02T03:04:05.000Z',
-};
-
-/**
- * A hand-built model whose answer is known: P(Parasitized) = sigmoid(10 (m - 0.5)) with m the mean pixel value
- * in [0, 1]. Global average pooling gives m per channel; the dense layer's logit difference is 2 (3 k m + b).
- */
-function brightnessModel(): tf.LayersModel {
-  const model = tf.sequential({
-    layers: [tf.layers.globalAveragePooling2d({ inputShape: [SIZE, SIZE, 3] }), tf.layers.dense({ units: 2, activation: 'softmax' })],
-  });
-  const k = 5 / 3;
-  const b = -2.5;
-  tf.tidy(() => model.layers[1].setWeights([tf.tensor2d([[k, -k], [k, -k], [k, -k]]), tf.tensor1d([b, -b])]));
-  return model;
-}
-
-const pParasitized = (gray: number): number => 1 / (1 + Math.exp(-10 * (gray / 255 - 0.5)));
+const metadata = brightnessMetadata;
 
 // Uniform gray cells: brighter means more parasitized to this model.
 const SPLITS = {
@@ -64,9 +39,7 @@ beforeAll(async () => {
   await selectBackend('cpu');
   dir = await makeTempDir('malaria-evaluate-');
   await writeGrayCells();
-  const model = brightnessModel();
-  await saveModel(modelDir(), model, metadata);
-  model.dispose();
+  await saveBrightnessModel(modelDir());
 });
 
 afterAll(async () => removeDir(dir));
