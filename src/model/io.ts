@@ -44,7 +44,7 @@ export interface ModelMetadata {
 // The history's shape (Keras' History.history names) and its parser live with the reports that draw it.
 export { emptyHistory, type TrainingHistory } from '../report/history.js';
 
-export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
+async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
   await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`);
 }
 
@@ -91,7 +91,7 @@ export async function writeModelFiles(dir: string, model: tf.LayersModel, atomic
   await write(path.join(dir, MODEL_FILE), files.modelJson);
 }
 
-export const NOT_OURS_FIX = 'point it at a folder written by `malaria train`';
+const NOT_OURS_FIX = 'point it at a folder written by `malaria train`';
 
 export async function readText(file: string, what: string): Promise<string> {
   try {
