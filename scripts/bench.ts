@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../src/config.js';
-import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../src/tf.js';
+import { BACKEND_HELP, parseBackendChoice, selectBackend, tf, type BackendChoice } from '../src/tf.js';
 import { listSplit } from '../src/data/dataset.js';
 import { batchSourceFromListing } from '../src/data/batches.js';
 import { buildResNet } from '../src/model/resnet.js';
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   const flags = new Command('bench')
     .option('--images <dir>', 'folder with one subfolder of images per class', 'malaria/sample')
     .option('--limit <n>', 'images for the pipeline measurement', positiveInt, 3000)
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
+    .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
     .option('--train-steps <n>', 'timed training steps after 2 warm-up steps', positiveInt, 5)
     .option('--micro-batch <n>', 'images per forward/backward pass in training', positiveInt)
     .option('--peers', 'also run the peer baselines in ../shared/bench (needs Debian python3-torch)')
