@@ -125,12 +125,15 @@ const EXPLICIT_HINTS: Record<BackendName, string> = {
  * Selects a backend. `auto` takes the fastest that loads: tensorflow when it really runs on a GPU, webgpu on a
  * hardware GPU, wasm, then the pure-JS cpu backend; a software WebGPU device only when asked for by name. Every
  * setting is checked first, and a bad one is a UserError (never a reason to fall back); so is an explicit choice
- * that cannot load. Idempotent for the same choice. `machine` replaces parts of what is read from this machine.
+ * that cannot load. Idempotent for the same choice. `machine` replaces parts of what is read from this machine
+ * (and then the choice is made afresh).
  */
 export async function selectBackend(choice: BackendChoice = 'auto', machine: Partial<BackendMachine> = {}): Promise<BackendInfo> {
   const facts = { ...thisMachine(), ...machine };
   const settings = checkSettings(facts);
-  if (active && (choice === 'auto' || choice === active.name)) return active;
+  // A caller that describes another machine (tests, `malaria backends`) wants a fresh decision.
+  const fresh = Object.keys(machine).length > 0;
+  if (active && !fresh && (choice === 'auto' || choice === active.name)) return active;
   if (choice !== 'auto') {
     let detail: string;
     try {

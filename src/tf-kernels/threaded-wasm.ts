@@ -76,7 +76,7 @@ async function startThreadedModule(threads: number): Promise<EmscriptenModule> {
 }
 
 export interface ThreadedWasmOptions {
-  /** Runs once the pool's workers are up, before the backend is made; a throw there is a failure after start. */
+  /** Runs once the backend has started its threads, before it is registered; a throw there is a failure after start. */
   afterStart?: () => void;
 }
 
@@ -93,14 +93,15 @@ export async function registerThreadedWasmBackend(threads: number, options: Thre
   const module = await startThreadedModule(threads);
   let backend: InstanceType<typeof wasm.BackendWasm>;
   try {
-    options.afterStart?.();
     wasm.setThreadsCount(Math.max(1, threads));
     try {
       backend = new wasm.BackendWasm(module as unknown as ModuleArgument); // starts the thread pool
     } finally {
       wasm.setThreadsCount(-1); // the one-thread build's default, should it be started later
     }
+    options.afterStart?.();
   } catch (err) {
+    // Running pthreads hold their workers referenced: left alone they would keep the process from exiting.
     module.PThread.terminateAllThreads();
     throw err;
   }
