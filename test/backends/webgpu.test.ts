@@ -3,7 +3,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { buildResNet } from '../../src/model/resnet.js';
-import { regularizationPenalty } from '../../src/model/train.js';
+import { regularizationPenalty, trainModel } from '../../src/model/train.js';
+import { syntheticSource, tinyResNet, tinySettings } from '../model/helpers.js';
 import { onBackend, randomHost, toTensor, expectClose } from '../tf-kernels/backends.js';
 import { TINY_RESNET, expectStepMatchesCpu } from '../tf-kernels/resnet-step.js';
 
@@ -44,4 +45,21 @@ describe('the webgpu backend', () => {
   });
 
   it('gives a tiny ResNet training step the same loss and every gradient as cpu', () => expectStepMatchesCpu('webgpu', 1e-5, 1e-4));
+});
+
+describe('training on webgpu', () => {
+  beforeAll(() => selectBackend('webgpu'));
+
+  it('keeps the tensor count flat from epoch to epoch', async () => {
+    await tf.setBackend('webgpu');
+    const model = tinyResNet(2);
+    const counts: number[] = [];
+    const result = await trainModel(model, syntheticSource(8, 3, 8), syntheticSource(8, 4, 8), tinySettings({ epochs: 3 }), {
+      onEpochEnd: (info) => void counts.push(info.tensors),
+    });
+    model.dispose();
+    expect(result.history.loss.every(Number.isFinite)).toBe(true);
+    expect(counts).toHaveLength(3);
+    expect(new Set(counts).size).toBe(1);
+  });
 });
