@@ -21,6 +21,8 @@ export interface BackendInfo {
   name: BackendName;
   /** One line for the user: which backend runs on which device and, after a fallback, why and how to go faster. */
   message: string;
+  /** The device it computes on, in a few words ("CPU, 2 threads", a GPU's name). */
+  device: string;
 }
 
 /** What the choice reads from the machine; tests replace parts to stand for other machines. */
@@ -70,38 +72,50 @@ function checkSettings(machine: BackendMachine): Settings {
 /** Thrown by a loader when the backend loads but `auto` should not take it (a software GPU, TensorFlow on CPU). */
 class NotForAuto extends Error {}
 
-async function loadTensorflowBackend(machine: BackendMachine, _settings: Settings, auto = false): Promise<string> {
+/** What a loader tells the backend line: the rest of the line after the name, and the device alone. */
+interface Loaded {
+  detail: string;
+  device: string;
+}
+
+async function loadTensorflowBackend(machine: BackendMachine, _settings: Settings, auto = false): Promise<Loaded> {
   const device = await machine.loadTensorflow();
   const { describeTensorflowDevice } = await import('./backends/tensorflow.js');
   if (auto && !device.gpu) throw new NotForAuto(`tensorflow runs ${describeTensorflowDevice(device)}`);
-  return ` ${describeTensorflowDevice(device)}`;
+  return { detail: ` ${describeTensorflowDevice(device)}`, device: device.gpu ? 'GPU (CUDA)' : 'CPU (libtensorflow)' };
 }
 
-async function loadWebgpuBackend(machine: BackendMachine, _settings: Settings, auto = false): Promise<string> {
+async function loadWebgpuBackend(machine: BackendMachine, _settings: Settings, auto = false): Promise<Loaded> {
   const probe = await machine.probeGpuAdapter(machine.env);
   if (!probe.adapter) throw new Error(probe.reason);
   const { describeAdapter, isSoftwareAdapter, loadWebgpu } = await import('./backends/webgpu.js');
   if (auto && isSoftwareAdapter(probe.adapter)) {
     throw new NotForAuto(`webgpu has only a software device (${probe.adapter.description || probe.adapter.device}), slower than wasm`);
   }
-  const adapter = await loadWebgpu();
-  return ` on ${describeAdapter(adapter)}`;
+  const device = describeAdapter(await loadWebgpu());
+  return { detail: ` on ${device}`, device };
 }
 
-async function loadCpuBackend(): Promise<string> {
+async function loadWasmBackend(_machine: BackendMachine, settings: Settings): Promise<Loaded> {
+  const { loadWasm } = await import('./backends/wasm.js');
+  const { threads, note } = await loadWasm(settings.wasmThreads);
+  return { detail: note, device: `CPU, ${threads === 1 ? 'one thread' : `${threads} threads`}` };
+}
+
+async function loadCpuBackend(): Promise<Loaded> {
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
   // The cpu backend prints a banner on first use; our own backend line already says what to install.
   (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
-  return '';
+  return { detail: '', device: 'CPU, plain JavaScript' };
 }
 
 /** Loads one backend and makes it active; returns the rest of its backend line (device, threads). */
-type Loader = (machine: BackendMachine, settings: Settings, auto: boolean) => Promise<string>;
+type Loader = (machine: BackendMachine, settings: Settings, auto: boolean) => Promise<Loaded>;
 
 const LOADERS: Record<BackendName, Loader> = {
   tensorflow: loadTensorflowBackend,
   webgpu: loadWebgpuBackend,
-  wasm: async (_machine, settings) => (await import('./backends/wasm.js')).loadWasm(settings.wasmThreads),
+  wasm: loadWasmBackend,
   cpu: loadCpuBackend,
 };
 
@@ -135,23 +149,23 @@ export async function selectBackend(choice: BackendChoice = 'auto', machine: Par
   const fresh = Object.keys(machine).length > 0;
   if (active && !fresh && (choice === 'auto' || choice === active.name)) return active;
   if (choice !== 'auto') {
-    let detail: string;
+    let loaded: Loaded;
     try {
-      detail = await LOADERS[choice](facts, settings, false);
+      loaded = await LOADERS[choice](facts, settings, false);
       await tf.ready();
     } catch (err) {
       if (err instanceof UserError) throw err;
       const why = reason(choice, err).replace(new RegExp(`^${choice} `), '');
       throw new UserError(`backend "${choice}" ${why}; ${EXPLICIT_HINTS[choice]}`);
     }
-    active = { name: choice, message: `backend: ${choice} (chosen with --backend)${detail}` };
+    active = { name: choice, message: `backend: ${choice} (chosen with --backend)${loaded.detail}`, device: loaded.device };
     return active;
   }
   const failures: string[] = [];
   for (const name of BACKEND_NAMES) {
-    let detail: string;
+    let loaded: Loaded;
     try {
-      detail = await LOADERS[name](facts, settings, true);
+      loaded = await LOADERS[name](facts, settings, true);
       await tf.ready();
     } catch (err) {
       if (err instanceof UserError) throw err;
@@ -160,7 +174,7 @@ export async function selectBackend(choice: BackendChoice = 'auto', machine: Par
     }
     const why = failures.length ? ` because ${failures.join(', ')}` : '';
     const hint = name === 'tensorflow' || name === 'webgpu' ? '' : `; ${FASTER_HINT}`;
-    active = { name, message: `backend: ${name}${detail}${why}${hint}` };
+    active = { name, message: `backend: ${name}${loaded.detail}${why}${hint}`, device: loaded.device };
     return active;
   }
   throw new UserError(`no TensorFlow.js backend could load: ${failures.join('; ')}`, 1);

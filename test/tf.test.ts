@@ -147,7 +147,7 @@ describe('auto on other machines (what this machine lacks is injected)', () => {
 
   it('takes tensorflow first when it runs on a GPU', async () => {
     const chosen = await selectBackend('auto', { loadTensorflow: fakeTensorflow(true) });
-    expect(chosen).toEqual({ name: 'tensorflow', message: 'backend: tensorflow on the GPU (CUDA, @tensorflow/tfjs-node-gpu)' });
+    expect(chosen).toEqual({ name: 'tensorflow', message: 'backend: tensorflow on the GPU (CUDA, @tensorflow/tfjs-node-gpu)', device: 'GPU (CUDA)' });
   });
 
   it('refuses --backend webgpu with no adapter in one line that says what to install', async () => {

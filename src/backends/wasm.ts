@@ -26,19 +26,22 @@ export function wasmThreads(env: NodeJS.ProcessEnv, cores: number): number {
 
 /**
  * Loads the wasm backend with `threads` threads (checked by wasmThreads beforehand) and makes it active. Returns
- * what the backend line says about threads: " with 2 threads", " on one thread", or why not threaded.
+ * the threads it runs and what the backend line says about them: " with 2 threads", " on one thread", or why not
+ * threaded.
  */
-export async function loadWasm(threads: number): Promise<string> {
+export async function loadWasm(threads: number): Promise<{ threads: number; note: string }> {
   await import('@tensorflow/tfjs-backend-wasm');
   // The wasm backend ships no gradient kernels for convolutions; ours make it train.
   const { registerWasmTrainingKernels } = await import('../tf-kernels/index.js');
   registerWasmTrainingKernels();
   let note = ' on one thread';
+  let running = 1;
   if (threads > 1) {
     const { registerThreadedWasmBackend } = await import('../tf-kernels/threaded-wasm.js');
     try {
       await registerThreadedWasmBackend(threads);
       note = ` with ${threads} threads`;
+      running = threads;
     } catch (err) {
       // Nothing was changed: the one-thread build still works, only slower.
       const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
@@ -46,5 +49,5 @@ export async function loadWasm(threads: number): Promise<string> {
     }
   }
   if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
-  return note;
+  return { threads: running, note };
 }
