@@ -1,4 +1,4 @@
-// `npm run bench -- [--images <dir>] [--limit <n>] [--backend <b>] [--train-steps <n>] [--peers] [--json]`
+// `npm run bench -- [--images <dir>] [--limit <n>] [--backend <b>] [--train-steps <n>] [--warmup <n>] [--peers] [--json]`
 // Measures the data pipeline and the tutorial ResNet's training and inference speed on this machine; with --peers
 // it runs the peer baselines (../shared/bench) in the same run so the ratios compare like with like.
 import { Command } from 'commander';
@@ -18,6 +18,7 @@ interface BenchFlags {
   limit: number;
   backend: BackendChoice;
   trainSteps: number;
+  warmup: number;
   microBatch?: number;
   peers?: boolean;
   peersDir: string;
@@ -78,7 +79,7 @@ async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: 
     sampleRss();
   }
   const trainRates: number[] = [];
-  const warmup = 2;
+  const warmup = flags.warmup;
   for (let i = 0; i < warmup + flags.trainSteps; i++) {
     const started = performance.now();
     await trainStep(model, optimizer, variables, x, labels, batch, 2, microBatch);
@@ -109,7 +110,8 @@ async function main(): Promise<void> {
     .option('--images <dir>', 'folder with one subfolder of images per class', 'malaria/sample')
     .option('--limit <n>', 'images for the pipeline measurement', positiveInt, 3000)
     .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
-    .option('--train-steps <n>', 'timed training steps after 2 warm-up steps', positiveInt, 5)
+    .option('--train-steps <n>', 'timed training steps after the warm-up steps', positiveInt, 5)
+    .option('--warmup <n>', 'untimed training steps first (the first compiles kernels and shaders)', positiveInt, 2)
     .option('--micro-batch <n>', 'images per forward/backward pass in training', positiveInt)
     .option('--peers', 'also run the peer baselines in ../shared/bench (needs Debian python3-torch)')
     .option('--peers-dir <dir>', 'where the peer scripts are', '../shared/bench')
@@ -119,6 +121,7 @@ async function main(): Promise<void> {
 
   const backend = await selectBackend(flags.backend);
   if (!flags.json) console.log(backend.message);
+  const device = backend.device;
   const pipeline = await benchPipeline(flags);
   if (!flags.json) console.log(`pipeline: ${pipeline.first.toFixed(0)} img/s first epoch, ${pipeline.cached.toFixed(0)} img/s cached (${pipeline.images} images)`);
   const model = await benchModel(flags, backend.name);
@@ -126,11 +129,13 @@ async function main(): Promise<void> {
 
   const result: Record<string, unknown> = {
     backend: backend.name,
+    device,
     images: pipeline.images,
     pipeline_first_epoch_img_s: Math.round(pipeline.first),
     pipeline_cached_img_s: Math.round(pipeline.cached),
     train_img_s: Number(model.train.toFixed(2)),
     train_micro_batch: model.microBatch,
+    train_steps_timed: flags.trainSteps,
     infer_img_s: Number(model.infer.toFixed(2)),
     peak_rss_mb: Math.round(peakRss / 2 ** 20),
     uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
