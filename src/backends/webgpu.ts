@@ -64,7 +64,15 @@ function adapterFacts(adapter: GpuAdapterLike): GpuAdapter {
 // Run in a child process: Dawn prints its driver warnings ("Found no drivers!", llvmpipe's limits) straight to
 // the process's stderr, and a broken driver can crash the process that loads it. The parent reads one JSON line.
 const PROBE_SCRIPT = `
-const { create, globals } = await import(process.argv[1]);
+let dawn;
+try {
+  dawn = await import(process.argv[1]);
+} catch (err) {
+  // No Dawn binary for this platform, or one that does not load: say so instead of a stack trace.
+  process.stdout.write(JSON.stringify({ unavailable: String(err.message).split('\\n')[0] }));
+  process.exit(0);
+}
+const { create, globals } = dawn;
 Object.assign(globalThis, globals);
 const adapter = await create([]).requestAdapter({ powerPreference: 'high-performance' });
 const info = adapter?.info ?? {};
@@ -99,7 +107,10 @@ export async function probeAdapter(env: NodeJS.ProcessEnv = process.env): Promis
       { env, timeout: 60_000, encoding: 'utf8' },
       (error, stdout, stderr) => {
         try {
-          const adapter = JSON.parse(stdout) as GpuAdapter | null;
+          const adapter = JSON.parse(stdout) as GpuAdapter | { unavailable: string } | null;
+          if (adapter && 'unavailable' in adapter) {
+            return resolve({ adapter: null, reason: `could not load Dawn's binary for ${process.platform}-${process.arch} (${adapter.unavailable})` });
+          }
           if (adapter) return resolve({ adapter });
           resolve({ adapter: null, reason: `found no GPU adapter${dawnComplaint(stderr)}` });
         } catch {

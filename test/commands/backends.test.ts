@@ -1,25 +1,15 @@
 // `malaria backends`: each backend loaded and measured in its own process, as JSON and as a table.
 import { describe, expect, it } from 'vitest';
+import type { Survey } from '../../src/backends/survey.js';
 import { expectOneErrorLine, runChild } from '../reliability/helpers.js';
 
 const TINY = ['--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8', '--batch-size', '4', '--seconds', '0.2'];
-
-interface Report {
-  backend: string;
-  loads: boolean;
-  reason?: string;
-  device?: string;
-  inferImgPerSecond?: number;
-  trainImgPerSecond?: number;
-  microBatch?: number;
-  note?: string;
-}
 
 describe('malaria backends', () => {
   it('loads and measures each backend asked for, and says what auto picks', async () => {
     const result = await runChild(['backends', '--json', '--only', 'wasm,cpu', ...TINY], { env: { MALARIA_WASM_THREADS: '1' } });
     expect(result.exitCode, result.stderr.join('\n')).toBe(0);
-    const survey = JSON.parse(result.stdout.join('\n')) as { backends: Report[]; auto: string; batchSize: number };
+    const survey = JSON.parse(result.stdout.join('\n')) as Survey;
     expect(survey.backends.map((b) => b.backend)).toEqual(['wasm', 'cpu']);
     const [wasm, cpu] = survey.backends;
     expect(wasm).toMatchObject({ loads: true, device: 'CPU, one thread', microBatch: 4 });
