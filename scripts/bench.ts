@@ -59,7 +59,7 @@ async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached
 }
 
 /** The tutorial ResNet at 64x64, batch 32: steady-state training and inference images per second. */
-async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: number; infer: number; microBatch: number }> {
+async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: number; infer: number; microBatch: number; gpuBytes?: number }> {
   const batch = TRAIN_DEFAULTS.batchSize;
   const size = TRAIN_DEFAULTS.imageSize;
   const model = buildResNet({ inputSize: size, classes: 2, seed: 1 });
@@ -87,9 +87,11 @@ async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: 
     sampleRss();
     if (!flags.json) process.stderr.write(`train step ${i + 1}/${warmup + flags.trainSteps}\r`);
   }
+  // webgpu keeps released buffers for reuse: what it holds after training is the device memory a run needs.
+  const gpuBytes = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
   optimizer.dispose();
   model.dispose();
-  return { train: median(trainRates), infer: median(inferRates), microBatch };
+  return { train: median(trainRates), infer: median(inferRates), microBatch, gpuBytes };
 }
 
 /** Last JSON line a peer script prints. */
@@ -138,6 +140,7 @@ async function main(): Promise<void> {
     train_steps_timed: flags.trainSteps,
     infer_img_s: Number(model.infer.toFixed(2)),
     peak_rss_mb: Math.round(peakRss / 2 ** 20),
+    ...(model.gpuBytes === undefined ? {} : { gpu_allocated_mb: Math.round(model.gpuBytes / 2 ** 20) }),
     uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
   };
   if (flags.peers) {
