@@ -123,7 +123,6 @@ async function main(): Promise<void> {
 
   const backend = await selectBackend(flags.backend);
   if (!flags.json) console.log(backend.message);
-  const device = backend.device;
   const pipeline = await benchPipeline(flags);
   if (!flags.json) console.log(`pipeline: ${pipeline.first.toFixed(0)} img/s first epoch, ${pipeline.cached.toFixed(0)} img/s cached (${pipeline.images} images)`);
   const model = await benchModel(flags, backend.name);
@@ -131,7 +130,7 @@ async function main(): Promise<void> {
 
   const result: Record<string, unknown> = {
     backend: backend.name,
-    device,
+    device: backend.device,
     images: pipeline.images,
     pipeline_first_epoch_img_s: Math.round(pipeline.first),
     pipeline_cached_img_s: Math.round(pipeline.cached),

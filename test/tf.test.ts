@@ -47,6 +47,9 @@ describe('selectBackend with a bad MALARIA_WASM_THREADS', () => {
   });
 });
 
+/** Makes a child CLI count two cores, so that the threaded build starts on any machine. */
+const TWO_CORES = ['--import', './test/two-cores.mjs'];
+
 describe('the default wasm backend from the CLI', () => {
   let dir: string;
   const images = [
@@ -81,6 +84,7 @@ describe('the default wasm backend from the CLI', () => {
     const missing = path.join(dir, 'no-such-temp-folder');
     const result = await runChild(['predict', '--model-dir', path.join(dir, 'model'), '--backend', 'wasm', '--json', images[0]], {
       env: { MALARIA_WASM_THREADS: '2', TMPDIR: missing },
+      nodeArgs: TWO_CORES,
     });
     expect(result.exitCode, result.stderr.join('\n')).toBe(0);
     expect(result.stderr[0]).toMatch(/^backend: wasm \(chosen with --backend\) on one thread \(its threaded build did not start: ENOENT.*no-such-temp-folder/);
@@ -91,7 +95,9 @@ describe('the default wasm backend from the CLI', () => {
     const temp = await mkdtemp(path.join(dir, 'temp-'));
     const result = await runChild(['predict', '--model-dir', path.join(dir, 'model'), '--backend', 'wasm', '--json', images[0]], {
       env: { MALARIA_WASM_THREADS: '2', TMPDIR: temp },
+      nodeArgs: TWO_CORES,
     });
+    expect(result.stderr[0]).toBe('backend: wasm (chosen with --backend) with 2 threads');
     expect(result.exitCode, result.stderr.join('\n')).toBe(0);
     expect(await readdir(temp)).toEqual([]);
   });
