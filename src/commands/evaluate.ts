@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
-import { parseBackendChoice, selectBackend, type BackendChoice, type tf } from '../tf.js';
+import { BACKEND_HELP, parseBackendChoice, selectBackend, type BackendChoice, type tf } from '../tf.js';
 import { createBatchSource } from '../data/batches.js';
 import { loadModel, METADATA_FILE, updateMetadata, type ModelMetadata } from '../model/io.js';
 import { predictProbabilities, type Predictions } from '../model/predict.js';
@@ -52,7 +52,7 @@ export function registerEvaluate(program: Command): void {
     .option('--split <name>', 'split folder to evaluate (training, validation or testing)', DATASET_DEFAULTS.splits.test)
     .option('--model-dir <dir>', 'folder of the trained (or exported) model', TRAIN_DEFAULTS.modelDir)
     .option('--batch-size <n>', 'images per inference batch', positiveInt, TRAIN_DEFAULTS.batchSize)
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
+    .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
     .option('--threshold <p>', 'flag an image as Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)', thresholdValue)
     .option('--target-sensitivity <s>', `choose the largest threshold that reaches sensitivity s on <data>/${VALIDATION_SPLIT}, and apply it`, targetSensitivity)
     .option('--save-threshold', 'store the threshold used in the model folder\'s metadata.json (the default of evaluate and predict)')

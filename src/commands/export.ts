@@ -2,7 +2,7 @@
 // or the field; stock tf.loadLayersModel loads it, and so do `evaluate` and `predict`.
 import { Option, type Command } from 'commander';
 import { TRAIN_DEFAULTS } from '../config.js';
-import { parseBackendChoice, selectBackend, type BackendChoice } from '../tf.js';
+import { BACKEND_HELP, parseBackendChoice, selectBackend, type BackendChoice } from '../tf.js';
 import { exportModel, type ExportResult } from '../model/export.js';
 import { QUANTIZATIONS, type Quantization } from '../model/quantize.js';
 
@@ -26,7 +26,7 @@ export function registerExport(program: Command): void {
         .default('none'),
     )
     .option('--force', 'replace the contents of a non-empty --out folder')
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
+    .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
     .action((flags: ExportFlags) => runExport(flags));
 }
 

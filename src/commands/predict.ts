@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { TRAIN_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
-import { parseBackendChoice, selectBackend, type BackendChoice } from '../tf.js';
+import { BACKEND_HELP, parseBackendChoice, selectBackend, type BackendChoice } from '../tf.js';
 import { loadModel } from '../model/io.js';
 import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile, type FileResult } from '../model/classify.js';
 import { formatInference, positiveIndexOf, thresholdOrigin } from '../report/evaluation.js';
@@ -29,7 +29,7 @@ export function registerPredict(program: Command): void {
     .option('--model-dir <dir>', 'folder of the trained (or exported) model', TRAIN_DEFAULTS.modelDir)
     .option('--threshold <p>', 'Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)', thresholdValue)
     .option('--batch-size <n>', 'images per inference batch', positiveInt, TRAIN_DEFAULTS.batchSize)
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
+    .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
     .option('--tta', 'test-time augmentation: average each image\'s probabilities over its 8 flips and right-angle rotations (8x slower)')
     .option('--json', 'print one JSON array of {"file", "label", "probability"} (or {"file", "error"}) and nothing else')
     .option('--summary', 'then the slide summary: cells, parasitized, parasitemia with its 95% interval (to stderr with --json)')

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js';
 import { UserError } from '../errors.js';
-import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../tf.js';
+import { BACKEND_HELP, parseBackendChoice, selectBackend, tf, type BackendChoice } from '../tf.js';
 import { openSplitSources } from '../data/sources.js';
 import { buildResNet, parameterCounts, resolveArchitecture } from '../model/resnet.js';
 import { DivergedError, trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
@@ -57,7 +57,7 @@ export function registerTrain(program: Command): void {
     .option('--stages <list>', 'residual modules per stage', intList, [...TRAIN_DEFAULTS.stages])
     .option('--filters <list>', 'filters of the stem and of each stage', intList, [...TRAIN_DEFAULTS.filters])
     .option('--seed <n>', 'seed for weights, shuffling and augmentation', nonNegativeInt, DATASET_DEFAULTS.seed)
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
+    .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
     .option('--resume', 'continue the interrupted run in --model-dir from its last completed epoch')
     .option('--force', 'replace a model already in --model-dir')
     .action((flags: TrainFlags, command: Command) => runTrain(flags, (key) => command.getOptionValueSource(key) === 'cli'));
