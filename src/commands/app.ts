@@ -1,12 +1,10 @@
 // `malaria app`: writes the offline field web app for a trained model and, with --serve, serves it (on localhost
 // unless --host names another address).
 import { InvalidArgumentError, type Command } from 'commander';
-import { TRAIN_DEFAULTS } from '../config.js';
+import { APP_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
 import { selectBackend } from '../tf.js';
-import { LOOPBACK_HOST, serveApp } from '../app/serve.js';
+import { serveApp } from '../app/serve.js';
 import { writeApp } from '../app/write-app.js';
-
-export const APP_DEFAULTS = { out: 'malaria/app', port: 8080, host: LOOPBACK_HOST } as const;
 
 interface AppFlags {
   modelDir: string;

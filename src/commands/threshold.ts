@@ -1,7 +1,8 @@
 // The decision-threshold flags shared by `evaluate` and `predict`, and where the threshold in force comes from.
 import { InvalidArgumentError } from 'commander';
 import type { ModelMetadata } from '../model/io.js';
-import { DEFAULT_THRESHOLD, type ThresholdSource } from '../report/evaluation.js';
+import { DEFAULT_THRESHOLD } from '../config.js';
+import type { ThresholdSource } from '../report/evaluation.js';
 
 /** --threshold: a probability in [0, 1] (0 flags every image, 1 only certain ones). */
 export function thresholdValue(value: string): number {
