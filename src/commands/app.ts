@@ -1,35 +1,28 @@
 // `malaria app`: writes the offline field web app for a trained model and, with --serve, serves it (on localhost
 // unless --host names another address).
-import { InvalidArgumentError, type Command } from 'commander';
-import { APP_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
+import type { Command } from '@commander-js/extra-typings';
+import { APP_DEFAULTS } from '../config.js';
 import { selectBackend } from '../tf.js';
 import { serveApp } from '../app/serve.js';
 import { writeApp } from '../app/write-app.js';
+import { modelDirOption, portNumber } from './options.js';
 
-interface AppFlags {
-  modelDir: string;
-  out: string;
-  serve?: boolean;
-  port: number;
-  host: string;
-}
-
-function portNumber(value: string): number {
-  const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || n > 65_535) throw new InvalidArgumentError('must be a port number from 0 to 65535 (0 picks a free port).');
-  return n;
-}
-
-export function registerApp(program: Command): void {
-  program
+/** The `app` command with its flags; their types come from these definitions. */
+function declareApp(program: Command) {
+  return program
     .command('app')
     .description("write an offline web app that classifies a slide's cells in the browser and reports parasitemia")
-    .option('--model-dir <dir>', 'folder of the trained model', TRAIN_DEFAULTS.modelDir)
-    .option('--out <dir>', 'folder to write the app into (replaced if it holds an earlier app)', APP_DEFAULTS.out)
+    .addOption(modelDirOption())
+    .option('--out <dir>', 'folder to write the app into (replaced if it holds an earlier app)', APP_DEFAULTS.out as string)
     .option('--serve', 'serve the app (on 127.0.0.1 unless --host says otherwise) and print its URL; Ctrl-C stops')
-    .option('--port <n>', 'port for --serve (0 picks a free one)', portNumber, APP_DEFAULTS.port)
-    .option('--host <address>', 'address for --serve: 127.0.0.1 (this machine only), one of its network addresses, or 0.0.0.0 (all); offline use needs https or localhost', APP_DEFAULTS.host)
-    .action((flags: AppFlags) => runApp(flags));
+    .option('--port <n>', 'port for --serve (0 picks a free one)', portNumber, APP_DEFAULTS.port as number)
+    .option('--host <address>', 'address for --serve: 127.0.0.1 (this machine only), one of its network addresses, or 0.0.0.0 (all); offline use needs https or localhost', APP_DEFAULTS.host as string);
+}
+
+type AppFlags = ReturnType<ReturnType<typeof declareApp>['opts']>;
+
+export function registerApp(program: Command): void {
+  declareApp(program).action((flags) => runApp(flags));
 }
 
 /** Browsers give a service worker only to https pages and to http pages of localhost. */

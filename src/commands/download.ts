@@ -2,7 +2,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import fse from 'fs-extra';
-import type { Command } from 'commander';
+import type { Command } from '@commander-js/extra-typings';
 import { DOWNLOAD_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
 import { downloadWithResume } from '../data/download.js';
@@ -123,10 +123,10 @@ export function registerDownload(program: Command): void {
   program
     .command('download')
     .description(`download ${ARCHIVE_NAME} (resumable) and extract it to <dir>/${IMAGES_FOLDER}/<Class>/`)
-    .option('--url <url>', 'where to fetch the archive', DOWNLOAD_DEFAULTS.url)
-    .option('--dir <dir>', `folder that receives ${ARCHIVE_NAME} and ${IMAGES_FOLDER}/`, DOWNLOAD_DEFAULTS.dir)
+    .option('--url <url>', 'where to fetch the archive', DOWNLOAD_DEFAULTS.url as string)
+    .option('--dir <dir>', `folder that receives ${ARCHIVE_NAME} and ${IMAGES_FOLDER}/`, DOWNLOAD_DEFAULTS.dir as string)
     .option('--force', `extract again over an existing <dir>/${IMAGES_FOLDER}`, false)
-    .action(async (flags: DownloadFlags) => {
+    .action(async (flags) => {
       await runDownload(flags, {
         progressStream: process.stderr,
         log: (line) => console.log(line),

@@ -1,11 +1,11 @@
 // `malaria evaluate`: the saved model on one split (default: testing), as a report or one JSON object, at a decision
 // threshold given, saved with the model, or chosen on the validation split for a target sensitivity.
-import type { Command } from 'commander';
+import type { Command } from '@commander-js/extra-typings';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
+import { DATASET_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
-import { parseBackendChoice, selectBackend, type BackendChoice, type tf } from '../tf.js';
+import { selectBackend, type tf } from '../tf.js';
 import { createBatchSource } from '../data/batches.js';
 import { loadModel, METADATA_FILE, updateMetadata, type ModelMetadata } from '../model/io.js';
 import { predictProbabilities, type Predictions } from '../model/predict.js';
@@ -24,43 +24,34 @@ import {
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
 import { renderReliabilityPlot, renderRocPlot } from '../report/plot.js';
 import { ProgressBar } from '../report/progress.js';
-import { positiveInt } from './options.js';
-import { targetSensitivity, thresholdInForce, thresholdValue } from './threshold.js';
-
-interface EvaluateFlags {
-  data: string;
-  split: string;
-  modelDir: string;
-  batchSize: number;
-  backend: BackendChoice;
-  json?: boolean;
-  threshold?: number;
-  targetSensitivity?: number;
-  roc?: string;
-  calibration?: string;
-  tta?: boolean;
-  saveThreshold?: boolean;
-}
+import { backendOption, batchSizeOption, dataOption, jsonOption, modelDirOption, targetSensitivity, thresholdOption, ttaOption } from './options.js';
+import { thresholdInForce } from './threshold.js';
 
 const VALIDATION_SPLIT = DATASET_DEFAULTS.splits.val;
 
-export function registerEvaluate(program: Command): void {
-  program
+/** The `evaluate` command with its flags; their types come from these definitions. */
+function declareEvaluate(program: Command) {
+  return program
     .command('evaluate')
     .description('evaluate the saved model on one split of the data set')
-    .option('--data <dir>', 'folder holding the split folders', DATASET_DEFAULTS.base)
-    .option('--split <name>', 'split folder to evaluate (training, validation or testing)', DATASET_DEFAULTS.splits.test)
-    .option('--model-dir <dir>', 'folder of the trained (or exported) model', TRAIN_DEFAULTS.modelDir)
-    .option('--batch-size <n>', 'images per inference batch', positiveInt, TRAIN_DEFAULTS.batchSize)
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
-    .option('--threshold <p>', 'flag an image as Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)', thresholdValue)
+    .addOption(dataOption())
+    .option('--split <name>', 'split folder to evaluate (training, validation or testing)', DATASET_DEFAULTS.splits.test as string)
+    .addOption(modelDirOption())
+    .addOption(batchSizeOption())
+    .addOption(backendOption())
+    .addOption(thresholdOption())
     .option('--target-sensitivity <s>', `choose the largest threshold that reaches sensitivity s on <data>/${VALIDATION_SPLIT}, and apply it`, targetSensitivity)
     .option('--save-threshold', 'store the threshold used in the model folder\'s metadata.json (the default of evaluate and predict)')
     .option('--roc <png>', 'write the ROC curve with the operating point to this PNG')
     .option('--calibration <png>', 'write the reliability diagram (accuracy against confidence, with the ECE) to this PNG')
-    .option('--tta', 'test-time augmentation: average each image\'s probabilities over its 8 flips and right-angle rotations (8x slower)')
-    .option('--json', 'print one JSON object with the metrics and nothing else')
-    .action((flags: EvaluateFlags) => runEvaluate(flags));
+    .addOption(ttaOption())
+    .addOption(jsonOption('one JSON object with the metrics'));
+}
+
+type EvaluateFlags = ReturnType<ReturnType<typeof declareEvaluate>['opts']>;
+
+export function registerEvaluate(program: Command): void {
+  declareEvaluate(program).action((flags) => runEvaluate(flags));
 }
 
 function validate(flags: EvaluateFlags): void {

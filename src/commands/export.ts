@@ -1,33 +1,31 @@
 // `malaria export`: the model folder as a TensorFlow.js layers model with uint8 or float16 weights, for the web
 // or the field; stock tf.loadLayersModel loads it, and so do `evaluate` and `predict`.
-import { Option, type Command } from 'commander';
-import { TRAIN_DEFAULTS } from '../config.js';
-import { parseBackendChoice, selectBackend, type BackendChoice } from '../tf.js';
+import { Option, type Command } from '@commander-js/extra-typings';
+import { selectBackend } from '../tf.js';
 import { exportModel, type ExportResult } from '../model/export.js';
 import { QUANTIZATIONS, type Quantization } from '../model/quantize.js';
+import { backendOption, modelDirOption } from './options.js';
 
-interface ExportFlags {
-  modelDir: string;
-  out: string;
-  quantize: Quantization;
-  force?: boolean;
-  backend: BackendChoice;
-}
-
-export function registerExport(program: Command): void {
-  program
+/** The `export` command with its flags; their types come from these definitions. */
+function declareExport(program: Command) {
+  return program
     .command('export')
     .description('write the model as a TensorFlow.js layers model with quantized weights (uint8: ~1/4 the size, float16: 1/2)')
-    .option('--model-dir <dir>', 'folder of the trained model', TRAIN_DEFAULTS.modelDir)
+    .addOption(modelDirOption())
     .requiredOption('--out <dir>', 'folder to write model.json, weights.bin and metadata.json into')
     .addOption(
       new Option('--quantize <type>', 'weight encoding: uint8 (kernels; batch-norm and bias vectors as float16), float16, or none (float32)')
-        .choices([...QUANTIZATIONS])
-        .default('none'),
+        .choices(QUANTIZATIONS)
+        .default<Quantization>('none'),
     )
     .option('--force', 'replace the contents of a non-empty --out folder')
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
-    .action((flags: ExportFlags) => runExport(flags));
+    .addOption(backendOption());
+}
+
+type ExportFlags = ReturnType<ReturnType<typeof declareExport>['opts']>;
+
+export function registerExport(program: Command): void {
+  declareExport(program).action((flags) => runExport(flags));
 }
 
 export function formatMegabytes(bytes: number): string {

@@ -1,39 +1,34 @@
 // `malaria predict`: classifies image files and folders with a saved (or exported) model, for use in the field.
-import type { Command } from 'commander';
-import { TRAIN_DEFAULTS } from '../config.js';
+import type { Command } from '@commander-js/extra-typings';
 import { UserError } from '../errors.js';
-import { parseBackendChoice, selectBackend, type BackendChoice } from '../tf.js';
+import { selectBackend } from '../tf.js';
 import { loadModel } from '../model/io.js';
 import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile, type FileResult } from '../model/classify.js';
 import { formatInference, positiveIndexOf, thresholdOrigin } from '../report/evaluation.js';
 import { formatSlideSummary, summariseSlide } from '../report/parasitemia.js';
 import { ProgressBar } from '../report/progress.js';
-import { positiveInt } from './options.js';
-import { thresholdInForce, thresholdValue } from './threshold.js';
+import { backendOption, batchSizeOption, jsonOption, modelDirOption, thresholdOption, ttaOption } from './options.js';
+import { thresholdInForce } from './threshold.js';
 
-interface PredictFlags {
-  modelDir: string;
-  json?: boolean;
-  threshold?: number;
-  batchSize: number;
-  backend: BackendChoice;
-  summary?: boolean;
-  tta?: boolean;
-}
-
-export function registerPredict(program: Command): void {
-  program
+/** The `predict` command with its flags; their types come from these definitions. */
+function declarePredict(program: Command) {
+  return program
     .command('predict')
     .description('classify image files (and the images inside folders) as Parasitized or Uninfected')
     .argument('<paths...>', 'image files or folders of images')
-    .option('--model-dir <dir>', 'folder of the trained (or exported) model', TRAIN_DEFAULTS.modelDir)
-    .option('--threshold <p>', 'Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)', thresholdValue)
-    .option('--batch-size <n>', 'images per inference batch', positiveInt, TRAIN_DEFAULTS.batchSize)
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
-    .option('--tta', 'test-time augmentation: average each image\'s probabilities over its 8 flips and right-angle rotations (8x slower)')
-    .option('--json', 'print one JSON array of {"file", "label", "probability"} (or {"file", "error"}) and nothing else')
-    .option('--summary', 'then the slide summary: cells, parasitized, parasitemia with its 95% interval (to stderr with --json)')
-    .action((paths: string[], flags: PredictFlags) => runPredict(paths, flags));
+    .addOption(modelDirOption())
+    .addOption(thresholdOption())
+    .addOption(batchSizeOption())
+    .addOption(backendOption())
+    .addOption(ttaOption())
+    .addOption(jsonOption('one JSON array of {"file", "label", "probability"} (or {"file", "error"})'))
+    .option('--summary', 'then the slide summary: cells, parasitized, parasitemia with its 95% interval (to stderr with --json)');
+}
+
+type PredictFlags = ReturnType<ReturnType<typeof declarePredict>['opts']>;
+
+export function registerPredict(program: Command): void {
+  declarePredict(program).action((paths, flags) => runPredict(paths, flags));
 }
 
 const round = (value: number): number => Number(value.toFixed(6));

@@ -1,10 +1,10 @@
 // `malaria train`: the tutorial's ResNet on <data>/training, validated on <data>/validation, reported on <data>/testing.
-import type { Command } from 'commander';
+import { Option, type Command } from '@commander-js/extra-typings';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js';
 import { UserError } from '../errors.js';
-import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../tf.js';
+import { selectBackend, tf } from '../tf.js';
 import { openSplitSources } from '../data/sources.js';
 import { buildResNet, parameterCounts, resolveArchitecture } from '../model/resnet.js';
 import { DivergedError, trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
@@ -20,46 +20,36 @@ import { asciiChart } from '../report/chart.js';
 import { renderTrainingPlot } from '../report/plot.js';
 import { ProgressBar, formatSeconds } from '../report/progress.js';
 import { fraction4 } from './format.js';
-import { intList, nonNegativeInt, positiveInt, positiveNumber, presetName } from './options.js';
+import { backendOption, batchSizeOption, dataOption, intList, modelDirOption, nonNegativeInt, positiveInt, positiveNumber } from './options.js';
 
-interface TrainFlags {
-  data: string;
-  modelDir: string;
-  plot: string;
-  epochs: number;
-  batchSize: number;
-  microBatch?: number;
-  lr: number;
-  imageSize: number;
-  stages: number[];
-  filters: number[];
-  seed: number;
-  backend: BackendChoice;
-  preset: PresetName;
-  resume?: boolean;
-  force?: boolean;
-}
-
-export function registerTrain(program: Command): void {
-  program
+/** The `train` command with its flags; their types come from these definitions. */
+function declareTrain(program: Command) {
+  return program
     .command('train')
     .description('train the ResNet on <data>/training (validating on <data>/validation), save it, report on <data>/testing')
-    .option('--preset <name>', `training recipe: ${PRESET_NAMES.join(' or ')}; the flags below override its settings`, presetName, DEFAULT_PRESET)
-    .option('--data <dir>', 'folder holding the training, validation and testing splits', DATASET_DEFAULTS.base)
-    .option('--model-dir <dir>', 'where the model, its metadata, history.json and checkpoints go', TRAIN_DEFAULTS.modelDir)
-    .option('--plot <png>', 'loss/accuracy plot to write', TRAIN_DEFAULTS.plot)
-    .option('--epochs <n>', 'epochs to train', positiveInt, TRAIN_DEFAULTS.epochs)
-    .option('--batch-size <n>', 'images per optimizer step', positiveInt, TRAIN_DEFAULTS.batchSize)
+    .addOption(
+      new Option('--preset <name>', 'training recipe; the flags below override its settings').choices(PRESET_NAMES).default<PresetName>(DEFAULT_PRESET),
+    )
+    .addOption(dataOption())
+    .addOption(modelDirOption('write'))
+    .option('--plot <png>', 'loss/accuracy plot to write', TRAIN_DEFAULTS.plot as string)
+    .option('--epochs <n>', 'epochs to train', positiveInt, TRAIN_DEFAULTS.epochs as number)
+    .addOption(batchSizeOption('training'))
     .option('--micro-batch <n>', `images per forward/backward pass; a batch's gradients are summed over its micro-batches (default: ${WASM_MICRO_BATCH} on wasm, else the batch size)`, positiveInt)
-    .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr)
-    .option('--image-size <n>', 'images are resized to n x n', positiveInt, TRAIN_DEFAULTS.imageSize)
-    .option('--stages <list>', 'residual modules per stage', intList, [...TRAIN_DEFAULTS.stages])
-    .option('--filters <list>', 'filters of the stem and of each stage', intList, [...TRAIN_DEFAULTS.filters])
-    .option('--seed <n>', 'seed for weights, shuffling and augmentation', nonNegativeInt, DATASET_DEFAULTS.seed)
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
+    .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr as number)
+    .option('--image-size <n>', 'images are resized to n x n', positiveInt, TRAIN_DEFAULTS.imageSize as number)
+    .option('--stages <list>', 'residual modules per stage', intList, [...TRAIN_DEFAULTS.stages] as number[])
+    .option('--filters <list>', 'filters of the stem and of each stage', intList, [...TRAIN_DEFAULTS.filters] as number[])
+    .option('--seed <n>', 'seed for weights, shuffling and augmentation', nonNegativeInt, DATASET_DEFAULTS.seed as number)
+    .addOption(backendOption())
     .option('--resume', 'continue the interrupted run in --model-dir from its last completed epoch')
-    .option('--force', 'replace a model already in --model-dir')
-    .action((flags: TrainFlags, command: Command) => runTrain(flags, (key) => command.getOptionValueSource(key) === 'cli'));
+    .option('--force', 'replace a model already in --model-dir');
+}
+
+type TrainFlags = ReturnType<ReturnType<typeof declareTrain>['opts']>;
+
+export function registerTrain(program: Command): void {
+  declareTrain(program).action((flags, command) => runTrain(flags, (key) => command.getOptionValueSource(key) === 'cli'));
 }
 
 function validate(flags: TrainFlags): void {
