@@ -5,6 +5,7 @@ import { APP_DEFAULTS } from '../config.js';
 import { selectBackend } from '../tf.js';
 import { serveApp } from '../app/serve.js';
 import { writeApp } from '../app/write-app.js';
+import { createReporter } from '../report/reporter.js';
 import { modelDirOption, portNumber } from './options.js';
 
 /** The `app` command with its flags; their types come from these definitions. */
@@ -46,17 +47,18 @@ function untilInterrupted(): Promise<void> {
 async function runApp(flags: AppFlags): Promise<void> {
   // Writing the app loads the model once to check it; the pure-JS backend is enough for that.
   await selectBackend('cpu');
+  const report = createReporter();
   const app = await writeApp({ modelDir: flags.modelDir, outDir: flags.out });
   const megabytes = (app.bytes / 1024 / 1024).toFixed(1);
   const source = app.config.thresholdSource === 'model' ? 'saved with the model' : 'the default';
-  console.log(`wrote the app to ${flags.out}: ${app.files.length} files, ${megabytes} MB; it starts at threshold ${app.config.threshold} (${source})`);
+  report.result(`wrote the app to ${flags.out}: ${app.files.length} files, ${megabytes} MB; it starts at threshold ${app.config.threshold} (${source})`);
   if (!flags.serve) {
-    console.log('browsers do not run it from file://: serve it with `malaria app --serve`, or copy the folder to any static web server');
+    report.result('browsers do not run it from file://: serve it with `malaria app --serve`, or copy the folder to any static web server');
     return;
   }
   const server = await serveApp(app.outDir, flags.port, flags.host);
-  console.log(`serving the app at ${server.urls.join(' and ')} (Ctrl-C to stop)`);
-  if (!server.loopback) console.error(SECURE_CONTEXT_NOTE);
+  report.result(`serving the app at ${server.urls.join(' and ')} (Ctrl-C to stop)`);
+  if (!server.loopback) report.note(SECURE_CONTEXT_NOTE);
   await untilInterrupted();
   await server.close();
 }

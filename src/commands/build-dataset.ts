@@ -3,6 +3,7 @@ import { Option, type Command } from '@commander-js/extra-typings';
 import { DATASET_DEFAULTS } from '../config.js';
 import { buildDataset } from '../data/build-dataset.js';
 import { formatBuildSummary } from '../data/build-summary.js';
+import { createReporter } from '../report/reporter.js';
 import { fraction, nonNegativeInt } from './options.js';
 
 export function registerBuildDataset(program: Command): void {
@@ -26,7 +27,8 @@ export function registerBuildDataset(program: Command): void {
         .default('cell' as const),
     )
     .action(async (flags) => {
+      const report = createReporter();
       const result = await buildDataset({ ...flags, progressStream: process.stderr });
-      for (const line of formatBuildSummary(result)) console.log(line);
+      for (const line of formatBuildSummary(result)) report.result(line);
     });
 }

@@ -8,6 +8,7 @@ import { UserError } from '../errors.js';
 import { downloadWithResume } from '../data/download.js';
 import { extractCellImages, type ExtractResult } from '../data/unzip.js';
 import { ProgressBar } from '../report/progress.js';
+import { createReporter } from '../report/reporter.js';
 
 export interface DownloadFlags {
   url: string;
@@ -127,10 +128,7 @@ export function registerDownload(program: Command): void {
     .option('--dir <dir>', `folder that receives ${ARCHIVE_NAME} and ${IMAGES_FOLDER}/`, DOWNLOAD_DEFAULTS.dir as string)
     .option('--force', `extract again over an existing <dir>/${IMAGES_FOLDER}`, false)
     .action(async (flags) => {
-      await runDownload(flags, {
-        progressStream: process.stderr,
-        log: (line) => console.log(line),
-        warn: (line) => console.error(line),
-      });
+      const report = createReporter();
+      await runDownload(flags, { progressStream: process.stderr, log: report.result, warn: report.note });
     });
 }

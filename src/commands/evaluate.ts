@@ -23,7 +23,7 @@ import {
 } from '../report/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
 import { renderReliabilityPlot, renderRocPlot } from '../report/plot.js';
-import { ProgressBar } from '../report/progress.js';
+import { createReporter, type Reporter } from '../report/reporter.js';
 import { backendOption, batchSizeOption, dataOption, jsonOption, modelDirOption, targetSensitivity, thresholdOption, ttaOption } from './options.js';
 import { thresholdInForce } from './threshold.js';
 
@@ -71,7 +71,7 @@ function validate(flags: EvaluateFlags): void {
 const inferenceUsed = (metadata: ModelMetadata, flags: EvaluateFlags): InferenceOptions => ({ temperature: metadata.temperature, tta: flags.tta });
 
 /** Class probabilities for every image of `<data>/<split>`, with a progress bar on stderr. */
-async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flags: EvaluateFlags, split: string): Promise<Predictions> {
+async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flags: EvaluateFlags, split: string, report: Reporter): Promise<Predictions> {
   const source = await createBatchSource({
     dir: path.join(flags.data, split),
     imageSize: metadata.imageSize,
@@ -80,14 +80,14 @@ async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flag
     shuffle: false,
     seed: 0,
     classNames: metadata.classNames,
-    onSkip: (s) => console.error(`skipped ${s.path}: ${s.reason}`),
+    onSkip: (s) => report.note(`skipped ${s.path}: ${s.reason}`),
   });
-  const bar = new ProgressBar({ total: source.batchesPerEpoch, label: `${split}: ${source.files.length} images` });
+  const bar = report.progress({ total: source.batchesPerEpoch, label: `${split}: ${source.files.length} images` });
   const predictions = await predictProbabilities(model, source, (done) => bar.update(done), inferenceUsed(metadata, flags));
   bar.finish();
   if (source.skipped.length > 0) {
     const files = source.skipped.length === 1 ? '1 file' : `${source.skipped.length} files`;
-    console.error(`set aside ${files} of ${split} that do not decode as images (named above); evaluated the other ${predictions.labels.length}`);
+    report.note(`set aside ${files} of ${split} that do not decode as images (named above); evaluated the other ${predictions.labels.length}`);
   }
   return predictions;
 }
@@ -95,11 +95,11 @@ async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flag
 async function runEvaluate(flags: EvaluateFlags): Promise<void> {
   validate(flags);
   // --json keeps stdout to the one object; everything else goes to stderr.
-  const say = flags.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
+  const report = createReporter({ json: flags.json });
   const backend = await selectBackend(flags.backend);
   // A model folder that is not ours is one line and nothing else.
   const { model, metadata } = await loadModel(flags.modelDir);
-  say(backend.message);
+  report.note(backend.message);
   try {
     const twoClasses = metadata.classNames.length === 2;
     if (!twoClasses && (flags.threshold !== undefined || flags.targetSensitivity !== undefined || flags.roc)) {
@@ -109,11 +109,11 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
     let origin: ThresholdOrigin;
     let threshold: number;
     if (flags.targetSensitivity !== undefined) {
-      const validation = await predictSplit(model, metadata, flags, VALIDATION_SPLIT);
+      const validation = await predictSplit(model, metadata, flags, VALIDATION_SPLIT, report);
       const selection = selectThreshold(validation, metadata.classNames, flags.targetSensitivity, VALIDATION_SPLIT);
-      say(formatThresholdSelection(selection, positiveLabel));
+      report.detail(formatThresholdSelection(selection, positiveLabel));
       if (flags.split === VALIDATION_SPLIT) {
-        console.error(`note: the threshold was chosen on ${VALIDATION_SPLIT}, the split being evaluated; its figures are optimistic`);
+        report.note(`note: the threshold was chosen on ${VALIDATION_SPLIT}, the split being evaluated; its figures are optimistic`);
       }
       origin = { source: 'validation', selection };
       threshold = selection.threshold;
@@ -123,29 +123,29 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
       threshold = inForce.threshold;
     }
 
-    const predictions = await predictSplit(model, metadata, flags, flags.split);
+    const predictions = await predictSplit(model, metadata, flags, flags.split, report);
     const evaluation = evaluatePredictions(predictions, metadata.classNames, threshold);
     const inference = inferenceUsed(metadata, flags);
     if (flags.json) {
-      console.log(JSON.stringify(evaluationJson(evaluation, twoClasses ? origin : undefined, inference)));
+      report.result(JSON.stringify(evaluationJson(evaluation, twoClasses ? origin : undefined, inference)));
     } else {
-      console.log(`\n${formatClassificationReport(evaluation.metrics)}`);
-      console.log(`confusion matrix (rows: true class, columns: predicted)\n${formatConfusionMatrix(evaluation.metrics.labels, evaluation.metrics.confusion)}`);
-      if (evaluation.screening) console.log(formatScreening(evaluation.screening, origin.source));
-      console.log(formatCalibration(evaluation.calibration, inference));
+      report.result(`\n${formatClassificationReport(evaluation.metrics)}`);
+      report.result(`confusion matrix (rows: true class, columns: predicted)\n${formatConfusionMatrix(evaluation.metrics.labels, evaluation.metrics.confusion)}`);
+      if (evaluation.screening) report.result(formatScreening(evaluation.screening, origin.source));
+      report.result(formatCalibration(evaluation.calibration, inference));
     }
     if (flags.calibration) {
       await renderReliabilityPlot(evaluation.calibration, `Reliability diagram, ${flags.split}`, flags.calibration);
-      say(`reliability diagram written to ${flags.calibration}`);
+      report.detail(`reliability diagram written to ${flags.calibration}`);
     }
     if (flags.roc) {
       const roc = rocData(predictions, metadata.classNames, threshold);
       await renderRocPlot(roc.curve, { auc: roc.auc, operatingPoint: roc.operatingPoint, title: `ROC curve, ${flags.split}` }, flags.roc);
-      say(`ROC curve written to ${flags.roc}`);
+      report.detail(`ROC curve written to ${flags.roc}`);
     }
     if (flags.saveThreshold) {
       await updateMetadata(flags.modelDir, { threshold });
-      say(`threshold ${threshold} saved in ${path.join(flags.modelDir, METADATA_FILE)}`);
+      report.detail(`threshold ${threshold} saved in ${path.join(flags.modelDir, METADATA_FILE)}`);
     }
   } finally {
     model.dispose();

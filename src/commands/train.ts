@@ -6,7 +6,7 @@ import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js
 import { UserError } from '../errors.js';
 import { selectBackend, tf } from '../tf.js';
 import { openSplitSources } from '../data/sources.js';
-import { buildResNet, parameterCounts, resolveArchitecture } from '../model/resnet.js';
+import { buildResNet, resolveArchitecture } from '../model/resnet.js';
 import { DivergedError, trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
 import { hasCheckpoint, loadCheckpoint, loadCheckpointState, MODEL_FILE, sweepModelFolder } from '../model/io.js';
 import { assertApart, checkOutputFolder, emptyOurFolder } from '../io/output-folder.js';
@@ -18,8 +18,9 @@ import { formatTemperatureFit } from '../report/calibration.js';
 import { formatClassificationReport } from '../report/classification-report.js';
 import { asciiChart } from '../report/chart.js';
 import { renderTrainingPlot } from '../report/plot.js';
-import { ProgressBar, formatSeconds } from '../report/progress.js';
-import { fraction4 } from './format.js';
+import { ProgressBar } from '../report/progress.js';
+import { createReporter } from '../report/reporter.js';
+import { epochLine, fraction4, modelLine } from '../report/training-log.js';
 import { backendOption, batchSizeOption, dataOption, intList, modelDirOption, nonNegativeInt, positiveInt, positiveNumber } from './options.js';
 
 /** The `train` command with its flags; their types come from these definitions. */
@@ -134,21 +135,6 @@ async function checkModelDir(flags: TrainFlags): Promise<void> {
   }
 }
 
-/** "model: ResNet stages 3,4,6 filters 64,128,256,512: 2,163,918 parameters (2,150,344 trainable), 64x64 input" */
-export function modelLine(model: tf.LayersModel, flags: Pick<TrainFlags, 'stages' | 'filters' | 'imageSize'>): string {
-  const { total, trainable } = parameterCounts(model);
-  const number = (n: number) => n.toLocaleString('en-US');
-  return `model: ResNet stages ${flags.stages.join(',')} filters ${flags.filters.join(',')}: ${number(total)} parameters (${number(trainable)} trainable), ${flags.imageSize}x${flags.imageSize} input`;
-}
-
-function epochLine(info: EpochEndInfo, epochs: number): string {
-  return (
-    `Epoch ${info.epoch + 1}/${epochs} - ${formatSeconds(info.seconds)} - loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}` +
-    ` - val_loss: ${fraction4(info.valLoss)} - val_accuracy: ${fraction4(info.valAccuracy)} - lr: ${info.lr.toPrecision(4)}` +
-    ` - peak memory: ${(info.peakRssBytes / 1024 ** 3).toFixed(2)} GB`
-  );
-}
-
 async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Promise<void> {
   // A resumed run takes its recipe from its checkpoint instead.
   if (!flags.resume) flags = withPreset(flags, flags.preset, given);
@@ -156,9 +142,10 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
   await checkModelDir(flags);
   if (flags.resume) flags = await resumedFlags(flags, given);
   checkData(flags);
+  const report = createReporter();
   const backend = await selectBackend(flags.backend);
-  console.log(backend.message);
-  console.log(formatPreset(flags.preset, flags));
+  report.note(backend.message);
+  report.result(formatPreset(flags.preset, flags));
 
   const skippedFiles: string[] = [];
   const sources = await openSplitSources({
@@ -169,14 +156,14 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
     onSkip: (s) => skippedFiles.push(`${s.path} (${s.reason})`),
   });
   const { train, val, test } = sources;
-  console.log(
+  report.result(
     `found ${train.files.length} training, ${val.files.length} validation and ${test.files.length} testing images in ${train.classNames.length} classes (${train.classNames.join(', ')})`,
   );
   if (val.files.length === 0) throw new UserError(`${flags.data}/${DATASET_DEFAULTS.splits.val} holds no images: rebuild the splits with \`malaria build-dataset\``);
 
   const microBatch = flags.microBatch ?? (backend.name === 'wasm' ? WASM_MICRO_BATCH : flags.batchSize);
   if (microBatch < flags.batchSize) {
-    console.log(
+    report.result(
       `batch ${flags.batchSize} is trained as ${Math.ceil(flags.batchSize / microBatch)} micro-batches of ${microBatch} with summed gradients (one optimizer step per batch; batch norm sees ${microBatch} images at a time)`,
     );
   }
@@ -184,7 +171,7 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(130);
-    console.error('\nstopping: the last completed epoch stays saved; continue with `malaria train --resume` (Ctrl-C again to quit at once)');
+    report.note('\nstopping: the last completed epoch stays saved; continue with `malaria train --resume` (Ctrl-C again to quit at once)');
     controller.abort();
   };
   process.on('SIGINT', onSigint);
@@ -199,13 +186,13 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
     microBatchSize: microBatch,
     signal: controller.signal,
     onBatchEnd: (info: { epoch: number; batch: number; batches: number; loss: number; accuracy: number }) => {
-      bar ??= new ProgressBar({ total: info.batches, label: `Epoch ${info.epoch + 1}/${epochs}`, startedAt: epochStartedAt });
+      bar ??= report.progress({ total: info.batches, label: `Epoch ${info.epoch + 1}/${epochs}`, startedAt: epochStartedAt });
       bar.update(info.batch + 1, `loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}`);
     },
     onEpochEnd: (info: EpochEndInfo) => {
       bar?.finish();
       bar = undefined;
-      console.log(epochLine(info, epochs));
+      report.result(epochLine(info, epochs));
       epochStartedAt = Date.now();
     },
   };
@@ -216,9 +203,9 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
     if (flags.resume) {
       const checkpoint = await loadCheckpoint(flags.modelDir);
       epochs = checkpoint.settings.epochs;
-      console.log(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
+      report.result(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
       model = checkpoint.model;
-      console.log(modelLine(model, flags));
+      report.result(modelLine(model, flags));
       result = await resumeTraining(checkpoint, train, val, callbacks);
     } else {
       // checkModelDir found the folder missing, empty or one of our model folders.
@@ -232,7 +219,7 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
         seed: flags.seed,
       });
       model = buildResNet({ ...architecture, seed: flags.seed });
-      console.log(modelLine(model, flags));
+      report.result(modelLine(model, flags));
       const settings: TrainSettings = {
         epochs: flags.epochs,
         initialLr: flags.lr,
@@ -252,9 +239,9 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
   }
-  if (skippedFiles.length) console.log(`skipped ${skippedFiles.length} undecodable images: ${skippedFiles.slice(0, 5).join('; ')}${skippedFiles.length > 5 ? '; ...' : ''}`);
+  if (skippedFiles.length) report.result(`skipped ${skippedFiles.length} undecodable images: ${skippedFiles.slice(0, 5).join('; ')}${skippedFiles.length > 5 ? '; ...' : ''}`);
   if (result.stoppedEarly) {
-    console.log(
+    report.result(
       result.epochsCompleted > 0
         ? `stopped after ${result.epochsCompleted} of ${epochs} epochs; continue with \`malaria train --resume --model-dir ${flags.modelDir}\``
         : `stopped before the first epoch completed; nothing was saved`,
@@ -262,20 +249,20 @@ async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Pro
     process.exitCode = 130;
     return;
   }
-  console.log(`saved the model to ${flags.modelDir}`);
+  report.result(`saved the model to ${flags.modelDir}`);
   const fit = await calibrateTemperature(model, val, flags.modelDir);
-  console.log(formatTemperatureFit(fit, DATASET_DEFAULTS.splits.val));
+  report.result(formatTemperatureFit(fit, DATASET_DEFAULTS.splits.val));
   const inference = { temperature: fit.applied ? fit.temperature : undefined };
 
   // The final report on the held-out testing split, as the tutorial prints it.
-  console.log(`\nevaluating on ${test.files.length} testing images`);
+  report.result(`\nevaluating on ${test.files.length} testing images`);
   const predictions = await predictProbabilities(model, test, undefined, inference);
   const evaluation = evaluatePredictions(predictions, [...test.classNames]);
-  console.log(formatClassificationReport(evaluation.metrics));
-  if (evaluation.screening) console.log(formatScreening(evaluation.screening));
-  console.log(`${formatCalibration(evaluation.calibration, inference)}\n`);
-  console.log(asciiChart(result.history, { color: process.stdout.isTTY }));
+  report.result(formatClassificationReport(evaluation.metrics));
+  if (evaluation.screening) report.result(formatScreening(evaluation.screening));
+  report.result(`${formatCalibration(evaluation.calibration, inference)}\n`);
+  report.result(asciiChart(result.history, { color: process.stdout.isTTY }));
   await renderTrainingPlot(result.history, flags.plot);
-  console.log(`wrote the training plot to ${flags.plot}`);
+  report.result(`wrote the training plot to ${flags.plot}`);
   model.dispose();
 }
