@@ -4,6 +4,7 @@ import type { Command } from '@commander-js/extra-typings';
 import { APP_DEFAULTS } from '../config.js';
 import { selectBackend } from '../tf.js';
 import { serveApp } from '../app/serve.js';
+import { untilInterrupted } from '../io/interrupt.js';
 import { writeApp } from '../app/write-app.js';
 import { createReporter } from '../report/reporter.js';
 import { modelDirOption, portNumber } from './options.js';
@@ -30,19 +31,6 @@ export function registerApp(program: Command): void {
 export const SECURE_CONTEXT_NOTE =
   'note: other devices reach the app over plain http, where browsers allow no service worker: it classifies while this server runs, ' +
   'but does not load offline. For offline use serve it over https (for example behind a reverse proxy with a certificate), or open it as http://localhost on the device that serves it.';
-
-/** Resolves on the first Ctrl-C (or SIGTERM), so the server can close cleanly. */
-function untilInterrupted(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
 
 async function runApp(flags: AppFlags): Promise<void> {
   // Writing the app loads the model once to check it; the pure-JS backend is enough for that.

@@ -5,27 +5,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DATASET_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
-import { selectBackend, type tf } from '../tf.js';
-import { createBatchSource } from '../data/batches.js';
-import { loadModel, METADATA_FILE, updateMetadata, type ModelMetadata } from '../model/io.js';
-import { predictProbabilities, type Predictions } from '../model/predict.js';
-import type { InferenceOptions } from '../model/inference.js';
-import {
-  evaluatePredictions,
-  evaluationJson,
-  formatCalibration,
-  formatScreening,
-  formatThresholdSelection,
-  positiveIndexOf,
-  rocData,
-  selectThreshold,
-  type ThresholdOrigin,
-} from '../report/evaluation.js';
+import { selectBackend } from '../tf.js';
+import { chooseThreshold, inferenceUsed, predictSplit } from '../model/evaluate-split.js';
+import { loadModel, METADATA_FILE, updateMetadata } from '../model/io.js';
+import { evaluatePredictions, evaluationJson, formatCalibration, formatScreening, rocData } from '../report/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
 import { renderReliabilityPlot, renderRocPlot } from '../report/plot.js';
-import { createReporter, type Reporter } from '../report/reporter.js';
+import { createReporter } from '../report/reporter.js';
 import { backendOption, batchSizeOption, dataOption, jsonOption, modelDirOption, targetSensitivity, thresholdOption, ttaOption } from './options.js';
-import { thresholdInForce } from './threshold.js';
 
 const VALIDATION_SPLIT = DATASET_DEFAULTS.splits.val;
 
@@ -67,31 +54,6 @@ function validate(flags: EvaluateFlags): void {
   }
 }
 
-/** How probabilities are produced: the model's temperature (if it has one) and --tta. */
-const inferenceUsed = (metadata: ModelMetadata, flags: EvaluateFlags): InferenceOptions => ({ temperature: metadata.temperature, tta: flags.tta });
-
-/** Class probabilities for every image of `<data>/<split>`, with a progress bar on stderr. */
-async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flags: EvaluateFlags, split: string, report: Reporter): Promise<Predictions> {
-  const source = await createBatchSource({
-    dir: path.join(flags.data, split),
-    imageSize: metadata.imageSize,
-    batchSize: flags.batchSize,
-    augment: false,
-    shuffle: false,
-    seed: 0,
-    classNames: metadata.classNames,
-    onSkip: (s) => report.note(`skipped ${s.path}: ${s.reason}`),
-  });
-  const bar = report.progress({ total: source.batchesPerEpoch, label: `${split}: ${source.files.length} images` });
-  const predictions = await predictProbabilities(model, source, (done) => bar.update(done), inferenceUsed(metadata, flags));
-  bar.finish();
-  if (source.skipped.length > 0) {
-    const files = source.skipped.length === 1 ? '1 file' : `${source.skipped.length} files`;
-    report.note(`set aside ${files} of ${split} that do not decode as images (named above); evaluated the other ${predictions.labels.length}`);
-  }
-  return predictions;
-}
-
 async function runEvaluate(flags: EvaluateFlags): Promise<void> {
   validate(flags);
   // --json keeps stdout to the one object; everything else goes to stderr.
@@ -105,23 +67,7 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
     if (!twoClasses && (flags.threshold !== undefined || flags.targetSensitivity !== undefined || flags.roc)) {
       throw new UserError(`--threshold, --target-sensitivity and --roc need a two-class model; ${flags.modelDir} has ${metadata.classNames.length} classes`);
     }
-    const positiveLabel = metadata.classNames[positiveIndexOf(metadata.classNames)];
-    let origin: ThresholdOrigin;
-    let threshold: number;
-    if (flags.targetSensitivity !== undefined) {
-      const validation = await predictSplit(model, metadata, flags, VALIDATION_SPLIT, report);
-      const selection = selectThreshold(validation, metadata.classNames, flags.targetSensitivity, VALIDATION_SPLIT);
-      report.detail(formatThresholdSelection(selection, positiveLabel));
-      if (flags.split === VALIDATION_SPLIT) {
-        report.note(`note: the threshold was chosen on ${VALIDATION_SPLIT}, the split being evaluated; its figures are optimistic`);
-      }
-      origin = { source: 'validation', selection };
-      threshold = selection.threshold;
-    } else {
-      const inForce = thresholdInForce(flags.threshold, metadata);
-      origin = { source: inForce.source };
-      threshold = inForce.threshold;
-    }
+    const { threshold, origin } = await chooseThreshold(model, metadata, flags, report);
 
     const predictions = await predictSplit(model, metadata, flags, flags.split, report);
     const evaluation = evaluatePredictions(predictions, metadata.classNames, threshold);

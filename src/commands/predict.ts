@@ -3,13 +3,13 @@ import type { Command } from '@commander-js/extra-typings';
 import { UserError } from '../errors.js';
 import { selectBackend } from '../tf.js';
 import { loadModel } from '../model/io.js';
-import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile } from '../model/classify.js';
+import { classifyFiles, gatherImageFiles, isFailed, slideSummary } from '../model/classify.js';
 import { formatInference, positiveIndexOf, thresholdOrigin } from '../report/evaluation.js';
-import { formatSlideSummary, summariseSlide } from '../report/parasitemia.js';
-import { formatPredictionTable, plural, predictionsJson } from '../report/predictions.js';
+import { formatSlideSummary } from '../report/parasitemia.js';
+import { formatClassifiedCounts, formatPredictionTable, plural, predictionsJson } from '../report/predictions.js';
 import { createReporter } from '../report/reporter.js';
 import { backendOption, batchSizeOption, jsonOption, modelDirOption, thresholdOption, ttaOption } from './options.js';
-import { thresholdInForce } from './threshold.js';
+import { thresholdInForce } from '../model/threshold.js';
 
 /** The `predict` command with its flags; their types come from these definitions. */
 function declarePredict(program: Command) {
@@ -63,18 +63,10 @@ async function runPredict(paths: string[], flags: PredictFlags): Promise<void> {
     const results = await classifyFiles(model, metadata, items, { batchSize: flags.batchSize, threshold, tta: flags.tta, onProgress: (done) => bar.update(done) });
     bar.finish();
     report.result(flags.json ? JSON.stringify(predictionsJson(results)) : formatPredictionTable(results));
-    if (flags.summary) {
-      const positiveIndex = positiveIndexOf(metadata.classNames);
-      const pPositive = results.filter((r): r is ClassifiedFile => !isFailed(r)).map((r) => r.probabilities[positiveIndex]);
-      const lines = formatSlideSummary(summariseSlide(pPositive, threshold), metadata.classNames[positiveIndex]);
-      // stdout stays one JSON array under --json.
-      report.detail(`\n${lines.join('\n')}`);
-    }
-
+    // stdout stays one JSON array under --json.
+    if (flags.summary) report.detail(`\n${formatSlideSummary(slideSummary(results, metadata.classNames, threshold), metadata.classNames[positiveIndexOf(metadata.classNames)]).join('\n')}`);
+    report.note(formatClassifiedCounts(results, metadata.classNames, skipped.length));
     const failed = results.filter(isFailed).length;
-    const counts = metadata.classNames.map((name) => `${results.filter((r) => !isFailed(r) && r.label === name).length} ${name}`);
-    const skippedNote = skipped.length ? `; ${plural(skipped.length, 'non-image file')} skipped` : '';
-    report.note(`${plural(results.length - failed, 'image')} classified (${counts.join(', ')}); ${failed} failed${skippedNote}`);
     if (failed > 0) {
       report.note(`malaria: ${failed} of ${plural(results.length, 'file')} could not be classified`);
       process.exitCode = 1;

@@ -22,3 +22,11 @@ export function formatPredictionTable(results: readonly FileResult[]): string {
 export function plural(count: number, word: string): string {
   return `${count} ${word}${count === 1 ? '' : 's'}`;
 }
+
+/** "18 images classified (9 Parasitized, 9 Uninfected); 2 failed; 3 non-image files skipped" */
+export function formatClassifiedCounts(results: readonly FileResult[], classNames: readonly string[], skipped: number): string {
+  const failed = results.filter(isFailed).length;
+  const counts = classNames.map((name) => `${results.filter((r) => !isFailed(r) && r.label === name).length} ${name}`);
+  const skippedNote = skipped ? `; ${plural(skipped, 'non-image file')} skipped` : '';
+  return `${plural(results.length - failed, 'image')} classified (${counts.join(', ')}); ${failed} failed${skippedNote}`;
+}
