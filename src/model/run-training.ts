@@ -48,7 +48,10 @@ export interface TrainingOptions {
 export interface TrainingEvents {
   /** Where the run's lines go (results on stdout, notes and progress on stderr in the CLI). */
   report: Reporter;
-  /** True when the option was given on the command line: it then overrides the preset, and must match a resumed run. */
+  /**
+   * True when the option was given on the command line: it then overrides the preset, and must match a resumed run.
+   * Default: every option counts as given (a library caller states what it wants).
+   */
   given?: (key: string) => boolean;
   /**
    * Called as the epochs start: its signal stops the run cleanly after the current batch (the last completed epoch
@@ -154,7 +157,7 @@ export function chooseMicroBatch(backend: BackendName, batchSize: number, flag?:
  * The settings the run follows: the preset's where no flag is given, or (--resume) the checkpoint's, after checking
  * them and --model-dir. Throws a UserError for anything the user must change.
  */
-export async function resolveTrainingOptions(options: TrainingOptions, given: (key: string) => boolean = () => false): Promise<TrainingOptions> {
+export async function resolveTrainingOptions(options: TrainingOptions, given: (key: string) => boolean = () => true): Promise<TrainingOptions> {
   // A resumed run takes its recipe from its checkpoint instead.
   let resolved = options.resume ? { ...options } : withPreset(options, options.preset, given);
   validateTrainingOptions(resolved);
