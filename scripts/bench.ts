@@ -1,4 +1,4 @@
-// `npm run bench -- [--images <dir>] [--limit <n>] [--backend <b>] [--train-steps <n>] [--peers] [--json]`
+// `npm run bench -- [--images <dir>] [--limit <n>] [--backend <b>] [--train-steps <n>] [--warmup <n>] [--peers] [--json]`
 // Measures the data pipeline and the tutorial ResNet's training and inference speed on this machine; with --peers
 // it runs the peer baselines (../shared/bench) in the same run so the ratios compare like with like.
 import { Command } from 'commander';
@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../src/config.js';
-import { parseBackendChoice, selectBackend, tf, type BackendChoice } from '../src/tf.js';
+import { BACKEND_HELP, parseBackendChoice, selectBackend, tf, type BackendChoice } from '../src/tf.js';
 import { listSplit } from '../src/data/dataset.js';
 import { batchSourceFromListing } from '../src/data/batches.js';
 import { buildResNet } from '../src/model/resnet.js';
@@ -19,6 +19,7 @@ interface BenchFlags {
   limit: number;
   backend: BackendChoice;
   trainSteps: number;
+  warmup: number;
   microBatch?: number;
   peers?: boolean;
   peersDir: string;
@@ -59,7 +60,7 @@ async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached
 }
 
 /** The tutorial ResNet at 64x64, batch 32: steady-state training and inference images per second. */
-async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: number; infer: number; inferTta: number; microBatch: number }> {
+async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: number; infer: number; inferTta: number; microBatch: number; gpuBytes?: number }> {
   const batch = TRAIN_DEFAULTS.batchSize;
   const size = TRAIN_DEFAULTS.imageSize;
   const model = buildResNet({ inputSize: size, classes: 2, seed: 1 });
@@ -87,7 +88,7 @@ async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: 
     sampleRss();
   }
   const trainRates: number[] = [];
-  const warmup = 2;
+  const warmup = flags.warmup;
   for (let i = 0; i < warmup + flags.trainSteps; i++) {
     const started = performance.now();
     await trainStep(model, optimizer, variables, x, labels, batch, 2, microBatch);
@@ -95,9 +96,11 @@ async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: 
     sampleRss();
     if (!flags.json) process.stderr.write(`train step ${i + 1}/${warmup + flags.trainSteps}\r`);
   }
+  // webgpu keeps released buffers for reuse: what it holds after training is the device memory a run needs.
+  const gpuBytes = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
   optimizer.dispose();
   model.dispose();
-  return { train: median(trainRates), infer: median(inferRates), inferTta: median(ttaRates), microBatch };
+  return { train: median(trainRates), infer: median(inferRates), inferTta: median(ttaRates), microBatch, gpuBytes };
 }
 
 /** Last JSON line a peer script prints. */
@@ -117,8 +120,9 @@ async function main(): Promise<void> {
   const flags = new Command('bench')
     .option('--images <dir>', 'folder with one subfolder of images per class', 'malaria/sample')
     .option('--limit <n>', 'images for the pipeline measurement', positiveInt, 3000)
-    .option('--backend <name>', 'auto, tensorflow, wasm or cpu', parseBackendChoice, 'auto')
-    .option('--train-steps <n>', 'timed training steps after 2 warm-up steps', positiveInt, 5)
+    .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
+    .option('--train-steps <n>', 'timed training steps after the warm-up steps', positiveInt, 5)
+    .option('--warmup <n>', 'untimed training steps first (the first compiles kernels and shaders)', positiveInt, 2)
     .option('--micro-batch <n>', 'images per forward/backward pass in training', positiveInt)
     .option('--peers', 'also run the peer baselines in ../shared/bench (needs Debian python3-torch)')
     .option('--peers-dir <dir>', 'where the peer scripts are', '../shared/bench')
@@ -135,14 +139,17 @@ async function main(): Promise<void> {
 
   const result: Record<string, unknown> = {
     backend: backend.name,
+    device: backend.device,
     images: pipeline.images,
     pipeline_first_epoch_img_s: Math.round(pipeline.first),
     pipeline_cached_img_s: Math.round(pipeline.cached),
     train_img_s: Number(model.train.toFixed(2)),
     train_micro_batch: model.microBatch,
+    train_steps_timed: flags.trainSteps,
     infer_img_s: Number(model.infer.toFixed(2)),
     infer_tta_img_s: Number(model.inferTta.toFixed(2)),
     peak_rss_mb: Math.round(peakRss / 2 ** 20),
+    ...(model.gpuBytes === undefined ? {} : { gpu_allocated_mb: Math.round(model.gpuBytes / 2 ** 20) }),
     uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
   };
   if (flags.peers) {

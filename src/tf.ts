@@ -1,22 +1,50 @@
 // The one module that imports TensorFlow.js and chooses its backend. Everything else imports `tf` from here.
+// The loaders of the optional engines live in src/backends/ (imported lazily: each pulls in large native code).
 import * as tf from '@tensorflow/tfjs';
 import os from 'node:os';
 import { UserError } from './errors.js';
+import { wasmThreads } from './backends/wasm.js';
+import type { AdapterProbe } from './backends/webgpu.js';
+import type { TensorflowDevice } from './backends/tensorflow.js';
 
 export { tf };
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 export type BackendName = Exclude<BackendChoice, 'auto'>;
+/** The --backend option's help. */
+export const BACKEND_HELP = 'auto, tensorflow, webgpu, wasm or cpu (auto: the fastest that loads; `malaria backends` lists them)';
+/** The order `auto` tries them in, fastest first. */
+export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 export interface BackendInfo {
   name: BackendName;
-  /** One line for the user: which backend runs and, after a fallback, why and what to install to go faster. */
+  /** One line for the user: which backend runs on which device and, after a fallback, why and how to go faster. */
   message: string;
+  /** The device it computes on, in a few words ("CPU, 2 threads", a GPU's name). */
+  device: string;
 }
 
-const GPU_HINT =
-  'install @tensorflow/tfjs-node-gpu (needs internet access during npm install; CUDA 11.2 and cuDNN 8.1 for the GPU)';
+/** What the choice reads from the machine; tests replace parts to stand for other machines. */
+export interface BackendMachine {
+  env: NodeJS.ProcessEnv;
+  cores: number;
+  /** The WebGPU adapter a fresh process finds (Dawn's driver messages stay in that process). */
+  probeGpuAdapter: (env: NodeJS.ProcessEnv) => Promise<AdapterProbe>;
+  /** Loads tfjs-node-gpu or tfjs-node, makes 'tensorflow' active and says whether it runs on a GPU. */
+  loadTensorflow: () => Promise<TensorflowDevice>;
+}
+
+const thisMachine = (): BackendMachine => ({
+  env: process.env,
+  cores: os.availableParallelism(),
+  probeGpuAdapter: async (env) => (await import('./backends/webgpu.js')).probeAdapter(env),
+  loadTensorflow: async () => (await import('./backends/tensorflow.js')).loadTensorflow(),
+});
+
+const FASTER_HINT =
+  'to go faster, use a GPU: webgpu needs a Vulkan driver on Linux (`npx malaria backends` shows what this machine has), ' +
+  'tensorflow needs @tensorflow/tfjs-node-gpu with CUDA 11.2 and cuDNN 8.1';
 
 let active: BackendInfo | undefined;
 
@@ -30,115 +58,123 @@ export function parseBackendChoice(value: string): BackendChoice {
   throw new UserError(`unknown backend "${value}": use one of ${BACKEND_CHOICES.join(', ')}`);
 }
 
-async function loadTensorflow(): Promise<void> {
-  // tfjs-node-gpu registers the 'tensorflow' backend (libtensorflow, CUDA when present) on import.
-  // It is an optional dependency: absent wherever its install script could not download libtensorflow.
-  await import('@tensorflow/tfjs-node-gpu' as string);
-  if (!(await tf.setBackend('tensorflow'))) throw new Error('the tensorflow backend did not initialise');
+export { wasmThreads };
+
+/** The settings every backend reads, checked before any backend loads: a bad one is never a reason to fall back. */
+interface Settings {
+  wasmThreads: number;
 }
 
-/**
- * The threaded wasm build starts 8 workers up front; more threads would need workers started while the main thread
- * waits for them, which never happens. (Containers can also report the host's cores, not their own share.)
- */
-const MAX_WASM_THREADS = 8;
+function checkSettings(machine: BackendMachine): Settings {
+  return { wasmThreads: wasmThreads(machine.env, machine.cores) };
+}
 
-/**
- * Threads for the wasm backend: one per core by default (its threaded build, started by our workaround, since tfjs
- * does not under Node), or MALARIA_WASM_THREADS. Measured on 2 cores: ~1.5x training and ~1.9x inference when
- * the cores are idle; with another process keeping one core busy, ~0.9x training and ~1.2x inference.
- */
-export function wasmThreads(env: NodeJS.ProcessEnv = process.env, cores = os.availableParallelism()): number {
-  const limit = Math.max(1, Math.min(cores, MAX_WASM_THREADS));
-  const raw = env.MALARIA_WASM_THREADS;
-  if (raw === undefined || raw === '') return limit;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) {
-    throw new UserError(`MALARIA_WASM_THREADS must be a whole number of threads, 1 or more, got "${raw}"`);
+/** Thrown by a loader when the backend loads but `auto` should not take it (a software GPU, TensorFlow on CPU). */
+class NotForAuto extends Error {}
+
+/** What a loader tells the backend line: the rest of the line after the name, and the device alone. */
+interface Loaded {
+  detail: string;
+  device: string;
+}
+
+async function loadTensorflowBackend(machine: BackendMachine, _settings: Settings, auto = false): Promise<Loaded> {
+  const device = await machine.loadTensorflow();
+  const { describeTensorflowDevice } = await import('./backends/tensorflow.js');
+  if (auto && !device.gpu) throw new NotForAuto(`tensorflow runs ${describeTensorflowDevice(device)}`);
+  return { detail: ` ${describeTensorflowDevice(device)}`, device: device.gpu ? 'GPU (CUDA)' : 'CPU (libtensorflow)' };
+}
+
+async function loadWebgpuBackend(machine: BackendMachine, _settings: Settings, auto = false): Promise<Loaded> {
+  const probe = await machine.probeGpuAdapter(machine.env);
+  if (!probe.adapter) throw new Error(probe.reason);
+  const { describeAdapter, isSoftwareAdapter, loadWebgpu } = await import('./backends/webgpu.js');
+  if (auto && isSoftwareAdapter(probe.adapter)) {
+    throw new NotForAuto(`webgpu has only a software device (${probe.adapter.description || probe.adapter.device}), slower than wasm`);
   }
-  return Math.min(value, limit);
+  const device = describeAdapter(await loadWebgpu());
+  return { detail: ` on ${device}`, device };
 }
 
-/** How the wasm backend runs once loaded: its thread count, and why not threaded when its threaded build failed. */
-let wasmRun: { threads: number; threadedFailure?: string } = { threads: 1 };
-
-async function loadWasm(): Promise<void> {
-  const threads = wasmThreads(); // first: a bad setting must not leave a half-registered backend behind
-  await import('@tensorflow/tfjs-backend-wasm');
-  // The wasm backend ships no gradient kernels for convolutions; ours make it train.
-  const { registerWasmTrainingKernels } = await import('./tf-kernels/index.js');
-  registerWasmTrainingKernels();
-  wasmRun = { threads: 1 };
-  if (threads > 1) {
-    const { registerThreadedWasmBackend } = await import('./tf-kernels/threaded-wasm.js');
-    try {
-      await registerThreadedWasmBackend(threads);
-      wasmRun = { threads };
-    } catch (err) {
-      // Nothing was changed: the one-thread build still works, only slower.
-      wasmRun = { threads: 1, threadedFailure: err instanceof Error ? err.message.split('\n')[0] : String(err) };
-    }
-  }
-  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not initialise');
+async function loadWasmBackend(_machine: BackendMachine, settings: Settings): Promise<Loaded> {
+  const { loadWasm } = await import('./backends/wasm.js');
+  const { threads, note } = await loadWasm(settings.wasmThreads);
+  return { detail: note, device: `CPU, ${threads === 1 ? 'one thread' : `${threads} threads`}` };
 }
 
-async function loadCpu(): Promise<void> {
+async function loadCpuBackend(): Promise<Loaded> {
   if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend did not initialise');
   // The cpu backend prints a banner on first use; our own backend line already says what to install.
   (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+  return { detail: '', device: 'CPU, plain JavaScript' };
 }
 
-const LOADERS: Record<BackendName, () => Promise<void>> = {
-  tensorflow: loadTensorflow,
-  wasm: loadWasm,
-  cpu: loadCpu,
+/** Loads one backend and makes it active; returns the rest of its backend line (device, threads). */
+type Loader = (machine: BackendMachine, settings: Settings, auto: boolean) => Promise<Loaded>;
+
+const LOADERS: Record<BackendName, Loader> = {
+  tensorflow: loadTensorflowBackend,
+  webgpu: loadWebgpuBackend,
+  wasm: loadWasmBackend,
+  cpu: loadCpuBackend,
 };
 
-function threadNote(name: BackendName): string {
-  if (name !== 'wasm') return '';
-  if (wasmRun.threadedFailure) return ` on one thread (its threaded build did not start: ${wasmRun.threadedFailure})`;
-  return wasmRun.threads > 1 ? ` with ${wasmRun.threads} threads` : ' on one thread';
+/** Why a backend did not load, in a few words. */
+function reason(name: BackendName, err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  if (err instanceof NotForAuto) return text;
+  if (/Cannot find (package|module)/.test(text)) return `${name} is not installed`;
+  if (name === 'webgpu' && /^(found no|could not|is not installed)/.test(text)) return `${name} ${text}`;
+  return `${name} failed to load (${text.split('\n')[0]})`;
 }
 
-function reason(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  if (/Cannot find (package|module)/.test(text)) return 'is not installed';
-  return `failed to load (${text.split('\n')[0]})`;
-}
+const EXPLICIT_HINTS: Record<BackendName, string> = {
+  tensorflow: 'install @tensorflow/tfjs-node-gpu (needs internet access during npm install; CUDA 11.2 and cuDNN 8.1 for the GPU), or use --backend webgpu or wasm',
+  webgpu: 'it needs a GPU driver with Vulkan on Linux (`vulkaninfo` lists the devices; NVIDIA\'s driver includes it), Metal on macOS or Direct3D 12 on Windows; or use --backend auto',
+  wasm: 'use --backend auto',
+  cpu: 'use --backend auto',
+};
 
 /**
- * Selects a backend. `auto` takes the fastest that loads: tfjs-node-gpu, then wasm, then the pure-JS cpu backend.
- * An explicit choice that cannot load is a UserError, and so is a bad setting (never a reason to fall back).
- * Idempotent for the same choice.
+ * Selects a backend. `auto` takes the fastest that loads: tensorflow when it really runs on a GPU, webgpu on a
+ * hardware GPU, wasm, then the pure-JS cpu backend; a software WebGPU device only when asked for by name. Every
+ * setting is checked first, and a bad one is a UserError (never a reason to fall back); so is an explicit choice
+ * that cannot load. Idempotent for the same choice. `machine` replaces parts of what is read from this machine
+ * (and then the choice is made afresh).
  */
-export async function selectBackend(choice: BackendChoice = 'auto'): Promise<BackendInfo> {
-  if (active && (choice === 'auto' || choice === active.name)) return active;
+export async function selectBackend(choice: BackendChoice = 'auto', machine: Partial<BackendMachine> = {}): Promise<BackendInfo> {
+  const facts = { ...thisMachine(), ...machine };
+  const settings = checkSettings(facts);
+  // A caller that describes another machine (tests, `malaria backends`) wants a fresh decision.
+  const fresh = Object.keys(machine).length > 0;
+  if (active && !fresh && (choice === 'auto' || choice === active.name)) return active;
   if (choice !== 'auto') {
+    let loaded: Loaded;
     try {
-      await LOADERS[choice]();
+      loaded = await LOADERS[choice](facts, settings, false);
+      await tf.ready();
     } catch (err) {
       if (err instanceof UserError) throw err;
-      const hint = choice === 'tensorflow' ? `; ${GPU_HINT}, or use --backend wasm` : '; use --backend auto';
-      throw new UserError(`backend "${choice}" ${reason(err)}${hint}`);
+      const why = reason(choice, err).replace(new RegExp(`^${choice} `), '');
+      throw new UserError(`backend "${choice}" ${why}; ${EXPLICIT_HINTS[choice]}`);
     }
-    await tf.ready();
-    active = { name: choice, message: `backend: ${choice} (chosen with --backend)${threadNote(choice)}` };
+    active = { name: choice, message: `backend: ${choice} (chosen with --backend)${loaded.detail}`, device: loaded.device };
     return active;
   }
   const failures: string[] = [];
-  for (const name of ['tensorflow', 'wasm', 'cpu'] as const) {
+  for (const name of BACKEND_NAMES) {
+    let loaded: Loaded;
     try {
-      await LOADERS[name]();
+      loaded = await LOADERS[name](facts, settings, true);
       await tf.ready();
     } catch (err) {
-      // A setting the user got wrong (MALARIA_WASM_THREADS) is theirs to fix, not a reason to fall back.
       if (err instanceof UserError) throw err;
-      failures.push(`${name} ${reason(err)}`);
+      failures.push(reason(name, err));
       continue;
     }
     const why = failures.length ? ` because ${failures.join(', ')}` : '';
-    const hint = name === 'tensorflow' ? '' : `; to go faster, ${GPU_HINT}`;
-    active = { name, message: `backend: ${name}${threadNote(name)}${why}${hint}` };
+    const hint = name === 'tensorflow' || name === 'webgpu' ? '' : `; ${FASTER_HINT}`;
+    active = { name, message: `backend: ${name}${loaded.detail}${why}${hint}`, device: loaded.device };
     return active;
   }
   throw new UserError(`no TensorFlow.js backend could load: ${failures.join('; ')}`, 1);

@@ -6,6 +6,7 @@ import { registerEvaluate } from './evaluate.js';
 import { registerApp } from './app.js';
 import { registerPredict } from './predict.js';
 import { registerExport } from './export.js';
+import { registerBackends } from './backends.js';
 
 /** Adds every subcommand to the program (each module registers one verb). */
 export function registerCommands(program: Command): void {
@@ -16,4 +17,5 @@ export function registerCommands(program: Command): void {
   registerApp(program);
   registerPredict(program);
   registerExport(program);
+  registerBackends(program);
 }

@@ -75,7 +75,7 @@ export function portNumber(value: string): number {
 
 /** --backend: the TensorFlow.js backend, one of BACKEND_CHOICES (tf.ts owns the list). */
 export const backendOption = () =>
-  new Option('--backend <name>', 'TensorFlow.js backend; auto takes the fastest that loads').choices(BACKEND_CHOICES).default<BackendChoice>('auto');
+  new Option('--backend <name>', 'TensorFlow.js backend; auto takes the fastest that loads (`malaria backends` lists them)').choices(BACKEND_CHOICES).default<BackendChoice>('auto');
 
 /** --model-dir: the model a command reads, or (train) the folder it writes the model into. */
 export const modelDirOption = (use: 'read' | 'write' = 'read') =>
@@ -84,13 +84,21 @@ export const modelDirOption = (use: 'read' | 'write' = 'read') =>
     use === 'read' ? 'folder of the trained (or exported) model' : 'where the model, its metadata, history.json and checkpoints go',
   ).default<string>(TRAIN_DEFAULTS.modelDir);
 
+/** --image-size, --stages, --filters: the ResNet's shape (train, backends). */
+export const imageSizeOption = () => new Option('--image-size <n>', 'images are resized to n x n').argParser(positiveInt).default<number>(TRAIN_DEFAULTS.imageSize);
+export const stagesOption = () => new Option('--stages <list>', 'residual modules per stage').argParser(intList).default<number[]>([...TRAIN_DEFAULTS.stages]);
+export const filtersOption = () =>
+  new Option('--filters <list>', 'filters of the stem and of each stage').argParser(intList).default<number[]>([...TRAIN_DEFAULTS.filters]);
+
 /** --data: the folder build-dataset wrote the splits into. */
 export const dataOption = () =>
   new Option('--data <dir>', 'folder holding the training, validation and testing splits').default<string>(DATASET_DEFAULTS.base);
 
-/** --batch-size: images per optimizer step (train) or per inference batch (evaluate, predict). */
-export const batchSizeOption = (use: 'training' | 'inference' = 'inference') =>
-  new Option('--batch-size <n>', use === 'training' ? 'images per optimizer step' : 'images per inference batch')
+const BATCH_SIZE_HELP = { training: 'images per optimizer step', inference: 'images per inference batch', both: 'images per batch' } as const;
+
+/** --batch-size: images per optimizer step (train), per inference batch (evaluate, predict), or both (backends). */
+export const batchSizeOption = (use: keyof typeof BATCH_SIZE_HELP = 'inference') =>
+  new Option('--batch-size <n>', BATCH_SIZE_HELP[use])
     .argParser(positiveInt)
     .default<number>(TRAIN_DEFAULTS.batchSize);
 

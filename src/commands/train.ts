@@ -6,7 +6,18 @@ import { abortOnInterrupt } from '../io/interrupt.js';
 import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from '../model/presets.js';
 import { runTraining } from '../model/run-training.js';
 import { createReporter } from '../report/reporter.js';
-import { backendOption, batchSizeOption, dataOption, intList, modelDirOption, nonNegativeInt, positiveInt, positiveNumber } from './options.js';
+import {
+  backendOption,
+  batchSizeOption,
+  dataOption,
+  filtersOption,
+  imageSizeOption,
+  modelDirOption,
+  nonNegativeInt,
+  positiveInt,
+  positiveNumber,
+  stagesOption,
+} from './options.js';
 
 /** The `train` command with its flags; their types come from these definitions. */
 function declareTrain(program: Command) {
@@ -23,9 +34,9 @@ function declareTrain(program: Command) {
     .addOption(batchSizeOption('training'))
     .option('--micro-batch <n>', `images per forward/backward pass; a batch's gradients are summed over its micro-batches (default: ${WASM_MICRO_BATCH} on wasm, else the batch size)`, positiveInt)
     .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr as number)
-    .option('--image-size <n>', 'images are resized to n x n', positiveInt, TRAIN_DEFAULTS.imageSize as number)
-    .option('--stages <list>', 'residual modules per stage', intList, [...TRAIN_DEFAULTS.stages] as number[])
-    .option('--filters <list>', 'filters of the stem and of each stage', intList, [...TRAIN_DEFAULTS.filters] as number[])
+    .addOption(imageSizeOption())
+    .addOption(stagesOption())
+    .addOption(filtersOption())
     .option('--seed <n>', 'seed for weights, shuffling and augmentation', nonNegativeInt, DATASET_DEFAULTS.seed as number)
     .addOption(backendOption())
     .option('--resume', 'continue the interrupted run in --model-dir from its last completed epoch')

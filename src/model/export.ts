@@ -106,15 +106,19 @@ async function writeFolder(outDir: string, files: [name: string, data: string | 
 }
 
 /** Largest difference between the two models' outputs on `count` seeded uniform-noise images. */
-function maxOutputDifference(a: tf.LayersModel, b: tf.LayersModel, count: number): number {
+async function maxOutputDifference(a: tf.LayersModel, b: tf.LayersModel, count: number): Promise<number> {
   const shape = imageShape(a);
   const random = seedrandom('export-check');
   const pixels = Float32Array.from({ length: count * shape[0] * shape[1] * shape[2] }, () => random());
-  return tf.tidy(() => {
+  const difference = tf.tidy(() => {
     const x = tf.tensor4d(pixels, [count, ...shape]);
-    const difference = tf.sub(a.predict(x) as tf.Tensor, b.predict(x) as tf.Tensor).abs().max();
-    return difference.dataSync()[0];
+    return tf.sub(a.predict(x) as tf.Tensor, b.predict(x) as tf.Tensor).abs().max();
   });
+  try {
+    return (await difference.data())[0]; // asynchronous: the webgpu backend cannot read synchronously in Node
+  } finally {
+    difference.dispose();
+  }
 }
 
 /** Exports `modelDir` into `outDir` with the chosen weight encoding; see ExportResult for what it measures. */
@@ -147,7 +151,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
     // Reading the folder back through the same loader `evaluate` and `predict` use proves it loads.
     const exported = await loadModel(options.outDir);
     try {
-      if (checkImages > 0) result.maxProbabilityDifference = maxOutputDifference(model, exported.model, checkImages);
+      if (checkImages > 0) result.maxProbabilityDifference = await maxOutputDifference(model, exported.model, checkImages);
     } finally {
       exported.model.dispose();
     }

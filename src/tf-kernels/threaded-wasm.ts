@@ -6,7 +6,8 @@
 // the workers have loaded it); the factory's own
 // Node support (worker_threads, importScripts of its file) does the rest. The C++ side also caps the pool at
 // hardwareConcurrency / 2 (it assumes two hardware threads per core), which is 1 on a 2-core machine; os.cpus()
-// is doubled while the module starts so that the cap is the real core count.
+// reports twice the requested thread count while the module starts so that the cap is the caller's choice
+// (src/backends/wasm.ts already caps it at the cores).
 //
 // Measured on 2 cores: 2 threads give ~1.5x training and ~1.9x inference on idle cores; with another process
 // keeping one core busy, ~0.9x training and ~1.2x inference.
@@ -24,7 +25,7 @@ interface EmscriptenModule {
   cwrap(name: string, returnType: string | null, argTypes: string[]): (...args: number[]) => number;
   tfjs?: Record<string, (...args: number[]) => number>;
   /** Emscripten's pthread bookkeeping; each running thread is a Node Worker. */
-  PThread: { runningWorkers: { unref(): void }[] };
+  PThread: { runningWorkers: { unref(): void }[]; terminateAllThreads(): void };
 }
 
 type Factory = (config: { locateFile: (file: string, prefix: string) => string }) => Promise<EmscriptenModule>;
@@ -45,11 +46,14 @@ function writeWorkerScript(): { folder: string; file: string } {
   return { folder, file };
 }
 
-async function startThreadedModule(): Promise<EmscriptenModule> {
+async function startThreadedModule(threads: number): Promise<EmscriptenModule> {
   const factory = require(`${PACKAGE}/wasm-out/tfjs-backend-wasm-threaded-simd.js`) as Factory;
   const workerScript = writeWorkerScript();
   const cpus = os.cpus;
-  os.cpus = () => [...cpus(), ...cpus()];
+  os.cpus = () => {
+    const real = cpus();
+    return Array.from({ length: 2 * threads }, (_, i) => real[i % real.length]);
+  };
   try {
     const module = await factory({
       locateFile: (file, prefix) => (file.endsWith('.worker.js') ? workerScript.file : prefix + file),
@@ -71,23 +75,35 @@ async function startThreadedModule(): Promise<EmscriptenModule> {
   }
 }
 
+export interface ThreadedWasmOptions {
+  /** Runs once the backend has started its threads, before it is registered; a throw there is a failure after start. */
+  afterStart?: () => void;
+}
+
 /**
- * Makes the 'wasm' backend the threaded build with `threads` threads (at most the core count), started here so
- * that a failure (no writable temp folder, no worker threads...) throws before anything changes: the caller can
- * keep the one-thread build. Call before the backend is first used; kernels registered for 'wasm' (including the
- * training kernels) apply unchanged.
+ * Makes the 'wasm' backend the threaded build with `threads` threads, started here so that a failure (no writable
+ * temp folder, no worker threads...) throws before anything changes: the caller can keep the one-thread build.
+ * A failure after the workers started terminates them, so they never keep the process alive. Call before the
+ * backend is first used; kernels registered for 'wasm' (including the training kernels) apply unchanged.
  */
-export async function registerThreadedWasmBackend(threads: number): Promise<void> {
+export async function registerThreadedWasmBackend(threads: number, options: ThreadedWasmOptions = {}): Promise<void> {
   // The same module instance as src/tf.ts imports (a require() here can resolve to another copy under vite).
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   type ModuleArgument = ConstructorParameters<typeof wasm.BackendWasm>[0];
-  const module = await startThreadedModule();
-  wasm.setThreadsCount(Math.max(1, Math.min(threads, os.cpus().length)));
+  const module = await startThreadedModule(threads);
   let backend: InstanceType<typeof wasm.BackendWasm>;
   try {
-    backend = new wasm.BackendWasm(module as unknown as ModuleArgument); // starts the thread pool
-  } finally {
-    wasm.setThreadsCount(-1); // the one-thread build's default, should it be started later
+    wasm.setThreadsCount(Math.max(1, threads));
+    try {
+      backend = new wasm.BackendWasm(module as unknown as ModuleArgument); // starts the thread pool
+    } finally {
+      wasm.setThreadsCount(-1); // the one-thread build's default, should it be started later
+    }
+    options.afterStart?.();
+  } catch (err) {
+    // Running pthreads hold their workers referenced: left alone they would keep the process from exiting.
+    module.PThread.terminateAllThreads();
+    throw err;
   }
   // The pool's threads wait for work forever; unreferenced, they no longer keep Node from exiting when the
   // program is done (Node ends them at exit), so CLIs and test workers exit as with the one-thread build.

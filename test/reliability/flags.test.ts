@@ -54,7 +54,7 @@ function badFlags(): [string[], RegExp][] {
     [[...trainArgs(), '--lr', 'NaN'], /--lr.*must be a number greater than 0/],
     [[...trainArgs(), '--image-size', '4'], /--image-size must be at least 8/],
     [[...trainArgs(), '--stages', '3,4', '--filters', '8,8'], /--filters needs 3 numbers/],
-    [[...trainArgs(), '--backend', 'gpu'], /--backend.*'gpu' is invalid\. Allowed choices are auto, tensorflow, wasm, cpu/],
+    [[...trainArgs(), '--backend', 'gpu'], /--backend.*'gpu' is invalid\. Allowed choices are auto, tensorflow, webgpu, wasm, cpu/],
     [[...trainArgs(), '--resume', '--force'], /--resume and --force contradict each other/],
     [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--train-split', '0'], /--train-split.*'0'/],
     [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--train-split', '1'], between],

@@ -1,4 +1,4 @@
-// Test helpers: run the same computation on the wasm and cpu backends and compare the results.
+// Test helpers: run the same computation on two backends (wasm or webgpu against cpu) and compare the results.
 import { expect } from 'vitest';
 import seedrandom from 'seedrandom';
 import { selectBackend, tf } from '../../src/tf.js';
@@ -27,11 +27,12 @@ export function toTensor(host: HostTensor): tf.Tensor {
   return tf.tensor(host.values, host.shape, 'float32');
 }
 
-/** Runs `compute` on `backend` and copies its tensors to host arrays; nothing stays allocated. */
-export async function onBackend(backend: 'wasm' | 'cpu', compute: () => tf.Tensor[]): Promise<HostTensor[]> {
+/** Runs `compute` on `backend` and copies its tensors to host arrays (webgpu reads only asynchronously); nothing stays allocated. */
+export async function onBackend(backend: 'wasm' | 'webgpu' | 'cpu', compute: () => tf.Tensor[]): Promise<HostTensor[]> {
   await tf.setBackend(backend);
   const outputs = tf.tidy(compute);
-  const host = outputs.map((t) => ({ shape: t.shape.slice(), values: t.dataSync() as Float32Array }));
+  const values = await Promise.all(outputs.map((t) => t.data() as Promise<Float32Array>));
+  const host = outputs.map((t, i) => ({ shape: t.shape.slice(), values: values[i] }));
   tf.dispose(outputs);
   return host;
 }

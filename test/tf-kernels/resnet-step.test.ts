@@ -1,59 +1,10 @@
 // A full training step of a tiny tutorial ResNet gives the same loss and gradients on wasm as on cpu.
-import { beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '../../src/tf.js';
-import { buildResNet } from '../../src/model/resnet.js';
-import { expectClose, loadBothBackends, onBackend, randomHost, toTensor, type HostTensor } from './backends.js';
-
-const SIZE = 16;
-const BATCH = 3;
-const ARCH = { inputSize: SIZE, classes: 2, stages: [2, 1, 1], filters: [4, 8, 12, 16], l2: 1e-3 };
-
-/** Builds the model on the current backend with the given weights. */
-function modelWithWeights(weights: HostTensor[]): tf.LayersModel {
-  const model = buildResNet(ARCH);
-  const tensors = weights.map(toTensor);
-  model.setWeights(tensors);
-  tf.dispose(tensors);
-  return model;
-}
-
-/** Loss and gradients (in trainable-weight order) of cross-entropy plus the L2 penalty, batch norm in training mode. */
-function trainingGradients(model: tf.LayersModel, images: HostTensor, labels: number[]): tf.Tensor[] {
-  const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), ARCH.classes);
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const { value, grads } = tf.variableGrads(() => {
-    const probabilities = model.apply(toTensor(images), { training: true }) as tf.Tensor;
-    const crossEntropy = tf.mean(tf.metrics.categoricalCrossentropy(oneHot, probabilities));
-    return tf.add(crossEntropy, tf.addN(model.calculateLosses())) as tf.Scalar;
-  }, variables);
-  return [value, ...variables.map((v) => grads[v.name])];
-}
+import { beforeAll, describe, it } from 'vitest';
+import { loadBothBackends } from './backends.js';
+import { expectStepMatchesCpu } from './resnet-step.js';
 
 describe('tiny ResNet training step on wasm', () => {
   beforeAll(loadBothBackends);
 
-  it('matches cpu in loss and every gradient', async () => {
-    await tf.setBackend('cpu');
-    const reference = buildResNet(ARCH);
-    const weights = reference.getWeights().map((w) => ({ shape: w.shape.slice(), values: w.dataSync() as Float32Array }));
-    const images = randomHost([BATCH, SIZE, SIZE, 3], 'resnet/images');
-    const labels = [0, 1, 1];
-    const expected = await onBackend('cpu', () => trainingGradients(reference, images, labels));
-    reference.dispose();
-
-    await tf.setBackend('wasm');
-    const before = tf.memory().numTensors;
-    const model = modelWithWeights(weights);
-    const afterBuild = tf.memory().numTensors;
-    const actual = await onBackend('wasm', () => trainingGradients(model, images, labels));
-    expect(tf.memory().numTensors).toBe(afterBuild);
-    model.dispose();
-    expect(tf.memory().numTensors).toBe(before);
-
-    expect(actual.length).toBe(expected.length);
-    // Every convolution kernel gets a gradient, so the new kernels ran; conv kernels are the rank-4 weights.
-    expect(expected.filter((g) => g.shape.length === 4).length).toBe(1 + (4 + 3) + 4 + 4);
-    expectClose(actual[0], expected[0], 1e-5, 'loss');
-    for (let i = 1; i < expected.length; i++) expectClose(actual[i], expected[i], 1e-4, `gradient ${i}`);
-  });
+  it('matches cpu in loss and every gradient', () => expectStepMatchesCpu('wasm', 1e-5, 1e-4));
 });

@@ -1,16 +1,17 @@
-// The opt-in threaded wasm build starts under Node and computes the same convolution gradients as cpu.
+// The threaded wasm build starts under Node with the threads asked for (whatever the machine's core count), computes
+// the same convolution gradients as cpu, and never keeps a process alive after it failed to start.
+import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
-import { registerThreadedWasmBackend } from '../../src/tf-kernels/threaded-wasm.js';
 import { expectClose, onBackend, randomHost, toTensor } from './backends.js';
 
 describe('threaded wasm backend', () => {
   beforeAll(async () => {
-    await registerThreadedWasmBackend(2);
-    await selectBackend('wasm');
+    // Two threads on any machine: the core count is injected, so this holds on 1 core as on 16.
+    await selectBackend('wasm', { env: { MALARIA_WASM_THREADS: '2' }, cores: 2 });
     await selectBackend('cpu');
   });
-  afterAll(() => tf.removeBackend('wasm')); // terminates the pthread workers
+  afterAll(() => tf.removeBackend('wasm')); // disposes the one threaded backend made, ending its pthread workers
 
   it('runs two threads and matches cpu on a conv2d training gradient', async () => {
     await tf.setBackend('wasm');
@@ -28,5 +29,15 @@ describe('threaded wasm backend', () => {
     const actual = await onBackend('wasm', grads);
     expectClose(actual[0], expected[0], 1e-4, 'dx');
     expectClose(actual[1], expected[1], 1e-4, 'dW');
+  });
+
+  it('ends its workers when it fails after starting them, so the process exits by itself', async () => {
+    const { stdout } = await new Promise<{ stdout: string }>((resolve, reject) => {
+      // Without the clean-up the workers keep the child alive until the timeout kills it (an error here).
+      execFile(process.execPath, ['test/tf-kernels/threaded-failure.mjs'], { timeout: 30_000 }, (error, out) =>
+        error ? reject(error) : resolve({ stdout: out }),
+      );
+    });
+    expect(stdout.trim()).toBe('failed: forced failure after the workers started');
   });
 });

@@ -1,0 +1,75 @@
+// Measures one backend in this process: loads it, then inference and training img/s of a ResNet for a few seconds
+// each. `malaria backends` runs it in a child process per backend, because a loaded backend stays in its process.
+import { WASM_MICRO_BATCH } from '../config.js';
+import { UserError } from '../errors.js';
+import { buildResNet, type ResNetOptions } from '../model/resnet.js';
+import { trainStep } from '../model/train.js';
+import { selectBackend, tf, type BackendChoice } from '../tf.js';
+
+export interface MeasureOptions {
+  architecture: ResNetOptions;
+  batchSize: number;
+  /** Wall time to measure each of inference and training, after one warm-up batch each. */
+  seconds: number;
+}
+
+/** What the measurement reports, one event at a time (a slow backend may be stopped between two). */
+export type MeasureEvent =
+  | { event: 'loaded'; backend: string; device: string; message: string }
+  | { event: 'failed'; reason: string }
+  | { event: 'infer'; imgPerSecond: number; batches: number }
+  | { event: 'train'; imgPerSecond: number; steps: number; microBatch: number };
+
+/** Runs `work` once to warm up (shader compilation, allocation), then repeatedly for `seconds`; returns runs per second. */
+async function rate(work: () => Promise<void>, seconds: number): Promise<{ perSecond: number; runs: number }> {
+  await work();
+  const started = performance.now();
+  let runs = 0;
+  do {
+    await work();
+    runs++;
+  } while (performance.now() - started < seconds * 1000);
+  return { perSecond: runs / ((performance.now() - started) / 1000), runs };
+}
+
+/** Loads `choice` (`auto` only loads) and measures it, reporting through `emit`; never throws a UserError. */
+export async function measureBackend(choice: BackendChoice, options: MeasureOptions, emit: (event: MeasureEvent) => void): Promise<void> {
+  let backend;
+  try {
+    backend = await selectBackend(choice);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    emit({ event: 'failed', reason: err.message });
+    return;
+  }
+  emit({ event: 'loaded', backend: backend.name, device: backend.device, message: backend.message });
+  if (choice === 'auto') return;
+
+  const { architecture, batchSize } = options;
+  const size = architecture.inputSize;
+  const model = buildResNet(architecture);
+  const pixels = Float32Array.from({ length: batchSize * size * size * 3 }, (_, i) => (i % 251) / 251);
+  const labels = Int32Array.from({ length: batchSize }, (_, i) => i % architecture.classes);
+  try {
+    const x = tf.tensor4d(pixels, [batchSize, size, size, 3]);
+    const infer = await rate(async () => {
+      const out = model.predict(x) as tf.Tensor;
+      await out.data(); // one download per batch
+      out.dispose();
+    }, options.seconds);
+    x.dispose();
+    emit({ event: 'infer', imgPerSecond: infer.perSecond * batchSize, batches: infer.runs });
+
+    // As `train` runs it: micro-batches only where wasm's 4 GB need them.
+    const microBatch = backend.name === 'wasm' ? Math.min(WASM_MICRO_BATCH, batchSize) : batchSize;
+    const optimizer = tf.train.momentum(0.01, 0.9);
+    const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const train = await rate(async () => {
+      await trainStep(model, optimizer, variables, pixels, labels, batchSize, architecture.classes, microBatch);
+    }, options.seconds);
+    optimizer.dispose();
+    emit({ event: 'train', imgPerSecond: train.perSecond * batchSize, steps: train.runs, microBatch });
+  } finally {
+    model.dispose();
+  }
+}

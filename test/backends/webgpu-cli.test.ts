@@ -1,0 +1,74 @@
+// The CLI end to end on the webgpu backend (in CI: Mesa's software Vulkan device), on the bundled sample: split,
+// train a tiny ResNet for a few epochs, evaluate, predict and export, each in its own process as a user runs them;
+// the predictions match the wasm backend's for the same model.
+import os from 'node:os';
+import path from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runChild } from '../reliability/helpers.js';
+
+type Answer = { file: string; label: string; probability: number };
+
+/** Lines of a child's output that are ours (Dawn prints driver warnings of the software device to stderr). */
+const ours = (lines: string[]) => lines.filter((line) => !line.startsWith('Warning: '));
+
+describe('malaria on --backend webgpu', () => {
+  let dir: string;
+  const data = () => path.join(dir, 'data');
+  const model = () => path.join(dir, 'model');
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'malaria-webgpu-cli-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('splits, trains, evaluates, predicts and exports; predictions match wasm within 1e-4', async () => {
+    const split = await runChild(['build-dataset', '--input', 'malaria/sample', '--output', data()]);
+    expect(split.exitCode, split.stderr.join('\n')).toBe(0);
+
+    const train = await runChild([
+      'train', '--backend', 'webgpu', '--data', data(), '--model-dir', model(), '--plot', path.join(dir, 'plot.png'),
+      '--epochs', '2', '--batch-size', '16', '--image-size', '32', '--stages', '1,1,1', '--filters', '8,8,16,32',
+    ]);
+    expect(train.exitCode, train.stderr.join('\n')).toBe(0);
+    expect(train.stdout[0]).toMatch(/^backend: webgpu \(chosen with --backend\) on .+\((.+, )?(a hardware GPU|a software device on the CPU, slower than wasm)\)$/);
+    // One step per batch of 16 on webgpu: no micro-batches.
+    expect(train.stdout.join('\n')).not.toMatch(/micro-batches/);
+    expect(train.stdout.filter((line) => /^Epoch \d\/2 .* loss: \d/.test(line))).toHaveLength(2);
+
+    const evaluate = await runChild(['evaluate', '--backend', 'webgpu', '--data', data(), '--model-dir', model(), '--json']);
+    expect(evaluate.exitCode, evaluate.stderr.join('\n')).toBe(0);
+    const report = JSON.parse(evaluate.stdout.join('\n')) as { n: number; accuracy: number };
+    expect(report.n).toBe(40);
+    expect(report.accuracy).toBeGreaterThanOrEqual(0);
+
+    const testing = path.join(data(), 'testing');
+    const predict = (backend: string, modelDir = model()) =>
+      runChild(['predict', '--backend', backend, '--model-dir', modelDir, '--json', testing]);
+    const [onGpu, onWasm] = await Promise.all([predict('webgpu'), predict('wasm')]);
+    expect(onGpu.exitCode, onGpu.stderr.join('\n')).toBe(0);
+    expect(onWasm.exitCode, onWasm.stderr.join('\n')).toBe(0);
+    const gpuAnswers = JSON.parse(onGpu.stdout.join('\n')) as Answer[];
+    const wasmAnswers = JSON.parse(onWasm.stdout.join('\n')) as Answer[];
+    expect(gpuAnswers).toHaveLength(40);
+    expect(gpuAnswers.map((a) => a.file)).toEqual(wasmAnswers.map((a) => a.file));
+    gpuAnswers.forEach((answer, i) => {
+      // A probability near 0.5 may round to either label; the probabilities of the same label agree.
+      const wasmP = wasmAnswers[i].label === answer.label ? wasmAnswers[i].probability : 1 - wasmAnswers[i].probability;
+      expect(Math.abs(answer.probability - wasmP), answer.file).toBeLessThanOrEqual(1e-4);
+    });
+
+    const exported = path.join(dir, 'export');
+    const exporting = await runChild(['export', '--backend', 'webgpu', '--model-dir', model(), '--out', exported, '--quantize', 'float16']);
+    expect(exporting.exitCode, exporting.stderr.join('\n')).toBe(0);
+    const fromExport = await predict('webgpu', exported);
+    expect(fromExport.exitCode, fromExport.stderr.join('\n')).toBe(0);
+    const exportAnswers = JSON.parse(fromExport.stdout.join('\n')) as Answer[];
+    exportAnswers.forEach((answer, i) => {
+      const p = gpuAnswers[i].label === answer.label ? gpuAnswers[i].probability : 1 - gpuAnswers[i].probability;
+      expect(Math.abs(answer.probability - p), answer.file).toBeLessThanOrEqual(5e-3); // float16 weights
+    });
+    // Nothing but the backend line and progress: no tfjs warnings (a synchronous read would warn, then fail).
+    expect(ours(onGpu.stderr)[0]).toMatch(/^backend: webgpu/);
+    expect(ours(onGpu.stderr).join('\n')).not.toMatch(/synchronously|error|warn/i);
+  });
+});

@@ -1,0 +1,42 @@
+// `malaria backends`: each backend loaded and measured in its own process, as JSON and as a table.
+import { describe, expect, it } from 'vitest';
+import type { Survey } from '../../src/backends/survey.js';
+import { expectOneErrorLine, runChild } from '../reliability/helpers.js';
+
+const TINY = ['--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8', '--batch-size', '4', '--seconds', '0.2'];
+
+describe('malaria backends', () => {
+  it('loads and measures each backend asked for, and says what auto picks', async () => {
+    const result = await runChild(['backends', '--json', '--only', 'wasm,cpu', ...TINY], { env: { MALARIA_WASM_THREADS: '1' } });
+    expect(result.exitCode, result.stderr.join('\n')).toBe(0);
+    const survey = JSON.parse(result.stdout.join('\n')) as Survey;
+    expect(survey.backends.map((b) => b.backend)).toEqual(['wasm', 'cpu']);
+    const [wasm, cpu] = survey.backends;
+    expect(wasm).toMatchObject({ loads: true, device: 'CPU, one thread', microBatch: 4 });
+    expect(cpu).toMatchObject({ loads: true, device: 'CPU, plain JavaScript', microBatch: 4 });
+    for (const b of survey.backends) {
+      expect(b.inferImgPerSecond, b.backend).toBeGreaterThan(0);
+      expect(b.trainImgPerSecond, b.backend).toBeGreaterThan(0);
+    }
+    expect(survey.auto).toMatch(/^backend: (tensorflow|webgpu|wasm|cpu)/);
+  });
+
+  it('reports a backend that cannot load, and one that runs past its deadline, without failing', async () => {
+    const hidden = { VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' };
+    const [noDriver, late] = await Promise.all([
+      runChild(['backends', '--only', 'webgpu', ...TINY], { env: hidden }),
+      // A Node process does not even load tfjs in 0.3 s: it is cut off and says so.
+      runChild(['backends', '--only', 'cpu', '--deadline', '0.3', ...TINY]),
+    ]);
+    expect(noDriver.exitCode, noDriver.stderr.join('\n')).toBe(0);
+    expect(noDriver.stdout.join('\n')).toMatch(/^webgpu +no +- +- +found no GPU adapter .*; it needs a GPU driver with Vulkan on Linux/m);
+    expect(late.exitCode, late.stderr.join('\n')).toBe(0);
+    expect(late.stdout.join('\n')).toMatch(/^cpu +no +- +- +stopped after 0\.3 s$/m);
+  });
+
+  it('refuses an unknown backend in --only in one line, exit 2', async () => {
+    const result = await runChild(['backends', '--only', 'wasm,gpu']);
+    expect(result.exitCode).toBe(2);
+    expectOneErrorLine(result, /--only: unknown backend gpu: use tensorflow, webgpu, wasm, cpu/);
+  });
+});
