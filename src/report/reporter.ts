@@ -1,4 +1,4 @@
-// The one output channel of the commands: results on stdout, notes (the backend line, what was written, warnings)
+// The one output channel of the commands: results on stdout, notes (the backend line, skipped files, warnings)
 // and progress bars on stderr. Under --json stdout holds the one JSON result and nothing else: the lines a human
 // reads beside a result (`detail`) move to stderr with the notes.
 import { ProgressBar, type ProgressOptions } from './progress.js';
@@ -8,7 +8,7 @@ export interface Reporter {
   result(text: string): void;
   /** Part of the human-readable result, or beside the JSON result: stdout, or stderr under --json. */
   detail(text: string): void;
-  /** What happens and why (the backend line, files written, skipped files, warnings): stderr. */
+  /** What happens and why (the backend line, skipped files, warnings): stderr. */
   note(text: string): void;
   /** A progress bar on stderr. */
   progress(options: Omit<ProgressOptions, 'stream'>): ProgressBar;
