@@ -1,5 +1,5 @@
 // Builds the commander program and turns every failure into one line and an exit code.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError } from '@commander-js/extra-typings';
 import { createRequire } from 'node:module';
 import { UserError, describeFsError } from './errors.js';
 import { registerCommands } from './commands/index.js';

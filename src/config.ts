@@ -22,7 +22,8 @@ export const TRAIN_DEFAULTS = {
   stages: [3, 4, 6],
   filters: [64, 128, 256, 512],
   modelDir: 'malaria/model',
-  plot: 'plot.png',
+  /** Under malaria/ like every other default output, never in the folder the command runs from. */
+  plot: 'malaria/plot.png',
 } as const;
 
 export const DOWNLOAD_DEFAULTS = {
@@ -31,6 +32,15 @@ export const DOWNLOAD_DEFAULTS = {
   /** Images in the official NIH archive: 13,779 per class. */
   expectedImages: 27_558,
 } as const;
+
+/** `app`: where it writes the web app, and where `--serve` listens (this machine only). */
+export const APP_DEFAULTS = { out: 'malaria/app', port: 8080, host: '127.0.0.1' } as const;
+
+/** The decision threshold on P(Parasitized) when neither a flag nor the model's metadata.json gives one. */
+export const DEFAULT_THRESHOLD = 0.5;
+
+/** Batches produced ahead of the one the consumer holds: enough to hide decode jitter, few enough to bound memory. */
+export const DEFAULT_PREFETCH = 3;
 
 export type SplitName = (typeof DATASET_DEFAULTS.splits)[keyof typeof DATASET_DEFAULTS.splits];
 

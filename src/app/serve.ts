@@ -6,6 +6,7 @@ import http from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { APP_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -17,7 +18,7 @@ const CONTENT_TYPES: Record<string, string> = {
   '.png': 'image/png',
 };
 
-export const LOOPBACK_HOST = '127.0.0.1';
+export const LOOPBACK_HOST: string = APP_DEFAULTS.host;
 
 export interface AppServer {
   /** http://127.0.0.1:<port>/, or the address it listens on. */

@@ -9,7 +9,8 @@ import { replaceFolder, sweepLeftovers, writeFileSynced } from '../io/atomic.js'
 import { APP_MARKER, APP_MARKER_TEXT, assertApart, checkOutputFolder } from '../io/output-folder.js';
 import { MAX_INPUT_PIXELS } from '../data/decode.js';
 import { loadModel, METADATA_FILE, MODEL_FILE } from '../model/io.js';
-import { DEFAULT_THRESHOLD, positiveIndexOf } from '../report/evaluation.js';
+import { DEFAULT_THRESHOLD } from '../config.js';
+import { positiveIndexOf } from '../report/evaluation.js';
 import { DEFAULT_REVIEW_MARGIN } from '../report/parasitemia.js';
 import type { AppConfig } from './app-config.js';
 import { browserModules, PAGE_ENTRY } from './browser-modules.js';

@@ -1,37 +1,30 @@
 // `malaria app`: writes the offline field web app for a trained model and, with --serve, serves it (on localhost
 // unless --host names another address).
-import { InvalidArgumentError, type Command } from 'commander';
-import { TRAIN_DEFAULTS } from '../config.js';
+import type { Command } from '@commander-js/extra-typings';
+import { APP_DEFAULTS } from '../config.js';
 import { selectBackend } from '../tf.js';
-import { LOOPBACK_HOST, serveApp } from '../app/serve.js';
+import { serveApp } from '../app/serve.js';
+import { untilInterrupted } from '../io/interrupt.js';
 import { writeApp } from '../app/write-app.js';
+import { createReporter } from '../report/reporter.js';
+import { modelDirOption, portNumber } from './options.js';
 
-export const APP_DEFAULTS = { out: 'malaria/app', port: 8080, host: LOOPBACK_HOST } as const;
-
-interface AppFlags {
-  modelDir: string;
-  out: string;
-  serve?: boolean;
-  port: number;
-  host: string;
-}
-
-function portNumber(value: string): number {
-  const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || n > 65_535) throw new InvalidArgumentError('must be a port number from 0 to 65535 (0 picks a free port).');
-  return n;
-}
-
-export function registerApp(program: Command): void {
-  program
+/** The `app` command with its flags; their types come from these definitions. */
+function declareApp(program: Command) {
+  return program
     .command('app')
     .description("write an offline web app that classifies a slide's cells in the browser and reports parasitemia")
-    .option('--model-dir <dir>', 'folder of the trained model', TRAIN_DEFAULTS.modelDir)
-    .option('--out <dir>', 'folder to write the app into (replaced if it holds an earlier app)', APP_DEFAULTS.out)
+    .addOption(modelDirOption())
+    .option('--out <dir>', 'folder to write the app into (replaced if it holds an earlier app)', APP_DEFAULTS.out as string)
     .option('--serve', 'serve the app (on 127.0.0.1 unless --host says otherwise) and print its URL; Ctrl-C stops')
-    .option('--port <n>', 'port for --serve (0 picks a free one)', portNumber, APP_DEFAULTS.port)
-    .option('--host <address>', 'address for --serve: 127.0.0.1 (this machine only), one of its network addresses, or 0.0.0.0 (all); offline use needs https or localhost', APP_DEFAULTS.host)
-    .action((flags: AppFlags) => runApp(flags));
+    .option('--port <n>', 'port for --serve (0 picks a free one)', portNumber, APP_DEFAULTS.port as number)
+    .option('--host <address>', 'address for --serve: 127.0.0.1 (this machine only), one of its network addresses, or 0.0.0.0 (all); offline use needs https or localhost', APP_DEFAULTS.host as string);
+}
+
+type AppFlags = ReturnType<ReturnType<typeof declareApp>['opts']>;
+
+export function registerApp(program: Command): void {
+  declareApp(program).action((flags) => runApp(flags));
 }
 
 /** Browsers give a service worker only to https pages and to http pages of localhost. */
@@ -39,33 +32,21 @@ export const SECURE_CONTEXT_NOTE =
   'note: other devices reach the app over plain http, where browsers allow no service worker: it classifies while this server runs, ' +
   'but does not load offline. For offline use serve it over https (for example behind a reverse proxy with a certificate), or open it as http://localhost on the device that serves it.';
 
-/** Resolves on the first Ctrl-C (or SIGTERM), so the server can close cleanly. */
-function untilInterrupted(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
-
 async function runApp(flags: AppFlags): Promise<void> {
   // Writing the app loads the model once to check it; the pure-JS backend is enough for that.
   await selectBackend('cpu');
+  const report = createReporter();
   const app = await writeApp({ modelDir: flags.modelDir, outDir: flags.out });
   const megabytes = (app.bytes / 1024 / 1024).toFixed(1);
   const source = app.config.thresholdSource === 'model' ? 'saved with the model' : 'the default';
-  console.log(`wrote the app to ${flags.out}: ${app.files.length} files, ${megabytes} MB; it starts at threshold ${app.config.threshold} (${source})`);
+  report.result(`wrote the app to ${flags.out}: ${app.files.length} files, ${megabytes} MB; it starts at threshold ${app.config.threshold} (${source})`);
   if (!flags.serve) {
-    console.log('browsers do not run it from file://: serve it with `malaria app --serve`, or copy the folder to any static web server');
+    report.result('browsers do not run it from file://: serve it with `malaria app --serve`, or copy the folder to any static web server');
     return;
   }
   const server = await serveApp(app.outDir, flags.port, flags.host);
-  console.log(`serving the app at ${server.urls.join(' and ')} (Ctrl-C to stop)`);
-  if (!server.loopback) console.error(SECURE_CONTEXT_NOTE);
+  report.result(`serving the app at ${server.urls.join(' and ')} (Ctrl-C to stop)`);
+  if (!server.loopback) report.note(SECURE_CONTEXT_NOTE);
   await untilInterrupted();
   await server.close();
 }

@@ -1,19 +1,17 @@
 // `malaria build-dataset`: flags -> buildDataset() -> summary on stdout (progress bars on stderr).
-import { Option, type Command } from 'commander';
+import { Option, type Command } from '@commander-js/extra-typings';
 import { DATASET_DEFAULTS } from '../config.js';
-import { buildDataset, type BuildDatasetOptions } from '../data/build-dataset.js';
+import { buildDataset } from '../data/build-dataset.js';
 import { formatBuildSummary } from '../data/build-summary.js';
+import { createReporter } from '../report/reporter.js';
 import { fraction, nonNegativeInt } from './options.js';
-
-/** The flags are the library's options, as commander parses them. */
-type BuildDatasetFlags = Pick<BuildDatasetOptions, 'input' | 'output' | 'trainSplit' | 'valSplit' | 'seed' | 'force' | 'groupBy'>;
 
 export function registerBuildDataset(program: Command): void {
   program
     .command('build-dataset')
     .description('split the raw class folders into training/validation/testing copies and write splits.csv')
-    .option('--input <dir>', 'folder holding one subfolder of images per class', DATASET_DEFAULTS.input)
-    .option('--output <dir>', 'folder that receives training/, validation/, testing/ and splits.csv', DATASET_DEFAULTS.base)
+    .option('--input <dir>', 'folder holding one subfolder of images per class', DATASET_DEFAULTS.input as string)
+    .option('--output <dir>', 'folder that receives training/, validation/, testing/ and splits.csv', DATASET_DEFAULTS.base as string)
     .option(
       '--train-split <f>',
       'fraction of all images for training + validation (the rest is testing)',
@@ -25,11 +23,12 @@ export function registerBuildDataset(program: Command): void {
     .option('--force', 'replace an existing split in the output folder', false)
     .addOption(
       new Option('--group-by <unit>', 'split individual cells, or whole patients so that no patient is in two splits')
-        .choices(['cell', 'patient'])
-        .default('cell'),
+        .choices(['cell', 'patient'] as const)
+        .default('cell' as const),
     )
-    .action(async (flags: BuildDatasetFlags) => {
+    .action(async (flags) => {
+      const report = createReporter();
       const result = await buildDataset({ ...flags, progressStream: process.stderr });
-      for (const line of formatBuildSummary(result)) console.log(line);
+      for (const line of formatBuildSummary(result)) report.result(line);
     });
 }

@@ -1,66 +1,44 @@
 // `malaria evaluate`: the saved model on one split (default: testing), as a report or one JSON object, at a decision
 // threshold given, saved with the model, or chosen on the validation split for a target sensitivity.
-import type { Command } from 'commander';
+import type { Command } from '@commander-js/extra-typings';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
+import { DATASET_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
-import { BACKEND_HELP, parseBackendChoice, selectBackend, type BackendChoice, type tf } from '../tf.js';
-import { createBatchSource } from '../data/batches.js';
-import { loadModel, METADATA_FILE, updateMetadata, type ModelMetadata } from '../model/io.js';
-import { predictProbabilities, type Predictions } from '../model/predict.js';
-import type { InferenceOptions } from '../model/inference.js';
-import {
-  evaluatePredictions,
-  evaluationJson,
-  formatCalibration,
-  formatScreening,
-  formatThresholdSelection,
-  positiveIndexOf,
-  rocData,
-  selectThreshold,
-  type ThresholdOrigin,
-} from '../report/evaluation.js';
+import { selectBackend } from '../tf.js';
+import { chooseThreshold, inferenceUsed, predictSplit } from '../model/evaluate-split.js';
+import { loadModel, METADATA_FILE, updateMetadata } from '../model/io.js';
+import { evaluatePredictions, evaluationJson, formatCalibration, formatScreening, rocData } from '../report/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
 import { renderReliabilityPlot, renderRocPlot } from '../report/plot.js';
-import { ProgressBar } from '../report/progress.js';
-import { positiveInt } from './options.js';
-import { targetSensitivity, thresholdInForce, thresholdValue } from './threshold.js';
-
-interface EvaluateFlags {
-  data: string;
-  split: string;
-  modelDir: string;
-  batchSize: number;
-  backend: BackendChoice;
-  json?: boolean;
-  threshold?: number;
-  targetSensitivity?: number;
-  roc?: string;
-  calibration?: string;
-  tta?: boolean;
-  saveThreshold?: boolean;
-}
+import { createReporter } from '../report/reporter.js';
+import { backendOption, batchSizeOption, dataOption, jsonOption, modelDirOption, targetSensitivity, thresholdOption, ttaOption } from './options.js';
 
 const VALIDATION_SPLIT = DATASET_DEFAULTS.splits.val;
 
-export function registerEvaluate(program: Command): void {
-  program
+/** The `evaluate` command with its flags; their types come from these definitions. */
+function declareEvaluate(program: Command) {
+  return program
     .command('evaluate')
     .description('evaluate the saved model on one split of the data set')
-    .option('--data <dir>', 'folder holding the split folders', DATASET_DEFAULTS.base)
-    .option('--split <name>', 'split folder to evaluate (training, validation or testing)', DATASET_DEFAULTS.splits.test)
-    .option('--model-dir <dir>', 'folder of the trained (or exported) model', TRAIN_DEFAULTS.modelDir)
-    .option('--batch-size <n>', 'images per inference batch', positiveInt, TRAIN_DEFAULTS.batchSize)
-    .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
-    .option('--threshold <p>', 'flag an image as Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)', thresholdValue)
+    .addOption(dataOption())
+    .option('--split <name>', 'split folder to evaluate (training, validation or testing)', DATASET_DEFAULTS.splits.test as string)
+    .addOption(modelDirOption())
+    .addOption(batchSizeOption())
+    .addOption(backendOption())
+    .addOption(thresholdOption())
     .option('--target-sensitivity <s>', `choose the largest threshold that reaches sensitivity s on <data>/${VALIDATION_SPLIT}, and apply it`, targetSensitivity)
     .option('--save-threshold', 'store the threshold used in the model folder\'s metadata.json (the default of evaluate and predict)')
     .option('--roc <png>', 'write the ROC curve with the operating point to this PNG')
     .option('--calibration <png>', 'write the reliability diagram (accuracy against confidence, with the ECE) to this PNG')
-    .option('--tta', 'test-time augmentation: average each image\'s probabilities over its 8 flips and right-angle rotations (8x slower)')
-    .option('--json', 'print one JSON object with the metrics and nothing else')
-    .action((flags: EvaluateFlags) => runEvaluate(flags));
+    .addOption(ttaOption())
+    .addOption(jsonOption('one JSON object with the metrics'));
+}
+
+type EvaluateFlags = ReturnType<ReturnType<typeof declareEvaluate>['opts']>;
+
+export function registerEvaluate(program: Command): void {
+  declareEvaluate(program).action((flags) => runEvaluate(flags));
 }
 
 function validate(flags: EvaluateFlags): void {
@@ -76,85 +54,44 @@ function validate(flags: EvaluateFlags): void {
   }
 }
 
-/** How probabilities are produced: the model's temperature (if it has one) and --tta. */
-const inferenceUsed = (metadata: ModelMetadata, flags: EvaluateFlags): InferenceOptions => ({ temperature: metadata.temperature, tta: flags.tta });
-
-/** Class probabilities for every image of `<data>/<split>`, with a progress bar on stderr. */
-async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, flags: EvaluateFlags, split: string): Promise<Predictions> {
-  const source = await createBatchSource({
-    dir: path.join(flags.data, split),
-    imageSize: metadata.imageSize,
-    batchSize: flags.batchSize,
-    augment: false,
-    shuffle: false,
-    seed: 0,
-    classNames: metadata.classNames,
-    onSkip: (s) => console.error(`skipped ${s.path}: ${s.reason}`),
-  });
-  const bar = new ProgressBar({ total: source.batchesPerEpoch, label: `${split}: ${source.files.length} images` });
-  const predictions = await predictProbabilities(model, source, (done) => bar.update(done), inferenceUsed(metadata, flags));
-  bar.finish();
-  if (source.skipped.length > 0) {
-    const files = source.skipped.length === 1 ? '1 file' : `${source.skipped.length} files`;
-    console.error(`set aside ${files} of ${split} that do not decode as images (named above); evaluated the other ${predictions.labels.length}`);
-  }
-  return predictions;
-}
-
 async function runEvaluate(flags: EvaluateFlags): Promise<void> {
   validate(flags);
   // --json keeps stdout to the one object; everything else goes to stderr.
-  const say = flags.json ? (line: string) => console.error(line) : (line: string) => console.log(line);
+  const report = createReporter({ json: flags.json });
   const backend = await selectBackend(flags.backend);
   // A model folder that is not ours is one line and nothing else.
   const { model, metadata } = await loadModel(flags.modelDir);
-  say(backend.message);
+  report.note(backend.message);
   try {
     const twoClasses = metadata.classNames.length === 2;
     if (!twoClasses && (flags.threshold !== undefined || flags.targetSensitivity !== undefined || flags.roc)) {
       throw new UserError(`--threshold, --target-sensitivity and --roc need a two-class model; ${flags.modelDir} has ${metadata.classNames.length} classes`);
     }
-    const positiveLabel = metadata.classNames[positiveIndexOf(metadata.classNames)];
-    let origin: ThresholdOrigin;
-    let threshold: number;
-    if (flags.targetSensitivity !== undefined) {
-      const validation = await predictSplit(model, metadata, flags, VALIDATION_SPLIT);
-      const selection = selectThreshold(validation, metadata.classNames, flags.targetSensitivity, VALIDATION_SPLIT);
-      say(formatThresholdSelection(selection, positiveLabel));
-      if (flags.split === VALIDATION_SPLIT) {
-        console.error(`note: the threshold was chosen on ${VALIDATION_SPLIT}, the split being evaluated; its figures are optimistic`);
-      }
-      origin = { source: 'validation', selection };
-      threshold = selection.threshold;
-    } else {
-      const inForce = thresholdInForce(flags.threshold, metadata);
-      origin = { source: inForce.source };
-      threshold = inForce.threshold;
-    }
+    const { threshold, origin } = await chooseThreshold(model, metadata, flags, report);
 
-    const predictions = await predictSplit(model, metadata, flags, flags.split);
+    const predictions = await predictSplit(model, metadata, flags, flags.split, report);
     const evaluation = evaluatePredictions(predictions, metadata.classNames, threshold);
     const inference = inferenceUsed(metadata, flags);
     if (flags.json) {
-      console.log(JSON.stringify(evaluationJson(evaluation, twoClasses ? origin : undefined, inference)));
+      report.result(JSON.stringify(evaluationJson(evaluation, twoClasses ? origin : undefined, inference)));
     } else {
-      console.log(`\n${formatClassificationReport(evaluation.metrics)}`);
-      console.log(`confusion matrix (rows: true class, columns: predicted)\n${formatConfusionMatrix(evaluation.metrics.labels, evaluation.metrics.confusion)}`);
-      if (evaluation.screening) console.log(formatScreening(evaluation.screening, origin.source));
-      console.log(formatCalibration(evaluation.calibration, inference));
+      report.result(`\n${formatClassificationReport(evaluation.metrics)}`);
+      report.result(`confusion matrix (rows: true class, columns: predicted)\n${formatConfusionMatrix(evaluation.metrics.labels, evaluation.metrics.confusion)}`);
+      if (evaluation.screening) report.result(formatScreening(evaluation.screening, origin.source));
+      report.result(formatCalibration(evaluation.calibration, inference));
     }
     if (flags.calibration) {
       await renderReliabilityPlot(evaluation.calibration, `Reliability diagram, ${flags.split}`, flags.calibration);
-      say(`reliability diagram written to ${flags.calibration}`);
+      report.detail(`reliability diagram written to ${flags.calibration}`);
     }
     if (flags.roc) {
       const roc = rocData(predictions, metadata.classNames, threshold);
       await renderRocPlot(roc.curve, { auc: roc.auc, operatingPoint: roc.operatingPoint, title: `ROC curve, ${flags.split}` }, flags.roc);
-      say(`ROC curve written to ${flags.roc}`);
+      report.detail(`ROC curve written to ${flags.roc}`);
     }
     if (flags.saveThreshold) {
       await updateMetadata(flags.modelDir, { threshold });
-      say(`threshold ${threshold} saved in ${path.join(flags.modelDir, METADATA_FILE)}`);
+      report.detail(`threshold ${threshold} saved in ${path.join(flags.modelDir, METADATA_FILE)}`);
     }
   } finally {
     model.dispose();

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command } from '@commander-js/extra-typings';
 import { registerBuildDataset } from './build-dataset.js';
 import { registerDownload } from './download.js';
 import { registerTrain } from './train.js';

@@ -1,69 +1,44 @@
 // `malaria predict`: classifies image files and folders with a saved (or exported) model, for use in the field.
-import type { Command } from 'commander';
-import { TRAIN_DEFAULTS } from '../config.js';
+import type { Command } from '@commander-js/extra-typings';
 import { UserError } from '../errors.js';
-import { BACKEND_HELP, parseBackendChoice, selectBackend, type BackendChoice } from '../tf.js';
+import { selectBackend } from '../tf.js';
 import { loadModel } from '../model/io.js';
-import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile, type FileResult } from '../model/classify.js';
+import { classifyFiles, gatherImageFiles, isFailed, slideSummary } from '../model/classify.js';
 import { formatInference, positiveIndexOf, thresholdOrigin } from '../report/evaluation.js';
-import { formatSlideSummary, summariseSlide } from '../report/parasitemia.js';
-import { ProgressBar } from '../report/progress.js';
-import { positiveInt } from './options.js';
-import { thresholdInForce, thresholdValue } from './threshold.js';
+import { formatSlideSummary } from '../report/parasitemia.js';
+import { formatClassifiedCounts, formatPredictionTable, plural, predictionsJson } from '../report/predictions.js';
+import { createReporter } from '../report/reporter.js';
+import { backendOption, batchSizeOption, jsonOption, modelDirOption, thresholdOption, ttaOption } from './options.js';
+import { thresholdInForce } from '../model/threshold.js';
 
-interface PredictFlags {
-  modelDir: string;
-  json?: boolean;
-  threshold?: number;
-  batchSize: number;
-  backend: BackendChoice;
-  summary?: boolean;
-  tta?: boolean;
-}
-
-export function registerPredict(program: Command): void {
-  program
+/** The `predict` command with its flags; their types come from these definitions. */
+function declarePredict(program: Command) {
+  return program
     .command('predict')
     .description('classify image files (and the images inside folders) as Parasitized or Uninfected')
     .argument('<paths...>', 'image files or folders of images')
-    .option('--model-dir <dir>', 'folder of the trained (or exported) model', TRAIN_DEFAULTS.modelDir)
-    .option('--threshold <p>', 'Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)', thresholdValue)
-    .option('--batch-size <n>', 'images per inference batch', positiveInt, TRAIN_DEFAULTS.batchSize)
-    .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
-    .option('--tta', 'test-time augmentation: average each image\'s probabilities over its 8 flips and right-angle rotations (8x slower)')
-    .option('--json', 'print one JSON array of {"file", "label", "probability"} (or {"file", "error"}) and nothing else')
-    .option('--summary', 'then the slide summary: cells, parasitized, parasitemia with its 95% interval (to stderr with --json)')
-    .action((paths: string[], flags: PredictFlags) => runPredict(paths, flags));
+    .addOption(modelDirOption())
+    .addOption(thresholdOption())
+    .addOption(batchSizeOption())
+    .addOption(backendOption())
+    .addOption(ttaOption())
+    .addOption(jsonOption('one JSON array of {"file", "label", "probability"} (or {"file", "error"})'))
+    .option('--summary', 'then the slide summary: cells, parasitized, parasitemia with its 95% interval (to stderr with --json)');
 }
 
-const round = (value: number): number => Number(value.toFixed(6));
+type PredictFlags = ReturnType<ReturnType<typeof declarePredict>['opts']>;
 
-/** The --json entries: exactly {file, label, probability} or {file, error}. */
-export function predictionsJson(results: readonly FileResult[]): Record<string, unknown>[] {
-  return results.map((r) => (isFailed(r) ? { file: r.file, error: r.error } : { file: r.file, label: r.label, probability: round(r.probability) }));
-}
-
-/** A plain table: file, label, probability; failed files show their error instead. */
-export function formatPredictionTable(results: readonly FileResult[]): string {
-  const fileWidth = Math.max(4, ...results.map((r) => r.file.length));
-  const labelWidth = Math.max(5, ...results.map((r) => (isFailed(r) ? 0 : r.label.length)));
-  const lines = [`${'file'.padEnd(fileWidth)}  ${'label'.padEnd(labelWidth)}  probability`];
-  for (const r of results) {
-    lines.push(isFailed(r) ? `${r.file.padEnd(fileWidth)}  error: ${r.error}` : `${r.file.padEnd(fileWidth)}  ${r.label.padEnd(labelWidth)}  ${r.probability.toFixed(4)}`);
-  }
-  return lines.join('\n');
-}
-
-function plural(count: number, word: string): string {
-  return `${count} ${word}${count === 1 ? '' : 's'}`;
+export function registerPredict(program: Command): void {
+  declarePredict(program).action((paths, flags) => runPredict(paths, flags));
 }
 
 async function runPredict(paths: string[], flags: PredictFlags): Promise<void> {
   // stdout holds only the table or the JSON array; everything else goes to stderr.
+  const report = createReporter({ json: flags.json });
   const backend = await selectBackend(flags.backend);
   // A model folder that is not ours is one line and nothing else.
   const { model, metadata } = await loadModel(flags.modelDir);
-  console.error(backend.message);
+  report.note(backend.message);
   try {
     const twoClasses = metadata.classNames.length === 2;
     if (!twoClasses && flags.threshold !== undefined) {
@@ -75,33 +50,25 @@ async function runPredict(paths: string[], flags: PredictFlags): Promise<void> {
     const { threshold, source } = thresholdInForce(flags.threshold, metadata);
     if (twoClasses) {
       const positive = metadata.classNames[positiveIndexOf(metadata.classNames)];
-      console.error(`${positive} when P(${positive}) >= ${threshold} (${thresholdOrigin(source)})`);
+      report.note(`${positive} when P(${positive}) >= ${threshold} (${thresholdOrigin(source)})`);
     }
     if (metadata.temperature !== undefined || flags.tta) {
-      console.error(`probabilities: ${formatInference({ temperature: metadata.temperature, tta: flags.tta })}`);
+      report.note(`probabilities: ${formatInference({ temperature: metadata.temperature, tta: flags.tta })}`);
     }
     const { items, skipped } = await gatherImageFiles(paths);
     if (items.length === 0) {
       throw new UserError(`no image files found in ${paths.join(', ')}${skipped.length ? ` (${plural(skipped.length, 'other file')} skipped)` : ''}`);
     }
-    const bar = new ProgressBar({ total: items.length, label: `classifying ${plural(items.length, 'file')}` });
+    const bar = report.progress({ total: items.length, label: `classifying ${plural(items.length, 'file')}` });
     const results = await classifyFiles(model, metadata, items, { batchSize: flags.batchSize, threshold, tta: flags.tta, onProgress: (done) => bar.update(done) });
     bar.finish();
-    console.log(flags.json ? JSON.stringify(predictionsJson(results)) : formatPredictionTable(results));
-    if (flags.summary) {
-      const positiveIndex = positiveIndexOf(metadata.classNames);
-      const pPositive = results.filter((r): r is ClassifiedFile => !isFailed(r)).map((r) => r.probabilities[positiveIndex]);
-      const lines = formatSlideSummary(summariseSlide(pPositive, threshold), metadata.classNames[positiveIndex]);
-      // stdout stays one JSON array under --json.
-      (flags.json ? console.error : console.log)(`\n${lines.join('\n')}`);
-    }
-
+    report.result(flags.json ? JSON.stringify(predictionsJson(results)) : formatPredictionTable(results));
+    // stdout stays one JSON array under --json.
+    if (flags.summary) report.detail(`\n${formatSlideSummary(slideSummary(results, metadata.classNames, threshold), metadata.classNames[positiveIndexOf(metadata.classNames)]).join('\n')}`);
+    report.note(formatClassifiedCounts(results, metadata.classNames, skipped.length));
     const failed = results.filter(isFailed).length;
-    const counts = metadata.classNames.map((name) => `${results.filter((r) => !isFailed(r) && r.label === name).length} ${name}`);
-    const skippedNote = skipped.length ? `; ${plural(skipped.length, 'non-image file')} skipped` : '';
-    console.error(`${plural(results.length - failed, 'image')} classified (${counts.join(', ')}); ${failed} failed${skippedNote}`);
     if (failed > 0) {
-      console.error(`malaria: ${failed} of ${plural(results.length, 'file')} could not be classified`);
+      report.note(`malaria: ${failed} of ${plural(results.length, 'file')} could not be classified`);
       process.exitCode = 1;
     }
   } finally {

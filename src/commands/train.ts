@@ -1,292 +1,57 @@
 // `malaria train`: the tutorial's ResNet on <data>/training, validated on <data>/validation, reported on <data>/testing.
-import type { Command } from 'commander';
-import fs from 'node:fs';
-import path from 'node:path';
+// The work is runTraining (src/model/run-training.ts); this file declares the flags and handles Ctrl-C.
+import { Option, type Command } from '@commander-js/extra-typings';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js';
-import { UserError } from '../errors.js';
-import { BACKEND_HELP, parseBackendChoice, selectBackend, tf, type BackendChoice } from '../tf.js';
-import { openSplitSources } from '../data/sources.js';
-import { buildResNet, parameterCounts, resolveArchitecture } from '../model/resnet.js';
-import { DivergedError, trainModel, resumeTraining, type TrainSettings, type EpochEndInfo } from '../model/train.js';
-import { hasCheckpoint, loadCheckpoint, loadCheckpointState } from '../model/checkpoint.js';
-import { MODEL_FILE, sweepModelFolder } from '../model/io.js';
-import { assertApart, checkOutputFolder, emptyOurFolder } from '../io/output-folder.js';
-import { predictProbabilities } from '../model/predict.js';
-import { calibrateTemperature } from '../model/calibrate.js';
-import { DEFAULT_PRESET, formatPreset, PRESET_NAMES, withPreset, type PresetName } from '../model/presets.js';
-import { evaluatePredictions, formatCalibration, formatScreening } from '../report/evaluation.js';
-import { formatTemperatureFit } from '../report/calibration.js';
-import { formatClassificationReport } from '../report/classification-report.js';
-import { asciiChart } from '../report/chart.js';
-import { renderTrainingPlot } from '../report/plot.js';
-import { ProgressBar, formatSeconds } from '../report/progress.js';
-import { fraction4 } from './format.js';
-import { intList, nonNegativeInt, positiveInt, positiveNumber, presetName } from './options.js';
+import { abortOnInterrupt } from '../io/interrupt.js';
+import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from '../model/presets.js';
+import { runTraining } from '../model/run-training.js';
+import { createReporter } from '../report/reporter.js';
+import {
+  backendOption,
+  batchSizeOption,
+  dataOption,
+  filtersOption,
+  imageSizeOption,
+  modelDirOption,
+  nonNegativeInt,
+  positiveInt,
+  positiveNumber,
+  stagesOption,
+} from './options.js';
 
-interface TrainFlags {
-  data: string;
-  modelDir: string;
-  plot: string;
-  epochs: number;
-  batchSize: number;
-  microBatch?: number;
-  lr: number;
-  imageSize: number;
-  stages: number[];
-  filters: number[];
-  seed: number;
-  backend: BackendChoice;
-  preset: PresetName;
-  resume?: boolean;
-  force?: boolean;
-}
-
-export function registerTrain(program: Command): void {
-  program
+/** The `train` command with its flags; their types come from these definitions. */
+function declareTrain(program: Command) {
+  return program
     .command('train')
     .description('train the ResNet on <data>/training (validating on <data>/validation), save it, report on <data>/testing')
-    .option('--preset <name>', `training recipe: ${PRESET_NAMES.join(' or ')}; the flags below override its settings`, presetName, DEFAULT_PRESET)
-    .option('--data <dir>', 'folder holding the training, validation and testing splits', DATASET_DEFAULTS.base)
-    .option('--model-dir <dir>', 'where the model, its metadata, history.json and checkpoints go', TRAIN_DEFAULTS.modelDir)
-    .option('--plot <png>', 'loss/accuracy plot to write', TRAIN_DEFAULTS.plot)
-    .option('--epochs <n>', 'epochs to train', positiveInt, TRAIN_DEFAULTS.epochs)
-    .option('--batch-size <n>', 'images per optimizer step', positiveInt, TRAIN_DEFAULTS.batchSize)
+    .addOption(
+      new Option('--preset <name>', 'training recipe; the flags below override its settings').choices(PRESET_NAMES).default<PresetName>(DEFAULT_PRESET),
+    )
+    .addOption(dataOption())
+    .addOption(modelDirOption('write'))
+    .option('--plot <png>', 'loss/accuracy plot to write', TRAIN_DEFAULTS.plot as string)
+    .option('--epochs <n>', 'epochs to train', positiveInt, TRAIN_DEFAULTS.epochs as number)
+    .addOption(batchSizeOption('training'))
     .option('--micro-batch <n>', `images per forward/backward pass; a batch's gradients are summed over its micro-batches (default: ${WASM_MICRO_BATCH} on wasm, else the batch size)`, positiveInt)
-    .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr)
-    .option('--image-size <n>', 'images are resized to n x n', positiveInt, TRAIN_DEFAULTS.imageSize)
-    .option('--stages <list>', 'residual modules per stage', intList, [...TRAIN_DEFAULTS.stages])
-    .option('--filters <list>', 'filters of the stem and of each stage', intList, [...TRAIN_DEFAULTS.filters])
-    .option('--seed <n>', 'seed for weights, shuffling and augmentation', nonNegativeInt, DATASET_DEFAULTS.seed)
-    .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
+    .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr as number)
+    .addOption(imageSizeOption())
+    .addOption(stagesOption())
+    .addOption(filtersOption())
+    .option('--seed <n>', 'seed for weights, shuffling and augmentation', nonNegativeInt, DATASET_DEFAULTS.seed as number)
+    .addOption(backendOption())
     .option('--resume', 'continue the interrupted run in --model-dir from its last completed epoch')
-    .option('--force', 'replace a model already in --model-dir')
-    .action((flags: TrainFlags, command: Command) => runTrain(flags, (key) => command.getOptionValueSource(key) === 'cli'));
+    .option('--force', 'replace a model already in --model-dir');
 }
 
-function validate(flags: TrainFlags): void {
-  if (flags.filters.length !== flags.stages.length + 1) {
-    throw new UserError(`--filters needs ${flags.stages.length + 1} numbers (the stem, then one per stage of --stages ${flags.stages.join(',')}), got ${flags.filters.length}`);
-  }
-  if (flags.filters.slice(1).some((k) => k % 4 !== 0)) {
-    throw new UserError('--filters of the stages must be multiples of 4 (the bottleneck uses K/4 filters)');
-  }
-  if (flags.imageSize < 8) throw new UserError('--image-size must be at least 8');
-  if (flags.resume && flags.force) throw new UserError('--resume and --force contradict each other: pass one of them');
-}
+type TrainFlags = ReturnType<ReturnType<typeof declareTrain>['opts']>;
 
-function checkData(flags: TrainFlags): void {
-  if (!fs.existsSync(flags.data)) {
-    throw new UserError(`data folder ${flags.data} not found: run \`malaria build-dataset\` first, or pass --data`);
-  }
-}
-
-const formatFlag = (value: unknown): string => (Array.isArray(value) ? value.join(',') : String(value));
-
-/**
- * `--resume` continues the checkpointed run as it was: same image size, batch, seed (so the same shuffles),
- * epochs, learning-rate schedule and architecture, and its data folder unless --data is given (the folder may have
- * moved). Flags may repeat those values; a different value is refused rather than silently ignored. The
- * micro-batch is not among them: it is chosen for the backend the run resumes on (or by --micro-batch).
- */
-async function resumedFlags(flags: TrainFlags, given: (key: string) => boolean): Promise<TrainFlags> {
-  const { settings } = await loadCheckpointState(flags.modelDir);
-  const run = settings.run ?? {};
-  const saved: Partial<Record<keyof TrainFlags, unknown>> = {
-    data: run.data,
-    imageSize: run.imageSize,
-    batchSize: run.batchSize,
-    epochs: settings.epochs,
-    lr: settings.initialLr,
-    seed: settings.seed,
-    stages: settings.architecture?.stages,
-    filters: settings.architecture?.filters,
-    preset: run.preset,
-  };
-  const resumed: Record<string, unknown> = { ...flags };
-  for (const [key, value] of Object.entries(saved)) {
-    if (value === undefined || (key === 'data' && given(key))) continue;
-    const option = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    const mine = flags[key as keyof TrainFlags];
-    if (given(key) && formatFlag(mine) !== formatFlag(value)) {
-      throw new UserError(`${option} ${formatFlag(mine)} differs from the interrupted run's ${formatFlag(value)}: resume with the same flags, or leave ${option} out`);
-    }
-    resumed[key] = value;
-  }
-  return resumed as unknown as TrainFlags;
-}
-
-/** Where a diverged run stands and what to do: the checkpoint before it (if any) is untouched. */
-function divergedError(err: DivergedError, flags: TrainFlags): UserError {
-  const lower = Number((flags.lr / 10).toPrecision(2));
-  const kept =
-    err.epoch > 0
-      ? `, with --force to start over; the checkpoint of epoch ${err.epoch} in ${flags.modelDir} is kept`
-      : '; no epoch completed, so nothing was saved';
-  return new UserError(`${err.message} than ${flags.lr}, such as --lr ${lower}${kept}`, 1);
-}
-
-/**
- * --model-dir must be apart from the splits it reads (and so must --plot), and may be replaced by --force only when
- * it is empty or one of our model folders (src/io/output-folder.ts). Leftovers of killed runs are cleaned first.
- */
-async function checkModelDir(flags: TrainFlags): Promise<void> {
-  const splits = Object.values(DATASET_DEFAULTS.splits).map((split) => ({ path: path.join(flags.data, split), label: `the ${split} split of --data ${flags.data}` }));
-  await assertApart([{ path: flags.modelDir, label: `--model-dir ${flags.modelDir}` }, { path: flags.plot, label: `--plot ${flags.plot}` }], splits);
-  await sweepModelFolder(flags.modelDir);
-  await checkOutputFolder(flags.modelDir, 'model', `--model-dir ${flags.modelDir}`);
-  const checkpointed = await hasCheckpoint(flags.modelDir);
-  if (flags.resume) {
-    if (!checkpointed) throw new UserError(`nothing to resume: ${flags.modelDir} holds no checkpoint; run without --resume`);
-    return;
-  }
-  if (flags.force) return;
-  if (checkpointed || fs.existsSync(path.join(flags.modelDir, MODEL_FILE))) {
-    throw new UserError(`${flags.modelDir} already holds a model: pass --force to replace it, --resume to continue its run, or choose another --model-dir`);
-  }
-}
-
-/** "model: ResNet stages 3,4,6 filters 64,128,256,512: 2,163,918 parameters (2,150,344 trainable), 64x64 input" */
-export function modelLine(model: tf.LayersModel, flags: Pick<TrainFlags, 'stages' | 'filters' | 'imageSize'>): string {
-  const { total, trainable } = parameterCounts(model);
-  const number = (n: number) => n.toLocaleString('en-US');
-  return `model: ResNet stages ${flags.stages.join(',')} filters ${flags.filters.join(',')}: ${number(total)} parameters (${number(trainable)} trainable), ${flags.imageSize}x${flags.imageSize} input`;
-}
-
-function epochLine(info: EpochEndInfo, epochs: number): string {
-  return (
-    `Epoch ${info.epoch + 1}/${epochs} - ${formatSeconds(info.seconds)} - loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}` +
-    ` - val_loss: ${fraction4(info.valLoss)} - val_accuracy: ${fraction4(info.valAccuracy)} - lr: ${info.lr.toPrecision(4)}` +
-    ` - peak memory: ${(info.peakRssBytes / 1024 ** 3).toFixed(2)} GB`
-  );
-}
-
-async function runTrain(flags: TrainFlags, given: (key: string) => boolean): Promise<void> {
-  // A resumed run takes its recipe from its checkpoint instead.
-  if (!flags.resume) flags = withPreset(flags, flags.preset, given);
-  validate(flags);
-  await checkModelDir(flags);
-  if (flags.resume) flags = await resumedFlags(flags, given);
-  checkData(flags);
-  const backend = await selectBackend(flags.backend);
-  console.log(backend.message);
-  console.log(formatPreset(flags.preset, flags));
-
-  const skippedFiles: string[] = [];
-  const sources = await openSplitSources({
-    data: flags.data,
-    imageSize: flags.imageSize,
-    batchSize: flags.batchSize,
-    seed: flags.seed,
-    onSkip: (s) => skippedFiles.push(`${s.path} (${s.reason})`),
+export function registerTrain(program: Command): void {
+  declareTrain(program).action(async (flags, command) => {
+    const report = createReporter();
+    const given = (key: string) => command.getOptionValueSource(key as keyof TrainFlags) === 'cli';
+    const interrupt = () =>
+      abortOnInterrupt(() => report.note('\nstopping: the last completed epoch stays saved; continue with `malaria train --resume` (Ctrl-C again to quit at once)'));
+    const outcome = await runTraining(flags, { report, given, interrupt });
+    if (outcome.stoppedEarly) process.exitCode = 130;
   });
-  const { train, val, test } = sources;
-  console.log(
-    `found ${train.files.length} training, ${val.files.length} validation and ${test.files.length} testing images in ${train.classNames.length} classes (${train.classNames.join(', ')})`,
-  );
-  if (val.files.length === 0) throw new UserError(`${flags.data}/${DATASET_DEFAULTS.splits.val} holds no images: rebuild the splits with \`malaria build-dataset\``);
-
-  const microBatch = flags.microBatch ?? (backend.name === 'wasm' ? WASM_MICRO_BATCH : flags.batchSize);
-  if (microBatch < flags.batchSize) {
-    console.log(
-      `batch ${flags.batchSize} is trained as ${Math.ceil(flags.batchSize / microBatch)} micro-batches of ${microBatch} with summed gradients (one optimizer step per batch; batch norm sees ${microBatch} images at a time)`,
-    );
-  }
-
-  const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) process.exit(130);
-    console.error('\nstopping: the last completed epoch stays saved; continue with `malaria train --resume` (Ctrl-C again to quit at once)');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
-
-  let bar: ProgressBar | undefined;
-  // The bar appears after the first batch; its clock starts with the epoch so the first ETA is not zero.
-  let epochStartedAt = Date.now();
-  let epochs = flags.epochs;
-  const callbacks = {
-    modelDir: flags.modelDir,
-    microBatchSize: microBatch,
-    signal: controller.signal,
-    onBatchEnd: (info: { epoch: number; batch: number; batches: number; loss: number; accuracy: number }) => {
-      bar ??= new ProgressBar({ total: info.batches, label: `Epoch ${info.epoch + 1}/${epochs}`, startedAt: epochStartedAt });
-      bar.update(info.batch + 1, `loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}`);
-    },
-    onEpochEnd: (info: EpochEndInfo) => {
-      bar?.finish();
-      bar = undefined;
-      console.log(epochLine(info, epochs));
-      epochStartedAt = Date.now();
-    },
-  };
-
-  let result;
-  let model: tf.LayersModel;
-  try {
-    if (flags.resume) {
-      const checkpoint = await loadCheckpoint(flags.modelDir);
-      epochs = checkpoint.settings.epochs;
-      console.log(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
-      model = checkpoint.model;
-      console.log(modelLine(model, flags));
-      result = await resumeTraining(checkpoint, train, val, callbacks);
-    } else {
-      // checkModelDir found the folder missing, empty or one of our model folders.
-      if (flags.force && fs.existsSync(flags.modelDir)) await emptyOurFolder(flags.modelDir);
-      const architecture = resolveArchitecture({
-        inputSize: flags.imageSize,
-        classes: train.classNames.length,
-        stages: flags.stages,
-        filters: flags.filters,
-        l2: TRAIN_DEFAULTS.l2,
-        seed: flags.seed,
-      });
-      model = buildResNet({ ...architecture, seed: flags.seed });
-      console.log(modelLine(model, flags));
-      const settings: TrainSettings = {
-        epochs: flags.epochs,
-        initialLr: flags.lr,
-        power: 1,
-        momentum: TRAIN_DEFAULTS.momentum,
-        seed: flags.seed,
-        architecture,
-        run: { data: flags.data, batchSize: flags.batchSize, imageSize: flags.imageSize, backend: backend.name, preset: flags.preset },
-      };
-      result = await trainModel(model, train, val, settings, callbacks);
-    }
-  } catch (err) {
-    throw err instanceof DivergedError ? divergedError(err, flags) : err;
-  } finally {
-    // An epoch cut short keeps its bar as it was (not drawn as complete); just end its line.
-    if (bar && process.stderr.isTTY) process.stderr.write('\n');
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
-  }
-  if (skippedFiles.length) console.log(`skipped ${skippedFiles.length} undecodable images: ${skippedFiles.slice(0, 5).join('; ')}${skippedFiles.length > 5 ? '; ...' : ''}`);
-  if (result.stoppedEarly) {
-    console.log(
-      result.epochsCompleted > 0
-        ? `stopped after ${result.epochsCompleted} of ${epochs} epochs; continue with \`malaria train --resume --model-dir ${flags.modelDir}\``
-        : `stopped before the first epoch completed; nothing was saved`,
-    );
-    process.exitCode = 130;
-    return;
-  }
-  console.log(`saved the model to ${flags.modelDir}`);
-  const fit = await calibrateTemperature(model, val, flags.modelDir);
-  console.log(formatTemperatureFit(fit, DATASET_DEFAULTS.splits.val));
-  const inference = { temperature: fit.applied ? fit.temperature : undefined };
-
-  // The final report on the held-out testing split, as the tutorial prints it.
-  console.log(`\nevaluating on ${test.files.length} testing images`);
-  const predictions = await predictProbabilities(model, test, undefined, inference);
-  const evaluation = evaluatePredictions(predictions, [...test.classNames]);
-  console.log(formatClassificationReport(evaluation.metrics));
-  if (evaluation.screening) console.log(formatScreening(evaluation.screening));
-  console.log(`${formatCalibration(evaluation.calibration, inference)}\n`);
-  console.log(asciiChart(result.history, { color: process.stdout.isTTY }));
-  await renderTrainingPlot(result.history, flags.plot);
-  console.log(`wrote the training plot to ${flags.plot}`);
-  model.dispose();
 }

@@ -1,6 +1,7 @@
 // The BatchSource of one split folder: list once, then per epoch decode (or take from the cache), augment and
 // batch, producing a bounded number of batches ahead of the consumer while it trains.
 import seedrandom from 'seedrandom';
+import { DEFAULT_PREFETCH } from '../config.js';
 import { affineMatrix, randomAffineParams, scaleToUnit, TUTORIAL_AUGMENTATION, warpAffine, type AugmentationRanges } from './augment.js';
 import { listSplit, type SplitListing } from './dataset.js';
 import { DecodeError, decodeResized } from './decode.js';
@@ -10,8 +11,6 @@ import type { Batch, BatchSource, LabelledFile } from './types.js';
 /** Decodes one file to a size x size x 3 uint8 image. Throw DecodeError for a bad file: it is skipped, not fatal. */
 export type DecodeImage = (file: string, size: number) => Promise<Uint8Array>;
 
-/** Batches produced ahead of the one the consumer holds: enough to hide decode jitter, few enough to bound memory. */
-export const DEFAULT_PREFETCH = 3;
 /**
  * Decodes handed to sharp at once (it runs them on libuv's threadpool) default to the whole prefetch window
  * (prefetch x batchSize). A training step blocks the main thread (tfjs runs ops synchronously), and only

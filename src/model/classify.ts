@@ -9,6 +9,7 @@ import { scaleToUnit } from '../data/augment.js';
 import { DecodeError, decodeResized } from '../data/decode.js';
 import { classifyFile, readHeader, walkFiles } from '../data/image-files.js';
 import { positiveIndexOf } from '../report/evaluation.js';
+import { summariseSlide, type SlideSummary } from '../report/parasitemia.js';
 import type { ModelMetadata } from './io.js';
 import { batchProbabilities } from './inference.js';
 import { imageShape } from './predict.js';
@@ -186,4 +187,11 @@ export async function classifyFiles(
     options.onProgress?.(Math.min(items.length, start + batchSize), items.length);
   }
   return results;
+}
+
+/** The slide's figures over the images that were classified: cells, parasitized cells, parasitemia at `threshold`. */
+export function slideSummary(results: readonly FileResult[], classNames: readonly string[], threshold: number): SlideSummary {
+  const positiveIndex = positiveIndexOf(classNames);
+  const pPositive = results.filter((r): r is ClassifiedFile => !isFailed(r)).map((r) => r.probabilities[positiveIndex]);
+  return summariseSlide(pPositive, threshold);
 }

@@ -2,6 +2,7 @@
 // metrics plus the screening statistics a clinic needs (positive class: Parasitized).
 import type { Predictions as ModelPredictions } from '../model/predict.js';
 import type { InferenceOptions } from '../model/inference.js';
+import { DEFAULT_THRESHOLD } from '../config.js';
 import { UserError } from '../errors.js';
 import { calibrationOf, formatEce, type Calibration } from './calibration.js';
 import {
@@ -22,7 +23,6 @@ import {
 
 /** The class a screener must not miss. Falls back to the first class for data sets without it. */
 export const POSITIVE_CLASS = 'Parasitized';
-export const DEFAULT_THRESHOLD = 0.5;
 
 /** Where the decision threshold came from: 0.5, the model's metadata.json, --threshold, or a validation search. */
 export type ThresholdSource = 'default' | 'model' | 'flag' | 'validation';

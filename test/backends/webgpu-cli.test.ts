@@ -29,7 +29,8 @@ describe('malaria on --backend webgpu', () => {
       '--epochs', '2', '--batch-size', '16', '--image-size', '32', '--stages', '1,1,1', '--filters', '8,8,16,32',
     ]);
     expect(train.exitCode, train.stderr.join('\n')).toBe(0);
-    expect(train.stdout[0]).toMatch(/^backend: webgpu \(chosen with --backend\) on .+\((.+, )?(a hardware GPU|a software device on the CPU, slower than wasm)\)$/);
+    // The backend line is a note, on stderr like every command's (src/report/reporter.ts).
+    expect(ours(train.stderr)[0]).toMatch(/^backend: webgpu \(chosen with --backend\) on .+\((.+, )?(a hardware GPU|a software device on the CPU, slower than wasm)\)$/);
     // One step per batch of 16 on webgpu: no micro-batches.
     expect(train.stdout.join('\n')).not.toMatch(/micro-batches/);
     expect(train.stdout.filter((line) => /^Epoch \d\/2 .* loss: \d/.test(line))).toHaveLength(2);

@@ -2,7 +2,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import fse from 'fs-extra';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runDownload } from '../../src/commands/download.js';
+import { downloadDataset } from '../../src/data/download-dataset.js';
+import { silentReporter } from '../../src/report/reporter.js';
 import { UserError } from '../../src/errors.js';
 import { runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
@@ -73,13 +74,13 @@ describe('malaria download', () => {
     const { code, stderr } = await runInProcess(['download', '--url', 'ftp://example.org/cell_images.zip', '--dir', dir]);
     expect(code).toBe(2);
     expect(stderr).toEqual(['malaria: --url ftp://example.org/cell_images.zip uses ftp; pass an http:// or https:// address']);
-    await expect(runDownload({ url: 'not a url', dir, force: false })).rejects.toThrow(UserError);
+    await expect(downloadDataset({ url: 'not a url', dir, force: false })).rejects.toThrow(UserError);
   });
 
   it('does not warn when the image count matches', async () => {
     server = await startServer(archive.zip);
     const warnings: string[] = [];
-    const result = await runDownload({ url: server.url, dir, force: false }, { expectedImages: 6, warn: (line) => warnings.push(line) });
+    const result = await downloadDataset({ url: server.url, dir, force: false, expectedImages: 6 }, { ...silentReporter, note: (line) => warnings.push(line) });
     expect(result.images).toBe(6);
     expect(warnings).toEqual([]);
   });

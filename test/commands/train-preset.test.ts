@@ -61,6 +61,6 @@ describe('malaria train --preset', () => {
     ]);
     const unknown = await runInProcess(['train', '--data', data(), '--model-dir', path.join(dir, 'other'), '--preset', 'gpu']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr.join('\n')).toMatch(/--preset.*'gpu'.*must be one of tutorial, laptop/);
+    expect(unknown.stderr.join('\n')).toMatch(/--preset.*'gpu' is invalid\. Allowed choices are tutorial, laptop/);
   });
 });

@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
-import { modelLine } from '../../src/commands/train.js';
+import { modelLine } from '../../src/report/training-log.js';
 import { TRAIN_DEFAULTS } from '../../src/config.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { buildResNet } from '../../src/model/resnet.js';

@@ -106,15 +106,18 @@ export async function ctrlCAt(args: string[], text: string): Promise<ChildResult
 /** Progress bars (build-dataset's scanning/checking/copying, train's epochs) drawn on stderr before an error. */
 export const PROGRESS_LINE = /^(scanning|checking|copying|Epoch \d+\/\d+|\S+: \d+ images) +\d+\/\d+ \[[=>.]+\]/;
 
+/** The backend note every command that runs a model prints on stderr before its work (src/report/reporter.ts). */
+export const BACKEND_NOTE = /^backend: /;
+
 /**
- * The line a command printed as its error: exactly one on stderr (besides progress bars), starting "malaria: "
+ * The line a command printed as its error: exactly one on stderr (besides progress bars and the backend note), starting "malaria: "
  * (or commander's "error: "), matching `pattern`, with no stack trace anywhere in the output.
  */
 export function expectOneErrorLine(result: CliResult, pattern: RegExp, what = ''): string {
   const all = [...result.stdout, ...result.stderr];
   expect(all.filter((line) => /^\s+at /.test(line)), `${what}: a stack trace`).toEqual([]);
   expect(all.join('\n'), what).not.toMatch(/unexpected error|Error:|Traceback/);
-  const errors = result.stderr.filter((line) => line.trim() !== '' && !PROGRESS_LINE.test(line));
+  const errors = result.stderr.filter((line) => line.trim() !== '' && !PROGRESS_LINE.test(line) && !BACKEND_NOTE.test(line));
   expect(errors, `${what}: stderr`).toHaveLength(1);
   expect(errors[0], what).toMatch(/^(malaria|error): /);
   expect(errors[0], what).toMatch(pattern);

@@ -1,0 +1,306 @@
+// `malaria train`'s work, apart from the command line: reconcile the flags with the preset or the checkpoint being
+// resumed, check --model-dir, choose the micro-batch, train (or resume), fit the temperature and report on the
+// testing split. `runTraining` runs the steps in order; each is exported so a test can drive one alone.
+import fs from 'node:fs';
+import path from 'node:path';
+import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js';
+import { UserError } from '../errors.js';
+import { selectBackend, type BackendChoice, type BackendName, type tf } from '../tf.js';
+import { openSplitSources, type SplitSources } from '../data/sources.js';
+import type { BatchSource } from '../data/types.js';
+import { assertApart, checkOutputFolder, emptyOurFolder } from '../io/output-folder.js';
+import { formatTemperatureFit } from '../report/calibration.js';
+import { asciiChart } from '../report/chart.js';
+import { formatClassificationReport } from '../report/classification-report.js';
+import { evaluatePredictions, formatCalibration, formatScreening } from '../report/evaluation.js';
+import type { TrainingHistory } from '../report/history.js';
+import { renderTrainingPlot } from '../report/plot.js';
+import type { ProgressBar } from '../report/progress.js';
+import type { Reporter } from '../report/reporter.js';
+import { epochLine, fraction4, modelLine } from '../report/training-log.js';
+import { calibrateTemperature } from './calibrate.js';
+import { hasCheckpoint, loadCheckpoint, loadCheckpointState } from './checkpoint.js';
+import { MODEL_FILE, sweepModelFolder } from './io.js';
+import { predictProbabilities } from './predict.js';
+import { formatPreset, withPreset, type PresetName } from './presets.js';
+import { buildResNet, resolveArchitecture } from './resnet.js';
+import { DivergedError, resumeTraining, trainModel, type BatchEndInfo, type EpochEndInfo, type TrainResult, type TrainSettings } from './train.js';
+
+/** The `train` flags: the run's settings, where it reads and writes, and how it starts. */
+export interface TrainingOptions {
+  data: string;
+  modelDir: string;
+  plot: string;
+  epochs: number;
+  batchSize: number;
+  /** Images per forward/backward pass; default: WASM_MICRO_BATCH on wasm, else the batch size. */
+  microBatch?: number;
+  lr: number;
+  imageSize: number;
+  stages: number[];
+  filters: number[];
+  seed: number;
+  backend: BackendChoice;
+  preset: PresetName;
+  resume?: boolean;
+  force?: boolean;
+}
+
+export interface TrainingEvents {
+  /** Where the run's lines go (results on stdout, notes and progress on stderr in the CLI). */
+  report: Reporter;
+  /**
+   * True when the option was given on the command line: it then overrides the preset, and must match a resumed run.
+   * Default: every option counts as given (a library caller states what it wants).
+   */
+  given?: (key: string) => boolean;
+  /**
+   * Called as the epochs start: its signal stops the run cleanly after the current batch (the last completed epoch
+   * stays saved); `release` is called as they end. The CLI passes Ctrl-C's (src/io/interrupt.ts).
+   */
+  interrupt?: () => { signal: AbortSignal; release: () => void };
+}
+
+/** How the run ended: stopped by the signal (the CLI exits 130) or trained, calibrated and reported. */
+export interface TrainingOutcome {
+  stoppedEarly: boolean;
+  epochsCompleted: number;
+}
+
+export function validateTrainingOptions(flags: TrainingOptions): void {
+  if (flags.filters.length !== flags.stages.length + 1) {
+    throw new UserError(`--filters needs ${flags.stages.length + 1} numbers (the stem, then one per stage of --stages ${flags.stages.join(',')}), got ${flags.filters.length}`);
+  }
+  if (flags.filters.slice(1).some((k) => k % 4 !== 0)) {
+    throw new UserError('--filters of the stages must be multiples of 4 (the bottleneck uses K/4 filters)');
+  }
+  if (flags.imageSize < 8) throw new UserError('--image-size must be at least 8');
+  if (flags.resume && flags.force) throw new UserError('--resume and --force contradict each other: pass one of them');
+}
+
+function checkData(flags: TrainingOptions): void {
+  if (!fs.existsSync(flags.data)) {
+    throw new UserError(`data folder ${flags.data} not found: run \`malaria build-dataset\` first, or pass --data`);
+  }
+}
+
+const formatFlag = (value: unknown): string => (Array.isArray(value) ? value.join(',') : String(value));
+
+/**
+ * `--resume` continues the checkpointed run as it was: same image size, batch, seed (so the same shuffles),
+ * epochs, learning-rate schedule and architecture, and its data folder unless --data is given (the folder may have
+ * moved). Flags may repeat those values; a different value is refused rather than silently ignored. The
+ * micro-batch is not among them: it is chosen for the backend the run resumes on (or by --micro-batch).
+ */
+export async function resumedOptions(flags: TrainingOptions, given: (key: string) => boolean): Promise<TrainingOptions> {
+  const { settings } = await loadCheckpointState(flags.modelDir);
+  const run = settings.run ?? {};
+  const saved: Partial<Record<keyof TrainingOptions, unknown>> = {
+    data: run.data,
+    imageSize: run.imageSize,
+    batchSize: run.batchSize,
+    epochs: settings.epochs,
+    lr: settings.initialLr,
+    seed: settings.seed,
+    stages: settings.architecture?.stages,
+    filters: settings.architecture?.filters,
+    preset: run.preset,
+  };
+  const resumed: Record<string, unknown> = { ...flags };
+  for (const [key, value] of Object.entries(saved)) {
+    if (value === undefined || (key === 'data' && given(key))) continue;
+    const option = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    const mine = flags[key as keyof TrainingOptions];
+    if (given(key) && formatFlag(mine) !== formatFlag(value)) {
+      throw new UserError(`${option} ${formatFlag(mine)} differs from the interrupted run's ${formatFlag(value)}: resume with the same flags, or leave ${option} out`);
+    }
+    resumed[key] = value;
+  }
+  return resumed as unknown as TrainingOptions;
+}
+
+/** Where a diverged run stands and what to do: the checkpoint before it (if any) is untouched. */
+function divergedError(err: DivergedError, flags: TrainingOptions): UserError {
+  const lower = Number((flags.lr / 10).toPrecision(2));
+  const kept =
+    err.epoch > 0
+      ? `, with --force to start over; the checkpoint of epoch ${err.epoch} in ${flags.modelDir} is kept`
+      : '; no epoch completed, so nothing was saved';
+  return new UserError(`${err.message} than ${flags.lr}, such as --lr ${lower}${kept}`, 1);
+}
+
+/**
+ * --model-dir must be apart from the splits it reads (and so must --plot), and may be replaced by --force only when
+ * it is empty or one of our model folders (src/io/output-folder.ts). Leftovers of killed runs are cleaned first.
+ */
+export async function checkModelDir(flags: TrainingOptions): Promise<void> {
+  const splits = Object.values(DATASET_DEFAULTS.splits).map((split) => ({ path: path.join(flags.data, split), label: `the ${split} split of --data ${flags.data}` }));
+  await assertApart([{ path: flags.modelDir, label: `--model-dir ${flags.modelDir}` }, { path: flags.plot, label: `--plot ${flags.plot}` }], splits);
+  await sweepModelFolder(flags.modelDir);
+  await checkOutputFolder(flags.modelDir, 'model', `--model-dir ${flags.modelDir}`);
+  const checkpointed = await hasCheckpoint(flags.modelDir);
+  if (flags.resume) {
+    if (!checkpointed) throw new UserError(`nothing to resume: ${flags.modelDir} holds no checkpoint; run without --resume`);
+    return;
+  }
+  if (flags.force) return;
+  if (checkpointed || fs.existsSync(path.join(flags.modelDir, MODEL_FILE))) {
+    throw new UserError(`${flags.modelDir} already holds a model: pass --force to replace it, --resume to continue its run, or choose another --model-dir`);
+  }
+}
+
+/** Images per forward/backward pass: the flag, else WASM_MICRO_BATCH on wasm (its 4 GB memory), else the batch. */
+export function chooseMicroBatch(backend: BackendName, batchSize: number, flag?: number): number {
+  return flag ?? (backend === 'wasm' ? WASM_MICRO_BATCH : batchSize);
+}
+
+/**
+ * The settings the run follows: the preset's where no flag is given, or (--resume) the checkpoint's, after checking
+ * them and --model-dir. Throws a UserError for anything the user must change.
+ */
+export async function resolveTrainingOptions(options: TrainingOptions, given: (key: string) => boolean = () => true): Promise<TrainingOptions> {
+  // A resumed run takes its recipe from its checkpoint instead.
+  let resolved = options.resume ? { ...options } : withPreset(options, options.preset, given);
+  validateTrainingOptions(resolved);
+  await checkModelDir(resolved);
+  if (resolved.resume) resolved = await resumedOptions(resolved, given);
+  checkData(resolved);
+  return resolved;
+}
+
+/** Trains (or resumes) with the options resolved, then fits the temperature and reports on the testing split. */
+export async function runTraining(options: TrainingOptions, events: TrainingEvents): Promise<TrainingOutcome> {
+  const { report } = events;
+  const flags = await resolveTrainingOptions(options, events.given);
+  const backend = await selectBackend(flags.backend);
+  report.note(backend.message);
+  report.result(formatPreset(flags.preset, flags));
+
+  const skippedFiles: string[] = [];
+  const sources = await openSplitSources({
+    data: flags.data,
+    imageSize: flags.imageSize,
+    batchSize: flags.batchSize,
+    seed: flags.seed,
+    onSkip: (s) => skippedFiles.push(`${s.path} (${s.reason})`),
+  });
+  const { train, val, test } = sources;
+  report.result(
+    `found ${train.files.length} training, ${val.files.length} validation and ${test.files.length} testing images in ${train.classNames.length} classes (${train.classNames.join(', ')})`,
+  );
+  if (val.files.length === 0) throw new UserError(`${flags.data}/${DATASET_DEFAULTS.splits.val} holds no images: rebuild the splits with \`malaria build-dataset\``);
+
+  const microBatch = chooseMicroBatch(backend.name, flags.batchSize, flags.microBatch);
+  if (microBatch < flags.batchSize) {
+    report.result(
+      `batch ${flags.batchSize} is trained as ${Math.ceil(flags.batchSize / microBatch)} micro-batches of ${microBatch} with summed gradients (one optimizer step per batch; batch norm sees ${microBatch} images at a time)`,
+    );
+  }
+
+  const interrupt = events.interrupt?.();
+  let trained;
+  try {
+    trained = await trainOrResume(flags, sources, { microBatch, backend: backend.name, report, signal: interrupt?.signal });
+  } finally {
+    interrupt?.release();
+  }
+  const { model, result, epochs } = trained;
+  if (skippedFiles.length) report.result(`skipped ${skippedFiles.length} undecodable images: ${skippedFiles.slice(0, 5).join('; ')}${skippedFiles.length > 5 ? '; ...' : ''}`);
+  if (result.stoppedEarly) {
+    report.result(
+      result.epochsCompleted > 0
+        ? `stopped after ${result.epochsCompleted} of ${epochs} epochs; continue with \`malaria train --resume --model-dir ${flags.modelDir}\``
+        : `stopped before the first epoch completed; nothing was saved`,
+    );
+    return { stoppedEarly: true, epochsCompleted: result.epochsCompleted };
+  }
+  report.result(`saved the model to ${flags.modelDir}`);
+  try {
+    await finalReport(model, val, test, result.history, flags, report);
+  } finally {
+    model.dispose();
+  }
+  return { stoppedEarly: false, epochsCompleted: result.epochsCompleted };
+}
+
+/** Builds the model (or loads the checkpoint) and runs the epochs, with a progress bar and one line per epoch. */
+async function trainOrResume(
+  flags: TrainingOptions,
+  { train, val }: SplitSources,
+  run: { microBatch: number; backend: BackendName; report: Reporter; signal?: AbortSignal },
+): Promise<{ model: tf.LayersModel; result: TrainResult; epochs: number }> {
+  const { report } = run;
+  let bar: ProgressBar | undefined;
+  // The bar appears after the first batch; its clock starts with the epoch so the first ETA is not zero.
+  let epochStartedAt = Date.now();
+  let epochs = flags.epochs;
+  const callbacks = {
+    modelDir: flags.modelDir,
+    microBatchSize: run.microBatch,
+    signal: run.signal,
+    onBatchEnd: (info: BatchEndInfo) => {
+      bar ??= report.progress({ total: info.batches, label: `Epoch ${info.epoch + 1}/${epochs}`, startedAt: epochStartedAt });
+      bar.update(info.batch + 1, `loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}`);
+    },
+    onEpochEnd: (info: EpochEndInfo) => {
+      bar?.finish();
+      bar = undefined;
+      report.result(epochLine(info, epochs));
+      epochStartedAt = Date.now();
+    },
+  };
+  try {
+    if (flags.resume) {
+      const checkpoint = await loadCheckpoint(flags.modelDir);
+      epochs = checkpoint.settings.epochs;
+      report.result(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
+      report.result(modelLine(checkpoint.model, flags));
+      return { model: checkpoint.model, result: await resumeTraining(checkpoint, train, val, callbacks), epochs };
+    }
+    // checkModelDir found the folder missing, empty or one of our model folders.
+    if (flags.force && fs.existsSync(flags.modelDir)) await emptyOurFolder(flags.modelDir);
+    const architecture = resolveArchitecture({
+      inputSize: flags.imageSize,
+      classes: train.classNames.length,
+      stages: flags.stages,
+      filters: flags.filters,
+      l2: TRAIN_DEFAULTS.l2,
+      seed: flags.seed,
+    });
+    const model = buildResNet({ ...architecture, seed: flags.seed });
+    report.result(modelLine(model, flags));
+    const settings: TrainSettings = {
+      epochs: flags.epochs,
+      initialLr: flags.lr,
+      power: 1,
+      momentum: TRAIN_DEFAULTS.momentum,
+      seed: flags.seed,
+      architecture,
+      run: { data: flags.data, batchSize: flags.batchSize, imageSize: flags.imageSize, backend: run.backend, preset: flags.preset },
+    };
+    return { model, result: await trainModel(model, train, val, settings, callbacks), epochs };
+  } catch (err) {
+    throw err instanceof DivergedError ? divergedError(err, flags) : err;
+  } finally {
+    // An epoch cut short keeps its bar as it was (not drawn as complete); just end its line.
+    if (bar && process.stderr.isTTY) process.stderr.write('\n');
+  }
+}
+
+/** After the last epoch: the temperature fitted on validation, the report on testing, the chart and the plot. */
+export async function finalReport(model: tf.LayersModel, val: BatchSource, test: BatchSource, history: TrainingHistory, flags: Pick<TrainingOptions, 'modelDir' | 'plot'>, report: Reporter): Promise<void> {
+  const fit = await calibrateTemperature(model, val, flags.modelDir);
+  report.result(formatTemperatureFit(fit, DATASET_DEFAULTS.splits.val));
+  const inference = { temperature: fit.applied ? fit.temperature : undefined };
+
+  // The final report on the held-out testing split, as the tutorial prints it.
+  report.result(`\nevaluating on ${test.files.length} testing images`);
+  const predictions = await predictProbabilities(model, test, undefined, inference);
+  const evaluation = evaluatePredictions(predictions, [...test.classNames]);
+  report.result(formatClassificationReport(evaluation.metrics));
+  if (evaluation.screening) report.result(formatScreening(evaluation.screening));
+  report.result(`${formatCalibration(evaluation.calibration, inference)}\n`);
+  report.result(asciiChart(history, { color: process.stdout.isTTY }));
+  await renderTrainingPlot(history, flags.plot);
+  report.result(`wrote the training plot to ${flags.plot}`);
+}

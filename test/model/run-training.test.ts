@@ -1,0 +1,76 @@
+// runTraining driven as a library, without the CLI: its lines go to a reporter, a stop comes from an AbortSignal.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../../src/tf.js';
+import { WASM_MICRO_BATCH } from '../../src/config.js';
+import { buildDataset } from '../../src/data/build-dataset.js';
+import { hasCheckpoint } from '../../src/model/checkpoint.js';
+import { chooseMicroBatch, runTraining, type TrainingOptions } from '../../src/model/run-training.js';
+import { silentReporter, type Reporter } from '../../src/report/reporter.js';
+import { copySample } from '../support/sample.js';
+import { makeTempDir, removeDir } from '../support/temp.js';
+
+let dir: string;
+const data = () => path.join(dir, 'data');
+
+beforeAll(async () => {
+  await selectBackend('cpu');
+  dir = await makeTempDir('malaria-run-training-');
+  await copySample(path.join(dir, 'cell_images'), 12);
+  await buildDataset({ input: path.join(dir, 'cell_images'), output: data(), trainSplit: 0.8, valSplit: 0.1, seed: 42, force: false, groupBy: 'cell' });
+});
+
+afterAll(async () => removeDir(dir));
+
+const options = (modelDir: string): TrainingOptions => ({
+  data: data(),
+  modelDir,
+  plot: path.join(dir, `${path.basename(modelDir)}.png`),
+  epochs: 2,
+  batchSize: 8,
+  lr: 0.05,
+  imageSize: 16,
+  stages: [1, 1, 1],
+  filters: [4, 4, 8, 8],
+  seed: 42,
+  backend: 'cpu',
+  preset: 'tutorial',
+});
+
+/** A reporter that keeps what was reported, by channel. */
+function recorder(): Reporter & { results: string[]; notes: string[] } {
+  const results: string[] = [];
+  const notes: string[] = [];
+  return { ...silentReporter, results, notes, result: (t) => void results.push(t), detail: (t) => void results.push(t), note: (t) => void notes.push(t) };
+}
+
+describe('runTraining', () => {
+  it('chooses the micro-batch: the flag, else 8 on wasm, else the batch', () => {
+    expect(chooseMicroBatch('wasm', 32)).toBe(WASM_MICRO_BATCH);
+    expect(chooseMicroBatch('cpu', 32)).toBe(32);
+    expect(chooseMicroBatch('wasm', 32, 16)).toBe(16);
+  });
+
+  it('trains, reports through the reporter (the backend line as a note) and writes the plot', async () => {
+    const report = recorder();
+    const outcome = await runTraining(options(path.join(dir, 'model')), { report });
+    expect(outcome).toEqual({ stoppedEarly: false, epochsCompleted: 2 });
+    expect(report.notes.filter((line) => line.startsWith('backend: cpu'))).toHaveLength(1);
+    expect(report.results.filter((line) => /^Epoch \d\/2 - /.test(line))).toHaveLength(2);
+    expect(report.results).toContain(`saved the model to ${path.join(dir, 'model')}`);
+    expect(existsSync(path.join(dir, 'model.png'))).toBe(true);
+  });
+
+  it('stops at the interrupt signal before the first epoch, saving nothing, and releases the interrupt', async () => {
+    const report = recorder();
+    let released = false;
+    const interrupt = () => ({ signal: AbortSignal.abort(), release: () => void (released = true) });
+    const modelDir = path.join(dir, 'stopped');
+    const outcome = await runTraining(options(modelDir), { report, interrupt });
+    expect(outcome).toEqual({ stoppedEarly: true, epochsCompleted: 0 });
+    expect(report.results).toContain('stopped before the first epoch completed; nothing was saved');
+    expect(released).toBe(true);
+    expect(await hasCheckpoint(modelDir)).toBe(false);
+  });
+});
