@@ -1,8 +1,11 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // `*.alone.test.ts` need most of the machine's memory (the tutorial ResNet on the software Vulkan device holds
+    // ~14 GB): `npm test` runs them after the rest, one at a time, with vitest.alone.config.ts.
+    exclude: [...configDefaults.exclude, 'test/**/*.alone.test.ts'],
     // tfjs backends and sharp are process-global; forks isolate them and keep native code off worker threads.
     pool: 'forks',
     testTimeout: 120_000,
