@@ -60,7 +60,10 @@ async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached
 }
 
 /** The tutorial ResNet at 64x64, batch 32: steady-state training and inference images per second. */
-async function benchModel(flags: BenchFlags, backend: string): Promise<{ train: number; infer: number; inferTta: number; microBatch: number; gpuBytes?: number }> {
+async function benchModel(
+  flags: BenchFlags,
+  backend: string,
+): Promise<{ train: number; infer: number; inferTta: number; microBatch: number; gpuBytes?: number }> {
   const batch = TRAIN_DEFAULTS.batchSize;
   const size = TRAIN_DEFAULTS.imageSize;
   const model = buildResNet({ inputSize: size, classes: 2, seed: 1 });
@@ -111,7 +114,9 @@ function runPeer(script: string, args: string[]): Record<string, number> | undef
     const last = out.trim().split('\n').pop() ?? '';
     return JSON.parse(last) as Record<string, number>;
   } catch (err) {
-    console.error(`peer ${path.basename(script)} failed: ${(err as Error).message.split('\n')[0]} (see ../shared/bench/README.md for its install line)`);
+    console.error(
+      `peer ${path.basename(script)} failed: ${(err as Error).message.split('\n')[0]} (see ../shared/bench/README.md for its install line)`,
+    );
     return undefined;
   }
 }
@@ -133,9 +138,15 @@ async function main(): Promise<void> {
   const backend = await selectBackend(flags.backend);
   if (!flags.json) console.log(backend.message);
   const pipeline = await benchPipeline(flags);
-  if (!flags.json) console.log(`pipeline: ${pipeline.first.toFixed(0)} img/s first epoch, ${pipeline.cached.toFixed(0)} img/s cached (${pipeline.images} images)`);
+  if (!flags.json)
+    console.log(
+      `pipeline: ${pipeline.first.toFixed(0)} img/s first epoch, ${pipeline.cached.toFixed(0)} img/s cached (${pipeline.images} images)`,
+    );
   const model = await benchModel(flags, backend.name);
-  if (!flags.json) console.log(`ResNet 64x64 batch 32: train ${model.train.toFixed(2)} img/s (micro-batch ${model.microBatch}), inference ${model.infer.toFixed(2)} img/s, with --tta ${model.inferTta.toFixed(2)} img/s`);
+  if (!flags.json)
+    console.log(
+      `ResNet 64x64 batch 32: train ${model.train.toFixed(2)} img/s (micro-batch ${model.microBatch}), inference ${model.infer.toFixed(2)} img/s, with --tta ${model.inferTta.toFixed(2)} img/s`,
+    );
 
   const result: Record<string, unknown> = {
     backend: backend.name,

@@ -37,7 +37,8 @@ const { values: args } = parseArgs({
   },
 });
 
-const optionalInt = (value: string | undefined): number | undefined => (value === undefined ? undefined : Number(value));
+const optionalInt = (value: string | undefined): number | undefined =>
+  value === undefined ? undefined : Number(value);
 
 /** decodeRgb + resizeNearest with the sharp input options under test. */
 function customDecoder(): DecodeImage {
@@ -55,7 +56,10 @@ function customDecoder(): DecodeImage {
         .removeAlpha()
         .raw({ depth: 'uchar' })
         .toBuffer({ resolveWithObject: true });
-      return resizeNearest({ data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height }, size);
+      return resizeNearest(
+        { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height },
+        size,
+      );
     } catch (err) {
       throw new DecodeError(file, err instanceof Error ? err.message : String(err));
     }

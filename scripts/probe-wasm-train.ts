@@ -69,7 +69,9 @@ async function profileStep(model: tf.LayersModel, optimizer: tf.Optimizer, image
   }
   console.log(`profile: ${info.kernels.length} kernels, ${total.toFixed(0)} ms in kernels`);
   for (const [name, { ms, calls }] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20)) {
-    console.log(`  ${name.padEnd(24)} ${ms.toFixed(0).padStart(6)} ms  ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${calls} calls`);
+    console.log(
+      `  ${name.padEnd(24)} ${ms.toFixed(0).padStart(6)} ms  ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${calls} calls`,
+    );
   }
 }
 
@@ -77,14 +79,24 @@ async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   await selectBackend('wasm');
   const model = buildResNet({ inputSize: 64, classes: 2, stages: [3, 4, 6], filters: [64, 128, 256, 512], l2: 1e-4 });
-  const threads = (tf.backend() as unknown as { wasm: { tfjs: { getThreadsCount(): number } } }).wasm.tfjs.getThreadsCount();
-  console.log(`backend ${tf.getBackend()} (${threads} thread${threads === 1 ? '' : 's'}), params ${model.countParams()}`);
+  const threads = (
+    tf.backend() as unknown as { wasm: { tfjs: { getThreadsCount(): number } } }
+  ).wasm.tfjs.getThreadsCount();
+  console.log(
+    `backend ${tf.getBackend()} (${threads} thread${threads === 1 ? '' : 's'}), params ${model.countParams()}`,
+  );
   const result: Record<string, number> = {};
 
   if (!options.skipTrain) {
     const optimizer = tf.train.momentum(0.01, 0.9);
     const images = tf.randomUniform([options.micro, 64, 64, 3]);
-    const oneHot = tf.oneHot(tf.tensor1d(Array.from({ length: options.micro }, (_, i) => i % 2), 'int32'), 2);
+    const oneHot = tf.oneHot(
+      tf.tensor1d(
+        Array.from({ length: options.micro }, (_, i) => i % 2),
+        'int32',
+      ),
+      2,
+    );
     const rates: number[] = [];
     for (let step = 0; step < options.steps + 2; step++) {
       const start = performance.now();

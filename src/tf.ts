@@ -13,7 +13,8 @@ export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] a
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
 export type BackendName = Exclude<BackendChoice, 'auto'>;
 /** The --backend option's help. */
-export const BACKEND_HELP = 'auto, tensorflow, webgpu, wasm or cpu (auto: the fastest that loads; `malaria backends` lists them)';
+export const BACKEND_HELP =
+  'auto, tensorflow, webgpu, wasm or cpu (auto: the fastest that loads; `malaria backends` lists them)';
 /** The order `auto` tries them in, fastest first. */
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 
@@ -90,7 +91,9 @@ async function loadWebgpuBackend(machine: BackendMachine, _settings: Settings, a
   if (!probe.adapter) throw new Error(probe.reason);
   const { describeAdapter, isSoftwareAdapter, loadWebgpu } = await import('./backends/webgpu.js');
   if (auto && isSoftwareAdapter(probe.adapter)) {
-    throw new NotForAuto(`webgpu has only a software device (${probe.adapter.description || probe.adapter.device}), slower than wasm`);
+    throw new NotForAuto(
+      `webgpu has only a software device (${probe.adapter.description || probe.adapter.device}), slower than wasm`,
+    );
   }
   const device = describeAdapter(await loadWebgpu());
   return { detail: ` on ${device}`, device };
@@ -129,8 +132,10 @@ function reason(name: BackendName, err: unknown): string {
 }
 
 const EXPLICIT_HINTS: Record<BackendName, string> = {
-  tensorflow: 'install @tensorflow/tfjs-node-gpu (needs internet access during npm install; CUDA 11.2 and cuDNN 8.1 for the GPU), or use --backend webgpu or wasm',
-  webgpu: 'it needs a GPU driver with Vulkan on Linux (`vulkaninfo` lists the devices; NVIDIA\'s driver includes it), Metal on macOS or Direct3D 12 on Windows; or use --backend auto',
+  tensorflow:
+    'install @tensorflow/tfjs-node-gpu (needs internet access during npm install; CUDA 11.2 and cuDNN 8.1 for the GPU), or use --backend webgpu or wasm',
+  webgpu:
+    "it needs a GPU driver with Vulkan on Linux (`vulkaninfo` lists the devices; NVIDIA's driver includes it), Metal on macOS or Direct3D 12 on Windows; or use --backend auto",
   wasm: 'use --backend auto',
   cpu: 'use --backend auto',
 };
@@ -142,7 +147,10 @@ const EXPLICIT_HINTS: Record<BackendName, string> = {
  * that cannot load. Idempotent for the same choice. `machine` replaces parts of what is read from this machine
  * (and then the choice is made afresh).
  */
-export async function selectBackend(choice: BackendChoice = 'auto', machine: Partial<BackendMachine> = {}): Promise<BackendInfo> {
+export async function selectBackend(
+  choice: BackendChoice = 'auto',
+  machine: Partial<BackendMachine> = {},
+): Promise<BackendInfo> {
   const facts = { ...thisMachine(), ...machine };
   const settings = checkSettings(facts);
   // A caller that describes another machine (tests, `malaria backends`) wants a fresh decision.
@@ -158,7 +166,11 @@ export async function selectBackend(choice: BackendChoice = 'auto', machine: Par
       const why = reason(choice, err).replace(new RegExp(`^${choice} `), '');
       throw new UserError(`backend "${choice}" ${why}; ${EXPLICIT_HINTS[choice]}`);
     }
-    active = { name: choice, message: `backend: ${choice} (chosen with --backend)${loaded.detail}`, device: loaded.device };
+    active = {
+      name: choice,
+      message: `backend: ${choice} (chosen with --backend)${loaded.detail}`,
+      device: loaded.device,
+    };
     return active;
   }
   const failures: string[] = [];

@@ -31,7 +31,7 @@ describe('wasmThreads', () => {
 });
 
 describe('selectBackend with a bad MALARIA_WASM_THREADS', () => {
-  it('is the user\'s error, checked before any backend loads, even where tensorflow is installed', async () => {
+  it("is the user's error, checked before any backend loads, even where tensorflow is installed", async () => {
     let tensorflowLoads = 0;
     const machine = {
       env: { MALARIA_WASM_THREADS: 'many' },
@@ -72,7 +72,9 @@ describe('the default wasm backend from the CLI', () => {
     expect(cpu.exitCode, cpu.stderr.join('\n')).toBe(0);
     // One thread per core, at most the 8 workers the threaded build starts: holds on 1, 2 or 16 cores.
     const threads = Math.min(os.availableParallelism(), 8);
-    expect(wasm.stderr[0]).toBe(`backend: wasm (chosen with --backend) ${threads > 1 ? `with ${threads} threads` : 'on one thread'}`);
+    expect(wasm.stderr[0]).toBe(
+      `backend: wasm (chosen with --backend) ${threads > 1 ? `with ${threads} threads` : 'on one thread'}`,
+    );
     type Answer = { file: string; label: string; probability: number };
     const wasmAnswers = JSON.parse(wasm.stdout.join('\n')) as Answer[];
     const cpuAnswers = JSON.parse(cpu.stdout.join('\n')) as Answer[];
@@ -83,21 +85,29 @@ describe('the default wasm backend from the CLI', () => {
   it('falls back to the one-thread build, saying why, when the threaded build cannot start', async () => {
     // The threaded build writes its worker script to the temp folder; one that does not exist stops it.
     const missing = path.join(dir, 'no-such-temp-folder');
-    const result = await runChild(['predict', '--model-dir', path.join(dir, 'model'), '--backend', 'wasm', '--json', images[0]], {
-      env: { MALARIA_WASM_THREADS: '2', TMPDIR: missing },
-      nodeArgs: TWO_CORES,
-    });
+    const result = await runChild(
+      ['predict', '--model-dir', path.join(dir, 'model'), '--backend', 'wasm', '--json', images[0]],
+      {
+        env: { MALARIA_WASM_THREADS: '2', TMPDIR: missing },
+        nodeArgs: TWO_CORES,
+      },
+    );
     expect(result.exitCode, result.stderr.join('\n')).toBe(0);
-    expect(result.stderr[0]).toMatch(/^backend: wasm \(chosen with --backend\) on one thread \(its threaded build did not start: ENOENT.*no-such-temp-folder/);
+    expect(result.stderr[0]).toMatch(
+      /^backend: wasm \(chosen with --backend\) on one thread \(its threaded build did not start: ENOENT.*no-such-temp-folder/,
+    );
     expect(JSON.parse(result.stdout.join('\n'))).toHaveLength(1);
   });
 
   it('leaves nothing in the temp folder', async () => {
     const temp = await mkdtemp(path.join(dir, 'temp-'));
-    const result = await runChild(['predict', '--model-dir', path.join(dir, 'model'), '--backend', 'wasm', '--json', images[0]], {
-      env: { MALARIA_WASM_THREADS: '2', TMPDIR: temp },
-      nodeArgs: TWO_CORES,
-    });
+    const result = await runChild(
+      ['predict', '--model-dir', path.join(dir, 'model'), '--backend', 'wasm', '--json', images[0]],
+      {
+        env: { MALARIA_WASM_THREADS: '2', TMPDIR: temp },
+        nodeArgs: TWO_CORES,
+      },
+    );
     expect(result.stderr[0]).toBe('backend: wasm (chosen with --backend) with 2 threads');
     expect(result.exitCode, result.stderr.join('\n')).toBe(0);
     expect(await readdir(temp)).toEqual([]);
@@ -106,7 +116,9 @@ describe('the default wasm backend from the CLI', () => {
   it('says in --help how to change the thread count', async () => {
     const help = await runInProcess(['--help']);
     expect(help.code).toBe(0);
-    expect(help.stdout.join('\n')).toMatch(/MALARIA_WASM_THREADS=N +threads of the wasm backend \(default: one per core/);
+    expect(help.stdout.join('\n')).toMatch(
+      /MALARIA_WASM_THREADS=N +threads of the wasm backend \(default: one per core/,
+    );
   });
 
   it('refuses a bad MALARIA_WASM_THREADS in one line, exit 2', async () => {
@@ -119,7 +131,13 @@ describe('the default wasm backend from the CLI', () => {
 });
 
 describe('auto on other machines (what this machine lacks is injected)', () => {
-  const software = { vendor: 'mesa', architecture: 'software', device: 'llvmpipe', description: 'llvmpipe (LLVM 15.0.6)', isFallbackAdapter: true };
+  const software = {
+    vendor: 'mesa',
+    architecture: 'software',
+    device: 'llvmpipe',
+    description: 'llvmpipe (LLVM 15.0.6)',
+    isFallbackAdapter: true,
+  };
   const notInstalled = async (): Promise<never> => {
     throw Object.assign(new Error("Cannot find package '@tensorflow/tfjs-node-gpu'"), { code: 'ERR_MODULE_NOT_FOUND' });
   };
@@ -136,9 +154,14 @@ describe('auto on other machines (what this machine lacks is injected)', () => {
   });
 
   it('never picks a software WebGPU device, and says why it passed over it', async () => {
-    const chosen = await selectBackend('auto', { loadTensorflow: notInstalled, probeGpuAdapter: async () => ({ adapter: software }) });
+    const chosen = await selectBackend('auto', {
+      loadTensorflow: notInstalled,
+      probeGpuAdapter: async () => ({ adapter: software }),
+    });
     expect(chosen.name).toBe('wasm');
-    expect(chosen.message).toMatch(/because tensorflow is not installed, webgpu has only a software device \(llvmpipe \(LLVM 15\.0\.6\)\), slower than wasm;/);
+    expect(chosen.message).toMatch(
+      /because tensorflow is not installed, webgpu has only a software device \(llvmpipe \(LLVM 15\.0\.6\)\), slower than wasm;/,
+    );
   });
 
   it('passes over tensorflow on the CPU, saying which libraries it did not find and what to do', async () => {
@@ -154,23 +177,37 @@ describe('auto on other machines (what this machine lacks is injected)', () => {
 
   it('takes tensorflow first when it runs on a GPU', async () => {
     const chosen = await selectBackend('auto', { loadTensorflow: fakeTensorflow(true) });
-    expect(chosen).toEqual({ name: 'tensorflow', message: 'backend: tensorflow on the GPU (CUDA, @tensorflow/tfjs-node-gpu)', device: 'GPU (CUDA)' });
+    expect(chosen).toEqual({
+      name: 'tensorflow',
+      message: 'backend: tensorflow on the GPU (CUDA, @tensorflow/tfjs-node-gpu)',
+      device: 'GPU (CUDA)',
+    });
   });
 
   it('refuses --backend webgpu with no adapter in one line that says what to install', async () => {
-    const noAdapter = selectBackend('webgpu', { probeGpuAdapter: async () => ({ adapter: null, reason: 'found no GPU adapter' }) });
+    const noAdapter = selectBackend('webgpu', {
+      probeGpuAdapter: async () => ({ adapter: null, reason: 'found no GPU adapter' }),
+    });
     await expect(noAdapter).rejects.toThrow(UserError);
-    await expect(noAdapter).rejects.toThrow(/^backend "webgpu" found no GPU adapter; it needs a GPU driver with Vulkan on Linux \(`vulkaninfo` lists/);
+    await expect(noAdapter).rejects.toThrow(
+      /^backend "webgpu" found no GPU adapter; it needs a GPU driver with Vulkan on Linux \(`vulkaninfo` lists/,
+    );
   });
 });
 
 describe('--backend webgpu on a machine without a GPU driver', () => {
   it('says so in one line and exits with 2 (a child with no Vulkan driver visible)', async () => {
-    const result = await runChild(['predict', '--backend', 'webgpu', '--model-dir', 'no-such-model', 'malaria/sample'], {
-      // The Vulkan loader reads its drivers from these lists: pointing them at nothing hides every driver.
-      env: { VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' },
-    });
+    const result = await runChild(
+      ['predict', '--backend', 'webgpu', '--model-dir', 'no-such-model', 'malaria/sample'],
+      {
+        // The Vulkan loader reads its drivers from these lists: pointing them at nothing hides every driver.
+        env: { VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' },
+      },
+    );
     expect(result.exitCode).toBe(2);
-    expectOneErrorLine(result, /^malaria: backend "webgpu" found no GPU adapter \(Dawn: .*\); it needs a GPU driver with Vulkan/);
+    expectOneErrorLine(
+      result,
+      /^malaria: backend "webgpu" found no GPU adapter \(Dawn: .*\); it needs a GPU driver with Vulkan/,
+    );
   });
 });

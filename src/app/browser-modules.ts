@@ -40,7 +40,9 @@ export function importsOf(relative: string, code: string): string[] {
   const specifiers = [...code.matchAll(IMPORT_PATTERN)].map((m) => m[1] ?? m[2] ?? m[3]);
   for (const specifier of specifiers) {
     if (!specifier.startsWith('./') && !specifier.startsWith('../')) {
-      throw new Error(`${relative} imports "${specifier}": modules the app ships to the browser may only import relative modules`);
+      throw new Error(
+        `${relative} imports "${specifier}": modules the app ships to the browser may only import relative modules`,
+      );
     }
   }
   return specifiers;

@@ -68,7 +68,9 @@ async function respond(root: string, req: http.IncomingMessage, res: http.Server
     res.end();
     return;
   }
-  createReadStream(file).on('error', () => res.destroy()).pipe(res);
+  createReadStream(file)
+    .on('error', () => res.destroy())
+    .pipe(res);
 }
 
 /** localhost, 127.x.x.x and ::1: addresses browsers treat as a secure context even over plain http. */
@@ -97,10 +99,16 @@ export async function serveApp(root: string, port: number, host = LOOPBACK_HOST)
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') reject(new UserError(`port ${port} is in use; pass another --port (0 picks a free one)`));
-      else if (err.code === 'EACCES') reject(new UserError(`port ${port} needs more privileges; pass a --port above 1023`));
+      if (err.code === 'EADDRINUSE')
+        reject(new UserError(`port ${port} is in use; pass another --port (0 picks a free one)`));
+      else if (err.code === 'EACCES')
+        reject(new UserError(`port ${port} needs more privileges; pass a --port above 1023`));
       else if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') {
-        reject(new UserError(`--host ${host} is not an address of this machine; pass one of its addresses, or 0.0.0.0 for all of them`));
+        reject(
+          new UserError(
+            `--host ${host} is not an address of this machine; pass one of its addresses, or 0.0.0.0 for all of them`,
+          ),
+        );
       } else reject(err);
     });
     server.listen(port, host, resolve);

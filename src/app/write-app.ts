@@ -48,7 +48,11 @@ async function modelFiles(modelDir: string): Promise<AppFiles> {
 
 function versionOf(files: AppFiles, config: Omit<AppConfig, 'version'>): string {
   const hash = createHash('sha256');
-  for (const name of [...files.keys()].sort()) hash.update(`${name}\0`).update(files.get(name) as string | Uint8Array).update('\0');
+  for (const name of [...files.keys()].sort())
+    hash
+      .update(`${name}\0`)
+      .update(files.get(name) as string | Uint8Array)
+      .update('\0');
   return hash.update(JSON.stringify(config)).digest('hex').slice(0, 12);
 }
 
@@ -58,7 +62,9 @@ async function appFiles(modelDir: string): Promise<{ files: AppFiles; config: Ap
   const { model, metadata } = await loadModel(modelDir);
   model.dispose();
   if (metadata.classNames.length !== 2) {
-    throw new UserError(`${modelDir}: the app screens two-class models (Parasitized / Uninfected), this one has ${metadata.classNames.length} classes`);
+    throw new UserError(
+      `${modelDir}: the app screens two-class models (Parasitized / Uninfected), this one has ${metadata.classNames.length} classes`,
+    );
   }
   const files = await modelFiles(modelDir);
   files.set('vendor/tf.min.js', await fs.readFile(createRequire(import.meta.url).resolve(TF_BROWSER_BUILD)));
@@ -91,7 +97,10 @@ async function appFiles(modelDir: string): Promise<{ files: AppFiles; config: Ap
 export async function writeApp(options: { modelDir: string; outDir: string }): Promise<WrittenApp> {
   const outDir = path.resolve(options.outDir);
   const label = `--out ${options.outDir}`;
-  await assertApart([{ path: outDir, label }], [{ path: options.modelDir, label: `the model folder ${options.modelDir}` }]);
+  await assertApart(
+    [{ path: outDir, label }],
+    [{ path: options.modelDir, label: `the model folder ${options.modelDir}` }],
+  );
   await sweepLeftovers(path.dirname(outDir), [path.basename(outDir)]);
   await checkOutputFolder(outDir, 'app', label);
   const { files, config } = await appFiles(options.modelDir);
@@ -107,7 +116,10 @@ export async function writeApp(options: { modelDir: string; outDir: string }): P
       await writeFileSynced(path.join(temp, APP_MARKER), APP_MARKER_TEXT);
     });
   } catch (err) {
-    throw new UserError(describeFsError(err, outDir) ?? `cannot write the app to ${options.outDir}: ${(err as Error).message}`, 1);
+    throw new UserError(
+      describeFsError(err, outDir) ?? `cannot write the app to ${options.outDir}: ${(err as Error).message}`,
+      1,
+    );
   }
   return { outDir, files: [...files.keys()], bytes, config };
 }

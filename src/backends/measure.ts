@@ -33,7 +33,11 @@ async function rate(work: () => Promise<void>, seconds: number): Promise<{ perSe
 }
 
 /** Loads `choice` (`auto` only loads) and measures it, reporting through `emit`; never throws a UserError. */
-export async function measureBackend(choice: BackendChoice, options: MeasureOptions, emit: (event: MeasureEvent) => void): Promise<void> {
+export async function measureBackend(
+  choice: BackendChoice,
+  options: MeasureOptions,
+  emit: (event: MeasureEvent) => void,
+): Promise<void> {
   let backend;
   try {
     backend = await selectBackend(choice);

@@ -49,19 +49,31 @@ function cliPath(): string {
 export function childArgs(choice: BackendName | 'auto', options: MeasureOptions): string[] {
   const { architecture } = options;
   return [
-    'backends', '--child', choice,
-    '--image-size', String(architecture.inputSize),
-    '--stages', (architecture.stages ?? []).join(','),
-    '--filters', (architecture.filters ?? []).join(','),
-    '--batch-size', String(options.batchSize),
-    '--seconds', String(options.seconds),
+    'backends',
+    '--child',
+    choice,
+    '--image-size',
+    String(architecture.inputSize),
+    '--stages',
+    (architecture.stages ?? []).join(','),
+    '--filters',
+    (architecture.filters ?? []).join(','),
+    '--batch-size',
+    String(options.batchSize),
+    '--seconds',
+    String(options.seconds),
   ];
 }
 
 /** Runs one child and collects its events until it ends or its deadline passes. */
-function runChild(choice: BackendName | 'auto', options: SurveyOptions): Promise<{ events: MeasureEvent[]; ending?: string }> {
+function runChild(
+  choice: BackendName | 'auto',
+  options: SurveyOptions,
+): Promise<{ events: MeasureEvent[]; ending?: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliPath(), ...childArgs(choice, options)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath(), ...childArgs(choice, options)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const events: MeasureEvent[] = [];
     let buffered = '';
     let stderr = '';
@@ -98,7 +110,8 @@ function report(backend: BackendName, events: MeasureEvent[], ending: string | u
     if (event.event === 'failed') result.reason = event.reason.replace(/^backend "\w+" /, '');
     if (event.event === 'loaded') Object.assign(result, { loads: true, device: event.device });
     if (event.event === 'infer') result.inferImgPerSecond = event.imgPerSecond;
-    if (event.event === 'train') Object.assign(result, { trainImgPerSecond: event.imgPerSecond, microBatch: event.microBatch });
+    if (event.event === 'train')
+      Object.assign(result, { trainImgPerSecond: event.imgPerSecond, microBatch: event.microBatch });
   }
   if (!result.loads && !result.reason) result.reason = ending ?? 'it reported nothing';
   else if (result.loads && result.trainImgPerSecond === undefined) {
@@ -121,11 +134,17 @@ export async function surveyBackends(options: SurveyOptions): Promise<Survey> {
   const failed = auto.events.find((e) => e.event === 'failed');
   return {
     backends,
-    auto: loaded?.event === 'loaded' ? loaded.message : failed?.event === 'failed' ? failed.reason : (auto.ending ?? 'unknown'),
+    auto:
+      loaded?.event === 'loaded'
+        ? loaded.message
+        : failed?.event === 'failed'
+          ? failed.reason
+          : (auto.ending ?? 'unknown'),
   };
 }
 
-const speed = (value: number | undefined) => (value === undefined ? '-' : value < 10 ? value.toFixed(2) : value.toFixed(1));
+const speed = (value: number | undefined) =>
+  value === undefined ? '-' : value < 10 ? value.toFixed(2) : value.toFixed(1);
 
 /** The survey as a table, then what auto chooses. */
 export function formatSurvey(survey: Survey, options: MeasureOptions): string[] {
@@ -137,9 +156,14 @@ export function formatSurvey(survey: Survey, options: MeasureOptions): string[] 
     `${'backend'.padEnd(11)}${'loads'.padEnd(7)}${'train img/s'.padStart(12)}${'infer img/s'.padStart(13)}  device`,
   ];
   for (const b of survey.backends) {
-    const train = b.microBatch !== undefined && b.microBatch < options.batchSize ? `${speed(b.trainImgPerSecond)} (mb ${b.microBatch})` : speed(b.trainImgPerSecond);
-    const device = b.loads ? `${b.device ?? ''}${b.note ? `; ${b.note}` : ''}` : b.reason ?? '';
-    lines.push(`${b.backend.padEnd(11)}${(b.loads ? 'yes' : 'no').padEnd(7)}${train.padStart(12)}${speed(b.inferImgPerSecond).padStart(13)}  ${device}`);
+    const train =
+      b.microBatch !== undefined && b.microBatch < options.batchSize
+        ? `${speed(b.trainImgPerSecond)} (mb ${b.microBatch})`
+        : speed(b.trainImgPerSecond);
+    const device = b.loads ? `${b.device ?? ''}${b.note ? `; ${b.note}` : ''}` : (b.reason ?? '');
+    lines.push(
+      `${b.backend.padEnd(11)}${(b.loads ? 'yes' : 'no').padEnd(7)}${train.padStart(12)}${speed(b.inferImgPerSecond).padStart(13)}  ${device}`,
+    );
   }
   lines.push('', `--backend auto: ${survey.auto.replace(/^backend: /, '')}`);
   return lines;

@@ -16,7 +16,10 @@ export interface TensorflowDevice {
  * tfjs-node's backend object (NodeJSKernelBackend) records what libtensorflow found: `isUsingGpuDevice` is true
  * only when a CUDA device was created, which needs the exact CUDA and cuDNN libraries TensorFlow 2.9 was built for.
  */
-export function tensorflowDevice(packageName: TensorflowPackage, backend: { isUsingGpuDevice?: unknown }): TensorflowDevice {
+export function tensorflowDevice(
+  packageName: TensorflowPackage,
+  backend: { isUsingGpuDevice?: unknown },
+): TensorflowDevice {
   return { package: packageName, gpu: backend.isUsingGpuDevice === true };
 }
 
@@ -33,14 +36,18 @@ export function describeTensorflowDevice(device: TensorflowDevice): string {
 /** True when an import failed because `name` itself is absent (not one of its own dependencies or libraries). */
 function isMissing(err: unknown, name: string): boolean {
   const code = (err as NodeJS.ErrnoException).code;
-  return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes(name);
+  return (
+    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes(name)
+  );
 }
 
 /**
  * Imports the first of tfjs-node-gpu and tfjs-node that is installed (each registers the 'tensorflow' backend),
  * makes that backend active, and returns its device. `importPackage` is replaceable for tests.
  */
-export async function loadTensorflow(importPackage: (name: string) => Promise<unknown> = (name) => import(name)): Promise<TensorflowDevice> {
+export async function loadTensorflow(
+  importPackage: (name: string) => Promise<unknown> = (name) => import(name),
+): Promise<TensorflowDevice> {
   for (const name of TENSORFLOW_PACKAGES) {
     try {
       await importPackage(name);

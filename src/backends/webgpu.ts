@@ -20,7 +20,11 @@ export type AdapterProbe = { adapter: GpuAdapter } | { adapter: null; reason: st
 
 /** True for a software (CPU) implementation of WebGPU: slower than the wasm backend, used only when asked. */
 export function isSoftwareAdapter(adapter: GpuAdapter): boolean {
-  return adapter.isFallbackAdapter || adapter.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(adapter.description);
+  return (
+    adapter.isFallbackAdapter ||
+    adapter.architecture === 'software' ||
+    /llvmpipe|lavapipe|swiftshader/i.test(adapter.description)
+  );
 }
 
 /** The device for the backend line: "NVIDIA GeForce RTX 3060 (nvidia)" or "llvmpipe ... (mesa, a software device ...)". */
@@ -109,7 +113,10 @@ export async function probeAdapter(env: NodeJS.ProcessEnv = process.env): Promis
         try {
           const adapter = JSON.parse(stdout) as GpuAdapter | { unavailable: string } | null;
           if (adapter && 'unavailable' in adapter) {
-            return resolve({ adapter: null, reason: `could not load Dawn's binary for ${process.platform}-${process.arch} (${adapter.unavailable})` });
+            return resolve({
+              adapter: null,
+              reason: `could not load Dawn's binary for ${process.platform}-${process.arch} (${adapter.unavailable})`,
+            });
           }
           if (adapter) return resolve({ adapter });
           resolve({ adapter: null, reason: `found no GPU adapter${dawnComplaint(stderr)}` });
@@ -146,7 +153,9 @@ export function loadWebgpu(): Promise<GpuAdapter> {
 async function register(): Promise<GpuAdapter> {
   const dawn = (await import('webgpu' as string)) as Dawn;
   Object.assign(globalThis, dawn.globals); // GPUBufferUsage, GPUMapMode... which the kernels use by name
-  const webgpuBackend = (await import('@tensorflow/tfjs-backend-webgpu')) as typeof import('@tensorflow/tfjs-backend-webgpu');
+  const webgpuBackend = (await import(
+    '@tensorflow/tfjs-backend-webgpu'
+  )) as typeof import('@tensorflow/tfjs-backend-webgpu');
   const { registerChunkedAddN } = await import('../tf-kernels/webgpu-add-n.js');
   registerChunkedAddN();
 

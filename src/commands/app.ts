@@ -15,10 +15,18 @@ function declareApp(program: Command) {
     .command('app')
     .description("write an offline web app that classifies a slide's cells in the browser and reports parasitemia")
     .addOption(modelDirOption())
-    .option('--out <dir>', 'folder to write the app into (replaced if it holds an earlier app)', APP_DEFAULTS.out as string)
+    .option(
+      '--out <dir>',
+      'folder to write the app into (replaced if it holds an earlier app)',
+      APP_DEFAULTS.out as string,
+    )
     .option('--serve', 'serve the app (on 127.0.0.1 unless --host says otherwise) and print its URL; Ctrl-C stops')
     .option('--port <n>', 'port for --serve (0 picks a free one)', portNumber, APP_DEFAULTS.port as number)
-    .option('--host <address>', 'address for --serve: 127.0.0.1 (this machine only), one of its network addresses, or 0.0.0.0 (all); offline use needs https or localhost', APP_DEFAULTS.host as string);
+    .option(
+      '--host <address>',
+      'address for --serve: 127.0.0.1 (this machine only), one of its network addresses, or 0.0.0.0 (all); offline use needs https or localhost',
+      APP_DEFAULTS.host as string,
+    );
 }
 
 type AppFlags = ReturnType<ReturnType<typeof declareApp>['opts']>;
@@ -39,9 +47,13 @@ async function runApp(flags: AppFlags): Promise<void> {
   const app = await writeApp({ modelDir: flags.modelDir, outDir: flags.out });
   const megabytes = (app.bytes / 1024 / 1024).toFixed(1);
   const source = app.config.thresholdSource === 'model' ? 'saved with the model' : 'the default';
-  report.result(`wrote the app to ${flags.out}: ${app.files.length} files, ${megabytes} MB; it starts at threshold ${app.config.threshold} (${source})`);
+  report.result(
+    `wrote the app to ${flags.out}: ${app.files.length} files, ${megabytes} MB; it starts at threshold ${app.config.threshold} (${source})`,
+  );
   if (!flags.serve) {
-    report.result('browsers do not run it from file://: serve it with `malaria app --serve`, or copy the folder to any static web server');
+    report.result(
+      'browsers do not run it from file://: serve it with `malaria app --serve`, or copy the folder to any static web server',
+    );
     return;
   }
   const server = await serveApp(app.outDir, flags.port, flags.host);

@@ -6,7 +6,14 @@ import { BACKEND_CHOICES, BACKEND_NAMES, type BackendName } from '../tf.js';
 import { measureBackend, type MeasureOptions } from '../backends/measure.js';
 import { formatSurvey, surveyBackends } from '../backends/survey.js';
 import { createReporter } from '../report/reporter.js';
-import { batchSizeOption, filtersOption, imageSizeOption, jsonOption, positiveNumber, stagesOption } from './options.js';
+import {
+  batchSizeOption,
+  filtersOption,
+  imageSizeOption,
+  jsonOption,
+  positiveNumber,
+  stagesOption,
+} from './options.js';
 
 function names(value: string): string[] {
   return value.split(',').map((name) => name.trim());
@@ -21,11 +28,25 @@ function declareBackends(program: Command) {
     .addOption(stagesOption())
     .addOption(filtersOption())
     .addOption(batchSizeOption('both'))
-    .option('--seconds <s>', 'seconds to measure inference, and again training, after one warm-up batch', positiveNumber, 3)
-    .option('--deadline <s>', 'longest one backend may take, loading and warm-up included; slower ones are reported as such', positiveNumber, 120)
+    .option(
+      '--seconds <s>',
+      'seconds to measure inference, and again training, after one warm-up batch',
+      positiveNumber,
+      3,
+    )
+    .option(
+      '--deadline <s>',
+      'longest one backend may take, loading and warm-up included; slower ones are reported as such',
+      positiveNumber,
+      120,
+    )
     .option('--only <list>', `backends to measure (${BACKEND_NAMES.join(',')})`, names)
     .addOption(jsonOption('one JSON object'))
-    .addOption(new Option('--child <name>', 'measure one backend in this process (used by the command itself)').choices(BACKEND_CHOICES).hideHelp());
+    .addOption(
+      new Option('--child <name>', 'measure one backend in this process (used by the command itself)')
+        .choices(BACKEND_CHOICES)
+        .hideHelp(),
+    );
 }
 
 type BackendsFlags = ReturnType<ReturnType<typeof declareBackends>['opts']>;
@@ -36,12 +57,22 @@ export function registerBackends(program: Command): void {
 
 async function runBackends(flags: BackendsFlags): Promise<void> {
   if (flags.filters.length !== flags.stages.length + 1) {
-    throw new UserError(`--filters needs ${flags.stages.length + 1} numbers (the stem, then one per stage of --stages ${flags.stages.join(',')}), got ${flags.filters.length}`);
+    throw new UserError(
+      `--filters needs ${flags.stages.length + 1} numbers (the stem, then one per stage of --stages ${flags.stages.join(',')}), got ${flags.filters.length}`,
+    );
   }
   const unknown = (flags.only ?? []).filter((name) => !(BACKEND_NAMES as readonly string[]).includes(name));
-  if (unknown.length) throw new UserError(`--only: unknown backend ${unknown.join(', ')}: use ${BACKEND_NAMES.join(', ')}`);
+  if (unknown.length)
+    throw new UserError(`--only: unknown backend ${unknown.join(', ')}: use ${BACKEND_NAMES.join(', ')}`);
   const options: MeasureOptions = {
-    architecture: { inputSize: flags.imageSize, classes: 2, stages: flags.stages, filters: flags.filters, l2: TRAIN_DEFAULTS.l2, seed: 1 },
+    architecture: {
+      inputSize: flags.imageSize,
+      classes: 2,
+      stages: flags.stages,
+      filters: flags.filters,
+      l2: TRAIN_DEFAULTS.l2,
+      seed: 1,
+    },
     batchSize: flags.batchSize,
     seconds: flags.seconds,
   };
@@ -57,7 +88,14 @@ async function runBackends(flags: BackendsFlags): Promise<void> {
     onProgress: flags.json ? undefined : report.note,
   });
   if (flags.json) {
-    report.result(JSON.stringify({ architecture: options.architecture, batchSize: options.batchSize, seconds: options.seconds, ...survey }));
+    report.result(
+      JSON.stringify({
+        architecture: options.architecture,
+        batchSize: options.batchSize,
+        seconds: options.seconds,
+        ...survey,
+      }),
+    );
   } else {
     for (const line of formatSurvey(survey, options)) report.result(line);
   }

@@ -11,14 +11,23 @@ export function registerBuildDataset(program: Command): void {
     .command('build-dataset')
     .description('split the raw class folders into training/validation/testing copies and write splits.csv')
     .option('--input <dir>', 'folder holding one subfolder of images per class', DATASET_DEFAULTS.input as string)
-    .option('--output <dir>', 'folder that receives training/, validation/, testing/ and splits.csv', DATASET_DEFAULTS.base as string)
+    .option(
+      '--output <dir>',
+      'folder that receives training/, validation/, testing/ and splits.csv',
+      DATASET_DEFAULTS.base as string,
+    )
     .option(
       '--train-split <f>',
       'fraction of all images for training + validation (the rest is testing)',
       fraction,
       DATASET_DEFAULTS.trainSplit,
     )
-    .option('--val-split <f>', 'fraction of the training part held out for validation', fraction, DATASET_DEFAULTS.valSplit)
+    .option(
+      '--val-split <f>',
+      'fraction of the training part held out for validation',
+      fraction,
+      DATASET_DEFAULTS.valSplit,
+    )
     .option('--seed <n>', 'seed of the shuffle (same seed, same split)', nonNegativeInt, DATASET_DEFAULTS.seed)
     .option('--force', 'replace an existing split in the output folder', false)
     .addOption(

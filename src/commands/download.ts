@@ -9,7 +9,11 @@ export function registerDownload(program: Command): void {
     .command('download')
     .description(`download ${ARCHIVE_NAME} (resumable) and extract it to <dir>/${IMAGES_FOLDER}/<Class>/`)
     .option('--url <url>', 'where to fetch the archive', DOWNLOAD_DEFAULTS.url as string)
-    .option('--dir <dir>', `folder that receives ${ARCHIVE_NAME} and ${IMAGES_FOLDER}/`, DOWNLOAD_DEFAULTS.dir as string)
+    .option(
+      '--dir <dir>',
+      `folder that receives ${ARCHIVE_NAME} and ${IMAGES_FOLDER}/`,
+      DOWNLOAD_DEFAULTS.dir as string,
+    )
     .option('--force', `extract again over an existing <dir>/${IMAGES_FOLDER}`, false)
     .action(async (flags) => {
       await downloadDataset(flags, createReporter());

@@ -8,11 +8,26 @@ import { UserError } from '../errors.js';
 import { selectBackend } from '../tf.js';
 import { chooseThreshold, inferenceUsed, predictSplit } from '../model/evaluate-split.js';
 import { loadModel, METADATA_FILE, updateMetadata } from '../model/io.js';
-import { evaluatePredictions, evaluationJson, formatCalibration, formatScreening, rocData } from '../report/evaluation.js';
+import {
+  evaluatePredictions,
+  evaluationJson,
+  formatCalibration,
+  formatScreening,
+  rocData,
+} from '../report/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
 import { renderReliabilityPlot, renderRocPlot } from '../report/plot.js';
 import { createReporter } from '../report/reporter.js';
-import { backendOption, batchSizeOption, dataOption, jsonOption, modelDirOption, targetSensitivity, thresholdOption, ttaOption } from './options.js';
+import {
+  backendOption,
+  batchSizeOption,
+  dataOption,
+  jsonOption,
+  modelDirOption,
+  targetSensitivity,
+  thresholdOption,
+  ttaOption,
+} from './options.js';
 
 const VALIDATION_SPLIT = DATASET_DEFAULTS.splits.val;
 
@@ -22,15 +37,29 @@ function declareEvaluate(program: Command) {
     .command('evaluate')
     .description('evaluate the saved model on one split of the data set')
     .addOption(dataOption())
-    .option('--split <name>', 'split folder to evaluate (training, validation or testing)', DATASET_DEFAULTS.splits.test as string)
+    .option(
+      '--split <name>',
+      'split folder to evaluate (training, validation or testing)',
+      DATASET_DEFAULTS.splits.test as string,
+    )
     .addOption(modelDirOption())
     .addOption(batchSizeOption())
     .addOption(backendOption())
     .addOption(thresholdOption())
-    .option('--target-sensitivity <s>', `choose the largest threshold that reaches sensitivity s on <data>/${VALIDATION_SPLIT}, and apply it`, targetSensitivity)
-    .option('--save-threshold', 'store the threshold used in the model folder\'s metadata.json (the default of evaluate and predict)')
+    .option(
+      '--target-sensitivity <s>',
+      `choose the largest threshold that reaches sensitivity s on <data>/${VALIDATION_SPLIT}, and apply it`,
+      targetSensitivity,
+    )
+    .option(
+      '--save-threshold',
+      "store the threshold used in the model folder's metadata.json (the default of evaluate and predict)",
+    )
     .option('--roc <png>', 'write the ROC curve with the operating point to this PNG')
-    .option('--calibration <png>', 'write the reliability diagram (accuracy against confidence, with the ECE) to this PNG')
+    .option(
+      '--calibration <png>',
+      'write the reliability diagram (accuracy against confidence, with the ECE) to this PNG',
+    )
     .addOption(ttaOption())
     .addOption(jsonOption('one JSON object with the metrics'));
 }
@@ -50,7 +79,9 @@ function validate(flags: EvaluateFlags): void {
   }
   const splitDir = path.join(flags.data, flags.split);
   if (!fs.existsSync(splitDir)) {
-    throw new UserError(`data folder ${splitDir} not found: run \`malaria build-dataset\` first, or pass --data and --split`);
+    throw new UserError(
+      `data folder ${splitDir} not found: run \`malaria build-dataset\` first, or pass --data and --split`,
+    );
   }
 }
 
@@ -65,7 +96,9 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
   try {
     const twoClasses = metadata.classNames.length === 2;
     if (!twoClasses && (flags.threshold !== undefined || flags.targetSensitivity !== undefined || flags.roc)) {
-      throw new UserError(`--threshold, --target-sensitivity and --roc need a two-class model; ${flags.modelDir} has ${metadata.classNames.length} classes`);
+      throw new UserError(
+        `--threshold, --target-sensitivity and --roc need a two-class model; ${flags.modelDir} has ${metadata.classNames.length} classes`,
+      );
     }
     const { threshold, origin } = await chooseThreshold(model, metadata, flags, report);
 
@@ -76,7 +109,9 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
       report.result(JSON.stringify(evaluationJson(evaluation, twoClasses ? origin : undefined, inference)));
     } else {
       report.result(`\n${formatClassificationReport(evaluation.metrics)}`);
-      report.result(`confusion matrix (rows: true class, columns: predicted)\n${formatConfusionMatrix(evaluation.metrics.labels, evaluation.metrics.confusion)}`);
+      report.result(
+        `confusion matrix (rows: true class, columns: predicted)\n${formatConfusionMatrix(evaluation.metrics.labels, evaluation.metrics.confusion)}`,
+      );
       if (evaluation.screening) report.result(formatScreening(evaluation.screening, origin.source));
       report.result(formatCalibration(evaluation.calibration, inference));
     }
@@ -86,7 +121,11 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
     }
     if (flags.roc) {
       const roc = rocData(predictions, metadata.classNames, threshold);
-      await renderRocPlot(roc.curve, { auc: roc.auc, operatingPoint: roc.operatingPoint, title: `ROC curve, ${flags.split}` }, flags.roc);
+      await renderRocPlot(
+        roc.curve,
+        { auc: roc.auc, operatingPoint: roc.operatingPoint, title: `ROC curve, ${flags.split}` },
+        flags.roc,
+      );
       report.detail(`ROC curve written to ${flags.roc}`);
     }
     if (flags.saveThreshold) {

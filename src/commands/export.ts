@@ -12,11 +12,16 @@ import { backendOption, modelDirOption } from './options.js';
 function declareExport(program: Command) {
   return program
     .command('export')
-    .description('write the model as a TensorFlow.js layers model with quantized weights (uint8: ~1/4 the size, float16: 1/2)')
+    .description(
+      'write the model as a TensorFlow.js layers model with quantized weights (uint8: ~1/4 the size, float16: 1/2)',
+    )
     .addOption(modelDirOption())
     .requiredOption('--out <dir>', 'folder to write model.json, weights.bin and metadata.json into')
     .addOption(
-      new Option('--quantize <type>', 'weight encoding: uint8 (kernels; batch-norm and bias vectors as float16), float16, or none (float32)')
+      new Option(
+        '--quantize <type>',
+        'weight encoding: uint8 (kernels; batch-norm and bias vectors as float16), float16, or none (float32)',
+      )
         .choices(QUANTIZATIONS)
         .default<Quantization>('none'),
     )
@@ -33,7 +38,12 @@ export function registerExport(program: Command): void {
 async function runExport(flags: ExportFlags): Promise<void> {
   const report = createReporter();
   const backend = await selectBackend(flags.backend);
-  const result = await exportModel({ modelDir: flags.modelDir, outDir: flags.out, quantization: flags.quantize, force: flags.force });
+  const result = await exportModel({
+    modelDir: flags.modelDir,
+    outDir: flags.out,
+    quantization: flags.quantize,
+    force: flags.force,
+  });
   // After the work, so a model folder that is not ours is one line and nothing else.
   report.note(backend.message);
   for (const line of formatExport(result, flags.out)) report.result(line);

@@ -69,46 +69,72 @@ export function targetSensitivity(value: string): number {
 /** A TCP port; 0 lets the system pick a free one. */
 export function portNumber(value: string): number {
   const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || n > 65_535) throw new InvalidArgumentError('must be a port number from 0 to 65535 (0 picks a free port).');
+  if (!/^\s*\d+\s*$/.test(value) || n > 65_535)
+    throw new InvalidArgumentError('must be a port number from 0 to 65535 (0 picks a free port).');
   return n;
 }
 
 /** --backend: the TensorFlow.js backend, one of BACKEND_CHOICES (tf.ts owns the list). */
 export const backendOption = () =>
-  new Option('--backend <name>', 'TensorFlow.js backend; auto takes the fastest that loads (`malaria backends` lists them)').choices(BACKEND_CHOICES).default<BackendChoice>('auto');
+  new Option(
+    '--backend <name>',
+    'TensorFlow.js backend; auto takes the fastest that loads (`malaria backends` lists them)',
+  )
+    .choices(BACKEND_CHOICES)
+    .default<BackendChoice>('auto');
 
 /** --model-dir: the model a command reads, or (train) the folder it writes the model into. */
 export const modelDirOption = (use: 'read' | 'write' = 'read') =>
   new Option(
     '--model-dir <dir>',
-    use === 'read' ? 'folder of the trained (or exported) model' : 'where the model, its metadata, history.json and checkpoints go',
+    use === 'read'
+      ? 'folder of the trained (or exported) model'
+      : 'where the model, its metadata, history.json and checkpoints go',
   ).default<string>(TRAIN_DEFAULTS.modelDir);
 
 /** --image-size, --stages, --filters: the ResNet's shape (train, backends). */
-export const imageSizeOption = () => new Option('--image-size <n>', 'images are resized to n x n').argParser(positiveInt).default<number>(TRAIN_DEFAULTS.imageSize);
-export const stagesOption = () => new Option('--stages <list>', 'residual modules per stage').argParser(intList).default<number[]>([...TRAIN_DEFAULTS.stages]);
+export const imageSizeOption = () =>
+  new Option('--image-size <n>', 'images are resized to n x n')
+    .argParser(positiveInt)
+    .default<number>(TRAIN_DEFAULTS.imageSize);
+export const stagesOption = () =>
+  new Option('--stages <list>', 'residual modules per stage')
+    .argParser(intList)
+    .default<number[]>([...TRAIN_DEFAULTS.stages]);
 export const filtersOption = () =>
-  new Option('--filters <list>', 'filters of the stem and of each stage').argParser(intList).default<number[]>([...TRAIN_DEFAULTS.filters]);
+  new Option('--filters <list>', 'filters of the stem and of each stage')
+    .argParser(intList)
+    .default<number[]>([...TRAIN_DEFAULTS.filters]);
 
 /** --data: the folder build-dataset wrote the splits into. */
 export const dataOption = () =>
-  new Option('--data <dir>', 'folder holding the training, validation and testing splits').default<string>(DATASET_DEFAULTS.base);
+  new Option('--data <dir>', 'folder holding the training, validation and testing splits').default<string>(
+    DATASET_DEFAULTS.base,
+  );
 
-const BATCH_SIZE_HELP = { training: 'images per optimizer step', inference: 'images per inference batch', both: 'images per batch' } as const;
+const BATCH_SIZE_HELP = {
+  training: 'images per optimizer step',
+  inference: 'images per inference batch',
+  both: 'images per batch',
+} as const;
 
 /** --batch-size: images per optimizer step (train), per inference batch (evaluate, predict), or both (backends). */
 export const batchSizeOption = (use: keyof typeof BATCH_SIZE_HELP = 'inference') =>
-  new Option('--batch-size <n>', BATCH_SIZE_HELP[use])
-    .argParser(positiveInt)
-    .default<number>(TRAIN_DEFAULTS.batchSize);
+  new Option('--batch-size <n>', BATCH_SIZE_HELP[use]).argParser(positiveInt).default<number>(TRAIN_DEFAULTS.batchSize);
 
 /** --threshold: where a two-class model decides Parasitized. */
 export const thresholdOption = () =>
-  new Option('--threshold <p>', 'Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)').argParser(thresholdValue);
+  new Option(
+    '--threshold <p>',
+    'Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)',
+  ).argParser(thresholdValue);
 
 /** --tta: test-time augmentation over the 8 flips and right-angle rotations. */
 export const ttaOption = () =>
-  new Option('--tta', "test-time augmentation: average each image's probabilities over its 8 flips and right-angle rotations (8x slower)");
+  new Option(
+    '--tta',
+    "test-time augmentation: average each image's probabilities over its 8 flips and right-angle rotations (8x slower)",
+  );
 
 /** --json: stdout holds `what` and nothing else (notes and progress still go to stderr). */
 export const jsonOption = (what: string) => new Option('--json', `print ${what} and nothing else`);

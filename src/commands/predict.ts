@@ -23,7 +23,10 @@ function declarePredict(program: Command) {
     .addOption(backendOption())
     .addOption(ttaOption())
     .addOption(jsonOption('one JSON array of {"file", "label", "probability"} (or {"file", "error"})'))
-    .option('--summary', 'then the slide summary: cells, parasitized, parasitemia with its 95% interval (to stderr with --json)');
+    .option(
+      '--summary',
+      'then the slide summary: cells, parasitized, parasitemia with its 95% interval (to stderr with --json)',
+    );
 }
 
 type PredictFlags = ReturnType<ReturnType<typeof declarePredict>['opts']>;
@@ -42,10 +45,14 @@ async function runPredict(paths: string[], flags: PredictFlags): Promise<void> {
   try {
     const twoClasses = metadata.classNames.length === 2;
     if (!twoClasses && flags.threshold !== undefined) {
-      throw new UserError(`--threshold needs a two-class model; ${flags.modelDir} has ${metadata.classNames.length} classes`);
+      throw new UserError(
+        `--threshold needs a two-class model; ${flags.modelDir} has ${metadata.classNames.length} classes`,
+      );
     }
     if (!twoClasses && flags.summary) {
-      throw new UserError(`--summary needs a two-class model; ${flags.modelDir} has ${metadata.classNames.length} classes`);
+      throw new UserError(
+        `--summary needs a two-class model; ${flags.modelDir} has ${metadata.classNames.length} classes`,
+      );
     }
     const { threshold, source } = thresholdInForce(flags.threshold, metadata);
     if (twoClasses) {
@@ -57,14 +64,24 @@ async function runPredict(paths: string[], flags: PredictFlags): Promise<void> {
     }
     const { items, skipped } = await gatherImageFiles(paths);
     if (items.length === 0) {
-      throw new UserError(`no image files found in ${paths.join(', ')}${skipped.length ? ` (${plural(skipped.length, 'other file')} skipped)` : ''}`);
+      throw new UserError(
+        `no image files found in ${paths.join(', ')}${skipped.length ? ` (${plural(skipped.length, 'other file')} skipped)` : ''}`,
+      );
     }
     const bar = report.progress({ total: items.length, label: `classifying ${plural(items.length, 'file')}` });
-    const results = await classifyFiles(model, metadata, items, { batchSize: flags.batchSize, threshold, tta: flags.tta, onProgress: (done) => bar.update(done) });
+    const results = await classifyFiles(model, metadata, items, {
+      batchSize: flags.batchSize,
+      threshold,
+      tta: flags.tta,
+      onProgress: (done) => bar.update(done),
+    });
     bar.finish();
     report.result(flags.json ? JSON.stringify(predictionsJson(results)) : formatPredictionTable(results));
     // stdout stays one JSON array under --json.
-    if (flags.summary) report.detail(`\n${formatSlideSummary(slideSummary(results, metadata.classNames, threshold), metadata.classNames[positiveIndexOf(metadata.classNames)]).join('\n')}`);
+    if (flags.summary)
+      report.detail(
+        `\n${formatSlideSummary(slideSummary(results, metadata.classNames, threshold), metadata.classNames[positiveIndexOf(metadata.classNames)]).join('\n')}`,
+      );
     report.note(formatClassifiedCounts(results, metadata.classNames, skipped.length));
     const failed = results.filter(isFailed).length;
     if (failed > 0) {

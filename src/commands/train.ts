@@ -23,21 +23,34 @@ import {
 function declareTrain(program: Command) {
   return program
     .command('train')
-    .description('train the ResNet on <data>/training (validating on <data>/validation), save it, report on <data>/testing')
+    .description(
+      'train the ResNet on <data>/training (validating on <data>/validation), save it, report on <data>/testing',
+    )
     .addOption(
-      new Option('--preset <name>', 'training recipe; the flags below override its settings').choices(PRESET_NAMES).default<PresetName>(DEFAULT_PRESET),
+      new Option('--preset <name>', 'training recipe; the flags below override its settings')
+        .choices(PRESET_NAMES)
+        .default<PresetName>(DEFAULT_PRESET),
     )
     .addOption(dataOption())
     .addOption(modelDirOption('write'))
     .option('--plot <png>', 'loss/accuracy plot to write', TRAIN_DEFAULTS.plot as string)
     .option('--epochs <n>', 'epochs to train', positiveInt, TRAIN_DEFAULTS.epochs as number)
     .addOption(batchSizeOption('training'))
-    .option('--micro-batch <n>', `images per forward/backward pass; a batch's gradients are summed over its micro-batches (default: ${WASM_MICRO_BATCH} on wasm, else the batch size)`, positiveInt)
+    .option(
+      '--micro-batch <n>',
+      `images per forward/backward pass; a batch's gradients are summed over its micro-batches (default: ${WASM_MICRO_BATCH} on wasm, else the batch size)`,
+      positiveInt,
+    )
     .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr as number)
     .addOption(imageSizeOption())
     .addOption(stagesOption())
     .addOption(filtersOption())
-    .option('--seed <n>', 'seed for weights, shuffling and augmentation', nonNegativeInt, DATASET_DEFAULTS.seed as number)
+    .option(
+      '--seed <n>',
+      'seed for weights, shuffling and augmentation',
+      nonNegativeInt,
+      DATASET_DEFAULTS.seed as number,
+    )
     .addOption(backendOption())
     .option('--resume', 'continue the interrupted run in --model-dir from its last completed epoch')
     .option('--force', 'replace a model already in --model-dir');
@@ -50,7 +63,11 @@ export function registerTrain(program: Command): void {
     const report = createReporter();
     const given = (key: string) => command.getOptionValueSource(key as keyof TrainFlags) === 'cli';
     const interrupt = () =>
-      abortOnInterrupt(() => report.note('\nstopping: the last completed epoch stays saved; continue with `malaria train --resume` (Ctrl-C again to quit at once)'));
+      abortOnInterrupt(() =>
+        report.note(
+          '\nstopping: the last completed epoch stays saved; continue with `malaria train --resume` (Ctrl-C again to quit at once)',
+        ),
+      );
     const outcome = await runTraining(flags, { report, given, interrupt });
     if (outcome.stoppedEarly) process.exitCode = 130;
   });

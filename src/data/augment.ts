@@ -63,7 +63,11 @@ function uniform(random: Random, low: number, high: number): number {
  * Draws one image's parameters. Always consumes exactly 7 numbers (in Keras' order: rotation, height shift,
  * width shift, shear, zoom x, zoom y, flip) so that image i's parameters depend only on its position in the stream.
  */
-export function randomAffineParams(random: Random, size: number, ranges: Readonly<AugmentationRanges> = TUTORIAL_AUGMENTATION): AffineParams {
+export function randomAffineParams(
+  random: Random,
+  size: number,
+  ranges: Readonly<AugmentationRanges> = TUTORIAL_AUGMENTATION,
+): AffineParams {
   const rotationDeg = uniform(random, -ranges.rotationRange, ranges.rotationRange);
   const shiftY = uniform(random, -ranges.heightShiftRange, ranges.heightShiftRange) * size;
   const shiftX = uniform(random, -ranges.widthShiftRange, ranges.widthShiftRange) * size;
@@ -119,7 +123,13 @@ export function scaleToUnit(src: Uint8Array, out: Float32Array, offset = 0): voi
  * scaled to [0, 1]. Bilinear sampling (Keras' order=1). fill_mode "nearest": sample coordinates are clamped to
  * the image, so edge pixels repeat instead of black corners appearing.
  */
-export function warpAffine(src: Uint8Array, size: number, matrix: ArrayLike<number>, out: Float32Array, offset = 0): void {
+export function warpAffine(
+  src: Uint8Array,
+  size: number,
+  matrix: ArrayLike<number>,
+  out: Float32Array,
+  offset = 0,
+): void {
   const m0 = matrix[0];
   const m1 = matrix[1];
   const m2 = matrix[2];

@@ -2,7 +2,14 @@
 // batch, producing a bounded number of batches ahead of the consumer while it trains.
 import seedrandom from 'seedrandom';
 import { DEFAULT_PREFETCH } from '../config.js';
-import { affineMatrix, randomAffineParams, scaleToUnit, TUTORIAL_AUGMENTATION, warpAffine, type AugmentationRanges } from './augment.js';
+import {
+  affineMatrix,
+  randomAffineParams,
+  scaleToUnit,
+  TUTORIAL_AUGMENTATION,
+  warpAffine,
+  type AugmentationRanges,
+} from './augment.js';
 import { listSplit, type SplitListing } from './dataset.js';
 import { DecodeError, decodeResized } from './decode.js';
 import { ImageCache, DEFAULT_CACHE_BYTES } from './image-cache.js';
@@ -107,11 +114,20 @@ const MATRIX_STRIDE = 6;
  * The inverse maps of every position of epoch `epoch`, drawn in position order from one stream seeded by
  * (seed, epoch): image i's transform depends on nothing else, not on which decode finishes first.
  */
-export function epochTransforms(count: number, size: number, seed: number | string, epoch: number, ranges = TUTORIAL_AUGMENTATION): Float64Array {
+export function epochTransforms(
+  count: number,
+  size: number,
+  seed: number | string,
+  epoch: number,
+  ranges = TUTORIAL_AUGMENTATION,
+): Float64Array {
   const random = seedrandom(`malaria-augment:${seed}:${epoch}`);
   const matrices = new Float64Array(count * MATRIX_STRIDE);
   for (let p = 0; p < count; p++) {
-    matrices.set(affineMatrix(randomAffineParams(random, size, ranges), size).subarray(0, MATRIX_STRIDE), p * MATRIX_STRIDE);
+    matrices.set(
+      affineMatrix(randomAffineParams(random, size, ranges), size).subarray(0, MATRIX_STRIDE),
+      p * MATRIX_STRIDE,
+    );
   }
   return matrices;
 }
@@ -151,7 +167,8 @@ interface EpochPlan {
 }
 
 function positiveInt(value: number, what: string): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`${what} must be a whole number greater than 0, got ${value}`);
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new RangeError(`${what} must be a whole number greater than 0, got ${value}`);
   return value;
 }
 
@@ -183,7 +200,10 @@ class DirectoryBatchSource implements ImageBatchSource {
     this.batchesPerEpoch = Math.ceil(this.files.length / this.batchSize);
     this.prefetch = positiveInt(options.prefetch ?? DEFAULT_PREFETCH, 'prefetch');
     this.limiter = new Limiter(
-      positiveInt(options.decodesInFlight ?? defaultDecodesInFlight(this.prefetch, this.batchSize), 'decodes in flight'),
+      positiveInt(
+        options.decodesInFlight ?? defaultDecodesInFlight(this.prefetch, this.batchSize),
+        'decodes in flight',
+      ),
     );
     this.cache = options.cache ?? new ImageCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
     this.decode = options.decode ?? ((file, size) => decodeResized(file, size));
@@ -196,7 +216,8 @@ class DirectoryBatchSource implements ImageBatchSource {
   }
 
   async *batches(epoch: number): AsyncGenerator<Batch> {
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new RangeError(`epoch must be a whole number, 0 or more, got ${epoch}`);
+    if (!Number.isSafeInteger(epoch) || epoch < 0)
+      throw new RangeError(`epoch must be a whole number, 0 or more, got ${epoch}`);
     const count = this.files.length;
     const plan: EpochPlan = {
       order: this.options.shuffle ? shuffledOrder(count, this.options.seed, epoch) : undefined,
@@ -277,7 +298,14 @@ class DirectoryBatchSource implements ImageBatchSource {
     return compact(x, labels, kept, this.pixels);
   }
 
-  private async decodeInto(file: string, plan: EpochPlan, position: number, x: Float32Array, slot: number, kept: Uint8Array): Promise<void> {
+  private async decodeInto(
+    file: string,
+    plan: EpochPlan,
+    position: number,
+    x: Float32Array,
+    slot: number,
+    kept: Uint8Array,
+  ): Promise<void> {
     await this.limiter.acquire();
     let image: Uint8Array;
     try {
@@ -296,7 +324,9 @@ class DirectoryBatchSource implements ImageBatchSource {
       this.limiter.release();
     }
     if (image.length !== this.pixels) {
-      throw new Error(`decoder returned ${image.length} bytes for ${file}, expected ${this.pixels} (${this.imageSize}x${this.imageSize}x3)`);
+      throw new Error(
+        `decoder returned ${image.length} bytes for ${file}, expected ${this.pixels} (${this.imageSize}x${this.imageSize}x3)`,
+      );
     }
     this.cache.set(this.cacheKey(file), image);
     if (plan.cancelled) return;

@@ -10,11 +10,25 @@ import { UserError, asWriteError } from '../errors.js';
 import { ProgressBar } from '../report/progress.js';
 import { csvLine } from './csv.js';
 import { DecodeError, decodeRgb } from './decode.js';
-import { listDataset, type DatasetListing, type DuplicateImage, type ListedImage, type RejectedFile } from './listing.js';
+import {
+  listDataset,
+  type DatasetListing,
+  type DuplicateImage,
+  type ListedImage,
+  type RejectedFile,
+} from './listing.js';
 import { mapLimit } from './map-limit.js';
 import { patientIdOf, splitByPatient } from './patients.js';
 import { compareSplitItems, compareStrings, splitByCell, type SplitAssignment } from './split.js';
-import { SWAP_IN_PROGRESS, isProcessAlive, parseTempName, sweepLeftovers, syncFolder, tempPath, writeFileSynced } from '../io/atomic.js';
+import {
+  SWAP_IN_PROGRESS,
+  isProcessAlive,
+  parseTempName,
+  sweepLeftovers,
+  syncFolder,
+  tempPath,
+  writeFileSynced,
+} from '../io/atomic.js';
 import {
   REJECTED_MANIFEST,
   REJECTED_MANIFEST_HEADER,
@@ -41,7 +55,11 @@ export interface BuildDatasetOptions {
   progressStream?: NodeJS.WriteStream;
 }
 
-export const SPLIT_NAMES: readonly SplitName[] = [DATASET_DEFAULTS.splits.train, DATASET_DEFAULTS.splits.val, DATASET_DEFAULTS.splits.test];
+export const SPLIT_NAMES: readonly SplitName[] = [
+  DATASET_DEFAULTS.splits.train,
+  DATASET_DEFAULTS.splits.val,
+  DATASET_DEFAULTS.splits.test,
+];
 export const MANIFEST_FILE = SPLIT_MANIFEST;
 export const REJECTED_FILE = REJECTED_MANIFEST;
 /** Everything a run writes into the output folder; an existing one is only ever replaced with --force. */
@@ -99,7 +117,9 @@ async function checkPaths(options: BuildDatasetOptions): Promise<{ inputDir: str
     );
   }
   if (!(await fsp.stat(inputDir)).isDirectory()) {
-    throw new UserError(`--input ${options.input} is a file, not a folder; pass the folder that holds the class folders`);
+    throw new UserError(
+      `--input ${options.input} is a file, not a folder; pass the folder that holds the class folders`,
+    );
   }
   const outputDir = await realPathAllowMissing(options.output);
   if ((await exists(outputDir)) && !(await fsp.stat(outputDir)).isDirectory()) {
@@ -127,11 +147,16 @@ async function refuseOrPlanReplacement(outputDir: string, options: BuildDatasetO
 }
 
 function progressBar(options: BuildDatasetOptions, total: number, label: string): ProgressBar | undefined {
-  return options.progressStream && total > 0 ? new ProgressBar({ total, label, stream: options.progressStream }) : undefined;
+  return options.progressStream && total > 0
+    ? new ProgressBar({ total, label, stream: options.progressStream })
+    : undefined;
 }
 
 /** Decodes every image once (bounded concurrency); the ones that fail are returned with the reason. */
-async function findUndecodable(images: readonly ListedImage[], options: BuildDatasetOptions): Promise<Map<ListedImage, string>> {
+async function findUndecodable(
+  images: readonly ListedImage[],
+  options: BuildDatasetOptions,
+): Promise<Map<ListedImage, string>> {
   const bar = progressBar(options, images.length, 'checking');
   const failures = new Map<ListedImage, string>();
   await mapLimit(images, options.concurrency ?? 8, async (image) => {
@@ -197,7 +222,8 @@ async function swapIntoPlace(
   await fsp.mkdir(trash);
   for (const entry of existing) await fsp.rename(path.join(outputDir, entry), path.join(trash, entry));
   // Split folders first, the manifest last: a reader that finds splits.csv finds the folders it describes.
-  for (const entry of SWAP_ORDER.filter((e) => newEntries.includes(e))) await fsp.rename(path.join(tempDir, entry), path.join(outputDir, entry));
+  for (const entry of SWAP_ORDER.filter((e) => newEntries.includes(e)))
+    await fsp.rename(path.join(tempDir, entry), path.join(outputDir, entry));
   await syncFolder(outputDir);
   await fse.remove(tempDir);
 }
@@ -251,9 +277,10 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
   scanBar?.finish();
 
   const undecodable = await findUndecodable(listing.images, options);
-  const rejected = [...listing.rejected, ...[...undecodable].map(([image, reason]) => ({ relativePath: image.relativePath, reason }))].sort(
-    (a, b) => compareStrings(a.relativePath, b.relativePath),
-  );
+  const rejected = [
+    ...listing.rejected,
+    ...[...undecodable].map(([image, reason]) => ({ relativePath: image.relativePath, reason })),
+  ].sort((a, b) => compareStrings(a.relativePath, b.relativePath));
   const images = listing.images.filter((image) => !undecodable.has(image));
   const classNames = [...new Set(images.map((image) => image.className))].sort(compareStrings);
   if (classNames.length === 0) {

@@ -17,7 +17,9 @@ function examples(paths: readonly string[]): string {
 /** One line per kind of file that was skipped, dropped or set aside (nothing for kinds that did not occur). */
 function noteLines(result: BuildDatasetResult, usable: number): string[] {
   const { classNames } = result;
-  const lines = [`found ${plural(usable, 'usable image')} in ${classNames.length} classes (${classNames.join(', ')}) under ${result.input}`];
+  const lines = [
+    `found ${plural(usable, 'usable image')} in ${classNames.length} classes (${classNames.join(', ')}) under ${result.input}`,
+  ];
   if (result.nonImages.length > 0) {
     lines.push(`skipped ${plural(result.nonImages.length, 'non-image file')} (${examples(result.nonImages)})`);
   }
@@ -27,8 +29,11 @@ function noteLines(result: BuildDatasetResult, usable: number): string[] {
   }
   if (result.duplicates.length > 0) {
     const crossClass = result.duplicates.filter((duplicate) => duplicate.crossClass).length;
-    const conflict = crossClass > 0 ? `, ${formatCount(crossClass)} of them filed under a different class than the copy kept` : '';
-    lines.push(`dropped ${plural(result.duplicates.length, 'duplicate image')} (identical bytes; kept the first copy by path)${conflict}`);
+    const conflict =
+      crossClass > 0 ? `, ${formatCount(crossClass)} of them filed under a different class than the copy kept` : '';
+    lines.push(
+      `dropped ${plural(result.duplicates.length, 'duplicate image')} (identical bytes; kept the first copy by path)${conflict}`,
+    );
   }
   if (result.rejected.length > 0) {
     const where = `reasons in ${result.rejectedPath}; not copied`;
@@ -39,7 +44,9 @@ function noteLines(result: BuildDatasetResult, usable: number): string[] {
     lines.push(`did not follow ${what} (${examples(result.notFollowed)})`);
   }
   if (result.finishedSwaps.length > 0) {
-    lines.push(`finished moving into place the complete split of ${plural(result.finishedSwaps.length, 'run')} interrupted while doing so`);
+    lines.push(
+      `finished moving into place the complete split of ${plural(result.finishedSwaps.length, 'run')} interrupted while doing so`,
+    );
   }
   if (result.removedLeftovers.length > 0) {
     lines.push(`removed ${plural(result.removedLeftovers.length, 'temporary folder')} left by an interrupted run`);
@@ -61,23 +68,35 @@ function tableLines(result: BuildDatasetResult): string[] {
     classNames.map((name) => (total > 0 ? `${((100 * perClass[name]) / total).toFixed(1)}%` : '-')).join(' / ');
   const row = (label: string, perClass: Record<string, number>, patientCount: number | undefined): string[] => {
     const total = sum(classNames.map((name) => perClass[name]));
-    const cells = [label, ...classNames.map((name) => formatCount(perClass[name])), formatCount(total), balance(perClass, total)];
+    const cells = [
+      label,
+      ...classNames.map((name) => formatCount(perClass[name])),
+      formatCount(total),
+      balance(perClass, total),
+    ];
     return patientCount === undefined ? cells : [...cells, formatCount(patientCount)];
   };
-  const totals = Object.fromEntries(classNames.map((name) => [name, sum(SPLIT_NAMES.map((split) => counts[split][name]))]));
+  const totals = Object.fromEntries(
+    classNames.map((name) => [name, sum(SPLIT_NAMES.map((split) => counts[split][name]))]),
+  );
   const rows = [
     ['split', ...classNames, 'total', 'balance', ...(patients ? ['patients'] : [])],
     ...SPLIT_NAMES.map((split: SplitName) => row(split, counts[split], patients?.[split])),
     row('total', totals, patients ? sum(SPLIT_NAMES.map((split) => patients[split])) : undefined),
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((cells) => cells[i].length)));
-  return rows.map((cells) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '));
+  return rows.map((cells) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '),
+  );
 }
 
 /** The summary table (counts per split and class, balance, patients) and one line per thing set aside. */
 export function formatBuildSummary(result: BuildDatasetResult): string[] {
   const { classNames, counts } = result;
-  const usable = SPLIT_NAMES.reduce((sum, split) => sum + classNames.reduce((n, name) => n + counts[split][name], 0), 0);
+  const usable = SPLIT_NAMES.reduce(
+    (sum, split) => sum + classNames.reduce((n, name) => n + counts[split][name], 0),
+    0,
+  );
   const lines = [...noteLines(result, usable), '', ...tableLines(result), ''];
   for (const split of SPLIT_NAMES) {
     if (classNames.every((name) => counts[split][name] === 0)) {

@@ -50,8 +50,10 @@ async function readFolder(dir: string): Promise<Dirent[]> {
     return await fsp.readdir(dir, { withFileTypes: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`data folder ${dir} not found: check the path, or create the splits first`);
-    if (code === 'ENOTDIR') throw new UserError(`${dir} is not a folder: pass the folder that holds one subfolder per class`);
+    if (code === 'ENOENT')
+      throw new UserError(`data folder ${dir} not found: check the path, or create the splits first`);
+    if (code === 'ENOTDIR')
+      throw new UserError(`${dir} is not a folder: pass the folder that holds one subfolder per class`);
     const message = describeFsError(err, dir);
     if (message) throw new UserError(message);
     throw err;
@@ -64,11 +66,14 @@ export async function listSplit(dir: string, options: ListSplitOptions = {}): Pr
   // Hidden folders (.git, .ipynb_checkpoints) are tooling, not classes.
   const folders: string[] = [];
   for (const entry of entries) {
-    if (!entry.name.startsWith('.') && (await kindOf(entry, path.join(dir, entry.name))) === 'folder') folders.push(entry.name);
+    if (!entry.name.startsWith('.') && (await kindOf(entry, path.join(dir, entry.name))) === 'folder')
+      folders.push(entry.name);
   }
   folders.sort(compareNames);
   if (folders.length === 0) {
-    throw new UserError(`${dir} has no class folders: put the images in one subfolder per class (for example ${path.join(dir, 'Parasitized')})`);
+    throw new UserError(
+      `${dir} has no class folders: put the images in one subfolder per class (for example ${path.join(dir, 'Parasitized')})`,
+    );
   }
 
   // Every folder's files, recognised by content. A folder without a single image (empty, junk only, a link loop)
@@ -92,7 +97,9 @@ export async function listSplit(dir: string, options: ListSplitOptions = {}): Pr
   });
   const withImages = new Set(candidates.filter((_, i) => kinds[i].kind === 'image').map((file) => file.folder));
   if (withImages.size === 0) {
-    throw new UserError(`${dir} has no images in its class folders (${(options.classNames ?? folders).join(', ')}): check the path`);
+    throw new UserError(
+      `${dir} has no images in its class folders (${(options.classNames ?? folders).join(', ')}): check the path`,
+    );
   }
   for (const folder of folders) if (!withImages.has(folder)) nonImages.push(path.join(dir, folder));
 
@@ -101,7 +108,9 @@ export async function listSplit(dir: string, options: ListSplitOptions = {}): Pr
     const forced = options.classNames;
     const unknown = classNames.filter((name) => !forced.includes(name));
     if (unknown.length > 0) {
-      throw new UserError(`${path.join(dir, unknown[0])} is not one of the model's classes (${forced.join(', ')}): rename or remove that folder`);
+      throw new UserError(
+        `${path.join(dir, unknown[0])} is not one of the model's classes (${forced.join(', ')}): rename or remove that folder`,
+      );
     }
     classNames = [...forced];
   }

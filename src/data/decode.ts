@@ -23,7 +23,10 @@ export class DecodeError extends Error {
  * Decodes any image sharp reads (PNG, JPEG, WebP, GIF, TIFF; gray, palette, RGBA, 16-bit) to 8-bit RGB.
  * Alpha is dropped; truncated or corrupt data is an error rather than a partly black image.
  */
-export async function decodeRgb(input: string | Buffer, name = typeof input === 'string' ? input : 'image'): Promise<RgbImage> {
+export async function decodeRgb(
+  input: string | Buffer,
+  name = typeof input === 'string' ? input : 'image',
+): Promise<RgbImage> {
   try {
     const { data, info } = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
       .toColourspace('srgb')
@@ -31,7 +34,11 @@ export async function decodeRgb(input: string | Buffer, name = typeof input === 
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+    return {
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      width: info.width,
+      height: info.height,
+    };
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new DecodeError(name, reason);

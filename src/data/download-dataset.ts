@@ -44,15 +44,22 @@ function describeSkipped(result: ExtractResult): string[] {
     const base = [...new Set(names.map((name) => path.posix.basename(name)))];
     return base.slice(0, 3).join(', ') + (base.length > 3 ? ', ...' : '');
   };
-  if (result.nonImages.length > 0) lines.push(`skipped ${count(result.nonImages.length)} non-image entries (${sample(result.nonImages)})`);
+  if (result.nonImages.length > 0)
+    lines.push(`skipped ${count(result.nonImages.length)} non-image entries (${sample(result.nonImages)})`);
   if (result.duplicates.length > 0) {
-    lines.push(`skipped ${count(result.duplicates.length)} duplicate images (same class, file name and bytes as one already extracted: the nested copy)`);
+    lines.push(
+      `skipped ${count(result.duplicates.length)} duplicate images (same class, file name and bytes as one already extracted: the nested copy)`,
+    );
   }
   if (result.unlabelled.length > 0) {
-    lines.push(`skipped ${count(result.unlabelled.length)} images outside any class folder (${sample(result.unlabelled)})`);
+    lines.push(
+      `skipped ${count(result.unlabelled.length)} images outside any class folder (${sample(result.unlabelled)})`,
+    );
   }
   if (result.renamed.length > 0) {
-    lines.push(`kept ${count(result.renamed.length)} images whose class and file name clash with a different image under a numbered name (<name>-2.png)`);
+    lines.push(
+      `kept ${count(result.renamed.length)} images whose class and file name clash with a different image under a numbered name (<name>-2.png)`,
+    );
   }
   return lines;
 }
@@ -61,7 +68,10 @@ function describeSkipped(result: ExtractResult): string[] {
  * Downloads (unless the archive is already there) and extracts; returns what the extraction found. Its summary is
  * `report`'s result, warnings are notes, progress bars go to `report.progress`.
  */
-export async function downloadDataset(flags: DownloadDatasetOptions, report: Reporter = silentReporter): Promise<ExtractResult> {
+export async function downloadDataset(
+  flags: DownloadDatasetOptions,
+  report: Reporter = silentReporter,
+): Promise<ExtractResult> {
   checkUrl(flags.url);
   const archive = path.join(flags.dir, ARCHIVE_NAME);
   const imagesDir = path.join(flags.dir, IMAGES_FOLDER);
@@ -104,7 +114,9 @@ export async function downloadDataset(flags: DownloadDatasetOptions, report: Rep
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, count]) => `${name} ${count.toLocaleString('en-US')}`)
     .join(', ');
-  report.result(`extracted ${extracted.images.toLocaleString('en-US')} images to ${imagesDir}${perClass ? ` (${perClass})` : ''}`);
+  report.result(
+    `extracted ${extracted.images.toLocaleString('en-US')} images to ${imagesDir}${perClass ? ` (${perClass})` : ''}`,
+  );
   for (const line of describeSkipped(extracted)) report.result(line);
   const expected = flags.expectedImages ?? DOWNLOAD_DEFAULTS.expectedImages;
   if (extracted.images !== expected) {

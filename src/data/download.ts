@@ -52,7 +52,9 @@ async function get(
     const response = await new Promise<IncomingMessage>((resolve, reject) => {
       const client = url.protocol === 'https:' ? https : http;
       const request = client.get(url, { headers }, resolve);
-      request.setTimeout(idleTimeoutMs, () => request.destroy(new Error(`no data for ${Math.round(idleTimeoutMs / 1000)} s`)));
+      request.setTimeout(idleTimeoutMs, () =>
+        request.destroy(new Error(`no data for ${Math.round(idleTimeoutMs / 1000)} s`)),
+      );
       request.on('error', reject);
     });
     const status = response.statusCode ?? 0;
@@ -61,7 +63,8 @@ async function get(
       response.resume(); // discard the redirect's body so the socket is freed
       if (redirects >= maxRedirects) throw new Error(`more than ${maxRedirects} redirects`);
       const next = new URL(location, url);
-      if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new Error(`redirect to unsupported ${next.protocol} URL`);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:')
+        throw new Error(`redirect to unsupported ${next.protocol} URL`);
       url = next;
       continue;
     }
@@ -73,7 +76,10 @@ async function get(
 export function parseContentRange(header: string | undefined): { start?: number; total?: number } {
   const match = /^bytes\s+(?:(\d+)-\d+|\*)\/(\d+|\*)$/i.exec(header?.trim() ?? '');
   if (!match) return {};
-  return { start: match[1] === undefined ? undefined : Number(match[1]), total: match[2] === '*' ? undefined : Number(match[2]) };
+  return {
+    start: match[1] === undefined ? undefined : Number(match[1]),
+    total: match[2] === '*' ? undefined : Number(match[2]),
+  };
 }
 
 /**

@@ -9,7 +9,16 @@ export type ImageFormat = 'png' | 'jpeg' | 'gif' | 'webp' | 'bmp' | 'tiff';
 export const HEADER_BYTES = 32;
 
 /** Extensions that announce an image; a file with one of these that does not decode is rejected, not skipped. */
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.png', '.jpg', '.jpeg', '.gif', '.webp', '.bmp', '.tif', '.tiff']);
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
+  '.png',
+  '.jpg',
+  '.jpeg',
+  '.gif',
+  '.webp',
+  '.bmp',
+  '.tif',
+  '.tiff',
+]);
 
 // BITMAPCOREHEADER, BITMAPINFOHEADER, v2, v3, OS/2 v2, v4, v5: "BM" alone is too weak a signature.
 const BMP_HEADER_SIZES = new Set([12, 40, 52, 56, 64, 108, 124]);
@@ -43,7 +52,10 @@ export function detectImageFormat(header: Uint8Array): ImageFormat | undefined {
  * - 'broken-image': an image name (.png, .jpg...) over bytes that are not an image: reported, never silently dropped;
  * - 'other': neither (Thumbs.db, .DS_Store, README.txt, macOS "._" resource forks).
  */
-export type FileKind = { kind: 'image'; format: ImageFormat } | { kind: 'broken-image'; reason: string } | { kind: 'other' };
+export type FileKind =
+  | { kind: 'image'; format: ImageFormat }
+  | { kind: 'broken-image'; reason: string }
+  | { kind: 'other' };
 
 export function classifyFile(name: string, header: Uint8Array, size: number): FileKind {
   const format = detectImageFormat(header);
@@ -124,7 +136,11 @@ export async function walkFiles(root: string, options: WalkOptions = {}): Promis
       }
       let stats;
       try {
-        stats = entry.isSymbolicLink() ? await fsp.stat(absolutePath) : entry.isFile() ? await fsp.lstat(absolutePath) : undefined;
+        stats = entry.isSymbolicLink()
+          ? await fsp.stat(absolutePath)
+          : entry.isFile()
+            ? await fsp.lstat(absolutePath)
+            : undefined;
       } catch {
         stats = undefined; // dangling link
       }
@@ -140,5 +156,9 @@ export async function walkFiles(root: string, options: WalkOptions = {}): Promis
     pending.push(...subfolders);
   }
   files.sort((a, b) => compareNames(a.relativePath, b.relativePath));
-  return { files, skippedFolderLinks: skippedFolderLinks.sort(compareNames), skippedSpecial: skippedSpecial.sort(compareNames) };
+  return {
+    files,
+    skippedFolderLinks: skippedFolderLinks.sort(compareNames),
+    skippedSpecial: skippedSpecial.sort(compareNames),
+  };
 }

@@ -1,6 +1,13 @@
 // Patient-level splitting: every cell cut from one patient's slides lands in a single split, so the
 // test set measures how the model does on new patients rather than on neighbours of training cells.
-import { compareStrings, seededShuffle, splitSizes, type SplitAssignment, type SplitItem, type SplitOptions } from './split.js';
+import {
+  compareStrings,
+  seededShuffle,
+  splitSizes,
+  type SplitAssignment,
+  type SplitItem,
+  type SplitOptions,
+} from './split.js';
 
 /**
  * The patient (slide) id of an NIH cell file name: the part before "_IMG", without the thin-smear tag
@@ -108,7 +115,12 @@ export function splitByPatient<T extends SplitItem>(items: readonly T[], options
   }
   const sortedGroups = [...byKey.entries()]
     .sort(([a], [b]) => compareStrings(a, b))
-    .map(([key, groupItems]): Group<T> => ({ key, items: [...groupItems].sort((a, b) => compareStrings(a.relativePath, b.relativePath)) }));
+    .map(
+      ([key, groupItems]): Group<T> => ({
+        key,
+        items: [...groupItems].sort((a, b) => compareStrings(a.relativePath, b.relativePath)),
+      }),
+    );
   const shuffled = seededShuffle(sortedGroups, options.seed);
 
   const total = items.length;
@@ -124,7 +136,11 @@ export function splitByPatient<T extends SplitItem>(items: readonly T[], options
     training: flatten(val.rest),
     validation: flatten(val.taken),
     testing: flatten(test.taken),
-    patients: { training: patientCount(val.rest), validation: patientCount(val.taken), testing: patientCount(test.taken) },
+    patients: {
+      training: patientCount(val.rest),
+      validation: patientCount(val.taken),
+      testing: patientCount(test.taken),
+    },
     withoutId,
   };
 }

@@ -36,6 +36,20 @@ export async function openSplitSources(options: SplitSourceOptions): Promise<Spl
   });
   // Validation and test use the training split's class order, so labels mean the same everywhere.
   const evaluation = (name: string) =>
-    createBatchSource({ dir: splitDir(name), imageSize, batchSize, augment: false, shuffle: false, seed, cache, onSkip, classNames: train.classNames });
-  return { train, val: await evaluation(DATASET_DEFAULTS.splits.val), test: await evaluation(DATASET_DEFAULTS.splits.test) };
+    createBatchSource({
+      dir: splitDir(name),
+      imageSize,
+      batchSize,
+      augment: false,
+      shuffle: false,
+      seed,
+      cache,
+      onSkip,
+      classNames: train.classNames,
+    });
+  return {
+    train,
+    val: await evaluation(DATASET_DEFAULTS.splits.val),
+    test: await evaluation(DATASET_DEFAULTS.splits.test),
+  };
 }

@@ -48,7 +48,11 @@ export function splitSizes(total: number, { trainSplit, valSplit }: SplitFractio
 
 /** Sort key of the split: class, then file name, then relative path (independent of walk order and platform). */
 export function compareSplitItems(a: SplitItem, b: SplitItem): number {
-  return compareStrings(a.className, b.className) || compareStrings(a.name, b.name) || compareStrings(a.relativePath, b.relativePath);
+  return (
+    compareStrings(a.className, b.className) ||
+    compareStrings(a.name, b.name) ||
+    compareStrings(a.relativePath, b.relativePath)
+  );
 }
 
 /** Fisher-Yates with seedrandom's ARC4 generator: the same seed gives the same order on every platform. */

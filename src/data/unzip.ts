@@ -44,12 +44,16 @@ export function unsafeEntryReason(fileName: string): string | undefined {
 
 function openZip(zipPath: string): Promise<ZipFile> {
   return new Promise((resolve, reject) => {
-    yauzl.open(zipPath, { lazyEntries: true, autoClose: true, validateEntrySizes: true }, (err, zip) => (err ? reject(err) : resolve(zip)));
+    yauzl.open(zipPath, { lazyEntries: true, autoClose: true, validateEntrySizes: true }, (err, zip) =>
+      err ? reject(err) : resolve(zip),
+    );
   });
 }
 
 function openEntry(zip: ZipFile, entry: Entry): Promise<NodeJS.ReadableStream> {
-  return new Promise((resolve, reject) => zip.openReadStream(entry, (err, stream) => (err ? reject(err) : resolve(stream))));
+  return new Promise((resolve, reject) =>
+    zip.openReadStream(entry, (err, stream) => (err ? reject(err) : resolve(stream))),
+  );
 }
 
 /** Reads entries one at a time (lazyEntries), so memory stays flat however large the archive is. */
@@ -79,7 +83,9 @@ async function exists(file: string): Promise<boolean> {
 }
 
 /** Reads the start of an entry (enough to recognise an image) and hands back the rest as an iterator. */
-async function peek(stream: NodeJS.ReadableStream): Promise<{ head: Buffer; rest: AsyncIterator<Buffer>; ended: boolean }> {
+async function peek(
+  stream: NodeJS.ReadableStream,
+): Promise<{ head: Buffer; rest: AsyncIterator<Buffer>; ended: boolean }> {
   const rest = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   const chunks: Buffer[] = [];
   let length = 0;
@@ -133,7 +139,8 @@ async function foreignExtraction(zipPath: string, destDir: string): Promise<stri
     for (const name of await fsp.readdir(classDir)) {
       const stat = await fsp.lstat(path.join(classDir, name));
       const known = sizes.get(`${className}/${name}`) ?? sizes.get(`${className}/${unnumbered(name)}`);
-      if (!stat.isFile() || !known?.has(stat.size)) return `${className}/${name} is not an image of ${path.basename(zipPath)}`;
+      if (!stat.isFile() || !known?.has(stat.size))
+        return `${className}/${name} is not an image of ${path.basename(zipPath)}`;
     }
   }
   return undefined;
@@ -145,12 +152,17 @@ async function foreignExtraction(zipPath: string, destDir: string): Promise<stri
  * holds what this archive extracts to (never a folder of someone's own images). Throws UserError on an unsafe
  * entry name or a corrupt entry.
  */
-export async function extractCellImages(zipPath: string, destDir: string, options: ExtractOptions = {}): Promise<ExtractResult> {
+export async function extractCellImages(
+  zipPath: string,
+  destDir: string,
+  options: ExtractOptions = {},
+): Promise<ExtractResult> {
   const absolute = path.resolve(destDir);
   await fsp.mkdir(path.dirname(absolute), { recursive: true });
   await sweepLeftovers(path.dirname(absolute), [path.basename(absolute)]);
   if (await exists(destDir)) {
-    if (!options.force) throw new UserError(`${destDir} already exists; pass --force to extract the archive over it again`);
+    if (!options.force)
+      throw new UserError(`${destDir} already exists; pass --force to extract the archive over it again`);
     const reason = await foreignExtraction(zipPath, destDir).catch(() => 'the archive cannot be read');
     if (reason) throw notOursError(destDir, `images extracted from ${zipPath}`, reason);
   }
@@ -181,7 +193,13 @@ export async function extractCellImages(zipPath: string, destDir: string, option
 }
 
 /** Writes the archive's images into `tempDir/<Class>/`, recording what it wrote and skipped in `result`. */
-async function extractEntries(zip: ZipFile, zipPath: string, tempDir: string, result: ExtractResult, options: ExtractOptions): Promise<void> {
+async function extractEntries(
+  zip: ZipFile,
+  zipPath: string,
+  tempDir: string,
+  result: ExtractResult,
+  options: ExtractOptions,
+): Promise<void> {
   const total = zip.entryCount;
   options.onStart?.(total);
   const nextEntry = entryReader(zip);
@@ -194,14 +212,19 @@ async function extractEntries(zip: ZipFile, zipPath: string, tempDir: string, re
     options.onProgress?.(++done, total);
     const fileName = entry.fileName;
     const unsafe = unsafeEntryReason(fileName);
-    if (unsafe) throw new UserError(`${zipPath} holds an entry with an unsafe name (${unsafe}): ${fileName}; refusing to extract it`, 1);
+    if (unsafe)
+      throw new UserError(
+        `${zipPath} holds an entry with an unsafe name (${unsafe}): ${fileName}; refusing to extract it`,
+        1,
+      );
     if (fileName.endsWith('/')) continue; // folder entry: folders are created from the files' class names
     const segments = fileName.split('/');
     if (segments.includes('__MACOSX')) {
       result.nonImages.push(fileName);
       continue;
     }
-    if (entry.isEncrypted()) throw new UserError(`${zipPath}: entry ${fileName} is encrypted; use an unencrypted archive`, 1);
+    if (entry.isEncrypted())
+      throw new UserError(`${zipPath}: entry ${fileName} is encrypted; use an unencrypted archive`, 1);
 
     let { head, rest, ended } = await peek(await openEntry(zip, entry));
     const name = segments[segments.length - 1];
@@ -261,7 +284,10 @@ async function extractEntries(zip: ZipFile, zipPath: string, tempDir: string, re
     );
     // yauzl checks sizes but not checksums; a damaged download must not become silently damaged images.
     if (crc !== entry.crc32) {
-      throw new UserError(`${zipPath}: entry ${fileName} is corrupt (checksum mismatch); delete the archive and download it again`, 1);
+      throw new UserError(
+        `${zipPath}: entry ${fileName} is corrupt (checksum mismatch); delete the archive and download it again`,
+        1,
+      );
     }
     const modified = entry.getLastModDate();
     await fsp.utimes(target, modified, modified);

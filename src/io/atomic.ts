@@ -58,7 +58,10 @@ export function isSchemeTempName(name: string): boolean {
 /** A fresh temporary path beside `target` (same folder, so a rename moves it into place atomically). */
 export function tempPath(target: string, kind: TempKind = 'tmp'): string {
   const absolute = path.resolve(target);
-  return path.join(path.dirname(absolute), `.${path.basename(absolute)}.malaria-${kind}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  return path.join(
+    path.dirname(absolute),
+    `.${path.basename(absolute)}.malaria-${kind}-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
 }
 
 export function isProcessAlive(pid: number): boolean {
@@ -171,7 +174,8 @@ export async function sweepLeftovers(parent: string, bases?: readonly string[]):
   try {
     names = await fs.readdir(parent);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return result;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return result;
     throw err;
   }
   const leftovers: { name: string; temp: TempName }[] = [];

@@ -15,7 +15,12 @@ import { isSchemeTempName, parseTempName } from './atomic.js';
 
 export type OutputKind = 'model' | 'app';
 
-export const MODEL_ENTRIES = { model: 'model.json', weights: 'weights.bin', metadata: 'metadata.json', history: 'history.json' } as const;
+export const MODEL_ENTRIES = {
+  model: 'model.json',
+  weights: 'weights.bin',
+  metadata: 'metadata.json',
+  history: 'history.json',
+} as const;
 export const CHECKPOINT_FOLDERS = ['checkpoint', 'checkpoint.old'] as const;
 const CHECKPOINT_ENTRIES = new Set(['model.json', 'weights.bin', 'optimizer.json', 'optimizer.bin', 'state.json']);
 
@@ -29,7 +34,10 @@ export const SPLIT_MANIFEST_HEADER = ['split', 'label', 'file', 'sha256', 'patie
 export const REJECTED_MANIFEST = 'rejected.csv';
 export const REJECTED_MANIFEST_HEADER = ['file', 'reason'];
 
-const KIND_NAMES: Record<OutputKind, string> = { model: 'model written by `malaria train` or `malaria export`', app: 'web app written by `malaria app`' };
+const KIND_NAMES: Record<OutputKind, string> = {
+  model: 'model written by `malaria train` or `malaria export`',
+  app: 'web app written by `malaria app`',
+};
 
 /** True when `child` is `parent` or lies somewhere below it. */
 export function isInside(child: string, parent: string): boolean {
@@ -66,9 +74,12 @@ export async function assertApart(outputs: readonly NamedPath[], inputs: readonl
     const out = await realPathAllowMissing(output.path);
     for (const input of inputs) {
       const inp = await realPathAllowMissing(input.path);
-      const relation = out === inp ? 'is' : isInside(out, inp) ? 'lies inside' : isInside(inp, out) ? 'contains' : undefined;
+      const relation =
+        out === inp ? 'is' : isInside(out, inp) ? 'lies inside' : isInside(inp, out) ? 'contains' : undefined;
       if (relation) {
-        throw new UserError(`${output.label} ${relation} ${input.label}, which this command reads and must not change; choose a separate folder`);
+        throw new UserError(
+          `${output.label} ${relation} ${input.label}, which this command reads and must not change; choose a separate folder`,
+        );
       }
     }
   }
@@ -77,7 +88,9 @@ export async function assertApart(outputs: readonly NamedPath[], inputs: readonl
 async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
   try {
     const value: unknown = JSON.parse(await fs.readFile(file, 'utf8'));
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -93,13 +106,23 @@ async function foreignModelEntry(dir: string, name: string, names: readonly stri
   };
   switch (name) {
     case MODEL_ENTRIES.model:
-      return (await isJsonOurs((j) => typeof j.modelTopology === 'object' && Array.isArray(j.weightsManifest))) ? undefined : `${name} is not a TensorFlow.js layers model`;
+      return (await isJsonOurs((j) => typeof j.modelTopology === 'object' && Array.isArray(j.weightsManifest)))
+        ? undefined
+        : `${name} is not a TensorFlow.js layers model`;
     case MODEL_ENTRIES.metadata:
-      return (await isJsonOurs((j) => Array.isArray(j.classNames) && Number.isInteger(j.imageSize) && j.scaling === 'x/255')) ? undefined : `${name} is not our model metadata`;
+      return (await isJsonOurs(
+        (j) => Array.isArray(j.classNames) && Number.isInteger(j.imageSize) && j.scaling === 'x/255',
+      ))
+        ? undefined
+        : `${name} is not our model metadata`;
     case MODEL_ENTRIES.history:
-      return (await isJsonOurs((j) => HISTORY_KEYS.every((k) => Array.isArray(j[k])))) ? undefined : `${name} is not our training history`;
+      return (await isJsonOurs((j) => HISTORY_KEYS.every((k) => Array.isArray(j[k]))))
+        ? undefined
+        : `${name} is not our training history`;
     case MODEL_ENTRIES.weights:
-      return stat.isFile() && names.includes(MODEL_ENTRIES.model) ? undefined : `${name} is not the weights of a model.json beside it`;
+      return stat.isFile() && names.includes(MODEL_ENTRIES.model)
+        ? undefined
+        : `${name} is not the weights of a model.json beside it`;
     case 'checkpoint':
     case 'checkpoint.old':
       return stat.isDirectory() ? foreignCheckpoint(file) : `${name} is not a checkpoint folder`;
@@ -110,7 +133,8 @@ async function foreignModelEntry(dir: string, name: string, names: readonly stri
 
 async function foreignCheckpoint(dir: string): Promise<string | undefined> {
   for (const name of await fs.readdir(dir)) {
-    if (!CHECKPOINT_ENTRIES.has(name) && !parseTempName(name)) return `${path.basename(dir)}/${name} is not a file this tool writes`;
+    if (!CHECKPOINT_ENTRIES.has(name) && !parseTempName(name))
+      return `${path.basename(dir)}/${name} is not a file this tool writes`;
   }
   return undefined;
 }
@@ -123,7 +147,12 @@ async function foreignModelFolder(dir: string, names: readonly string[]): Promis
   }
   // Some entry must say it is ours (a checked JSON file, or a temporary name of the current scheme): weights.bin
   // alone, or names earlier versions used, are not evidence enough.
-  const evidence: string[] = [MODEL_ENTRIES.model, MODEL_ENTRIES.metadata, MODEL_ENTRIES.history, ...CHECKPOINT_FOLDERS];
+  const evidence: string[] = [
+    MODEL_ENTRIES.model,
+    MODEL_ENTRIES.metadata,
+    MODEL_ENTRIES.history,
+    ...CHECKPOINT_FOLDERS,
+  ];
   const ours = names.some((name) => evidence.includes(name) || isSchemeTempName(name));
   return ours ? undefined : 'it holds no model.json, metadata.json, history.json or checkpoint';
 }
@@ -138,7 +167,9 @@ async function foreignAppFolder(dir: string, names: readonly string[]): Promise<
 
 /** The one line for a folder that holds something this tool did not write: nothing is changed, and what to do. */
 export function notOursError(label: string, what: string, reason: string): UserError {
-  return new UserError(`${label} holds files that are not ${what} (${reason}); nothing was changed: choose another folder, or move those files away yourself`);
+  return new UserError(
+    `${label} holds files that are not ${what} (${reason}); nothing was changed: choose another folder, or move those files away yourself`,
+  );
 }
 
 /** What an output folder holds now: nothing (missing or empty), or one of our outputs of the expected kind. */
@@ -172,7 +203,9 @@ export async function checkOutputFolder(dir: string, kind: OutputKind, label: st
  * without the model.json that vouches for it.
  */
 export async function emptyOurFolder(dir: string): Promise<void> {
-  const names = (await fs.readdir(dir)).sort((a, b) => Number(b === MODEL_ENTRIES.weights) - Number(a === MODEL_ENTRIES.weights));
+  const names = (await fs.readdir(dir)).sort(
+    (a, b) => Number(b === MODEL_ENTRIES.weights) - Number(a === MODEL_ENTRIES.weights),
+  );
   for (const name of names) await fs.rm(path.join(dir, name), { recursive: true, force: true });
 }
 
@@ -190,13 +223,18 @@ function manifestCounts(text: string): Map<string, number> | undefined {
 }
 
 /** Why the split entries present in `outputDir` are not a split we wrote, or undefined when they are. */
-async function foreignSplit(outputDir: string, present: readonly string[], splitNames: readonly string[]): Promise<string | undefined> {
+async function foreignSplit(
+  outputDir: string,
+  present: readonly string[],
+  splitNames: readonly string[],
+): Promise<string | undefined> {
   if (!present.includes(SPLIT_MANIFEST)) return `it has ${present.join(', ')} but no ${SPLIT_MANIFEST}`;
   const counts = manifestCounts(await fs.readFile(path.join(outputDir, SPLIT_MANIFEST), 'utf8').catch(() => ''));
   if (!counts) return `${SPLIT_MANIFEST} is not the manifest \`malaria build-dataset\` writes`;
   if (present.includes(REJECTED_MANIFEST)) {
     const header = (await fs.readFile(path.join(outputDir, REJECTED_MANIFEST), 'utf8').catch(() => '')).split('\n')[0];
-    if (header !== REJECTED_MANIFEST_HEADER.join(',')) return `${REJECTED_MANIFEST} is not the list \`malaria build-dataset\` writes`;
+    if (header !== REJECTED_MANIFEST_HEADER.join(','))
+      return `${REJECTED_MANIFEST} is not the list \`malaria build-dataset\` writes`;
   }
   for (const split of splitNames.filter((name) => present.includes(name))) {
     const splitDir = path.join(outputDir, split);
@@ -207,7 +245,8 @@ async function foreignSplit(outputDir: string, present: readonly string[], split
       if (!(await fs.lstat(classDir)).isDirectory()) return `${split}/${label} is not a class folder`;
       const entries = await fs.readdir(classDir, { withFileTypes: true });
       if (entries.some((entry) => !entry.isFile())) return `${split}/${label} holds something other than image files`;
-      if (entries.length !== expected) return `${split}/${label} holds ${entries.length} files where ${SPLIT_MANIFEST} lists ${expected}`;
+      if (entries.length !== expected)
+        return `${split}/${label} holds ${entries.length} files where ${SPLIT_MANIFEST} lists ${expected}`;
     }
   }
   return undefined;
@@ -217,10 +256,21 @@ async function foreignSplit(outputDir: string, present: readonly string[], split
  * The split entries (`entries`: split folders and manifests) already in `outputDir`. When there are some, they
  * must be a split `malaria build-dataset` wrote (checked against its splits.csv), else a one-line UserError.
  */
-export async function existingSplitEntries(outputDir: string, entries: readonly string[], splitNames: readonly string[], label: string): Promise<string[]> {
+export async function existingSplitEntries(
+  outputDir: string,
+  entries: readonly string[],
+  splitNames: readonly string[],
+  label: string,
+): Promise<string[]> {
   const present: string[] = [];
   for (const entry of entries) {
-    if (await fs.lstat(path.join(outputDir, entry)).then(() => true, () => false)) present.push(entry);
+    if (
+      await fs.lstat(path.join(outputDir, entry)).then(
+        () => true,
+        () => false,
+      )
+    )
+      present.push(entry);
   }
   if (present.length === 0) return present;
   const reason = await foreignSplit(outputDir, present, splitNames);

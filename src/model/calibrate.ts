@@ -17,12 +17,18 @@ export interface TemperatureCalibration extends TemperatureFit {
 }
 
 /** Fits T on `val` with `model`'s plain probabilities; when applied, saves it in `<modelDir>/metadata.json`. */
-export async function calibrateTemperature(model: tf.LayersModel, val: BatchSource, modelDir: string): Promise<TemperatureCalibration> {
+export async function calibrateTemperature(
+  model: tf.LayersModel,
+  val: BatchSource,
+  modelDir: string,
+): Promise<TemperatureCalibration> {
   const { probabilities, labels, classes } = await predictProbabilities(model, val);
   const fit = fitTemperature(probabilities, labels, classes);
   const applied = !fit.atBound;
   const eceBefore = calibrationOf(probabilities, labels, classes).ece;
-  const eceAfter = applied ? calibrationOf(applyTemperature(probabilities, classes, fit.temperature), labels, classes).ece : eceBefore;
+  const eceAfter = applied
+    ? calibrationOf(applyTemperature(probabilities, classes, fit.temperature), labels, classes).ece
+    : eceBefore;
   if (applied) {
     await updateMetadata(modelDir, { temperature: fit.temperature });
   }

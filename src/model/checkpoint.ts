@@ -8,7 +8,15 @@ import { tf } from '../tf.js';
 import { UserError, asWriteError } from '../errors.js';
 import { replaceFolder, writeFileSynced } from '../io/atomic.js';
 import { CHECKPOINT_FOLDERS } from '../io/output-folder.js';
-import { CHECKPOINT_DIR, isRecord, readJson, readLayersModel, readText, sweepModelFolder, writeModelFiles } from './io.js';
+import {
+  CHECKPOINT_DIR,
+  isRecord,
+  readJson,
+  readLayersModel,
+  readText,
+  sweepModelFolder,
+  writeModelFiles,
+} from './io.js';
 import type { TrainSettings } from './train.js';
 import type { TrainingHistory } from '../report/history.js';
 
@@ -40,7 +48,13 @@ interface CheckpointState {
   settings: TrainSettings;
 }
 
-type CheckpointContents = { model: tf.LayersModel; optimizer: tf.Optimizer; epochsCompleted: number; history: TrainingHistory; settings: TrainSettings };
+type CheckpointContents = {
+  model: tf.LayersModel;
+  optimizer: tf.Optimizer;
+  epochsCompleted: number;
+  history: TrainingHistory;
+  settings: TrainSettings;
+};
 
 /**
  * Writes the checkpoint into a temporary folder beside `<modelDir>/checkpoint/` and swaps it in (replaceFolder):
@@ -97,8 +111,16 @@ export async function loadCheckpointState(modelDir: string): Promise<CheckpointS
   }
   const file = path.join(dir, STATE_FILE);
   const state = await readJson(file, dir, `start a new run with \`malaria train\``, 1);
-  if (!isRecord(state) || state.version !== CHECKPOINT_VERSION || !Number.isInteger(state.epochsCompleted) || !isRecord(state.settings)) {
-    throw new UserError(`${file} is not a checkpoint this version can resume; start a new run with \`malaria train\``, 1);
+  if (
+    !isRecord(state) ||
+    state.version !== CHECKPOINT_VERSION ||
+    !Number.isInteger(state.epochsCompleted) ||
+    !isRecord(state.settings)
+  ) {
+    throw new UserError(
+      `${file} is not a checkpoint this version can resume; start a new run with \`malaria train\``,
+      1,
+    );
   }
   return state as unknown as CheckpointState;
 }
@@ -109,16 +131,27 @@ export async function loadCheckpoint(modelDir: string): Promise<Checkpoint> {
   const dir = (await checkpointFolder(modelDir)) as string;
   const model = await readLayersModel(dir);
   try {
-    const optimizerJson = JSON.parse(await readText(path.join(dir, OPTIMIZER_FILE), dir)) as { weights: tf.io.WeightsManifestEntry[] };
+    const optimizerJson = JSON.parse(await readText(path.join(dir, OPTIMIZER_FILE), dir)) as {
+      weights: tf.io.WeightsManifestEntry[];
+    };
     const bytes = await fs.readFile(path.join(dir, OPTIMIZER_WEIGHTS_FILE));
     const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
     const decoded = tf.io.decodeWeights(buffer, optimizerJson.weights);
     // The momentum optimizer matches accumulators to variables by position, so keep the manifest's order.
     const optimizerWeights = optimizerJson.weights.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] }));
-    return { model, optimizerWeights, epochsCompleted: state.epochsCompleted, history: state.history, settings: state.settings };
+    return {
+      model,
+      optimizerWeights,
+      epochsCompleted: state.epochsCompleted,
+      history: state.history,
+      settings: state.settings,
+    };
   } catch (err) {
     model.dispose();
     if (err instanceof UserError) throw err;
-    throw new UserError(`the optimizer state in ${dir} is unreadable (${(err as Error).message}); start a new run with \`malaria train\``, 1);
+    throw new UserError(
+      `the optimizer state in ${dir} is unreadable (${(err as Error).message}); start a new run with \`malaria train\``,
+      1,
+    );
   }
 }

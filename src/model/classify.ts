@@ -119,7 +119,12 @@ export interface ClassifyOptions {
 type Decoded = { index: number; image: Uint8Array } | { index: number; error: string };
 
 /** Decodes one batch's files at once (sharp runs them on its thread pool). */
-async function decodeBatch(items: readonly GatheredFile[], start: number, end: number, size: number): Promise<Decoded[]> {
+async function decodeBatch(
+  items: readonly GatheredFile[],
+  start: number,
+  end: number,
+  size: number,
+): Promise<Decoded[]> {
   const decodes: Promise<Decoded>[] = [];
   for (let index = start; index < end; index++) {
     const item = items[index];
@@ -150,7 +155,10 @@ export async function classifyFiles(
   const shape = imageShape(model);
   const size = metadata.imageSize;
   if (shape[0] !== size || shape[1] !== size || shape[2] !== 3) {
-    throw new UserError(`the model takes ${shape.join('x')} images but its metadata.json says ${size}x${size}x3; train or export the model again`, 1);
+    throw new UserError(
+      `the model takes ${shape.join('x')} images but its metadata.json says ${size}x${size}x3; train or export the model again`,
+      1,
+    );
   }
   const classNames = metadata.classNames;
   const positiveIndex = positiveIndexOf(classNames);
@@ -173,15 +181,26 @@ export async function classifyFiles(
     if (good.length > 0) {
       const x = new Float32Array(good.length * pixels);
       good.forEach((d, slot) => scaleToUnit(d.image, x, slot * pixels));
-      const probs = await batchProbabilities(tf, model, x, good.length, { temperature: metadata.temperature, tta: options.tta });
+      const probs = await batchProbabilities(tf, model, x, good.length, {
+        temperature: metadata.temperature,
+        tta: options.tta,
+      });
       const classes = classNames.length;
       good.forEach((d, slot) => {
         const row = Array.from(probs.subarray(slot * classes, (slot + 1) * classes));
         if (!row.every(Number.isFinite)) {
-          throw new UserError(`the model gives non-finite probabilities for ${items[d.index].file}; it probably diverged, train it again`, 1);
+          throw new UserError(
+            `the model gives non-finite probabilities for ${items[d.index].file}; it probably diverged, train it again`,
+            1,
+          );
         }
         const label = decide(row);
-        results[d.index] = { file: items[d.index].file, label: classNames[label], probability: row[label], probabilities: row };
+        results[d.index] = {
+          file: items[d.index].file,
+          label: classNames[label],
+          probability: row[label],
+          probabilities: row,
+        };
       });
     }
     options.onProgress?.(Math.min(items.length, start + batchSize), items.length);
@@ -190,7 +209,11 @@ export async function classifyFiles(
 }
 
 /** The slide's figures over the images that were classified: cells, parasitized cells, parasitemia at `threshold`. */
-export function slideSummary(results: readonly FileResult[], classNames: readonly string[], threshold: number): SlideSummary {
+export function slideSummary(
+  results: readonly FileResult[],
+  classNames: readonly string[],
+  threshold: number,
+): SlideSummary {
   const positiveIndex = positiveIndexOf(classNames);
   const pPositive = results.filter((r): r is ClassifiedFile => !isFailed(r)).map((r) => r.probabilities[positiveIndex]);
   return summariseSlide(pPositive, threshold);

@@ -4,7 +4,12 @@ import path from 'node:path';
 import { DATASET_DEFAULTS } from '../config.js';
 import type { tf } from '../tf.js';
 import { createBatchSource } from '../data/batches.js';
-import { formatThresholdSelection, positiveIndexOf, selectThreshold, type ThresholdOrigin } from '../report/evaluation.js';
+import {
+  formatThresholdSelection,
+  positiveIndexOf,
+  selectThreshold,
+  type ThresholdOrigin,
+} from '../report/evaluation.js';
 import type { Reporter } from '../report/reporter.js';
 import type { InferenceOptions } from './inference.js';
 import type { ModelMetadata } from './io.js';
@@ -21,10 +26,19 @@ export interface SplitInference {
 }
 
 /** How probabilities are produced: the model's temperature (if it has one) and --tta. */
-export const inferenceUsed = (metadata: ModelMetadata, options: { tta?: boolean }): InferenceOptions => ({ temperature: metadata.temperature, tta: options.tta });
+export const inferenceUsed = (metadata: ModelMetadata, options: { tta?: boolean }): InferenceOptions => ({
+  temperature: metadata.temperature,
+  tta: options.tta,
+});
 
 /** Class probabilities for every image of `<data>/<split>`, with a progress bar; undecodable files are noted. */
-export async function predictSplit(model: tf.LayersModel, metadata: ModelMetadata, options: SplitInference, split: string, report: Reporter): Promise<Predictions> {
+export async function predictSplit(
+  model: tf.LayersModel,
+  metadata: ModelMetadata,
+  options: SplitInference,
+  split: string,
+  report: Reporter,
+): Promise<Predictions> {
   const source = await createBatchSource({
     dir: path.join(options.data, split),
     imageSize: metadata.imageSize,
@@ -36,11 +50,18 @@ export async function predictSplit(model: tf.LayersModel, metadata: ModelMetadat
     onSkip: (s) => report.note(`skipped ${s.path}: ${s.reason}`),
   });
   const bar = report.progress({ total: source.batchesPerEpoch, label: `${split}: ${source.files.length} images` });
-  const predictions = await predictProbabilities(model, source, (done) => bar.update(done), inferenceUsed(metadata, options));
+  const predictions = await predictProbabilities(
+    model,
+    source,
+    (done) => bar.update(done),
+    inferenceUsed(metadata, options),
+  );
   bar.finish();
   if (source.skipped.length > 0) {
     const files = source.skipped.length === 1 ? '1 file' : `${source.skipped.length} files`;
-    report.note(`set aside ${files} of ${split} that do not decode as images (named above); evaluated the other ${predictions.labels.length}`);
+    report.note(
+      `set aside ${files} of ${split} that do not decode as images (named above); evaluated the other ${predictions.labels.length}`,
+    );
   }
   return predictions;
 }
@@ -64,7 +85,9 @@ export async function chooseThreshold(
   const selection = selectThreshold(validation, metadata.classNames, options.targetSensitivity, VALIDATION_SPLIT);
   report.detail(formatThresholdSelection(selection, metadata.classNames[positiveIndexOf(metadata.classNames)]));
   if (options.split === VALIDATION_SPLIT) {
-    report.note(`note: the threshold was chosen on ${VALIDATION_SPLIT}, the split being evaluated; its figures are optimistic`);
+    report.note(
+      `note: the threshold was chosen on ${VALIDATION_SPLIT}, the split being evaluated; its figures are optimistic`,
+    );
   }
   return { threshold: selection.threshold, origin: { source: 'validation', selection } };
 }

@@ -60,7 +60,10 @@ const DEFAULT_CHECK_IMAGES = 4;
  */
 async function checkTarget(options: ExportOptions): Promise<void> {
   const label = `--out ${options.outDir}`;
-  await assertApart([{ path: options.outDir, label }], [{ path: options.modelDir, label: `the model folder ${options.modelDir}` }]);
+  await assertApart(
+    [{ path: options.outDir, label }],
+    [{ path: options.modelDir, label: `the model folder ${options.modelDir}` }],
+  );
   const target = path.resolve(options.outDir);
   await sweepLeftovers(path.dirname(target), [path.basename(target)]);
   const state = await checkOutputFolder(options.outDir, 'model', label);
@@ -112,7 +115,10 @@ async function maxOutputDifference(a: tf.LayersModel, b: tf.LayersModel, count: 
   const pixels = Float32Array.from({ length: count * shape[0] * shape[1] * shape[2] }, () => random());
   const difference = tf.tidy(() => {
     const x = tf.tensor4d(pixels, [count, ...shape]);
-    return tf.sub(a.predict(x) as tf.Tensor, b.predict(x) as tf.Tensor).abs().max();
+    return tf
+      .sub(a.predict(x) as tf.Tensor, b.predict(x) as tf.Tensor)
+      .abs()
+      .max();
   });
   try {
     return (await difference.data())[0]; // asynchronous: the webgpu backend cannot read synchronously in Node
@@ -142,7 +148,10 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       quantization: options.quantization,
       sourceQuantization: (metadata as ExportedMetadata).quantization,
       float32WeightBytes: weightData.byteLength,
-      files: files.map(([name, data]) => ({ name, bytes: typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength })),
+      files: files.map(([name, data]) => ({
+        name,
+        bytes: typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength,
+      })),
       counts: quantized.counts,
       beyondFloat16: quantized.beyondFloat16,
       maxWeightError: quantized.maxRelativeError,
@@ -151,7 +160,8 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
     // Reading the folder back through the same loader `evaluate` and `predict` use proves it loads.
     const exported = await loadModel(options.outDir);
     try {
-      if (checkImages > 0) result.maxProbabilityDifference = await maxOutputDifference(model, exported.model, checkImages);
+      if (checkImages > 0)
+        result.maxProbabilityDifference = await maxOutputDifference(model, exported.model, checkImages);
     } finally {
       exported.model.dispose();
     }

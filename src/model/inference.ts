@@ -27,7 +27,12 @@ export function dihedralViews(tf: TensorFlow, images: Tensor4D): Tensor4D[] {
   const [, height, width] = images.shape;
   if (height !== width) throw new Error(`test-time augmentation needs square images, got ${height}x${width}`);
   const transposed = tf.transpose(images, [0, 2, 1, 3]);
-  return [images, transposed].flatMap((view) => [view, tf.reverse(view, 1), tf.reverse(view, 2), tf.reverse(view, [1, 2])]);
+  return [images, transposed].flatMap((view) => [
+    view,
+    tf.reverse(view, 1),
+    tf.reverse(view, 2),
+    tf.reverse(view, [1, 2]),
+  ]);
 }
 
 /**
@@ -43,7 +48,8 @@ export async function batchProbabilities(
 ): Promise<Float32Array> {
   const [, height, width, channels] = model.inputs[0].shape as number[];
   const pixels = height * width * channels;
-  if (x.length < count * pixels) throw new Error(`a batch of ${x.length} floats is too short for ${count} images of ${height}x${width}x${channels}`);
+  if (x.length < count * pixels)
+    throw new Error(`a batch of ${x.length} floats is too short for ${count} images of ${height}x${width}x${channels}`);
   const output = tf.tidy(() => {
     const images = tf.tensor4d(x.subarray(0, count * pixels), [count, height, width, channels]);
     if (!options.tta) return model.predict(images) as Tensor4D;

@@ -129,7 +129,9 @@ async function readModelJson(dir: string): Promise<tf.io.ModelJSON> {
   const topology = modelJson.modelTopology;
   const className = isRecord(topology.model_config) ? topology.model_config.class_name : topology.class_name;
   if ((format !== undefined && format !== 'layers-model') || typeof className !== 'string') {
-    throw new UserError(`${jsonPath} is a ${String(format ?? 'non-layers')} model, not a layers model; ${NOT_OURS_FIX}`);
+    throw new UserError(
+      `${jsonPath} is a ${String(format ?? 'non-layers')} model, not a layers model; ${NOT_OURS_FIX}`,
+    );
   }
   return modelJson as unknown as tf.io.ModelJSON;
 }
@@ -152,7 +154,9 @@ export async function readLayersModel(dir: string, modelJson?: tf.io.ModelJSON):
         try {
           bytes = await fs.readFile(file);
         } catch (err) {
-          throw new UserError(`${describeFsError(err, file) ?? `cannot read ${file}`}; the model folder is incomplete, train it again`);
+          throw new UserError(
+            `${describeFsError(err, file) ?? `cannot read ${file}`}; the model folder is incomplete, train it again`,
+          );
         }
         buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
       }
@@ -163,7 +167,9 @@ export async function readLayersModel(dir: string, modelJson?: tf.io.ModelJSON):
     return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
   } catch (err) {
     // tfjs throws on weights that do not match the topology (truncated, foreign) or layers it does not know.
-    throw new UserError(`${jsonPath} could not be loaded (${(err as Error).message.split('\n')[0]}); train the model again`);
+    throw new UserError(
+      `${jsonPath} could not be loaded (${(err as Error).message.split('\n')[0]}); train the model again`,
+    );
   }
 }
 
@@ -192,11 +198,18 @@ function parseMetadata(value: unknown, file: string): ModelMetadata {
   if (!Number.isInteger(channels) || (channels as number) <= 0) throw bad('lacks a positive whole channels');
   const { threshold } = value;
   if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= 0 && threshold <= 1)) {
-    throw new UserError(`${file} has a threshold that is not a number between 0 and 1; remove it or set it with \`malaria evaluate --save-threshold\``);
+    throw new UserError(
+      `${file} has a threshold that is not a number between 0 and 1; remove it or set it with \`malaria evaluate --save-threshold\``,
+    );
   }
   const { temperature } = value;
-  if (temperature !== undefined && !(typeof temperature === 'number' && Number.isFinite(temperature) && temperature > 0)) {
-    throw new UserError(`${file} has a temperature that is not a positive number; remove it (the model then uses 1) or train the model again`);
+  if (
+    temperature !== undefined &&
+    !(typeof temperature === 'number' && Number.isFinite(temperature) && temperature > 0)
+  ) {
+    throw new UserError(
+      `${file} has a temperature that is not a positive number; remove it (the model then uses 1) or train the model again`,
+    );
   }
   return value as unknown as ModelMetadata;
 }
@@ -233,7 +246,9 @@ export async function loadModel(dir: string): Promise<{ model: tf.LayersModel; m
   const outputs = model.outputs[0].shape[model.outputs[0].shape.length - 1];
   if (outputs !== metadata.classNames.length) {
     model.dispose();
-    throw new UserError(`${dir}: the model has ${outputs} outputs but metadata.json names ${metadata.classNames.length} classes; train the model again`);
+    throw new UserError(
+      `${dir}: the model has ${outputs} outputs but metadata.json names ${metadata.classNames.length} classes; train the model again`,
+    );
   }
   // Everything downstream feeds imageSize x imageSize x channels images: a model taking anything else is not ours.
   const input = model.inputs.length === 1 ? model.inputs[0].shape : [];
@@ -241,7 +256,9 @@ export async function loadModel(dir: string): Promise<{ model: tf.LayersModel; m
   if (input.length !== 4 || input[1] !== imageSize || input[2] !== imageSize || input[3] !== channels) {
     model.dispose();
     const takes = model.inputs.map((i) => `[${i.shape.slice(1).join(', ')}]`).join(' and ');
-    throw new UserError(`${dir}: the model takes inputs of shape ${takes}, not the ${imageSize}x${imageSize}x${channels} images metadata.json names; ${NOT_OURS_FIX}`);
+    throw new UserError(
+      `${dir}: the model takes inputs of shape ${takes}, not the ${imageSize}x${imageSize}x${channels} images metadata.json names; ${NOT_OURS_FIX}`,
+    );
   }
   return { model, metadata };
 }

@@ -46,7 +46,10 @@ export function withPreset<T extends TrainRecipe>(flags: T, name: PresetName, gi
   const preset: TrainRecipe = PRESETS[name];
   const resolved = { ...flags };
   for (const key of RECIPE_KEYS) {
-    if (!given(key)) (resolved as TrainRecipe)[key] = (Array.isArray(preset[key]) ? [...(preset[key] as number[])] : preset[key]) as never;
+    if (!given(key))
+      (resolved as TrainRecipe)[key] = (
+        Array.isArray(preset[key]) ? [...(preset[key] as number[])] : preset[key]
+      ) as never;
   }
   return resolved;
 }
@@ -59,6 +62,8 @@ export function formatPreset(name: PresetName, flags: TrainRecipe): string {
   const preset: TrainRecipe = PRESETS[name];
   const settings = RECIPE_KEYS.map((key) => `${flagName(key)} ${shown(preset[key])}`).join(' ');
   const changed = RECIPE_KEYS.filter((key) => shown(flags[key]) !== shown(preset[key]));
-  const note = changed.length ? `; changed by flags: ${changed.map((key) => `${flagName(key)} ${shown(flags[key])}`).join(' ')}` : '';
+  const note = changed.length
+    ? `; changed by flags: ${changed.map((key) => `${flagName(key)} ${shown(flags[key])}`).join(' ')}`
+    : '';
   return `preset ${name}: ${settings}${note}`;
 }

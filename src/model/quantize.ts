@@ -89,7 +89,10 @@ export function encodeFloat16(data: ArrayLike<number>, name = 'weight'): Uint8Ar
   const halves = new Uint16Array(data.length);
   for (let i = 0; i < data.length; i++) {
     if (Math.abs(data[i]) > FLOAT16_MAX) {
-      throw new UserError(`${name} holds ${data[i]}, beyond float16's range (±${FLOAT16_MAX}); use --quantize uint8 or none`, 1);
+      throw new UserError(
+        `${name} holds ${data[i]}, beyond float16's range (±${FLOAT16_MAX}); use --quantize uint8 or none`,
+        1,
+      );
     }
     halves[i] = float16Bits(data[i]);
   }
@@ -130,7 +133,11 @@ function valuesCount(shape: readonly number[]): number {
 }
 
 /** Re-encodes unquantized layers-model weights (specs + concatenated data, as model.save hands them over). */
-export function quantizeWeights(specs: readonly WeightSpec[], data: ArrayBuffer, quantization: Quantization): QuantizedWeights {
+export function quantizeWeights(
+  specs: readonly WeightSpec[],
+  data: ArrayBuffer,
+  quantization: Quantization,
+): QuantizedWeights {
   const chunks: Uint8Array[] = [];
   const outSpecs: WeightSpec[] = [];
   const counts = { uint8: 0, float16: 0, float32: 0, other: 0 };
@@ -147,9 +154,11 @@ export function quantizeWeights(specs: readonly WeightSpec[], data: ArrayBuffer,
   };
   let offset = 0;
   for (const spec of specs) {
-    if (spec.quantization) throw new Error(`weight ${spec.name} is already quantized; quantize from unquantized weights`);
+    if (spec.quantization)
+      throw new Error(`weight ${spec.name} is already quantized; quantize from unquantized weights`);
     const bytesPerValue = DTYPE_BYTES[spec.dtype];
-    if (bytesPerValue === undefined) throw new Error(`weight ${spec.name} has dtype ${spec.dtype}, which a layers model does not save`);
+    if (bytesPerValue === undefined)
+      throw new Error(`weight ${spec.name} has dtype ${spec.dtype}, which a layers model does not save`);
     const byteLength = valuesCount(spec.shape) * bytesPerValue;
     if (offset + byteLength > data.byteLength) throw new Error(`the weight data ends before weight ${spec.name}`);
     const raw = data.slice(offset, offset + byteLength);
@@ -169,7 +178,8 @@ export function quantizeWeights(specs: readonly WeightSpec[], data: ArrayBuffer,
     }
     const values = new Float32Array(raw);
     for (const v of values) {
-      if (!Number.isFinite(v)) throw new UserError(`weight ${spec.name} holds ${v}: the model diverged; train it again`, 1);
+      if (!Number.isFinite(v))
+        throw new UserError(`weight ${spec.name} holds ${v}: the model diverged; train it again`, 1);
     }
     if (codec === 'uint8') {
       const { values: q, min, scale } = quantizeUint8(values);
@@ -186,7 +196,8 @@ export function quantizeWeights(specs: readonly WeightSpec[], data: ArrayBuffer,
       counts.float16++;
     }
   }
-  if (offset !== data.byteLength) throw new Error(`the weight data holds ${data.byteLength - offset} bytes beyond its manifest`);
+  if (offset !== data.byteLength)
+    throw new Error(`the weight data holds ${data.byteLength - offset} bytes beyond its manifest`);
   const out = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.length, 0));
   let at = 0;
   for (const chunk of chunks) {

@@ -45,7 +45,9 @@ export function resolveArchitecture(options: ResNetOptions): ResNetArchitecture 
     l2: options.l2 ?? TRAIN_DEFAULTS.l2,
   };
   if (arch.filters.length !== arch.stages.length + 1) {
-    throw new Error(`filters needs ${arch.stages.length + 1} entries (stem + one per stage), got ${arch.filters.length}`);
+    throw new Error(
+      `filters needs ${arch.stages.length + 1} entries (stem + one per stage), got ${arch.filters.length}`,
+    );
   }
   if (arch.filters.slice(1).some((k) => k % 4 !== 0)) {
     throw new Error('stage filters must be multiples of 4 (the bottleneck uses K/4 filters)');
@@ -82,7 +84,8 @@ export function buildResNet(options: ResNetOptions): tf.LayersModel {
       kernelInitializer: kernelInitializer(),
       kernelRegularizer: regularizer(),
     });
-  const bn = (name: string) => tf.layers.batchNormalization({ name, axis: -1, epsilon: BN_EPSILON, momentum: BN_MOMENTUM });
+  const bn = (name: string) =>
+    tf.layers.batchNormalization({ name, axis: -1, epsilon: BN_EPSILON, momentum: BN_MOMENTUM });
   const relu = (name: string) => tf.layers.activation({ name, activation: 'relu' });
 
   const residualModule = (data: tf.SymbolicTensor, k: number, stride: number, reduce: boolean, name: string) => {
@@ -115,10 +118,17 @@ export function buildResNet(options: ResNetOptions): tf.LayersModel {
   // impossible, so the pool then covers the whole map (global average pooling).
   const mapSize = finalMapSize(arch.inputSize, stages.length);
   const pool = Math.min(POOL_SIZE, mapSize);
-  x = tf.layers.averagePooling2d({ name: 'head_pool', poolSize: pool, strides: pool, padding: 'valid' }).apply(x) as tf.SymbolicTensor;
+  x = tf.layers
+    .averagePooling2d({ name: 'head_pool', poolSize: pool, strides: pool, padding: 'valid' })
+    .apply(x) as tf.SymbolicTensor;
   x = tf.layers.flatten({ name: 'head_flatten' }).apply(x) as tf.SymbolicTensor;
   x = tf.layers
-    .dense({ name: 'head_dense', units: classes, kernelInitializer: kernelInitializer(), kernelRegularizer: regularizer() })
+    .dense({
+      name: 'head_dense',
+      units: classes,
+      kernelInitializer: kernelInitializer(),
+      kernelRegularizer: regularizer(),
+    })
     .apply(x) as tf.SymbolicTensor;
   const output = tf.layers.activation({ name: 'softmax', activation: 'softmax' }).apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: output, name: 'resnet' });
@@ -129,6 +139,7 @@ export function buildResNet(options: ResNetOptions): tf.LayersModel {
  * difference is batch norm's moving mean and variance, which PyTorch counts as buffers, not parameters.
  */
 export function parameterCounts(model: tf.LayersModel): { total: number; trainable: number } {
-  const count = (weights: tf.LayerVariable[]) => weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b as number), 1), 0);
+  const count = (weights: tf.LayerVariable[]) =>
+    weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b as number), 1), 0);
   return { total: model.countParams(), trainable: count(model.trainableWeights) };
 }

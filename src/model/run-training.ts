@@ -24,7 +24,15 @@ import { MODEL_FILE, sweepModelFolder } from './io.js';
 import { predictProbabilities } from './predict.js';
 import { formatPreset, withPreset, type PresetName } from './presets.js';
 import { buildResNet, resolveArchitecture } from './resnet.js';
-import { DivergedError, resumeTraining, trainModel, type BatchEndInfo, type EpochEndInfo, type TrainResult, type TrainSettings } from './train.js';
+import {
+  DivergedError,
+  resumeTraining,
+  trainModel,
+  type BatchEndInfo,
+  type EpochEndInfo,
+  type TrainResult,
+  type TrainSettings,
+} from './train.js';
 
 /** The `train` flags: the run's settings, where it reads and writes, and how it starts. */
 export interface TrainingOptions {
@@ -69,7 +77,9 @@ export interface TrainingOutcome {
 
 export function validateTrainingOptions(flags: TrainingOptions): void {
   if (flags.filters.length !== flags.stages.length + 1) {
-    throw new UserError(`--filters needs ${flags.stages.length + 1} numbers (the stem, then one per stage of --stages ${flags.stages.join(',')}), got ${flags.filters.length}`);
+    throw new UserError(
+      `--filters needs ${flags.stages.length + 1} numbers (the stem, then one per stage of --stages ${flags.stages.join(',')}), got ${flags.filters.length}`,
+    );
   }
   if (flags.filters.slice(1).some((k) => k % 4 !== 0)) {
     throw new UserError('--filters of the stages must be multiples of 4 (the bottleneck uses K/4 filters)');
@@ -92,7 +102,10 @@ const formatFlag = (value: unknown): string => (Array.isArray(value) ? value.joi
  * moved). Flags may repeat those values; a different value is refused rather than silently ignored. The
  * micro-batch is not among them: it is chosen for the backend the run resumes on (or by --micro-batch).
  */
-export async function resumedOptions(flags: TrainingOptions, given: (key: string) => boolean): Promise<TrainingOptions> {
+export async function resumedOptions(
+  flags: TrainingOptions,
+  given: (key: string) => boolean,
+): Promise<TrainingOptions> {
   const { settings } = await loadCheckpointState(flags.modelDir);
   const run = settings.run ?? {};
   const saved: Partial<Record<keyof TrainingOptions, unknown>> = {
@@ -112,7 +125,9 @@ export async function resumedOptions(flags: TrainingOptions, given: (key: string
     const option = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
     const mine = flags[key as keyof TrainingOptions];
     if (given(key) && formatFlag(mine) !== formatFlag(value)) {
-      throw new UserError(`${option} ${formatFlag(mine)} differs from the interrupted run's ${formatFlag(value)}: resume with the same flags, or leave ${option} out`);
+      throw new UserError(
+        `${option} ${formatFlag(mine)} differs from the interrupted run's ${formatFlag(value)}: resume with the same flags, or leave ${option} out`,
+      );
     }
     resumed[key] = value;
   }
@@ -134,18 +149,30 @@ function divergedError(err: DivergedError, flags: TrainingOptions): UserError {
  * it is empty or one of our model folders (src/io/output-folder.ts). Leftovers of killed runs are cleaned first.
  */
 export async function checkModelDir(flags: TrainingOptions): Promise<void> {
-  const splits = Object.values(DATASET_DEFAULTS.splits).map((split) => ({ path: path.join(flags.data, split), label: `the ${split} split of --data ${flags.data}` }));
-  await assertApart([{ path: flags.modelDir, label: `--model-dir ${flags.modelDir}` }, { path: flags.plot, label: `--plot ${flags.plot}` }], splits);
+  const splits = Object.values(DATASET_DEFAULTS.splits).map((split) => ({
+    path: path.join(flags.data, split),
+    label: `the ${split} split of --data ${flags.data}`,
+  }));
+  await assertApart(
+    [
+      { path: flags.modelDir, label: `--model-dir ${flags.modelDir}` },
+      { path: flags.plot, label: `--plot ${flags.plot}` },
+    ],
+    splits,
+  );
   await sweepModelFolder(flags.modelDir);
   await checkOutputFolder(flags.modelDir, 'model', `--model-dir ${flags.modelDir}`);
   const checkpointed = await hasCheckpoint(flags.modelDir);
   if (flags.resume) {
-    if (!checkpointed) throw new UserError(`nothing to resume: ${flags.modelDir} holds no checkpoint; run without --resume`);
+    if (!checkpointed)
+      throw new UserError(`nothing to resume: ${flags.modelDir} holds no checkpoint; run without --resume`);
     return;
   }
   if (flags.force) return;
   if (checkpointed || fs.existsSync(path.join(flags.modelDir, MODEL_FILE))) {
-    throw new UserError(`${flags.modelDir} already holds a model: pass --force to replace it, --resume to continue its run, or choose another --model-dir`);
+    throw new UserError(
+      `${flags.modelDir} already holds a model: pass --force to replace it, --resume to continue its run, or choose another --model-dir`,
+    );
   }
 }
 
@@ -158,7 +185,10 @@ export function chooseMicroBatch(backend: BackendName, batchSize: number, flag?:
  * The settings the run follows: the preset's where no flag is given, or (--resume) the checkpoint's, after checking
  * them and --model-dir. Throws a UserError for anything the user must change.
  */
-export async function resolveTrainingOptions(options: TrainingOptions, given: (key: string) => boolean = () => true): Promise<TrainingOptions> {
+export async function resolveTrainingOptions(
+  options: TrainingOptions,
+  given: (key: string) => boolean = () => true,
+): Promise<TrainingOptions> {
   // A resumed run takes its recipe from its checkpoint instead.
   let resolved = options.resume ? { ...options } : withPreset(options, options.preset, given);
   validateTrainingOptions(resolved);
@@ -188,7 +218,10 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
   report.result(
     `found ${train.files.length} training, ${val.files.length} validation and ${test.files.length} testing images in ${train.classNames.length} classes (${train.classNames.join(', ')})`,
   );
-  if (val.files.length === 0) throw new UserError(`${flags.data}/${DATASET_DEFAULTS.splits.val} holds no images: rebuild the splits with \`malaria build-dataset\``);
+  if (val.files.length === 0)
+    throw new UserError(
+      `${flags.data}/${DATASET_DEFAULTS.splits.val} holds no images: rebuild the splits with \`malaria build-dataset\``,
+    );
 
   const microBatch = chooseMicroBatch(backend.name, flags.batchSize, flags.microBatch);
   if (microBatch < flags.batchSize) {
@@ -200,12 +233,20 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
   const interrupt = events.interrupt?.();
   let trained;
   try {
-    trained = await trainOrResume(flags, sources, { microBatch, backend: backend.name, report, signal: interrupt?.signal });
+    trained = await trainOrResume(flags, sources, {
+      microBatch,
+      backend: backend.name,
+      report,
+      signal: interrupt?.signal,
+    });
   } finally {
     interrupt?.release();
   }
   const { model, result, epochs } = trained;
-  if (skippedFiles.length) report.result(`skipped ${skippedFiles.length} undecodable images: ${skippedFiles.slice(0, 5).join('; ')}${skippedFiles.length > 5 ? '; ...' : ''}`);
+  if (skippedFiles.length)
+    report.result(
+      `skipped ${skippedFiles.length} undecodable images: ${skippedFiles.slice(0, 5).join('; ')}${skippedFiles.length > 5 ? '; ...' : ''}`,
+    );
   if (result.stoppedEarly) {
     report.result(
       result.epochsCompleted > 0
@@ -239,7 +280,11 @@ async function trainOrResume(
     microBatchSize: run.microBatch,
     signal: run.signal,
     onBatchEnd: (info: BatchEndInfo) => {
-      bar ??= report.progress({ total: info.batches, label: `Epoch ${info.epoch + 1}/${epochs}`, startedAt: epochStartedAt });
+      bar ??= report.progress({
+        total: info.batches,
+        label: `Epoch ${info.epoch + 1}/${epochs}`,
+        startedAt: epochStartedAt,
+      });
       bar.update(info.batch + 1, `loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}`);
     },
     onEpochEnd: (info: EpochEndInfo) => {
@@ -276,7 +321,13 @@ async function trainOrResume(
       momentum: TRAIN_DEFAULTS.momentum,
       seed: flags.seed,
       architecture,
-      run: { data: flags.data, batchSize: flags.batchSize, imageSize: flags.imageSize, backend: run.backend, preset: flags.preset },
+      run: {
+        data: flags.data,
+        batchSize: flags.batchSize,
+        imageSize: flags.imageSize,
+        backend: run.backend,
+        preset: flags.preset,
+      },
     };
     return { model, result: await trainModel(model, train, val, settings, callbacks), epochs };
   } catch (err) {
@@ -288,7 +339,14 @@ async function trainOrResume(
 }
 
 /** After the last epoch: the temperature fitted on validation, the report on testing, the chart and the plot. */
-export async function finalReport(model: tf.LayersModel, val: BatchSource, test: BatchSource, history: TrainingHistory, flags: Pick<TrainingOptions, 'modelDir' | 'plot'>, report: Reporter): Promise<void> {
+export async function finalReport(
+  model: tf.LayersModel,
+  val: BatchSource,
+  test: BatchSource,
+  history: TrainingHistory,
+  flags: Pick<TrainingOptions, 'modelDir' | 'plot'>,
+  report: Reporter,
+): Promise<void> {
   const fit = await calibrateTemperature(model, val, flags.modelDir);
   report.result(formatTemperatureFit(fit, DATASET_DEFAULTS.splits.val));
   const inference = { temperature: fit.applied ? fit.temperature : undefined };

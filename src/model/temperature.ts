@@ -27,14 +27,25 @@ export function applyTemperature(probabilities: Float32Array, classes: number, t
 }
 
 /** log(p_c) / T for one row, shifted so the largest is 0 (exp cannot overflow); a zero probability stays -inf. */
-function scaledLogits(probabilities: Float32Array, start: number, classes: number, temperature: number, out: Float64Array): void {
+function scaledLogits(
+  probabilities: Float32Array,
+  start: number,
+  classes: number,
+  temperature: number,
+  out: Float64Array,
+): void {
   let max = -Infinity;
   for (let c = 0; c < classes; c++) max = Math.max(max, (out[c] = Math.log(probabilities[start + c])));
   for (let c = 0; c < classes; c++) out[c] = (out[c] - max) / temperature;
 }
 
 /** Mean negative log-likelihood of the true labels under the probabilities scaled by `temperature`. */
-export function temperatureNll(probabilities: Float32Array, labels: Int32Array, classes: number, temperature: number): number {
+export function temperatureNll(
+  probabilities: Float32Array,
+  labels: Int32Array,
+  classes: number,
+  temperature: number,
+): number {
   const logits = new Float64Array(classes);
   let total = 0;
   for (let i = 0; i < labels.length; i++) {

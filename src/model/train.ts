@@ -193,16 +193,32 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
       // handler would only get to run (and set the signal) at the end of the epoch.
       if (options.signal) await new Promise<void>((resolve) => setImmediate(resolve));
       if (options.signal?.aborted) return stopped(epoch);
-      const step = await trainStep(model, optimizer, variables, batch.x, batch.labels, batch.size, classes, options.microBatchSize);
+      const step = await trainStep(
+        model,
+        optimizer,
+        variables,
+        batch.x,
+        batch.labels,
+        batch.size,
+        classes,
+        options.microBatchSize,
+      );
       if (!Number.isFinite(step.loss)) throw new DivergedError(epoch, batchIndex);
       seen += batch.size;
       lossSum += step.loss * batch.size;
       correct += step.correct;
-      options.onBatchEnd?.({ epoch, batch: batchIndex, batches: train.batchesPerEpoch, loss: lossSum / seen, accuracy: correct / seen });
+      options.onBatchEnd?.({
+        epoch,
+        batch: batchIndex,
+        batches: train.batchesPerEpoch,
+        loss: lossSum / seen,
+        accuracy: correct / seen,
+      });
       batchIndex++;
     }
     if (options.signal?.aborted) return stopped(epoch);
-    if (seen === 0) throw new UserError(`the training data yielded no images in epoch ${epoch + 1}; check the data folder`);
+    if (seen === 0)
+      throw new UserError(`the training data yielded no images in epoch ${epoch + 1}; check the data folder`);
 
     const validation = await validate(model, val);
     // The last step of an epoch can push the weights to infinity with a finite loss: do not checkpoint those.
@@ -301,7 +317,9 @@ export async function trainStep(
         let correct: tf.Scalar | undefined;
         const { value, grads } = tf.variableGrads(() => {
           const probabilities = model.apply(images, { training: true }) as tf.Tensor;
-          correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(probabilities, -1), tf.argMax(oneHot, -1)), 'float32')) as tf.Scalar);
+          correct = tf.keep(
+            tf.sum(tf.cast(tf.equal(tf.argMax(probabilities, -1), tf.argMax(oneHot, -1)), 'float32')) as tf.Scalar,
+          );
           const crossEntropy = tf.mean(tf.metrics.categoricalCrossentropy(oneHot, probabilities)) as tf.Scalar;
           const weighted = share === 1 ? crossEntropy : tf.mul(crossEntropy, share);
           return (first ? tf.add(weighted, regularizationPenalty(model)) : weighted) as tf.Scalar;
@@ -336,7 +354,10 @@ export async function trainStep(
   }
 }
 
-async function validate(model: tf.LayersModel, val: BatchSource): Promise<{ loss: number; accuracy: number; images: number }> {
+async function validate(
+  model: tf.LayersModel,
+  val: BatchSource,
+): Promise<{ loss: number; accuracy: number; images: number }> {
   const predictions = await predictProbabilities(model, val);
   const { loss, accuracy } = crossEntropyAndAccuracy(predictions);
   // Keras' val_loss includes the regularization penalty, like the training loss.

@@ -25,7 +25,12 @@ export interface Calibration {
 }
 
 /** ECE and the reliability bins of row-major n x classes probabilities against the true labels. */
-export function calibrationOf(probabilities: Float32Array, labels: Int32Array, classes: number, binCount = CALIBRATION_BINS): Calibration {
+export function calibrationOf(
+  probabilities: Float32Array,
+  labels: Int32Array,
+  classes: number,
+  binCount = CALIBRATION_BINS,
+): Calibration {
   const counts = new Array<number>(binCount).fill(0);
   const confidenceSums = new Array<number>(binCount).fill(0);
   const correctCounts = new Array<number>(binCount).fill(0);
@@ -60,7 +65,10 @@ export function formatEce(ece: number): string {
 }
 
 /** What `train` prints about the temperature it fitted on the validation split. */
-export function formatTemperatureFit(fit: { temperature: number; applied: boolean; images: number; eceBefore: number; eceAfter: number }, split: string): string {
+export function formatTemperatureFit(
+  fit: { temperature: number; applied: boolean; images: number; eceBefore: number; eceAfter: number },
+  split: string,
+): string {
   if (!fit.applied) {
     return `temperature: the fit on ${split} (${fit.images} images) ran to the end of its range (T = ${fit.temperature}); kept T = 1, ECE ${formatEce(fit.eceBefore)}`;
   }

@@ -29,14 +29,24 @@ export function asciiChart(history: TrainingHistory, options: AsciiChartOptions 
   const epochs = epochCount(history);
   if (epochs === 0) return 'No epochs recorded yet: nothing to chart.\n';
   const blocks = [
-    chartBlock('Loss', epochs, [
-      { name: 'train_loss', values: history.loss, symbols: SOLID, color: asciichart.red },
-      { name: 'val_loss', values: history.val_loss, symbols: DASHED, color: asciichart.blue },
-    ], options),
-    chartBlock('Accuracy', epochs, [
-      { name: 'train_acc', values: history.accuracy, symbols: SOLID, color: asciichart.magenta },
-      { name: 'val_acc', values: history.val_accuracy, symbols: DASHED, color: asciichart.green },
-    ], options),
+    chartBlock(
+      'Loss',
+      epochs,
+      [
+        { name: 'train_loss', values: history.loss, symbols: SOLID, color: asciichart.red },
+        { name: 'val_loss', values: history.val_loss, symbols: DASHED, color: asciichart.blue },
+      ],
+      options,
+    ),
+    chartBlock(
+      'Accuracy',
+      epochs,
+      [
+        { name: 'train_acc', values: history.accuracy, symbols: SOLID, color: asciichart.magenta },
+        { name: 'val_acc', values: history.val_accuracy, symbols: DASHED, color: asciichart.green },
+      ],
+      options,
+    ),
   ];
   return `${blocks.join('\n\n')}\n`;
 }
@@ -61,10 +71,14 @@ function chartBlock(title: string, epochs: number, specs: SeriesSpec[], options:
       continue;
     }
     drawn.push(prepared);
-    const note = prepared.nonFinite > 0 ? ` (${prepared.nonFinite} non-finite epoch${prepared.nonFinite > 1 ? 's' : ''} not drawn)` : '';
+    const note =
+      prepared.nonFinite > 0
+        ? ` (${prepared.nonFinite} non-finite epoch${prepared.nonFinite > 1 ? 's' : ''} not drawn)`
+        : '';
     legend.push(`${swatch} ${spec.name} ${prepared.last === undefined ? '-' : prepared.last.toFixed(4)}${note}`);
   }
-  const span = epochs === 1 ? 'epoch 1' : `epochs 1-${epochs}${columns.length < epochs ? `, ${columns.length} sampled` : ''}`;
+  const span =
+    epochs === 1 ? 'epoch 1' : `epochs 1-${epochs}${columns.length < epochs ? `, ${columns.length} sampled` : ''}`;
   const heading = `${title} per epoch (${span})`;
   if (drawn.length === 0) return `${heading}\n  (no finite values)\n  ${legend.join('   ')}`;
 
@@ -81,9 +95,19 @@ function chartBlock(title: string, epochs: number, specs: SeriesSpec[], options:
   };
   // asciichart has one stroke style per call: draw each series alone on the same scale, then overlay.
   const grids = drawn.map((series) =>
-    asciichart.plot(series.points, { ...config, symbols: series.symbols }).split('\n').map((row) => Array.from(row)),
+    asciichart
+      .plot(series.points, { ...config, symbols: series.symbols })
+      .split('\n')
+      .map((row) => Array.from(row)),
   );
-  const rows = grids[0].map((_, r) => overlayRow(grids.map((grid) => grid[r]), drawn, labelWidth, options.color));
+  const rows = grids[0].map((_, r) =>
+    overlayRow(
+      grids.map((grid) => grid[r]),
+      drawn,
+      labelWidth,
+      options.color,
+    ),
+  );
 
   const plotWidth = columns.length;
   const axisLine = `${' '.repeat(labelWidth)}└${'─'.repeat(plotWidth)}`;

@@ -52,22 +52,36 @@ export function positiveIndexOf(classNames: readonly string[]): number {
 }
 
 /** Metrics of `predictions`; two-class models decide by threshold on P(positive), others by argmax. */
-export function evaluatePredictions(predictions: ModelPredictions, classNames: string[], threshold = DEFAULT_THRESHOLD): Evaluation {
+export function evaluatePredictions(
+  predictions: ModelPredictions,
+  classNames: string[],
+  threshold = DEFAULT_THRESHOLD,
+): Evaluation {
   const { probabilities, labels, classes } = predictions;
   const calibration = calibrationOf(probabilities, labels, classes);
-  if (classes !== 2) return { metrics: classificationMetrics(labels, { probs: probabilities }, classNames), calibration };
+  if (classes !== 2)
+    return { metrics: classificationMetrics(labels, { probs: probabilities }, classNames), calibration };
   const positiveIndex = positiveIndexOf(classNames);
   const pPositive = positiveProbabilities(probabilities, classes, positiveIndex);
   const predicted = predictAtThreshold(pPositive, threshold, positiveIndex);
   return {
     metrics: classificationMetrics(labels, { labels: predicted }, classNames),
     calibration,
-    screening: { ...screeningMetrics(labels, predicted, positiveIndex, pPositive), positiveLabel: classNames[positiveIndex], threshold },
+    screening: {
+      ...screeningMetrics(labels, predicted, positiveIndex, pPositive),
+      positiveLabel: classNames[positiveIndex],
+      threshold,
+    },
   };
 }
 
-function twoClassScores(predictions: ModelPredictions, classNames: readonly string[], what: string): { pPositive: Float32Array; isPositive: boolean[]; positiveIndex: number } {
-  if (predictions.classes !== 2) throw new UserError(`${what} needs a two-class model; this one has ${predictions.classes} classes`);
+function twoClassScores(
+  predictions: ModelPredictions,
+  classNames: readonly string[],
+  what: string,
+): { pPositive: Float32Array; isPositive: boolean[]; positiveIndex: number } {
+  if (predictions.classes !== 2)
+    throw new UserError(`${what} needs a two-class model; this one has ${predictions.classes} classes`);
   const positiveIndex = positiveIndexOf(classNames);
   return {
     pPositive: positiveProbabilities(predictions.probabilities, predictions.classes, positiveIndex),
@@ -96,11 +110,19 @@ export function readableThreshold(threshold: number): number {
  * The largest threshold whose sensitivity on `predictions` (a validation split, never the test set) reaches
  * `target`; a UserError when the split holds no positive image.
  */
-export function selectThreshold(predictions: ModelPredictions, classNames: readonly string[], target: number, split: string): ThresholdSelection {
+export function selectThreshold(
+  predictions: ModelPredictions,
+  classNames: readonly string[],
+  target: number,
+  split: string,
+): ThresholdSelection {
   const { pPositive, isPositive, positiveIndex } = twoClassScores(predictions, classNames, '--target-sensitivity');
   const exact = thresholdForSensitivity(pPositive, isPositive, target);
   if (exact === null) {
-    throw new UserError(`the ${split} split holds no ${classNames[positiveIndex]} images, so no threshold can be chosen on it; pass --threshold instead`, 1);
+    throw new UserError(
+      `the ${split} split holds no ${classNames[positiveIndex]} images, so no threshold can be chosen on it; pass --threshold instead`,
+      1,
+    );
   }
   const threshold = readableThreshold(exact);
   let positives = 0;
@@ -110,7 +132,14 @@ export function selectThreshold(predictions: ModelPredictions, classNames: reado
     positives++;
     if (pPositive[i] >= threshold) positivesFlagged++;
   });
-  return { split, targetSensitivity: target, threshold, sensitivity: positivesFlagged / positives, positivesFlagged, positives };
+  return {
+    split,
+    targetSensitivity: target,
+    threshold,
+    sensitivity: positivesFlagged / positives,
+    positivesFlagged,
+    positives,
+  };
 }
 
 export interface RocData {
@@ -128,7 +157,8 @@ export function rocData(predictions: ModelPredictions, classNames: readonly stri
   return { curve: rocCurve(pPositive, isPositive) ?? [], auc: rocAuc(pPositive, isPositive), operatingPoint };
 }
 
-const round = (value: number | null, digits = 6): number | null => (value === null ? null : Number(value.toFixed(digits)));
+const round = (value: number | null, digits = 6): number | null =>
+  value === null ? null : Number(value.toFixed(digits));
 const roundInterval = (interval: Interval | null): [number, number] | null =>
   interval === null ? null : [round(interval.lower) as number, round(interval.upper) as number];
 
@@ -139,14 +169,21 @@ export interface ThresholdOrigin {
 }
 
 /** The object `evaluate --json` prints. */
-export function evaluationJson(evaluation: Evaluation, origin?: ThresholdOrigin, inference: InferenceOptions = {}): Record<string, unknown> {
+export function evaluationJson(
+  evaluation: Evaluation,
+  origin?: ThresholdOrigin,
+  inference: InferenceOptions = {},
+): Record<string, unknown> {
   const { metrics, screening } = evaluation;
   const json: Record<string, unknown> = {
     n: metrics.total,
     labels: metrics.labels,
     accuracy: round(metrics.accuracy),
     classes: Object.fromEntries(
-      metrics.perClass.map((c) => [c.label, { precision: round(c.precision), recall: round(c.recall), f1: round(c.f1), support: c.support }]),
+      metrics.perClass.map((c) => [
+        c.label,
+        { precision: round(c.precision), recall: round(c.recall), f1: round(c.f1), support: c.support },
+      ]),
     ),
     confusion: metrics.confusion,
     ece: round(evaluation.calibration.ece),
@@ -170,7 +207,13 @@ export function evaluationJson(evaluation: Evaluation, origin?: ThresholdOrigin,
     if (origin) json.thresholdSource = origin.source;
     if (origin?.selection) {
       const { split, targetSensitivity, sensitivity, positivesFlagged, positives } = origin.selection;
-      json.thresholdSelection = { split, targetSensitivity, sensitivity: round(sensitivity), positivesFlagged, positives };
+      json.thresholdSelection = {
+        split,
+        targetSensitivity,
+        sensitivity: round(sensitivity),
+        positivesFlagged,
+        positives,
+      };
     }
   }
   return json;
@@ -207,7 +250,11 @@ export function formatCalibration(calibration: Calibration, inference: Inference
 
 /** "temperature 1.53 saved with the model, test-time augmentation (...)": how the probabilities were made. */
 export function formatInference(inference: InferenceOptions): string {
-  const parts = [inference.temperature === undefined ? 'no temperature (T = 1)' : `temperature ${inference.temperature} saved with the model`];
+  const parts = [
+    inference.temperature === undefined
+      ? 'no temperature (T = 1)'
+      : `temperature ${inference.temperature} saved with the model`,
+  ];
   if (inference.tta) parts.push('test-time augmentation (mean of 8 flips and rotations)');
   return parts.join(', ');
 }

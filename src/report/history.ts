@@ -9,7 +9,13 @@ export interface TrainingHistory {
   lr: number[];
 }
 
-export const HISTORY_KEYS = ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr'] as const satisfies readonly (keyof TrainingHistory)[];
+export const HISTORY_KEYS = [
+  'loss',
+  'accuracy',
+  'val_loss',
+  'val_accuracy',
+  'lr',
+] as const satisfies readonly (keyof TrainingHistory)[];
 
 export function emptyHistory(): TrainingHistory {
   return { loss: [], accuracy: [], val_loss: [], val_accuracy: [], lr: [] };

@@ -53,14 +53,18 @@ function assertFinite(values: ArrayLike<number>, what: string): void {
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i])) {
       // NaN probabilities mean the model diverged; a report built on them would be meaningless.
-      throw new UserError(`${what} contain a non-finite value (${values[i]}) at row ${i}; the model probably diverged`, 1);
+      throw new UserError(
+        `${what} contain a non-finite value (${values[i]}) at row ${i}; the model probably diverged`,
+        1,
+      );
     }
   }
 }
 
 /** Row-wise argmax of an n x numClasses probability matrix; ties go to the first class, like np.argmax. */
 export function argmaxRows(probs: Float32Array, numClasses: number): Int32Array {
-  if (!Number.isInteger(numClasses) || numClasses < 1) throw new RangeError(`numClasses must be a positive integer, got ${numClasses}`);
+  if (!Number.isInteger(numClasses) || numClasses < 1)
+    throw new RangeError(`numClasses must be a positive integer, got ${numClasses}`);
   if (probs.length % numClasses !== 0) {
     throw new RangeError(`probabilities have ${probs.length} values, not a multiple of ${numClasses} classes`);
   }
@@ -127,7 +131,12 @@ export function metricsFromConfusion(confusion: number[][], labels: string[]): C
     perClass,
     accuracy: ratioOrZero(correct, total),
     total,
-    macro: { precision: mean((s) => s.precision), recall: mean((s) => s.recall), f1: mean((s) => s.f1), support: total },
+    macro: {
+      precision: mean((s) => s.precision),
+      recall: mean((s) => s.recall),
+      f1: mean((s) => s.f1),
+      support: total,
+    },
     weighted: {
       precision: supportWeighted((s) => s.precision),
       recall: supportWeighted((s) => s.recall),
@@ -142,7 +151,11 @@ export function predictedLabels(predictions: Predictions, numClasses: number): A
 }
 
 /** The full sklearn-style metrics for true class indices against predicted labels or probabilities. */
-export function classificationMetrics(yTrue: ArrayLike<number>, predictions: Predictions, labels: string[]): ClassificationMetrics {
+export function classificationMetrics(
+  yTrue: ArrayLike<number>,
+  predictions: Predictions,
+  labels: string[],
+): ClassificationMetrics {
   const yPred = predictedLabels(predictions, labels.length);
   return metricsFromConfusion(confusionMatrix(yTrue, yPred, labels.length), labels);
 }
@@ -220,7 +233,8 @@ export function predictAtThreshold(
 }
 
 export function binaryCounts(yTrue: ArrayLike<number>, yPred: ArrayLike<number>, positiveIndex: number): BinaryCounts {
-  if (yTrue.length !== yPred.length) throw new RangeError(`${yTrue.length} true labels but ${yPred.length} predictions`);
+  if (yTrue.length !== yPred.length)
+    throw new RangeError(`${yTrue.length} true labels but ${yPred.length} predictions`);
   const counts: BinaryCounts = { tp: 0, fp: 0, tn: 0, fn: 0 };
   for (let i = 0; i < yTrue.length; i++) {
     const actual = yTrue[i] === positiveIndex;
@@ -252,7 +266,8 @@ export function wilsonInterval(successes: number, n: number, z: number = WILSON_
 }
 
 function checkScores(scores: ArrayLike<number>, isPositive: ArrayLike<boolean>): void {
-  if (scores.length !== isPositive.length) throw new RangeError(`${scores.length} scores but ${isPositive.length} labels`);
+  if (scores.length !== isPositive.length)
+    throw new RangeError(`${scores.length} scores but ${isPositive.length} labels`);
   assertFinite(scores, 'positive-class probabilities');
 }
 
@@ -322,7 +337,11 @@ export function trapezoidAuc(points: readonly RocPoint[]): number {
 }
 
 /** The ROC point a given threshold produces; null when either class is absent. */
-export function rocPointAt(pPositive: ArrayLike<number>, isPositive: ArrayLike<boolean>, threshold: number): RocPoint | null {
+export function rocPointAt(
+  pPositive: ArrayLike<number>,
+  isPositive: ArrayLike<boolean>,
+  threshold: number,
+): RocPoint | null {
   checkScores(pPositive, isPositive);
   let tp = 0;
   let fp = 0;
@@ -344,7 +363,11 @@ export function rocPointAt(pPositive: ArrayLike<number>, isPositive: ArrayLike<b
  * That is the k-th highest positive score, with k the fewest positives that meet the target; a larger t
  * would drop that positive. Choose it on a validation split, not on the test set. null without positives.
  */
-export function thresholdForSensitivity(pPositive: ArrayLike<number>, isPositive: ArrayLike<boolean>, target: number): number | null {
+export function thresholdForSensitivity(
+  pPositive: ArrayLike<number>,
+  isPositive: ArrayLike<boolean>,
+  target: number,
+): number | null {
   if (!(target > 0 && target <= 1)) throw new RangeError(`target sensitivity must be in (0, 1], got ${target}`);
   checkScores(pPositive, isPositive);
   const positiveScores: number[] = [];

@@ -48,7 +48,8 @@ export function summariseSlide(
   for (let i = 0; i < pPositive.length; i++) {
     const p = pPositive[i];
     // A NaN would silently count as negative and bias the parasitemia down.
-    if (!Number.isFinite(p)) throw new RangeError(`cell ${i} has a non-finite probability (${p}); the model probably diverged`);
+    if (!Number.isFinite(p))
+      throw new RangeError(`cell ${i} has a non-finite probability (${p}); the model probably diverged`);
     if (isPositive(p, threshold)) parasitized++;
     if (needsReview(p, threshold, reviewMargin)) toReview++;
   }
@@ -84,4 +85,3 @@ export function formatSlideSummary(summary: SlideSummary, positiveLabel = 'Paras
     `near the threshold (within ${summary.reviewMargin}): ${summary.toReview} cells to check by eye`,
   ];
 }
-

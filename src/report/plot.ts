@@ -36,7 +36,10 @@ const CLIP_ID = 'panel';
 const MAX_EPOCHS_WITH_MARKERS = 30;
 
 function checkedSize({ width = 800, height = 600 }: PlotSize): { width: number; height: number } {
-  for (const [name, value] of [['width', width], ['height', height]] as const) {
+  for (const [name, value] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
     if (!Number.isInteger(value) || value < 200 || value > 8000) {
       throw new UserError(`plot ${name} must be an integer between 200 and 8000 pixels, got ${value}`);
     }
@@ -76,17 +79,28 @@ export function trainingPlotSvg(history: TrainingHistory, size: PlotSize = {}): 
   for (const s of series) {
     const points = s.values.map((value, i) => [i + 1, value] as const);
     parts.push(dataLine(frame, points, { color: s.color, width: 2 * scale }, CLIP_ID));
-    if (epochs <= MAX_EPOCHS_WITH_MARKERS) parts.push(markers(frame, points, s.color, (epochs <= 3 ? 5 : 3) * scale, CLIP_ID));
+    if (epochs <= MAX_EPOCHS_WITH_MARKERS)
+      parts.push(markers(frame, points, s.color, (epochs <= 3 ? 5 : 3) * scale, CLIP_ID));
   }
   if (epochs === 0) {
     parts.push(drawNote(frame, 'no epochs recorded'));
   }
-  parts.push(legend(frame, series.map((s) => ({ label: s.values.length > 0 ? s.label : `${s.label} (none)`, color: s.color })), 'lower left'));
+  parts.push(
+    legend(
+      frame,
+      series.map((s) => ({ label: s.values.length > 0 ? s.label : `${s.label} (none)`, color: s.color })),
+      'lower left',
+    ),
+  );
   return svgDocument(width, height, parts.join('\n'));
 }
 
 function drawNote(frame: Frame, note: string): string {
-  return text((frame.left + frame.right) / 2, (frame.top + frame.bottom) / 2, note, { size: 16 * fontScale(frame), anchor: 'middle', fill: '#555555' });
+  return text((frame.left + frame.right) / 2, (frame.top + frame.bottom) / 2, note, {
+    size: 16 * fontScale(frame),
+    anchor: 'middle',
+    fill: '#555555',
+  });
 }
 
 export interface RocPlotInfo {
@@ -113,9 +127,25 @@ export function rocPlotSvg(curve: readonly RocPoint[], info: RocPlotInfo, size: 
     }),
   );
   const chance = { color: GGPLOT_COLORS[3], width: 1.5 * scale, dash: `${6 * scale},${5 * scale}` };
-  parts.push(dataLine(frame, [[0, 0], [1, 1]], chance));
+  parts.push(
+    dataLine(
+      frame,
+      [
+        [0, 0],
+        [1, 1],
+      ],
+      chance,
+    ),
+  );
   const curveColor = GGPLOT_COLORS[0];
-  parts.push(dataLine(frame, curve.map((p) => [p.fpr, p.tpr] as const), { color: curveColor, width: 2.5 * scale }, CLIP_ID));
+  parts.push(
+    dataLine(
+      frame,
+      curve.map((p) => [p.fpr, p.tpr] as const),
+      { color: curveColor, width: 2.5 * scale },
+      CLIP_ID,
+    ),
+  );
   const entries: LegendEntry[] = [
     { label: info.auc === null ? 'ROC (AUC undefined)' : `ROC (AUC = ${info.auc.toFixed(4)})`, color: curveColor },
     { label: 'chance', color: chance.color, dash: chance.dash },
@@ -125,7 +155,9 @@ export function rocPlotSvg(curve: readonly RocPoint[], info: RocPlotInfo, size: 
     const cx = xPixel(frame, point.fpr);
     const cy = yPixel(frame, point.tpr);
     const pointColor = GGPLOT_COLORS[1];
-    parts.push(`<circle cx="${cx.toFixed(2)}" cy="${cy.toFixed(2)}" r="${(7 * scale).toFixed(2)}" fill="${pointColor}" stroke="#222222" stroke-width="${(1.5 * scale).toFixed(2)}"/>`);
+    parts.push(
+      `<circle cx="${cx.toFixed(2)}" cy="${cy.toFixed(2)}" r="${(7 * scale).toFixed(2)}" fill="${pointColor}" stroke="#222222" stroke-width="${(1.5 * scale).toFixed(2)}"/>`,
+    );
     entries.push({
       label: `threshold ${formatThreshold(point.threshold)}: sensitivity ${point.tpr.toFixed(3)}, specificity ${(1 - point.fpr).toFixed(3)}`,
       color: pointColor,
@@ -153,7 +185,15 @@ export function reliabilityPlotSvg(calibration: Calibration, title: string, size
   const ticks = niceTicks(0, 1, 6);
   const parts = [`<defs>${panelClip(frame, CLIP_ID)}</defs>`];
   const heading = `${title} (ECE ${calibration.ece.toFixed(4)}, ${calibration.images} images)`;
-  parts.push(drawAxes(frame, { title: heading, xLabel: 'Confidence (probability of the top class)', yLabel: 'Accuracy', xTicks: ticks, yTicks: ticks }));
+  parts.push(
+    drawAxes(frame, {
+      title: heading,
+      xLabel: 'Confidence (probability of the top class)',
+      yLabel: 'Accuracy',
+      xTicks: ticks,
+      yTicks: ticks,
+    }),
+  );
   const barColor = GGPLOT_COLORS[1];
   const gapColor = GGPLOT_COLORS[0];
   for (const bin of calibration.bins) {
@@ -161,12 +201,31 @@ export function reliabilityPlotSvg(calibration: Calibration, title: string, size
     const x = xPixel(frame, bin.lower) + scale;
     const barWidth = xPixel(frame, bin.upper) - xPixel(frame, bin.lower) - 2 * scale;
     const top = yPixel(frame, bin.accuracy);
-    parts.push(`<rect x="${x.toFixed(2)}" y="${top.toFixed(2)}" width="${barWidth.toFixed(2)}" height="${(frame.bottom - top).toFixed(2)}" fill="${barColor}"/>`);
+    parts.push(
+      `<rect x="${x.toFixed(2)}" y="${top.toFixed(2)}" width="${barWidth.toFixed(2)}" height="${(frame.bottom - top).toFixed(2)}" fill="${barColor}"/>`,
+    );
   }
   const diagonal = { color: GGPLOT_COLORS[3], width: 1.5 * scale, dash: `${6 * scale},${5 * scale}` };
-  parts.push(dataLine(frame, [[0, 0], [1, 1]], diagonal));
+  parts.push(
+    dataLine(
+      frame,
+      [
+        [0, 0],
+        [1, 1],
+      ],
+      diagonal,
+    ),
+  );
   const filled = calibration.bins.filter((bin) => bin.count > 0);
-  parts.push(markers(frame, filled.map((bin) => [bin.confidence as number, bin.accuracy as number] as const), gapColor, 5 * scale, CLIP_ID));
+  parts.push(
+    markers(
+      frame,
+      filled.map((bin) => [bin.confidence as number, bin.accuracy as number] as const),
+      gapColor,
+      5 * scale,
+      CLIP_ID,
+    ),
+  );
   if (filled.length === 0) parts.push(drawNote(frame, 'no images'));
   const entries: LegendEntry[] = [
     { label: 'accuracy per bin', color: barColor },
@@ -178,7 +237,12 @@ export function reliabilityPlotSvg(calibration: Calibration, title: string, size
   return svgDocument(width, height, parts.join('\n'));
 }
 
-export async function renderReliabilityPlot(calibration: Calibration, title: string, file: string, size: PlotSize = {}): Promise<void> {
+export async function renderReliabilityPlot(
+  calibration: Calibration,
+  title: string,
+  file: string,
+  size: PlotSize = {},
+): Promise<void> {
   await writePng(reliabilityPlotSvg(calibration, title, size), file);
 }
 
@@ -186,7 +250,12 @@ export async function renderTrainingPlot(history: TrainingHistory, file: string,
   await writePng(trainingPlotSvg(history, size), file);
 }
 
-export async function renderRocPlot(curve: readonly RocPoint[], info: RocPlotInfo, file: string, size: PlotSize = {}): Promise<void> {
+export async function renderRocPlot(
+  curve: readonly RocPoint[],
+  info: RocPlotInfo,
+  file: string,
+  size: PlotSize = {},
+): Promise<void> {
   await writePng(rocPlotSvg(curve, info, size), file);
 }
 

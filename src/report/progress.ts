@@ -57,7 +57,8 @@ export class ProgressBar {
     const width = this.options.width ?? 30;
     const fraction = total > 0 ? Math.min(1, this.done / total) : 1;
     const filled = Math.round(fraction * width);
-    const bar = '='.repeat(Math.max(0, filled - 1)) + (filled > 0 ? (fraction < 1 ? '>' : '=') : '') + '.'.repeat(width - filled);
+    const bar =
+      '='.repeat(Math.max(0, filled - 1)) + (filled > 0 ? (fraction < 1 ? '>' : '=') : '') + '.'.repeat(width - filled);
     const elapsed = (Date.now() - this.startedAt) / 1000;
     const eta = this.done > 0 && fraction < 1 ? (elapsed / this.done) * (total - this.done) : 0;
     const time = fraction < 1 ? `ETA ${formatSeconds(eta)}` : `${formatSeconds(elapsed)}`;

@@ -10,7 +10,10 @@ const TICK_TEXT = '#555555';
 const LABEL_TEXT = '#333333';
 
 export function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => `&${{ '&': 'amp', '<': 'lt', '>': 'gt', '"': 'quot', "'": 'apos' }[char]};`);
+  return text.replace(
+    /[&<>"']/g,
+    (char) => `&${{ '&': 'amp', '<': 'lt', '>': 'gt', '"': 'quot', "'": 'apos' }[char]};`,
+  );
 }
 
 /** Numbers in attributes: short, and never "NaN" (which would make librsvg drop the element silently). */
@@ -33,7 +36,10 @@ export function niceTicks(min: number, max: number, target = 6, integer = false)
   if (!(max > min)) return { values: [min], decimals: decimalsFor(Math.abs(min) || 1) };
   const rough = (max - min) / Math.max(1, target - 1);
   const power = 10 ** Math.floor(Math.log10(rough));
-  const step = Math.max(integer ? 1 : 0, [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= rough) ?? 10 * power);
+  const step = Math.max(
+    integer ? 1 : 0,
+    [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= rough) ?? 10 * power,
+  );
   const first = Math.ceil(min / step - 1e-9);
   const last = Math.floor(max / step + 1e-9);
   const decimals = decimalsFor(step);
@@ -109,7 +115,13 @@ export function text(
   x: number,
   y: number,
   content: string,
-  { size, anchor = 'start', fill = LABEL_TEXT, rotate, weight }: { size: number; anchor?: 'start' | 'middle' | 'end'; fill?: string; rotate?: number; weight?: string },
+  {
+    size,
+    anchor = 'start',
+    fill = LABEL_TEXT,
+    rotate,
+    weight,
+  }: { size: number; anchor?: 'start' | 'middle' | 'end'; fill?: string; rotate?: number; weight?: string },
 ): string {
   const transform = rotate === undefined ? '' : ` transform="rotate(${rotate} ${n(x)} ${n(y)})"`;
   const bold = weight === undefined ? '' : ` font-weight="${weight}"`;
@@ -129,19 +141,41 @@ export function drawAxes(frame: Frame, labels: AxesLabels): string {
   const size = fontScale(frame);
   const parts: string[] = [];
   const { left, top, right, bottom } = frame;
-  parts.push(`<rect x="${n(left)}" y="${n(top)}" width="${n(right - left)}" height="${n(bottom - top)}" fill="${PANEL_FILL}"/>`);
+  parts.push(
+    `<rect x="${n(left)}" y="${n(top)}" width="${n(right - left)}" height="${n(bottom - top)}" fill="${PANEL_FILL}"/>`,
+  );
   const inside = (value: number, [a, b]: [number, number]) => value >= a - 1e-9 && value <= b + 1e-9;
   for (const value of labels.xTicks.values.filter((v) => inside(v, frame.xDomain))) {
     const x = xPixel(frame, value);
-    parts.push(`<line x1="${n(x)}" y1="${n(top)}" x2="${n(x)}" y2="${n(bottom)}" stroke="${GRID_STROKE}" stroke-width="1"/>`);
-    parts.push(`<line x1="${n(x)}" y1="${n(bottom)}" x2="${n(x)}" y2="${n(bottom + 5 * size)}" stroke="${TICK_TEXT}" stroke-width="1"/>`);
-    parts.push(text(x, bottom + 20 * size, value.toFixed(labels.xTicks.decimals), { size: 12 * size, anchor: 'middle', fill: TICK_TEXT }));
+    parts.push(
+      `<line x1="${n(x)}" y1="${n(top)}" x2="${n(x)}" y2="${n(bottom)}" stroke="${GRID_STROKE}" stroke-width="1"/>`,
+    );
+    parts.push(
+      `<line x1="${n(x)}" y1="${n(bottom)}" x2="${n(x)}" y2="${n(bottom + 5 * size)}" stroke="${TICK_TEXT}" stroke-width="1"/>`,
+    );
+    parts.push(
+      text(x, bottom + 20 * size, value.toFixed(labels.xTicks.decimals), {
+        size: 12 * size,
+        anchor: 'middle',
+        fill: TICK_TEXT,
+      }),
+    );
   }
   for (const value of labels.yTicks.values.filter((v) => inside(v, frame.yDomain))) {
     const y = yPixel(frame, value);
-    parts.push(`<line x1="${n(left)}" y1="${n(y)}" x2="${n(right)}" y2="${n(y)}" stroke="${GRID_STROKE}" stroke-width="1"/>`);
-    parts.push(`<line x1="${n(left - 5 * size)}" y1="${n(y)}" x2="${n(left)}" y2="${n(y)}" stroke="${TICK_TEXT}" stroke-width="1"/>`);
-    parts.push(text(left - 8 * size, y + 4 * size, value.toFixed(labels.yTicks.decimals), { size: 12 * size, anchor: 'end', fill: TICK_TEXT }));
+    parts.push(
+      `<line x1="${n(left)}" y1="${n(y)}" x2="${n(right)}" y2="${n(y)}" stroke="${GRID_STROKE}" stroke-width="1"/>`,
+    );
+    parts.push(
+      `<line x1="${n(left - 5 * size)}" y1="${n(y)}" x2="${n(left)}" y2="${n(y)}" stroke="${TICK_TEXT}" stroke-width="1"/>`,
+    );
+    parts.push(
+      text(left - 8 * size, y + 4 * size, value.toFixed(labels.yTicks.decimals), {
+        size: 12 * size,
+        anchor: 'end',
+        fill: TICK_TEXT,
+      }),
+    );
   }
   parts.push(text((left + right) / 2, top - 18 * size, labels.title, { size: 18 * size, anchor: 'middle' }));
   parts.push(text((left + right) / 2, frame.height - 16 * size, labels.xLabel, { size: 14 * size, anchor: 'middle' }));
@@ -161,7 +195,12 @@ export interface LineStyle {
 }
 
 /** A data line; non-finite points break it into separate segments instead of corrupting the path. */
-export function dataLine(frame: Frame, points: readonly (readonly [number, number])[], style: LineStyle, clipId?: string): string {
+export function dataLine(
+  frame: Frame,
+  points: readonly (readonly [number, number])[],
+  style: LineStyle,
+  clipId?: string,
+): string {
   const segments: string[] = [];
   let current: string[] = [];
   for (const [x, y] of points) {
@@ -184,11 +223,20 @@ export function dataLine(frame: Frame, points: readonly (readonly [number, numbe
     .join('\n');
 }
 
-export function markers(frame: Frame, points: readonly (readonly [number, number])[], color: string, radius: number, clipId?: string): string {
+export function markers(
+  frame: Frame,
+  points: readonly (readonly [number, number])[],
+  color: string,
+  radius: number,
+  clipId?: string,
+): string {
   const clip = clipId === undefined ? '' : ` clip-path="url(#${clipId})"`;
   return points
     .filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y))
-    .map(([x, y]) => `<circle cx="${n(xPixel(frame, x))}" cy="${n(yPixel(frame, y))}" r="${n(radius)}" fill="${color}"${clip}/>`)
+    .map(
+      ([x, y]) =>
+        `<circle cx="${n(xPixel(frame, x))}" cy="${n(yPixel(frame, y))}" r="${n(radius)}" fill="${color}"${clip}/>`,
+    )
     .join('\n');
 }
 
@@ -219,10 +267,14 @@ export function legend(frame: Frame, entries: readonly LegendEntry[], corner: 'l
   entries.forEach((entry, i) => {
     const rowY = y + pad + rowHeight * i + rowHeight / 2 - 3 * size;
     if (entry.marker) {
-      parts.push(`<circle cx="${n(x + pad + sample / 2)}" cy="${n(rowY)}" r="${n(5 * size)}" fill="${entry.color}" stroke="#222222" stroke-width="1"/>`);
+      parts.push(
+        `<circle cx="${n(x + pad + sample / 2)}" cy="${n(rowY)}" r="${n(5 * size)}" fill="${entry.color}" stroke="#222222" stroke-width="1"/>`,
+      );
     } else {
       const dash = entry.dash === undefined ? '' : ` stroke-dasharray="${entry.dash}"`;
-      parts.push(`<line x1="${n(x + pad)}" y1="${n(rowY)}" x2="${n(x + pad + sample)}" y2="${n(rowY)}" stroke="${entry.color}" stroke-width="${n(2.5 * size)}"${dash}/>`);
+      parts.push(
+        `<line x1="${n(x + pad)}" y1="${n(rowY)}" x2="${n(x + pad + sample)}" y2="${n(rowY)}" stroke="${entry.color}" stroke-width="${n(2.5 * size)}"${dash}/>`,
+      );
     }
     parts.push(text(x + pad + sample + 8 * size, rowY + 4.5 * size, entry.label, { size: fontSize }));
   });

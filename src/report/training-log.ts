@@ -10,7 +10,10 @@ export function fraction4(value: number): string {
 }
 
 /** "model: ResNet stages 3,4,6 filters 64,128,256,512: 2,163,918 parameters (2,150,344 trainable), 64x64 input" */
-export function modelLine(model: tf.LayersModel, shape: { stages: readonly number[]; filters: readonly number[]; imageSize: number }): string {
+export function modelLine(
+  model: tf.LayersModel,
+  shape: { stages: readonly number[]; filters: readonly number[]; imageSize: number },
+): string {
   const { total, trainable } = parameterCounts(model);
   const number = (n: number) => n.toLocaleString('en-US');
   return `model: ResNet stages ${shape.stages.join(',')} filters ${shape.filters.join(',')}: ${number(total)} parameters (${number(trainable)} trainable), ${shape.imageSize}x${shape.imageSize} input`;

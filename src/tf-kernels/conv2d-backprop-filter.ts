@@ -9,13 +9,7 @@
 import { tf } from '../tf.js';
 import { convGeometry, type ConvAttrs, type ConvGeometry } from './conv-geometry.js';
 import { KernelScope, withKernelScope } from './kernel-scope.js';
-import {
-  gatherRows,
-  gatherTap,
-  gatherTransposed,
-  stridedPixelRows,
-  transposeRows,
-} from './layout.js';
+import { gatherRows, gatherTap, gatherTransposed, stridedPixelRows, transposeRows } from './layout.js';
 import { asWasmBackend, floatIndex, heapF32 } from './wasm-heap.js';
 
 type Shape4 = [number, number, number, number];
@@ -125,7 +119,14 @@ function tapsFilterGrad(scope: KernelScope, x: tf.TensorInfo, dy: tf.TensorInfo,
       for (let kw = 0; kw < g.filterWidth; kw++) {
         const tap = kh * g.filterWidth + kw;
         if (whole) {
-          gatherTap(heap, src, dst + tap * ci * chunkPixels, { ...geometry, planes: ci * count }, kh - g.padTop, kw - g.padLeft);
+          gatherTap(
+            heap,
+            src,
+            dst + tap * ci * chunkPixels,
+            { ...geometry, planes: ci * count },
+            kh - g.padTop,
+            kw - g.padLeft,
+          );
           continue;
         }
         for (let c = 0; c < ci; c++) {

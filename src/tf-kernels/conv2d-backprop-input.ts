@@ -70,7 +70,13 @@ function padOrCrop(scope: KernelScope, x: tf.TensorInfo, top: number, bottom: nu
       },
     );
   }
-  return { x: out, top: Math.max(0, top), bottom: Math.max(0, bottom), left: Math.max(0, left), right: Math.max(0, right) };
+  return {
+    x: out,
+    top: Math.max(0, top),
+    bottom: Math.max(0, bottom),
+    left: Math.max(0, left),
+    right: Math.max(0, right),
+  };
 }
 
 /** dX at rows rowPhase + sh*u and columns colPhase + sw*v, for u < rows and v < cols. */
@@ -104,7 +110,12 @@ function phaseGrad(
     { x: padded.x, filter: swapped },
     {
       strides: [1, 1],
-      pad: [[0, 0], [padded.top, padded.bottom], [padded.left, padded.right], [0, 0]],
+      pad: [
+        [0, 0],
+        [padded.top, padded.bottom],
+        [padded.left, padded.right],
+        [0, 0],
+      ],
       dataFormat: 'NHWC',
       dilations: [1, 1],
     },
@@ -153,7 +164,10 @@ export function conv2DBackpropInput(
     for (let b = 0; b < Math.min(sw, g.inWidth); b++) {
       const rows = Math.ceil((g.inHeight - a) / sh);
       const cols = Math.ceil((g.inWidth - b) / sw);
-      if (phaseTaps(a, g.padTop, sh, g.filterHeight).count === 0 || phaseTaps(b, g.padLeft, sw, g.filterWidth).count === 0) {
+      if (
+        phaseTaps(a, g.padTop, sh, g.filterHeight).count === 0 ||
+        phaseTaps(b, g.padLeft, sw, g.filterWidth).count === 0
+      ) {
         anyEmpty = true;
         continue;
       }

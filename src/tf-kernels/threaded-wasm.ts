@@ -30,7 +30,6 @@ interface EmscriptenModule {
 
 type Factory = (config: { locateFile: (file: string, prefix: string) => string }) => Promise<EmscriptenModule>;
 
-
 /**
  * Writes the pthread worker script (tfjs ships it as a string meant for a Blob) into a new private folder (mode
  * 0700: the script runs as code in this process), and returns the folder and the file.

@@ -58,7 +58,9 @@ async function classify(page: Page, files: readonly string[]): Promise<Card[]> {
   const before = await page.locator('#grid .cell').count();
   await page.setInputFiles('#pick-files', [...files]);
   await page.waitForFunction(
-    (total) => document.querySelectorAll('#grid .cell:not([data-state="pending"])').length === total && document.body.dataset.state === 'ready',
+    (total) =>
+      document.querySelectorAll('#grid .cell:not([data-state="pending"])').length === total &&
+      document.body.dataset.state === 'ready',
     before + files.length,
   );
   return readCards(page);
@@ -86,7 +88,10 @@ describe('the field app in chromium', () => {
     await selectBackend('cpu');
     work = await makeTempDir('malaria-app-browser-');
     files = await cellImages(path.join(work, 'cells'), 6);
-    const model = await writeTinyModel(path.join(work, 'model'), files, { threshold: SAVED_THRESHOLD, temperature: SAVED_TEMPERATURE });
+    const model = await writeTinyModel(path.join(work, 'model'), files, {
+      threshold: SAVED_THRESHOLD,
+      temperature: SAVED_TEMPERATURE,
+    });
     predictRows(model, await nodeInputs(files, SIZE), files.length, SIZE).forEach((row, i) => {
       rawP.set(path.basename(files[i]), row[0]);
       nodeP.set(path.basename(files[i]), applyTemperature(Float32Array.from(row), 2, SAVED_TEMPERATURE)[0]);
@@ -119,10 +124,14 @@ describe('the field app in chromium', () => {
       expect(card.label, card.name).toBe(isPositive(expected, SAVED_THRESHOLD) ? 'Parasitized' : 'Uninfected');
       expect(card.review, card.name).toBe(needsReview(expected, SAVED_THRESHOLD));
     }
-    console.info(`browser vs Node, ${cards.length} images: max |P difference| = ${maxDifference.toExponential(2)} (${await page.evaluate(() => (window as unknown as { tf: typeof tf }).tf.getBackend())})`);
+    console.info(
+      `browser vs Node, ${cards.length} images: max |P difference| = ${maxDifference.toExponential(2)} (${await page.evaluate(() => (window as unknown as { tf: typeof tf }).tf.getBackend())})`,
+    );
     expect(maxDifference).toBeLessThanOrEqual(TOLERANCE);
     // The temperature moved the probabilities far beyond the tolerance, so the page does apply it.
-    expect(Math.max(...cards.map((card) => Math.abs((rawP.get(card.name) as number) - (nodeP.get(card.name) as number))))).toBeGreaterThan(100 * TOLERANCE);
+    expect(
+      Math.max(...cards.map((card) => Math.abs((rawP.get(card.name) as number) - (nodeP.get(card.name) as number)))),
+    ).toBeGreaterThan(100 * TOLERANCE);
     // Both labels occur, so the comparison covers both sides of the threshold.
     expect(new Set(cards.map((c) => c.label)).size).toBe(2);
   });
@@ -144,7 +153,9 @@ describe('the field app in chromium', () => {
     bilinear.forEach((input, i) => x.set(input, i * input.length));
     const rows = predictRows(model as tf.LayersModel, x, files.length, SIZE);
     model?.dispose();
-    const moved = rows.filter((row, i) => Math.abs(row[0] - (rawP.get(path.basename(files[i])) as number)) > 100 * TOLERANCE);
+    const moved = rows.filter(
+      (row, i) => Math.abs(row[0] - (rawP.get(path.basename(files[i])) as number)) > 100 * TOLERANCE,
+    );
     expect(moved.length).toBeGreaterThan(files.length / 2);
   });
 
@@ -178,7 +189,9 @@ describe('the field app in chromium', () => {
 
     await page.click('#threshold-reset');
     expect(await page.inputValue('#threshold')).toBe(String(SAVED_THRESHOLD));
-    expect(await text(page, '#parasitized')).toBe(String(summariseSlide([...nodeP.values()], SAVED_THRESHOLD).parasitized));
+    expect(await text(page, '#parasitized')).toBe(
+      String(summariseSlide([...nodeP.values()], SAVED_THRESHOLD).parasitized),
+    );
   });
 
   it('filters by label and review flag, and sorts by probability', async () => {
@@ -246,17 +259,25 @@ describe('the field app in chromium', () => {
     for (const file of files.slice(0, 2)) await fs.copyFile(file, path.join(folder, path.basename(file)));
     await fs.writeFile(path.join(folder, 'Thumbs.db'), 'a Windows thumbnail cache');
     await page.setInputFiles('#pick-folder', folder);
-    await page.waitForFunction(() => document.querySelectorAll('#grid .cell[data-state="done"]').length === 2 && document.body.dataset.state === 'ready');
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('#grid .cell[data-state="done"]').length === 2 &&
+        document.body.dataset.state === 'ready',
+    );
     const cards = await readCards(page);
     expect(cards.map((c) => c.name)).toEqual(files.slice(0, 2).map((f) => `slide-7/${path.basename(f)}`));
-    expect(cards.map((c) => c.p)).toEqual(files.slice(0, 2).map((f) => expect.closeTo(nodeP.get(path.basename(f)) as number, 5)));
+    expect(cards.map((c) => c.p)).toEqual(
+      files.slice(0, 2).map((f) => expect.closeTo(nodeP.get(path.basename(f)) as number, 5)),
+    );
     expect(await text(page, '#progress')).toBe('2 images classified; 1 other file skipped');
   });
 
   it('takes images dropped on the page', async () => {
     await page.click('#clear');
     const dropped = files.slice(2, 4);
-    const images = await Promise.all(dropped.map(async (f) => ({ name: path.basename(f), base64: (await fs.readFile(f)).toString('base64') })));
+    const images = await Promise.all(
+      dropped.map(async (f) => ({ name: path.basename(f), base64: (await fs.readFile(f)).toString('base64') })),
+    );
     const transfer = await page.evaluateHandle((list) => {
       const data = new DataTransfer();
       for (const { name, base64 } of list) {
@@ -266,7 +287,11 @@ describe('the field app in chromium', () => {
       return data;
     }, images);
     await page.dispatchEvent('#drop', 'drop', { dataTransfer: transfer });
-    await page.waitForFunction(() => document.querySelectorAll('#grid .cell[data-state="done"]').length === 2 && document.body.dataset.state === 'ready');
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('#grid .cell[data-state="done"]').length === 2 &&
+        document.body.dataset.state === 'ready',
+    );
     const cards = await readCards(page);
     expect(cards.map((c) => c.name)).toEqual(images.map((i) => i.name));
     expect(cards.map((c) => c.p)).toEqual(images.map((i) => expect.closeTo(nodeP.get(i.name) as number, 5)));
@@ -308,7 +333,8 @@ describe('the field app in chromium', () => {
         isFile: true,
         isDirectory: false,
         fullPath: '/slide-9/cell.png',
-        file: (_resolve: unknown, reject: (error: DOMException) => void) => reject(new DOMException('A requested file or directory could not be found', 'NotFoundError')),
+        file: (_resolve: unknown, reject: (error: DOMException) => void) =>
+          reject(new DOMException('A requested file or directory could not be found', 'NotFoundError')),
       };
       const drop = new Event('drop', { bubbles: true, cancelable: true });
       Object.defineProperty(drop, 'dataTransfer', { value: { items: [{ webkitGetAsEntry: () => lost }], files: [] } });
@@ -326,7 +352,9 @@ describe('the field app in chromium', () => {
   });
 
   it('fetched nothing but its own files from the local server', () => {
-    const foreign = requests.filter((url) => !url.startsWith(server.url) && !url.startsWith('blob:') && !url.startsWith('data:'));
+    const foreign = requests.filter(
+      (url) => !url.startsWith(server.url) && !url.startsWith('blob:') && !url.startsWith('data:'),
+    );
     expect(requests.some((url) => url.endsWith('/vendor/tf.min.js'))).toBe(true);
     expect(foreign).toEqual([]);
   });
@@ -337,6 +365,8 @@ describe('the field app in chromium', () => {
     await openApp(page, server.url);
     const cards = await classify(page, files.slice(0, 3));
     expect(cards.map((c) => c.p)).toHaveLength(3);
-    cards.forEach((card) => expect(Math.abs((card.p as number) - (nodeP.get(card.name) as number))).toBeLessThanOrEqual(TOLERANCE));
+    cards.forEach((card) =>
+      expect(Math.abs((card.p as number) - (nodeP.get(card.name) as number))).toBeLessThanOrEqual(TOLERANCE),
+    );
   });
 });

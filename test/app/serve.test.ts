@@ -7,7 +7,11 @@ import { UserError } from '../../src/errors.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 
 /** A raw GET (fetch would normalise "/../" away before sending it). */
-function rawRequest(url: string, requestPath: string, method = 'GET'): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+function rawRequest(
+  url: string,
+  requestPath: string,
+  method = 'GET',
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const request = http.request(url, { path: requestPath, method }, (response) => {
       let body = '';
@@ -68,15 +72,19 @@ describe('serveApp', () => {
   });
 
   it('tells loopback addresses (a secure context over http) from the others', () => {
-    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1']) expect(isLoopback(host), host).toBe(true);
-    for (const host of ['0.0.0.0', '::', '192.168.1.20', '10.0.0.5', 'clinic.local', '128.0.0.1']) expect(isLoopback(host), host).toBe(false);
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '::ffff:127.0.0.1'])
+      expect(isLoopback(host), host).toBe(true);
+    for (const host of ['0.0.0.0', '::', '192.168.1.20', '10.0.0.5', 'clinic.local', '128.0.0.1'])
+      expect(isLoopback(host), host).toBe(false);
   });
 
   it('refuses an address that is not one of this machine’s, as a one-line user error', async () => {
     // 203.0.113.0/24 is reserved for documentation: never an address of this machine.
     const error = await serveApp(path.join(work, 'app'), 0, '203.0.113.7').catch((err: unknown) => err);
     expect(error).toBeInstanceOf(UserError);
-    expect((error as Error).message).toBe('--host 203.0.113.7 is not an address of this machine; pass one of its addresses, or 0.0.0.0 for all of them');
+    expect((error as Error).message).toBe(
+      '--host 203.0.113.7 is not an address of this machine; pass one of its addresses, or 0.0.0.0 for all of them',
+    );
   });
 
   it('serves index.html at / and every file with its type, revalidated on each load', async () => {
@@ -103,7 +111,13 @@ describe('serveApp', () => {
   });
 
   it('never serves a file outside the app folder', async () => {
-    for (const attempt of ['/../secret.txt', '/%2e%2e/secret.txt', '/js/..%2f..%2fsecret.txt', '/%2e%2e%5csecret.txt', '/%zz']) {
+    for (const attempt of [
+      '/../secret.txt',
+      '/%2e%2e/secret.txt',
+      '/js/..%2f..%2fsecret.txt',
+      '/%2e%2e%5csecret.txt',
+      '/%zz',
+    ]) {
       const response = await rawRequest(server.url, attempt);
       expect(response.status, attempt).toBe(404);
       expect(response.body, attempt).not.toContain('outside the app');

@@ -51,13 +51,23 @@ describe('writeApp', () => {
     const app = await writeApp({ modelDir, outDir });
     const written = await listFiles(outDir);
     expect(written).toEqual([...app.files, APP_MARKER].sort());
-    for (const name of ['index.html', 'app.css', 'sw.js', 'vendor/tf.min.js', 'js/app/browser/main.js', 'js/data/resize.js', 'js/report/parasitemia.js']) {
+    for (const name of [
+      'index.html',
+      'app.css',
+      'sw.js',
+      'vendor/tf.min.js',
+      'js/app/browser/main.js',
+      'js/data/resize.js',
+      'js/report/parasitemia.js',
+    ]) {
       expect(written).toContain(name);
     }
     const tfBuild = createRequire(import.meta.url).resolve('@tensorflow/tfjs/dist/tf.min.js');
     expect(await fs.readFile(path.join(outDir, 'vendor/tf.min.js'))).toEqual(await fs.readFile(tfBuild));
     for (const name of ['model.json', 'weights.bin', 'metadata.json']) {
-      expect(await fs.readFile(path.join(outDir, 'model', name)), name).toEqual(await fs.readFile(path.join(modelDir, name)));
+      expect(await fs.readFile(path.join(outDir, 'model', name)), name).toEqual(
+        await fs.readFile(path.join(modelDir, name)),
+      );
     }
     const sizes = await Promise.all(written.map(async (f) => (await fs.stat(path.join(outDir, f))).size));
     expect(app.bytes).toBe(sizes.reduce((a, b) => a + b, 0) - (await fs.stat(path.join(outDir, APP_MARKER))).size);
@@ -66,10 +76,18 @@ describe('writeApp', () => {
   it('ships the resize and scaling code training uses, as ES modules a browser can load', async () => {
     const outDir = path.join(work, 'app');
     await writeApp({ modelDir, outDir });
-    const shipped = (await import(pathToFileURL(path.join(outDir, 'js/data/resize.js')).href)) as { resizeNearest: typeof resizeNearest };
-    const shippedScale = (await import(pathToFileURL(path.join(outDir, 'js/data/augment.js')).href)) as { scaleToUnit: typeof scaleToUnit };
+    const shipped = (await import(pathToFileURL(path.join(outDir, 'js/data/resize.js')).href)) as {
+      resizeNearest: typeof resizeNearest;
+    };
+    const shippedScale = (await import(pathToFileURL(path.join(outDir, 'js/data/augment.js')).href)) as {
+      scaleToUnit: typeof scaleToUnit;
+    };
     const random = seedrandom('resize');
-    const image = { width: 57, height: 43, data: Uint8Array.from({ length: 57 * 43 * 3 }, () => Math.floor(random() * 256)) };
+    const image = {
+      width: 57,
+      height: 43,
+      data: Uint8Array.from({ length: 57 * 43 * 3 }, () => Math.floor(random() * 256)),
+    };
     for (const size of [16, 32, 64, 100]) {
       const expected = resizeNearest(image, size);
       expect(shipped.resizeNearest(image, size)).toEqual(expected);
@@ -88,7 +106,9 @@ describe('writeApp', () => {
     for (const module of modules) {
       const code = await fs.readFile(path.join(outDir, module), 'utf8');
       for (const specifier of importsOf(module, code)) {
-        expect(app.files, `${module} imports ${specifier}`).toContain(path.posix.join(path.posix.dirname(module), specifier));
+        expect(app.files, `${module} imports ${specifier}`).toContain(
+          path.posix.join(path.posix.dirname(module), specifier),
+        );
       }
       expect(code, module).not.toMatch(/sourceMappingURL/);
     }
@@ -112,8 +132,21 @@ describe('writeApp', () => {
   it('starts from the threshold saved with the model, else 0.5, finds the positive class by name, and takes its temperature', async () => {
     const outDir = path.join(work, 'app');
     const defaults = await embeddedConfig((await writeApp({ modelDir, outDir })).outDir);
-    expect(defaults).toMatchObject({ threshold: 0.5, thresholdSource: 'default', positiveIndex: 0, imageSize: 32, classNames: ['Parasitized', 'Uninfected'], temperature: 1 });
-    (await writeTinyModel(modelDir, [], { threshold: 0.27, classNames: ['Uninfected', 'Parasitized'], temperature: 1.8 })).dispose();
+    expect(defaults).toMatchObject({
+      threshold: 0.5,
+      thresholdSource: 'default',
+      positiveIndex: 0,
+      imageSize: 32,
+      classNames: ['Parasitized', 'Uninfected'],
+      temperature: 1,
+    });
+    (
+      await writeTinyModel(modelDir, [], {
+        threshold: 0.27,
+        classNames: ['Uninfected', 'Parasitized'],
+        temperature: 1.8,
+      })
+    ).dispose();
     const saved = await embeddedConfig((await writeApp({ modelDir, outDir })).outDir);
     expect(saved).toMatchObject({ threshold: 0.27, thresholdSource: 'model', positiveIndex: 1, temperature: 1.8 });
   });
@@ -132,7 +165,9 @@ describe('writeApp', () => {
     const outDir = path.join(work, 'mine');
     await fs.mkdir(outDir);
     await fs.writeFile(path.join(outDir, 'notes.txt'), 'keep me');
-    await expect(writeApp({ modelDir, outDir })).rejects.toThrow(/mine holds files that are not a web app written by `malaria app` \(it has no \.malaria-app marker\)/);
+    await expect(writeApp({ modelDir, outDir })).rejects.toThrow(
+      /mine holds files that are not a web app written by `malaria app` \(it has no \.malaria-app marker\)/,
+    );
     expect(await listFiles(outDir)).toEqual(['notes.txt']);
 
     const app = path.join(work, 'app-with-slides');
@@ -141,7 +176,9 @@ describe('writeApp', () => {
     await expect(writeApp({ modelDir, outDir: app })).rejects.toThrow(/\(slide-7\.png is not part of the app\)/);
     expect(await fs.readFile(path.join(app, 'slide-7.png'), 'utf8')).toBe('a slide');
 
-    await expect(writeApp({ modelDir, outDir: path.join(modelDir, 'app') })).rejects.toThrow(/lies inside the model folder/);
+    await expect(writeApp({ modelDir, outDir: path.join(modelDir, 'app') })).rejects.toThrow(
+      /lies inside the model folder/,
+    );
     await expect(writeApp({ modelDir, outDir: work })).rejects.toThrow(/contains the model folder/);
   });
 

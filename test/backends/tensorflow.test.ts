@@ -5,7 +5,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { describeTensorflowDevice, loadTensorflow } from '../../src/backends/tensorflow.js';
 
-const missing = (name: string) => Object.assign(new Error(`Cannot find package '${name}' imported from src/backends/tensorflow.ts`), { code: 'ERR_MODULE_NOT_FOUND' });
+const missing = (name: string) =>
+  Object.assign(new Error(`Cannot find package '${name}' imported from src/backends/tensorflow.ts`), {
+    code: 'ERR_MODULE_NOT_FOUND',
+  });
 
 /** An importer where only `installed` exists; importing it registers a backend whose device is a GPU or not. */
 function importer(installed: string, usesGpu: boolean) {
@@ -49,7 +52,9 @@ describe('loadTensorflow', () => {
   });
 
   it('says not installed when neither is, and does not hide a broken install behind the other package', async () => {
-    await expect(loadTensorflow(importer('none', false).importPackage)).rejects.toThrow(/^Cannot find package @tensorflow\/tfjs-node-gpu nor @tensorflow\/tfjs-node$/);
+    await expect(loadTensorflow(importer('none', false).importPackage)).rejects.toThrow(
+      /^Cannot find package @tensorflow\/tfjs-node-gpu nor @tensorflow\/tfjs-node$/,
+    );
     const broken = async () => {
       throw new Error('libtensorflow.so.2: cannot open shared object file: No such file or directory');
     };

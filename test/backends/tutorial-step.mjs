@@ -26,7 +26,9 @@ const labels = Int32Array.from({ length: BATCH }, (_, i) => i % 2);
 // batch 32 would not fit in wasm's 4 GB.
 await selectBackend('wasm');
 const reference = buildResNet(architecture);
-const weights = await Promise.all(reference.getWeights().map(async (w) => ({ shape: w.shape, values: await w.data() })));
+const weights = await Promise.all(
+  reference.getWeights().map(async (w) => ({ shape: w.shape, values: await w.data() })),
+);
 const lossOnWasm = tf.tidy(() => {
   const probabilities = reference.apply(batchTensor(images, BATCH, [size, size, 3]), { training: true });
   const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), 2);

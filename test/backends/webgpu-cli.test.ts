@@ -25,17 +25,45 @@ describe('malaria on --backend webgpu', () => {
     expect(split.exitCode, split.stderr.join('\n')).toBe(0);
 
     const train = await runChild([
-      'train', '--backend', 'webgpu', '--data', data(), '--model-dir', model(), '--plot', path.join(dir, 'plot.png'),
-      '--epochs', '2', '--batch-size', '16', '--image-size', '32', '--stages', '1,1,1', '--filters', '8,8,16,32',
+      'train',
+      '--backend',
+      'webgpu',
+      '--data',
+      data(),
+      '--model-dir',
+      model(),
+      '--plot',
+      path.join(dir, 'plot.png'),
+      '--epochs',
+      '2',
+      '--batch-size',
+      '16',
+      '--image-size',
+      '32',
+      '--stages',
+      '1,1,1',
+      '--filters',
+      '8,8,16,32',
     ]);
     expect(train.exitCode, train.stderr.join('\n')).toBe(0);
     // The backend line is a note, on stderr like every command's (src/report/reporter.ts).
-    expect(ours(train.stderr)[0]).toMatch(/^backend: webgpu \(chosen with --backend\) on .+\((.+, )?(a hardware GPU|a software device on the CPU, slower than wasm)\)$/);
+    expect(ours(train.stderr)[0]).toMatch(
+      /^backend: webgpu \(chosen with --backend\) on .+\((.+, )?(a hardware GPU|a software device on the CPU, slower than wasm)\)$/,
+    );
     // One step per batch of 16 on webgpu: no micro-batches.
     expect(train.stdout.join('\n')).not.toMatch(/micro-batches/);
     expect(train.stdout.filter((line) => /^Epoch \d\/2 .* loss: \d/.test(line))).toHaveLength(2);
 
-    const evaluate = await runChild(['evaluate', '--backend', 'webgpu', '--data', data(), '--model-dir', model(), '--json']);
+    const evaluate = await runChild([
+      'evaluate',
+      '--backend',
+      'webgpu',
+      '--data',
+      data(),
+      '--model-dir',
+      model(),
+      '--json',
+    ]);
     expect(evaluate.exitCode, evaluate.stderr.join('\n')).toBe(0);
     const report = JSON.parse(evaluate.stdout.join('\n')) as { n: number; accuracy: number };
     expect(report.n).toBe(40);
@@ -58,7 +86,17 @@ describe('malaria on --backend webgpu', () => {
     });
 
     const exported = path.join(dir, 'export');
-    const exporting = await runChild(['export', '--backend', 'webgpu', '--model-dir', model(), '--out', exported, '--quantize', 'float16']);
+    const exporting = await runChild([
+      'export',
+      '--backend',
+      'webgpu',
+      '--model-dir',
+      model(),
+      '--out',
+      exported,
+      '--quantize',
+      'float16',
+    ]);
     expect(exporting.exitCode, exporting.stderr.join('\n')).toBe(0);
     const fromExport = await predict('webgpu', exported);
     expect(fromExport.exitCode, fromExport.stderr.join('\n')).toBe(0);

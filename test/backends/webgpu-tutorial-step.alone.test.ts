@@ -10,8 +10,11 @@ describe('the tutorial ResNet on webgpu', () => {
     // The timeout only guards against a hang: alone on 2 cores the step takes about three minutes, but on a machine
     // shared with other work the software device gets a fraction of the cores.
     const stdout = await new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, ['test/backends/tutorial-step.mjs'], { timeout: 1_500_000, maxBuffer: 1 << 20 }, (error, out, err) =>
-        error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out),
+      execFile(
+        process.execPath,
+        ['test/backends/tutorial-step.mjs'],
+        { timeout: 1_500_000, maxBuffer: 1 << 20 },
+        (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
       );
     });
     const result = JSON.parse(stdout.trim().split('\n').pop() ?? '') as {
@@ -23,7 +26,9 @@ describe('the tutorial ResNet on webgpu', () => {
     };
     expect(result.penalties).toBe(44); // 43 convolution kernels and the dense one
     expect(Number.isFinite(result.webgpuLoss)).toBe(true);
-    expect(Math.abs(result.webgpuLoss - result.wasmLoss) / result.wasmLoss, JSON.stringify(result)).toBeLessThanOrEqual(1e-4);
+    expect(Math.abs(result.webgpuLoss - result.wasmLoss) / result.wasmLoss, JSON.stringify(result)).toBeLessThanOrEqual(
+      1e-4,
+    );
     expect(result.weightsFinite).toBe(true);
     expect(result.weightsChanged).toBe(true);
   }, 1_500_000);

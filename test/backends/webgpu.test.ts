@@ -11,7 +11,9 @@ import { expectStepMatchesCpu, STEP_RESNET } from '../support/resnet-step.js';
 
 /** The number of storage buffers one webgpu program may bind on this device. */
 function storageBufferLimit(): number {
-  const backend = tf.findBackend('webgpu') as unknown as { device: { limits: { maxStorageBuffersPerShaderStage: number } } };
+  const backend = tf.findBackend('webgpu') as unknown as {
+    device: { limits: { maxStorageBuffersPerShaderStage: number } };
+  };
   return backend.device.limits.maxStorageBuffersPerShaderStage;
 }
 
@@ -45,7 +47,8 @@ describe('the webgpu backend', () => {
     expectClose(actual, expected, 1e-5, 'L2 penalty');
   });
 
-  it('gives a tiny ResNet training step the same loss and every gradient as cpu', () => expectStepMatchesCpu('webgpu', 1e-5, 1e-4));
+  it('gives a tiny ResNet training step the same loss and every gradient as cpu', () =>
+    expectStepMatchesCpu('webgpu', 1e-5, 1e-4));
 });
 
 describe('training on webgpu', () => {
@@ -55,9 +58,15 @@ describe('training on webgpu', () => {
     await tf.setBackend('webgpu');
     const model = tinyResNet(2);
     const counts: number[] = [];
-    const result = await trainModel(model, syntheticSource(8, 3, 8), syntheticSource(8, 4, 8), tinySettings({ epochs: 3 }), {
-      onEpochEnd: (info) => void counts.push(info.tensors),
-    });
+    const result = await trainModel(
+      model,
+      syntheticSource(8, 3, 8),
+      syntheticSource(8, 4, 8),
+      tinySettings({ epochs: 3 }),
+      {
+        onEpochEnd: (info) => void counts.push(info.tensors),
+      },
+    );
     model.dispose();
     expect(result.history.loss.every(Number.isFinite)).toBe(true);
     expect(counts).toHaveLength(3);

@@ -24,7 +24,11 @@ describe('malaria app (CLI)', () => {
     const { code, stdout, stderr } = await runCli(['app', '--model-dir', modelDir, '--out', out]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(stdout).toMatch(new RegExp(`^wrote the app to ${out}: \\d+ files, [\\d.]+ MB; it starts at threshold 0.35 \\(saved with the model\\)\\n`));
+    expect(stdout).toMatch(
+      new RegExp(
+        `^wrote the app to ${out}: \\d+ files, [\\d.]+ MB; it starts at threshold 0.35 \\(saved with the model\\)\\n`,
+      ),
+    );
     expect(stdout).toContain('malaria app --serve');
     expect(await fs.readFile(path.join(out, 'index.html'), 'utf8')).toContain('<title>Malaria cell screen</title>');
   });
@@ -33,8 +37,20 @@ describe('malaria app (CLI)', () => {
    * Runs `malaria app --serve` with `args` until it prints the URL it serves at, then `check`s it with what it has
    * printed on stderr so far (a function: output may still arrive), and stops it with Ctrl-C: it must exit 0.
    */
-  async function whileServing(args: string[], check: (url: string, stderr: () => string) => Promise<void>): Promise<void> {
-    const child = spawn(process.execPath, ['bin/malaria.js', 'app', '--model-dir', modelDir, '--serve', '--port', '0', ...args]);
+  async function whileServing(
+    args: string[],
+    check: (url: string, stderr: () => string) => Promise<void>,
+  ): Promise<void> {
+    const child = spawn(process.execPath, [
+      'bin/malaria.js',
+      'app',
+      '--model-dir',
+      modelDir,
+      '--serve',
+      '--port',
+      '0',
+      ...args,
+    ]);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -44,7 +60,10 @@ describe('malaria app (CLI)', () => {
         child.stdout.on('data', (chunk: Buffer) => {
           stdout += chunk.toString();
           // On 0.0.0.0 the machine's network addresses follow the loopback one.
-          const match = /serving the app at (http:\/\/127\.0\.0\.1:\d+\/)( and http:\/\/[\d.]+:\d+\/)* \(Ctrl-C to stop\)/.exec(stdout);
+          const match =
+            /serving the app at (http:\/\/127\.0\.0\.1:\d+\/)( and http:\/\/[\d.]+:\d+\/)* \(Ctrl-C to stop\)/.exec(
+              stdout,
+            );
           if (match) resolve(match[1]);
         });
         child.on('exit', () => reject(new Error(`the server exited early: ${stdout}${stderr}`)));
@@ -70,7 +89,11 @@ describe('malaria app (CLI)', () => {
   it('with --serve --host 0.0.0.0, serves on every address and says offline use needs https or localhost', async () => {
     await whileServing(['--out', path.join(work, 'lan'), '--host', '0.0.0.0'], async (url, stderr) => {
       expect((await fetch(url)).status).toBe(200);
-      await vi.waitFor(() => expect(stderr()).toContain('note: other devices reach the app over plain http, where browsers allow no service worker'));
+      await vi.waitFor(() =>
+        expect(stderr()).toContain(
+          'note: other devices reach the app over plain http, where browsers allow no service worker',
+        ),
+      );
       expect(stderr()).toContain('serve it over https');
     });
   });

@@ -3,11 +3,24 @@ import { describe, expect, it } from 'vitest';
 import type { Survey } from '../../src/backends/survey.js';
 import { expectOneErrorLine, runChild } from '../support/cli.js';
 
-const TINY = ['--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8', '--batch-size', '4', '--seconds', '0.2'];
+const TINY = [
+  '--image-size',
+  '16',
+  '--stages',
+  '1,1,1',
+  '--filters',
+  '4,4,8,8',
+  '--batch-size',
+  '4',
+  '--seconds',
+  '0.2',
+];
 
 describe('malaria backends', () => {
   it('loads and measures each backend asked for, and says what auto picks', async () => {
-    const result = await runChild(['backends', '--json', '--only', 'wasm,cpu', ...TINY], { env: { MALARIA_WASM_THREADS: '1' } });
+    const result = await runChild(['backends', '--json', '--only', 'wasm,cpu', ...TINY], {
+      env: { MALARIA_WASM_THREADS: '1' },
+    });
     expect(result.exitCode, result.stderr.join('\n')).toBe(0);
     const survey = JSON.parse(result.stdout.join('\n')) as Survey;
     expect(survey.backends.map((b) => b.backend)).toEqual(['wasm', 'cpu']);
@@ -29,7 +42,9 @@ describe('malaria backends', () => {
       runChild(['backends', '--only', 'cpu', '--deadline', '0.3', ...TINY]),
     ]);
     expect(noDriver.exitCode, noDriver.stderr.join('\n')).toBe(0);
-    expect(noDriver.stdout.join('\n')).toMatch(/^webgpu +no +- +- +found no GPU adapter .*; it needs a GPU driver with Vulkan on Linux/m);
+    expect(noDriver.stdout.join('\n')).toMatch(
+      /^webgpu +no +- +- +found no GPU adapter .*; it needs a GPU driver with Vulkan on Linux/m,
+    );
     expect(late.exitCode, late.stderr.join('\n')).toBe(0);
     expect(late.stdout.join('\n')).toMatch(/^cpu +no +- +- +stopped after 0\.3 s$/m);
   });

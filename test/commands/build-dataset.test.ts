@@ -57,9 +57,20 @@ describe('malaria build-dataset (CLI)', () => {
 
     const second = await runInProcess(['build-dataset', '--input', input, '--output', output]);
     expect(second.code).toBe(2);
-    expect(second.stderr).toEqual([`malaria: ${output} already holds a split (training, validation, testing, splits.csv); pass --force to replace it with a new one`]);
+    expect(second.stderr).toEqual([
+      `malaria: ${output} already holds a split (training, validation, testing, splits.csv); pass --force to replace it with a new one`,
+    ]);
 
-    const forced = await runInProcess(['build-dataset', '--input', input, '--output', output, '--force', '--seed', '7']);
+    const forced = await runInProcess([
+      'build-dataset',
+      '--input',
+      input,
+      '--output',
+      output,
+      '--force',
+      '--seed',
+      '7',
+    ]);
     expect(forced.code).toBe(0);
     expect(forced.stdout.at(-1)).toMatch(/\(replaced the previous training, validation, testing, splits\.csv\)$/);
   });

@@ -11,7 +11,8 @@ import { miniArchive } from '../support/zip.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 /** stderr without the progress bars (downloading, extracting) that runInProcess captures with the messages. */
-const messages = (stderr: string[]): string[] => stderr.filter((line) => !/^(downloading \(MB\)|extracting) +\d+\/\d+ \[/.test(line));
+const messages = (stderr: string[]): string[] =>
+  stderr.filter((line) => !/^(downloading \(MB\)|extracting) +\d+\/\d+ \[/.test(line));
 
 describe('malaria download', () => {
   let dir: string;
@@ -32,7 +33,11 @@ describe('malaria download', () => {
     const failed = await runInProcess(['download', '--url', server.url, '--dir', dir]);
     expect(failed.code).toBe(1);
     expect(messages(failed.stderr)).toHaveLength(1);
-    expect(messages(failed.stderr)[0]).toMatch(new RegExp(`^malaria: could not download ${server.url}: .*resume \\([\\d,]+ bytes kept in .*cell_images\\.zip\\.part\\)$`));
+    expect(messages(failed.stderr)[0]).toMatch(
+      new RegExp(
+        `^malaria: could not download ${server.url}: .*resume \\([\\d,]+ bytes kept in .*cell_images\\.zip\\.part\\)$`,
+      ),
+    );
     const kept = (await fsp.stat(path.join(dir, 'cell_images.zip.part'))).size;
 
     const done = await runInProcess(['download', '--url', server.url, '--dir', dir]);
@@ -41,9 +46,12 @@ describe('malaria download', () => {
     expect(await fsp.readFile(path.join(dir, 'cell_images.zip'))).toEqual(archive.zip);
     expect(await fse.pathExists(path.join(dir, 'cell_images.zip.part'))).toBe(false);
 
-    for (const [rel, bytes] of archive.images) expect(await fsp.readFile(path.join(dir, 'cell_images', rel))).toEqual(bytes);
+    for (const [rel, bytes] of archive.images)
+      expect(await fsp.readFile(path.join(dir, 'cell_images', rel))).toEqual(bytes);
     expect((await fsp.readdir(path.join(dir, 'cell_images'))).sort()).toEqual(['Parasitized', 'Uninfected']);
-    expect(done.stdout).toContain(`extracted 6 images to ${path.join(dir, 'cell_images')} (Parasitized 3, Uninfected 3)`);
+    expect(done.stdout).toContain(
+      `extracted 6 images to ${path.join(dir, 'cell_images')} (Parasitized 3, Uninfected 3)`,
+    );
     expect(done.stdout).toContain('skipped 4 non-image entries (Thumbs.db)');
     expect(done.stdout.filter((line) => line.startsWith('skipped 6 duplicate images'))).toHaveLength(1);
     expect(done.stdout[0]).toMatch(/^downloaded .* \(resumed after \d+ MB\)$/);
@@ -58,29 +66,44 @@ describe('malaria download', () => {
     expect((await runInProcess(['download', '--url', server.url, '--dir', dir])).code).toBe(0);
     const again = await runInProcess(['download', '--url', server.url, '--dir', dir]);
     expect(again.code).toBe(2);
-    expect(messages(again.stderr)).toEqual([`malaria: ${path.join(dir, 'cell_images')} already exists; pass --force to extract the archive over it again`]);
+    expect(messages(again.stderr)).toEqual([
+      `malaria: ${path.join(dir, 'cell_images')} already exists; pass --force to extract the archive over it again`,
+    ]);
 
     // An extraction of ours with an image lost: --force extracts it again (a folder holding anything else is refused).
     const [lost] = await fsp.readdir(path.join(dir, 'cell_images', 'Parasitized'));
     await fsp.rm(path.join(dir, 'cell_images', 'Parasitized', lost));
     const forced = await runInProcess(['download', '--url', server.url, '--dir', dir, '--force']);
     expect(forced.code).toBe(0);
-    expect(forced.stdout[0]).toBe(`using ${path.join(dir, 'cell_images.zip')}, downloaded earlier (delete it to download again)`);
+    expect(forced.stdout[0]).toBe(
+      `using ${path.join(dir, 'cell_images.zip')}, downloaded earlier (delete it to download again)`,
+    );
     expect(server.requests).toHaveLength(1); // the archive on disk was reused
     expect(await fse.pathExists(path.join(dir, 'cell_images', 'Parasitized', lost))).toBe(true);
   });
 
   it('rejects a URL that is not http(s) with exit code 2', async () => {
-    const { code, stderr } = await runInProcess(['download', '--url', 'ftp://example.org/cell_images.zip', '--dir', dir]);
+    const { code, stderr } = await runInProcess([
+      'download',
+      '--url',
+      'ftp://example.org/cell_images.zip',
+      '--dir',
+      dir,
+    ]);
     expect(code).toBe(2);
-    expect(stderr).toEqual(['malaria: --url ftp://example.org/cell_images.zip uses ftp; pass an http:// or https:// address']);
+    expect(stderr).toEqual([
+      'malaria: --url ftp://example.org/cell_images.zip uses ftp; pass an http:// or https:// address',
+    ]);
     await expect(downloadDataset({ url: 'not a url', dir, force: false })).rejects.toThrow(UserError);
   });
 
   it('does not warn when the image count matches', async () => {
     server = await startServer(archive.zip);
     const warnings: string[] = [];
-    const result = await downloadDataset({ url: server.url, dir, force: false, expectedImages: 6 }, { ...silentReporter, note: (line) => warnings.push(line) });
+    const result = await downloadDataset(
+      { url: server.url, dir, force: false, expectedImages: 6 },
+      { ...silentReporter, note: (line) => warnings.push(line) },
+    );
     expect(result.images).toBe(6);
     expect(warnings).toEqual([]);
   });

@@ -28,7 +28,11 @@ async function writeGrayCells(): Promise<void> {
       const folder = path.join(data(), split, className);
       await fs.mkdir(folder, { recursive: true });
       for (const gray of grays) {
-        const png = await sharp({ create: { width: 40, height: 40, channels: 3, background: { r: gray, g: gray, b: gray } } }).png().toBuffer();
+        const png = await sharp({
+          create: { width: 40, height: 40, channels: 3, background: { r: gray, g: gray, b: gray } },
+        })
+          .png()
+          .toBuffer();
         await fs.writeFile(path.join(folder, `gray-${gray}.png`), png);
       }
     }
@@ -46,7 +50,17 @@ afterAll(async () => removeDir(dir));
 
 // The parsed --json object: `any` because each test checks the fields it reads against hand-computed values.
 async function evaluateJson(...flags: string[]): Promise<{ json: Record<string, any>; stderr: string[] }> {
-  const { code, stdout, stderr } = await runInProcess(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', '--json', ...flags]);
+  const { code, stdout, stderr } = await runInProcess([
+    'evaluate',
+    '--data',
+    data(),
+    '--model-dir',
+    modelDir(),
+    '--backend',
+    'cpu',
+    '--json',
+    ...flags,
+  ]);
   expect(code, stderr.join('\n')).toBe(0);
   expect(stdout).toHaveLength(1);
   return { json: JSON.parse(stdout[0]), stderr };
@@ -58,7 +72,13 @@ describe('malaria evaluate: thresholds', () => {
     expect(json.threshold).toBeCloseTo(pParasitized(100), 6);
     expect(json.threshold).toBeLessThan(pParasitized(101));
     expect(json.thresholdSource).toBe('validation');
-    expect(json.thresholdSelection).toEqual({ split: 'validation', targetSensitivity: 0.75, sensitivity: 0.75, positivesFlagged: 6, positives: 8 });
+    expect(json.thresholdSelection).toEqual({
+      split: 'validation',
+      targetSensitivity: 0.75,
+      sensitivity: 0.75,
+      positivesFlagged: 6,
+      positives: 8,
+    });
     expect(json.n).toBe(9);
     expect(json.confusion).toEqual([
       [3, 2],
@@ -70,7 +90,13 @@ describe('malaria evaluate: thresholds', () => {
     expect(json.ci95.sensitivity[1]).toBeGreaterThan(0.6);
     // The model ranks by brightness, so the AUC is the share of (positive, negative) pairs with the positive brighter.
     expect(json.auc).toBeCloseTo(aucByPairs(SPLITS.testing.Parasitized, SPLITS.testing.Uninfected), 10);
-    expect(stderr.some((line) => line.startsWith(`threshold ${json.threshold} chosen on validation for sensitivity >= 75.00%: it flags 6 of 8 Parasitized images`))).toBe(true);
+    expect(
+      stderr.some((line) =>
+        line.startsWith(
+          `threshold ${json.threshold} chosen on validation for sensitivity >= 75.00%: it flags 6 of 8 Parasitized images`,
+        ),
+      ),
+    ).toBe(true);
   });
 
   it('--json holds exactly the keys the README lists', async () => {
@@ -84,7 +110,9 @@ describe('malaria evaluate: thresholds', () => {
     // Every key of the object, nested ones too (but not the class names under "classes", which vary).
     const keysOf = (value: unknown, under = ''): string[] =>
       value && typeof value === 'object' && !Array.isArray(value)
-        ? Object.entries(value).flatMap(([key, inner]) => (under === 'classes' ? keysOf(inner) : [key, ...keysOf(inner, key)]))
+        ? Object.entries(value).flatMap(([key, inner]) =>
+            under === 'classes' ? keysOf(inner) : [key, ...keysOf(inner, key)],
+          )
         : [];
     const plain = (await evaluateJson()).json;
     expect(distinct(keysOf(plain))).toEqual(documented(listed as string));
@@ -112,9 +140,21 @@ describe('malaria evaluate: thresholds', () => {
     expect(written).toEqual({ ...metadata, threshold: chosen.threshold });
 
     const roc = path.join(dir, 'plots', 'roc.png');
-    const report = await runInProcess(['evaluate', '--data', data(), '--model-dir', saved, '--backend', 'cpu', '--roc', roc]);
+    const report = await runInProcess([
+      'evaluate',
+      '--data',
+      data(),
+      '--model-dir',
+      saved,
+      '--backend',
+      'cpu',
+      '--roc',
+      roc,
+    ]);
     expect(report.code, report.stderr.join('\n')).toBe(0);
-    expect(report.stdout.join('\n')).toContain(`threshold P(Parasitized) >= ${chosen.threshold} (saved with the model)`);
+    expect(report.stdout.join('\n')).toContain(
+      `threshold P(Parasitized) >= ${chosen.threshold} (saved with the model)`,
+    );
     // On testing, P(60) flags the positives but the 40 one, and the negatives 99, 101 and 170.
     expect(report.stdout.join('\n')).toMatch(/sensitivity: 80\.00%.*\(4 of 5 parasitized cells found\)/);
     expect(report.stdout.join('\n')).toMatch(/specificity: 25\.00%.*\(1 of 4 uninfected cells cleared\)/);
@@ -132,19 +172,43 @@ describe('malaria evaluate: thresholds', () => {
       ['--target-sensitivity', '1.2'],
       ['--save-threshold'],
     ]) {
-      const { code, stdout, stderr } = await runInProcess(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', ...flags]);
+      const { code, stdout, stderr } = await runInProcess([
+        'evaluate',
+        '--data',
+        data(),
+        '--model-dir',
+        modelDir(),
+        '--backend',
+        'cpu',
+        ...flags,
+      ]);
       expect(code, flags.join(' ')).toBe(2);
       expect(stdout, flags.join(' ')).toEqual([]);
-      expect(stderr.filter((line) => !line.startsWith('backend:')), flags.join(' ')).toHaveLength(1);
+      expect(
+        stderr.filter((line) => !line.startsWith('backend:')),
+        flags.join(' '),
+      ).toHaveLength(1);
     }
   });
 
   it('says so when the validation split has no parasitized cells (exit code 1)', async () => {
     const lopsided = path.join(dir, 'lopsided');
     await fs.mkdir(path.join(lopsided, 'validation', 'Uninfected'), { recursive: true });
-    await fs.cp(path.join(data(), 'validation', 'Uninfected'), path.join(lopsided, 'validation', 'Uninfected'), { recursive: true });
+    await fs.cp(path.join(data(), 'validation', 'Uninfected'), path.join(lopsided, 'validation', 'Uninfected'), {
+      recursive: true,
+    });
     await fs.cp(path.join(data(), 'testing'), path.join(lopsided, 'testing'), { recursive: true });
-    const { code, stderr } = await runInProcess(['evaluate', '--data', lopsided, '--model-dir', modelDir(), '--backend', 'cpu', '--target-sensitivity', '0.9']);
+    const { code, stderr } = await runInProcess([
+      'evaluate',
+      '--data',
+      lopsided,
+      '--model-dir',
+      modelDir(),
+      '--backend',
+      'cpu',
+      '--target-sensitivity',
+      '0.9',
+    ]);
     expect(code).toBe(1);
     expect(stderr.filter((line) => line.startsWith('malaria:'))).toEqual([
       'malaria: the validation split holds no Parasitized images, so no threshold can be chosen on it; pass --threshold instead',
@@ -154,10 +218,16 @@ describe('malaria evaluate: thresholds', () => {
 
 /** The testing split's probabilities as the model gives them at temperature T (labels: 0 Parasitized, 1 Uninfected). */
 function testingAt(temperature: number): { probabilities: Float32Array; labels: Int32Array } {
-  const cells = [...SPLITS.testing.Parasitized.map((gray) => [gray, 0]), ...SPLITS.testing.Uninfected.map((gray) => [gray, 1])];
+  const cells = [
+    ...SPLITS.testing.Parasitized.map((gray) => [gray, 0]),
+    ...SPLITS.testing.Uninfected.map((gray) => [gray, 1]),
+  ];
   // Files are read in name order within each class; the ECE does not depend on the order anyway.
-  const p = cells.map(([gray]) => 1 / (1 + Math.exp(-10 * (gray / 255 - 0.5) / temperature)));
-  return { probabilities: Float32Array.from(p.flatMap((q) => [q, 1 - q])), labels: Int32Array.from(cells.map(([, label]) => label)) };
+  const p = cells.map(([gray]) => 1 / (1 + Math.exp((-10 * (gray / 255 - 0.5)) / temperature)));
+  return {
+    probabilities: Float32Array.from(p.flatMap((q) => [q, 1 - q])),
+    labels: Int32Array.from(cells.map(([, label]) => label)),
+  };
 }
 
 describe('malaria evaluate: calibration', () => {
@@ -182,10 +252,23 @@ describe('malaria evaluate: calibration', () => {
 
   it('--calibration draws the reliability diagram; --tta is reported (this model ignores orientation, so nothing moves)', async () => {
     const png = path.join(dir, 'plots', 'reliability.png');
-    const report = await runInProcess(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', '--calibration', png, '--tta']);
+    const report = await runInProcess([
+      'evaluate',
+      '--data',
+      data(),
+      '--model-dir',
+      modelDir(),
+      '--backend',
+      'cpu',
+      '--calibration',
+      png,
+      '--tta',
+    ]);
     expect(report.code, report.stderr.join('\n')).toBe(0);
     expect(report.stdout).toContain(`reliability diagram written to ${png}`);
-    expect(report.stdout.join('\n')).toMatch(/calibration: ECE 0\.\d{4} \(15 bins on the top class's probability\), no temperature \(T = 1\), test-time augmentation/);
+    expect(report.stdout.join('\n')).toMatch(
+      /calibration: ECE 0\.\d{4} \(15 bins on the top class's probability\), no temperature \(T = 1\), test-time augmentation/,
+    );
     const image = await sharp(png).metadata();
     expect([image.format, image.width, image.height]).toEqual(['png', 800, 600]);
     const [tta, plain] = [(await evaluateJson('--tta')).json, (await evaluateJson()).json];

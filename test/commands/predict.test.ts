@@ -26,8 +26,12 @@ beforeAll(async () => {
   model.dispose();
   // cells/: three real cells, a Thumbs.db, a truncated PNG and a text file named .png.
   await fs.mkdir(folder());
-  const names = [...(await sampleNames('Parasitized', 2)).map((n) => ['Parasitized', n]), ...(await sampleNames('Uninfected', 1)).map((n) => ['Uninfected', n])];
-  for (const [className, name] of names) await fs.copyFile(path.join(SAMPLE_DIR, className, name), path.join(folder(), `${className}-${name}`));
+  const names = [
+    ...(await sampleNames('Parasitized', 2)).map((n) => ['Parasitized', n]),
+    ...(await sampleNames('Uninfected', 1)).map((n) => ['Uninfected', n]),
+  ];
+  for (const [className, name] of names)
+    await fs.copyFile(path.join(SAMPLE_DIR, className, name), path.join(folder(), `${className}-${name}`));
   await fs.writeFile(path.join(folder(), 'Thumbs.db'), thumbsDb());
   const png = await fs.readFile(path.join(SAMPLE_DIR, names[0][0], names[0][1]));
   await fs.writeFile(path.join(folder(), 'truncated.png'), png.subarray(0, 200));
@@ -37,7 +41,8 @@ beforeAll(async () => {
 
 afterAll(async () => removeDir(dir));
 
-const predict = (...args: string[]) => runInProcess(['predict', '--model-dir', modelDir(), '--backend', 'cpu', ...args]);
+const predict = (...args: string[]) =>
+  runInProcess(['predict', '--model-dir', modelDir(), '--backend', 'cpu', ...args]);
 
 describe('malaria predict', () => {
   it('--json: one array with {file, label, probability} or {file, error}; the good files still run; exit code 1', async () => {
@@ -48,7 +53,10 @@ describe('malaria predict', () => {
     const entries = JSON.parse(stdout[0]) as Record<string, unknown>[];
     expect(entries.map((e) => e.file)).toEqual([
       goodFile,
-      ...(await fs.readdir(folder())).filter((n) => n !== 'Thumbs.db').sort().map((n) => path.join(folder(), n)),
+      ...(await fs.readdir(folder()))
+        .filter((n) => n !== 'Thumbs.db')
+        .sort()
+        .map((n) => path.join(folder(), n)),
       missing,
     ]);
     const failed = entries.filter((e) => 'error' in e);
@@ -69,7 +77,11 @@ describe('malaria predict', () => {
       expect(entry.probability).toBeLessThanOrEqual(1);
     }
     expect(stderr).toContain('Parasitized when P(Parasitized) >= 0.5 (the default)');
-    expect(stderr.some((line) => /^4 images classified \(\d+ Parasitized, \d+ Uninfected\); 3 failed; 1 non-image file skipped$/.test(line))).toBe(true);
+    expect(
+      stderr.some((line) =>
+        /^4 images classified \(\d+ Parasitized, \d+ Uninfected\); 3 failed; 1 non-image file skipped$/.test(line),
+      ),
+    ).toBe(true);
     expect(stderr).toContain('malaria: 3 of 7 files could not be classified');
   });
 
@@ -80,14 +92,24 @@ describe('malaria predict', () => {
     expect(lines[0]).toMatch(/^file\s+label\s+probability$/);
     expect(lines).toHaveLength(2);
     // Threshold 0 flags everything: the probability shown is P(Parasitized), whatever it is.
-    expect(lines[1]).toMatch(new RegExp(`^${goodFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+Parasitized\\s+[01]\\.\\d{4}$`));
+    expect(lines[1]).toMatch(
+      new RegExp(`^${goodFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s+Parasitized\\s+[01]\\.\\d{4}$`),
+    );
   });
 
   it('uses the threshold saved with the model by default', async () => {
     const saved = path.join(dir, 'strict-model');
     await fs.cp(modelDir(), saved, { recursive: true });
     await fs.writeFile(path.join(saved, 'metadata.json'), JSON.stringify({ ...metadata, threshold: 1 }));
-    const { code, stdout, stderr } = await runInProcess(['predict', '--model-dir', saved, '--backend', 'cpu', '--json', folder()]);
+    const { code, stdout, stderr } = await runInProcess([
+      'predict',
+      '--model-dir',
+      saved,
+      '--backend',
+      'cpu',
+      '--json',
+      folder(),
+    ]);
     expect(code).toBe(1); // the two broken files
     expect(stderr).toContain('Parasitized when P(Parasitized) >= 1 (saved with the model)');
     const labels = (JSON.parse(stdout[0]) as { label?: string }[]).filter((e) => e.label).map((e) => e.label);
@@ -100,7 +122,17 @@ describe('malaria predict', () => {
     await fs.writeFile(path.join(warm, 'metadata.json'), JSON.stringify({ ...metadata, temperature: 0.02 }));
     // Threshold 0: the probability printed is P(Parasitized) for every file.
     const pParasitized = async (model: string) => {
-      const { stdout, stderr } = await runInProcess(['predict', '--model-dir', model, '--backend', 'cpu', '--threshold', '0', '--json', goodFile]);
+      const { stdout, stderr } = await runInProcess([
+        'predict',
+        '--model-dir',
+        model,
+        '--backend',
+        'cpu',
+        '--threshold',
+        '0',
+        '--json',
+        goodFile,
+      ]);
       notes.push(...stderr.filter((line) => line.startsWith('probabilities:')));
       return (JSON.parse(stdout[0]) as { probability: number }[])[0].probability;
     };
@@ -151,8 +183,13 @@ describe('malaria predict', () => {
     await fs.writeFile(path.join(empty, 'Thumbs.db'), thumbsDb());
     const none = await predict(empty);
     expect(none.code).toBe(2);
-    expect(none.stderr.filter((l) => l.startsWith('malaria:'))).toEqual([`malaria: no image files found in ${empty} (1 other file skipped)`]);
-    for (const flags of [['--threshold', '2'], ['--batch-size', '0']]) {
+    expect(none.stderr.filter((l) => l.startsWith('malaria:'))).toEqual([
+      `malaria: no image files found in ${empty} (1 other file skipped)`,
+    ]);
+    for (const flags of [
+      ['--threshold', '2'],
+      ['--batch-size', '0'],
+    ]) {
       const bad = await predict(...flags, goodFile);
       expect(bad.code, flags.join(' ')).toBe(2);
       expect(bad.stdout).toEqual([]);

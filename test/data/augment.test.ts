@@ -19,7 +19,8 @@ function randomImage(size: number, seed: string, low = 0): Uint8Array {
   return image;
 }
 
-const pixel = (image: ArrayLike<number>, size: number, x: number, y: number, c: number): number => image[(y * size + x) * 3 + c];
+const pixel = (image: ArrayLike<number>, size: number, x: number, y: number, c: number): number =>
+  image[(y * size + x) * 3 + c];
 
 function warp(image: Uint8Array, size: number, params: Partial<AffineParams>): Float32Array {
   const out = new Float32Array(size * size * 3);
@@ -106,7 +107,8 @@ describe('warpAffine', () => {
     const out = warp(image, size, { flip: true });
     for (let y = 0; y < size; y++) {
       for (let x = 0; x < size; x++) {
-        for (let c = 0; c < 3; c++) expect(pixel(out, size, x, y, c) * 255).toBeCloseTo(pixel(image, size, size - 1 - x, y, c), 4);
+        for (let c = 0; c < 3; c++)
+          expect(pixel(out, size, x, y, c) * 255).toBeCloseTo(pixel(image, size, size - 1 - x, y, c), 4);
       }
     }
   });
@@ -115,7 +117,8 @@ describe('warpAffine', () => {
     const out = warp(image, size, { rotationDeg: 90 });
     for (let y = 0; y < size; y++) {
       for (let x = 0; x < size; x++) {
-        for (let c = 0; c < 3; c++) expect(pixel(out, size, x, y, c) * 255).toBeCloseTo(pixel(image, size, size - 1 - y, x, c), 3);
+        for (let c = 0; c < 3; c++)
+          expect(pixel(out, size, x, y, c) * 255).toBeCloseTo(pixel(image, size, size - 1 - y, x, c), 3);
       }
     }
   });
@@ -125,7 +128,8 @@ describe('warpAffine', () => {
     for (let y = 0; y < size; y++) {
       for (let x = 0; x < size; x++) {
         const sourceX = Math.min(size - 1, x + 2);
-        for (let c = 0; c < 3; c++) expect(pixel(out, size, x, y, c) * 255).toBeCloseTo(pixel(image, size, sourceX, y, c), 4);
+        for (let c = 0; c < 3; c++)
+          expect(pixel(out, size, x, y, c) * 255).toBeCloseTo(pixel(image, size, sourceX, y, c), 4);
       }
     }
   });
@@ -154,10 +158,20 @@ describe('warpAffine', () => {
   it('leaves no black corners: every output value lies within the input values', () => {
     const big = 32;
     const bright = randomImage(big, 'bright', 60); // no pixel below 60
-    const params = { ...IDENTITY_PARAMS, rotationDeg: 20, zoomX: 1.05, zoomY: 1.05, shiftX: 1.6, shiftY: -1.6, shearDeg: 0.05 };
+    const params = {
+      ...IDENTITY_PARAMS,
+      rotationDeg: 20,
+      zoomX: 1.05,
+      zoomY: 1.05,
+      shiftX: 1.6,
+      shiftY: -1.6,
+      shearDeg: 0.05,
+    };
     // The corners of the output sample outside the input, where a constant fill would paint black.
     const m = affineMatrix(params, big);
-    const corners = [0, big - 1].flatMap((y) => [0, big - 1].map((x) => [m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]]));
+    const corners = [0, big - 1].flatMap((y) =>
+      [0, big - 1].map((x) => [m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]]),
+    );
     expect(corners.filter(([sx, sy]) => sx < 0 || sy < 0 || sx > big - 1 || sy > big - 1).length).toBeGreaterThan(0);
     const out = warp(bright, big, params);
     expect(Math.min(...out) * 255).toBeGreaterThanOrEqual(60 - 1e-3);

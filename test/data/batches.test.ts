@@ -93,7 +93,8 @@ describe('createBatchSource on real sample images', () => {
     expect(epoch0.flatMap((b) => [...b.labels])).toEqual(source.files.map((f) => f.label));
     const x = Float32Array.from(epoch0.flatMap((b) => [...b.x]));
     const expected = new Float32Array(source.files.length * PIXELS);
-    for (const [i, file] of source.files.entries()) scaleToUnit(await decodeResized(file.path, SIZE), expected, i * PIXELS);
+    for (const [i, file] of source.files.entries())
+      scaleToUnit(await decodeResized(file.path, SIZE), expected, i * PIXELS);
     expect(x).toEqual(expected);
     expect(epoch3.map((b) => [...b.x])).toEqual(epoch0.map((b) => [...b.x]));
   });
@@ -198,7 +199,8 @@ describe('batch order and labels (flat synthetic images)', () => {
     const first = await collect((await flatSource()).batches(2));
     const again = await collect((await flatSource()).batches(2));
     const other = await collect((await flatSource({ seed: 99 })).batches(2));
-    const order = (batches: Batch[]) => batches.flatMap((b) => Array.from({ length: b.size }, (_, s) => fileInSlot(b, s)));
+    const order = (batches: Batch[]) =>
+      batches.flatMap((b) => Array.from({ length: b.size }, (_, s) => fileInSlot(b, s)));
     expect(order(again)).toEqual(order(first));
     expect(order(other)).not.toEqual(order(first));
   });

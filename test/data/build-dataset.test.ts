@@ -47,7 +47,16 @@ describe('buildDataset', () => {
     dir = await makeTempDir();
     input = path.join(dir, 'cell_images');
     output = path.join(dir, 'out');
-    options = { input, output, trainSplit: 0.8, valSplit: 0.1, seed: 42, force: false, groupBy: 'cell', concurrency: 4 };
+    options = {
+      input,
+      output,
+      trainSplit: 0.8,
+      valSplit: 0.1,
+      seed: 42,
+      force: false,
+      groupBy: 'cell',
+      concurrency: 4,
+    };
   });
   afterEach(async () => {
     vi.restoreAllMocks();
@@ -66,7 +75,9 @@ describe('buildDataset', () => {
     for (const split of SPLITS) {
       const splitRows = rows.filter((row) => row.split === split);
       expect(splitRows).toHaveLength(sizes[split]);
-      expect(await filesIn(output, split)).toEqual(splitRows.map((row) => `${row.label}/${path.basename(row.file)}`).sort());
+      expect(await filesIn(output, split)).toEqual(
+        splitRows.map((row) => `${row.label}/${path.basename(row.file)}`).sort(),
+      );
       expect(Object.values(result.counts[split]).reduce((a, b) => a + b, 0)).toBe(sizes[split]);
     }
     // Disjoint and complete.
@@ -117,17 +128,26 @@ describe('buildDataset', () => {
     await buildDataset(options);
     await fsp.writeFile(path.join(output, 'training', 'Parasitized', 'mine.png'), 'added by someone');
     const before = await snapshotTree(output);
-    await expectUserError(buildDataset({ ...options, seed: 1, force: true }), /holds files that are not a split written by `malaria build-dataset` \(training\/Parasitized holds \d+ files where splits\.csv lists \d+\)/);
+    await expectUserError(
+      buildDataset({ ...options, seed: 1, force: true }),
+      /holds files that are not a split written by `malaria build-dataset` \(training\/Parasitized holds \d+ files where splits\.csv lists \d+\)/,
+    );
     expect(await snapshotTree(output)).toEqual(before);
 
     // Split folders of another tool (the Keras tutorial's build_dataset.py writes training/ and testing/ too), or
     // one empty folder: not a split of ours either.
     const other = path.join(dir, 'keras');
     await copySample(path.join(other, 'training'), 1);
-    await expectUserError(buildDataset({ ...options, output: other, force: true }), /\(it has training but no splits\.csv\)/);
+    await expectUserError(
+      buildDataset({ ...options, output: other, force: true }),
+      /\(it has training but no splits\.csv\)/,
+    );
     expect((await fsp.readdir(path.join(other, 'training', 'Parasitized'))).length).toBe(1);
     await fsp.mkdir(path.join(dir, 'lone', 'validation'), { recursive: true });
-    await expectUserError(buildDataset({ ...options, output: path.join(dir, 'lone') }), /\(it has validation but no splits\.csv\)/);
+    await expectUserError(
+      buildDataset({ ...options, output: path.join(dir, 'lone') }),
+      /\(it has validation but no splits\.csv\)/,
+    );
   });
 
   it('keeps the old split intact when a run fails half-way, and leaves no partial split', async () => {
@@ -171,9 +191,13 @@ describe('buildDataset', () => {
     expect(rows).toHaveLength(12);
     expect(new Set(rows.map((row) => row.sha256)).size).toBe(12);
     const summary = formatBuildSummary(result);
-    expect(summary).toContain('skipped 4 non-image files (Parasitized/Thumbs.db, Uninfected/Thumbs.db, cell_images/Parasitized/Thumbs.db, ...)');
+    expect(summary).toContain(
+      'skipped 4 non-image files (Parasitized/Thumbs.db, Uninfected/Thumbs.db, cell_images/Parasitized/Thumbs.db, ...)',
+    );
     expect(summary.filter((line) => line.startsWith('dropped 8 duplicate images (identical bytes'))).toHaveLength(1);
-    expect(summary.some((line) => /^found 12 usable images in 2 classes \(Parasitized, Uninfected\)/.test(line))).toBe(true);
+    expect(summary.some((line) => /^found 12 usable images in 2 classes \(Parasitized, Uninfected\)/.test(line))).toBe(
+      true,
+    );
   });
 
   it('sets aside files that do not decode, and accepts odd but valid images', async () => {
@@ -192,10 +216,15 @@ describe('buildDataset', () => {
     await base.clone().png({ palette: true, colours: 16 }).toFile(p('palette.png'));
     await base.clone().toColourspace('rgb16').png().toFile(p('sixteen-bit.png'));
     await base.clone().jpeg().toFile(p('really-a-jpeg.png'));
-    await sharp({ create: { width: 1, height: 1, channels: 3, background: '#f00' } }).png().toFile(p('one-pixel.png'));
+    await sharp({ create: { width: 1, height: 1, channels: 3, background: '#f00' } })
+      .png()
+      .toFile(p('one-pixel.png'));
     await base.clone().png().toFile(p('cellule numéro 5, "copie".png'));
     // Not images at all: skipped, neither copied nor reported as broken.
-    await fsp.writeFile(p('.DS_Store'), Buffer.concat([Buffer.from([0, 0, 0, 1]), Buffer.from('Bud1'), Buffer.alloc(64)]));
+    await fsp.writeFile(
+      p('.DS_Store'),
+      Buffer.concat([Buffer.from([0, 0, 0, 1]), Buffer.from('Bud1'), Buffer.alloc(64)]),
+    );
     await fsp.writeFile(p('notes.txt'), 'slide 12\n');
     const before = await snapshotTree(input);
 
@@ -217,16 +246,29 @@ describe('buildDataset', () => {
     const rows = await readManifest(output);
     expect(rows).toHaveLength(6 + 7);
     const files = new Set(rows.map((row) => row.file));
-    for (const name of ['gray.png', 'rgba.png', 'palette.png', 'sixteen-bit.png', 'really-a-jpeg.png', 'one-pixel.png', 'cellule numéro 5, "copie".png']) {
+    for (const name of [
+      'gray.png',
+      'rgba.png',
+      'palette.png',
+      'sixteen-bit.png',
+      'really-a-jpeg.png',
+      'one-pixel.png',
+      'cellule numéro 5, "copie".png',
+    ]) {
       expect(files.has(`Parasitized/${name}`), name).toBe(true);
     }
     for (const bad of ['truncated.png', 'zero.png', 'text.png', 'bomb.png']) {
       expect(files.has(`Parasitized/${bad}`)).toBe(false);
-      for (const split of SPLITS) expect(await fse.pathExists(path.join(output, split, 'Parasitized', bad))).toBe(false);
+      for (const split of SPLITS)
+        expect(await fse.pathExists(path.join(output, split, 'Parasitized', bad))).toBe(false);
     }
     // The comma and quotes survived the CSV round trip, and the raw file quotes that field.
-    expect(await fsp.readFile(path.join(output, 'splits.csv'), 'utf8')).toContain('"Parasitized/cellule numéro 5, ""copie"".png"');
-    expect(formatBuildSummary(result)).toContain(`set aside 4 files that do not decode as images (reasons in ${path.join(output, 'rejected.csv')}; not copied)`);
+    expect(await fsp.readFile(path.join(output, 'splits.csv'), 'utf8')).toContain(
+      '"Parasitized/cellule numéro 5, ""copie"".png"',
+    );
+    expect(formatBuildSummary(result)).toContain(
+      `set aside 4 files that do not decode as images (reasons in ${path.join(output, 'rejected.csv')}; not copied)`,
+    );
   });
 
   it('ignores empty folders and does not hang on a folder link loop', async () => {
@@ -253,7 +295,9 @@ describe('buildDataset', () => {
       expect(patients[split]).toBe(new Set(rows.filter((row) => row.split === split).map((row) => row.patient)).size);
     }
     const summary = formatBuildSummary(result);
-    expect(summary.some((line) => line.startsWith('grouped by patient: no patient has images in two splits'))).toBe(true);
+    expect(summary.some((line) => line.startsWith('grouped by patient: no patient has images in two splits'))).toBe(
+      true,
+    );
     expect(summary.find((line) => line.startsWith('split'))).toMatch(/patients$/);
   });
 
@@ -263,12 +307,18 @@ describe('buildDataset', () => {
     await fsp.writeFile(path.join(input, 'Parasitized', 'notes.txt'), 'no images here');
     await expectUserError(buildDataset(options), /no class folders with images in/);
     await copySample(input, 2);
-    await expectUserError(buildDataset({ ...options, output: path.join(input, 'out') }), /training \(written by this command\) lies inside --input .*, which this command reads and must not change/);
+    await expectUserError(
+      buildDataset({ ...options, output: path.join(input, 'out') }),
+      /training \(written by this command\) lies inside --input .*, which this command reads and must not change/,
+    );
     await expectUserError(buildDataset({ ...options, output: input }), /lies inside --input/);
     // Input inside a split folder of the output: --force would delete it.
     const nested = path.join(dir, 'base', 'training', 'raw');
     await copySample(nested, 2);
-    await expectUserError(buildDataset({ ...options, input: nested, output: path.join(dir, 'base'), force: true }), /training \(written by this command\) contains --input /);
+    await expectUserError(
+      buildDataset({ ...options, input: nested, output: path.join(dir, 'base'), force: true }),
+      /training \(written by this command\) contains --input /,
+    );
     expect((await fsp.readdir(path.join(nested, 'Parasitized'))).length).toBe(2);
   });
 

@@ -48,7 +48,10 @@ describe('listSplit', () => {
   it('skips non-image files by content and reports image-named files that are not images', async () => {
     const split = await layout({ Parasitized: ['cell.png'], Uninfected: ['cell.png'] });
     const para = path.join(split, 'Parasitized');
-    await fsp.writeFile(path.join(para, 'Thumbs.db'), Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1, 0, 0, 0]));
+    await fsp.writeFile(
+      path.join(para, 'Thumbs.db'),
+      Buffer.from([0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1, 0, 0, 0]),
+    );
     await fsp.writeFile(path.join(para, 'notes.txt'), 'hello');
     await fsp.writeFile(path.join(para, 'empty.png'), '');
     await fsp.writeFile(path.join(para, '._cell.png'), Buffer.from([0, 5, 22, 7, 0, 2, 0, 0]));
@@ -95,7 +98,9 @@ describe('listSplit', () => {
 
   it('refuses a folder that is not one of the forced classes', async () => {
     const split = await layout({ Parasitized: ['a.png'], parasitized: ['b.png'] });
-    await expect(listSplit(split, { classNames: ['Parasitized', 'Uninfected'] })).rejects.toThrow(/parasitized.*not one of the model's classes/);
+    await expect(listSplit(split, { classNames: ['Parasitized', 'Uninfected'] })).rejects.toThrow(
+      /parasitized.*not one of the model's classes/,
+    );
   });
 
   it('throws a one-line UserError for a missing folder, a file, no class folders and no images', async () => {

@@ -56,7 +56,10 @@ describe('downloadWithResume', () => {
   it('keeps the partial file when the connection drops, and resumes it with a Range request', async () => {
     const half = Math.floor(body.length / 2);
     server = await startServer(body, { cutAfter: half });
-    await expectFailure(downloadWithResume({ url: server.url, dest }), new RegExp(`^could not download ${server.url}: .*run the command again to resume`));
+    await expectFailure(
+      downloadWithResume({ url: server.url, dest }),
+      new RegExp(`^could not download ${server.url}: .*run the command again to resume`),
+    );
     expect(await fse.pathExists(dest)).toBe(false);
     const kept = (await fsp.stat(partPath(dest))).size;
     expect(kept).toBeGreaterThan(0);
@@ -103,15 +106,24 @@ describe('downloadWithResume', () => {
     await downloadWithResume({ url: server.redirectUrl, dest });
     expect(await fsp.readFile(dest)).toEqual(body);
     expect(server.requests.map((r) => r.path)).toEqual(['/old/cell_images.zip', '/files/cell_images.zip']);
-    await expectFailure(downloadWithResume({ url: server.loopUrl, dest: path.join(dir, 'x.zip'), maxRedirects: 3 }), /more than 3 redirects/);
+    await expectFailure(
+      downloadWithResume({ url: server.loopUrl, dest: path.join(dir, 'x.zip'), maxRedirects: 3 }),
+      /more than 3 redirects/,
+    );
   });
 
   it('reports HTTP errors and refused connections in one line naming the URL', async () => {
     server = await startServer(body, { failWith: 503 });
-    await expectFailure(downloadWithResume({ url: server.url, dest }), new RegExp(`^could not download ${server.url}: HTTP 503 Service Unavailable; check the URL`));
+    await expectFailure(
+      downloadWithResume({ url: server.url, dest }),
+      new RegExp(`^could not download ${server.url}: HTTP 503 Service Unavailable; check the URL`),
+    );
     // A port that was just freed: nothing listens there any more.
     const gone = await startServer(body);
     await gone.close();
-    await expectFailure(downloadWithResume({ url: gone.url, dest }), new RegExp(`^could not download ${gone.url}: connection refused`));
+    await expectFailure(
+      downloadWithResume({ url: gone.url, dest }),
+      new RegExp(`^could not download ${gone.url}: connection refused`),
+    );
   });
 });

@@ -68,7 +68,11 @@ describe('readHeader and sha256File', () => {
     const file = path.join(SAMPLE_DIR, 'Parasitized', name);
     expect(detectImageFormat(await readHeader(file))).toBe('png');
     const { createHash } = await import('node:crypto');
-    expect(await sha256File(file)).toBe(createHash('sha256').update(await fsp.readFile(file)).digest('hex'));
+    expect(await sha256File(file)).toBe(
+      createHash('sha256')
+        .update(await fsp.readFile(file))
+        .digest('hex'),
+    );
   });
 });
 

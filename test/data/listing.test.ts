@@ -42,7 +42,12 @@ describe('listDataset', () => {
     await copySample(path.join(dir, 'cell_images', 'cell_images'), 2);
     const listing = await listDataset(dir);
     expect(listing.classNames).toEqual(['Parasitized', 'Uninfected']);
-    expect(listing.images.map((image) => image.className)).toEqual(['Parasitized', 'Parasitized', 'Uninfected', 'Uninfected']);
+    expect(listing.images.map((image) => image.className)).toEqual([
+      'Parasitized',
+      'Parasitized',
+      'Uninfected',
+      'Uninfected',
+    ]);
     expect(listing.images[0].relativePath.startsWith('cell_images/cell_images/Parasitized/')).toBe(true);
   });
 
@@ -50,7 +55,9 @@ describe('listDataset', () => {
     const [first] = await copySample(dir, 1);
     await fsp.copyFile(path.join(dir, first), path.join(dir, 'Uninfected', 'copy.png'));
     const listing = await listDataset(dir);
-    expect(listing.duplicates).toEqual([{ relativePath: 'Uninfected/copy.png', keptRelativePath: first, crossClass: true }]);
+    expect(listing.duplicates).toEqual([
+      { relativePath: 'Uninfected/copy.png', keptRelativePath: first, crossClass: true },
+    ]);
     expect(listing.images).toHaveLength(2);
   });
 

@@ -48,7 +48,8 @@ function syntheticPatients(patients: number, maxCells: number, withoutId: number
       items.push({ className, name, relativePath: `${className}/${name}` });
     }
   }
-  for (let i = 0; i < withoutId; i++) items.push({ className: 'Uninfected', name: `extra ${i}.png`, relativePath: `Uninfected/extra ${i}.png` });
+  for (let i = 0; i < withoutId; i++)
+    items.push({ className: 'Uninfected', name: `extra ${i}.png`, relativePath: `Uninfected/extra ${i}.png` });
   return items;
 }
 
@@ -86,7 +87,11 @@ describe('splitByPatient', () => {
     const items = syntheticPatients(10, 1000, 0, 'big');
     const split = splitByPatient(items, OPTIONS);
     const target = splitSizes(items.length, OPTIONS).testing;
-    const largest = Math.max(...[...new Set(items.map((i) => patientIdOf(i.name)))].map((id) => items.filter((i) => patientIdOf(i.name) === id).length));
+    const largest = Math.max(
+      ...[...new Set(items.map((i) => patientIdOf(i.name)))].map(
+        (id) => items.filter((i) => patientIdOf(i.name) === id).length,
+      ),
+    );
     expect(Math.abs(split.testing.length - target)).toBeLessThanOrEqual(largest / 2);
     expect(split.testing.length).toBeGreaterThan(0);
   });

@@ -28,7 +28,11 @@ describe('splitSizes', () => {
     expect(splitSizes(0, TUTORIAL)).toEqual({ training: 0, validation: 0, testing: 0 });
     // 200 (the bundled sample): 160 / 16.
     expect(splitSizes(200, TUTORIAL)).toEqual({ training: 144, validation: 16, testing: 40 });
-    expect(splitSizes(1000, { trainSplit: 0.5, valSplit: 0.25 })).toEqual({ training: 375, validation: 125, testing: 500 });
+    expect(splitSizes(1000, { trainSplit: 0.5, valSplit: 0.25 })).toEqual({
+      training: 375,
+      validation: 125,
+      testing: 500,
+    });
   });
 
   it('always accounts for every image', () => {

@@ -42,7 +42,10 @@ describe('extractCellImages', () => {
     await fsp.writeFile(zipPath, zip);
     const progress: number[] = [];
     let total = 0;
-    const result = await extractCellImages(zipPath, dest, { onStart: (n) => (total = n), onProgress: (done) => progress.push(done) });
+    const result = await extractCellImages(zipPath, dest, {
+      onStart: (n) => (total = n),
+      onProgress: (done) => progress.push(done),
+    });
     expect(result.images).toBe(6);
     expect(result.perClass).toEqual({ Parasitized: 3, Uninfected: 3 });
     expect(result.duplicates).toHaveLength(6);
@@ -64,7 +67,13 @@ describe('extractCellImages', () => {
 
   it('handles an archive that holds only the nested copy', async () => {
     const bytes = await sample('Parasitized', 0);
-    await fsp.writeFile(zipPath, await buildZip([['cell_images/cell_images/Parasitized/a.png', bytes], ['top.png', bytes]]));
+    await fsp.writeFile(
+      zipPath,
+      await buildZip([
+        ['cell_images/cell_images/Parasitized/a.png', bytes],
+        ['top.png', bytes],
+      ]),
+    );
     const result = await extractCellImages(zipPath, dest);
     expect(result.perClass).toEqual({ Parasitized: 1 });
     expect(result.unlabelled).toEqual(['top.png']);
@@ -75,7 +84,14 @@ describe('extractCellImages', () => {
     const a = await sample('Parasitized', 0);
     const b = await sample('Parasitized', 1);
     expect(a.length).not.toBe(b.length);
-    await fsp.writeFile(zipPath, await buildZip([['x/Parasitized/cell.png', a], ['y/Parasitized/cell.png', b], ['z/Parasitized/cell.png', a]]));
+    await fsp.writeFile(
+      zipPath,
+      await buildZip([
+        ['x/Parasitized/cell.png', a],
+        ['y/Parasitized/cell.png', b],
+        ['z/Parasitized/cell.png', a],
+      ]),
+    );
     const result = await extractCellImages(zipPath, dest);
     expect(result.renamed).toEqual(['y/Parasitized/cell.png']);
     expect(result.duplicates).toEqual(['z/Parasitized/cell.png']);
@@ -86,11 +102,20 @@ describe('extractCellImages', () => {
   it('refuses entries that climb out of the destination (zip slip) and writes nothing', async () => {
     const bytes = await sample('Uninfected', 0);
     // yazl will not write ".." itself, so the name is patched afterwards.
-    const zip = renameInZip(await buildZip([['cell_images/Uninfected/ok.png', bytes], ['QQ/QQ/evil.png', bytes]]), 'QQ/QQ/', '../../');
+    const zip = renameInZip(
+      await buildZip([
+        ['cell_images/Uninfected/ok.png', bytes],
+        ['QQ/QQ/evil.png', bytes],
+      ]),
+      'QQ/QQ/',
+      '../../',
+    );
     await fsp.writeFile(zipPath, zip);
     const err = await extractCellImages(zipPath, dest).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
-    expect((err as UserError).message).toMatch(/holds an entry with an unsafe name .*\.\.\/\.\.\/evil\.png.*refusing to extract it$/);
+    expect((err as UserError).message).toMatch(
+      /holds an entry with an unsafe name .*\.\.\/\.\.\/evil\.png.*refusing to extract it$/,
+    );
     expect((err as UserError).exitCode).toBe(1);
     expect((await fsp.readdir(dir)).sort()).toEqual(['cell_images.zip']);
     expect(await fse.pathExists(path.join(dir, '..', 'evil.png'))).toBe(false);
@@ -120,7 +145,9 @@ describe('extractCellImages', () => {
     await fsp.writeFile(zipPath, zip.subarray(0, zip.length - 30));
     const err = await extractCellImages(zipPath, dest).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
-    expect((err as UserError).message).toMatch(/^cannot extract .*cell_images\.zip .*delete it and run `malaria download` again$/);
+    expect((err as UserError).message).toMatch(
+      /^cannot extract .*cell_images\.zip .*delete it and run `malaria download` again$/,
+    );
   });
 
   it('refuses to overwrite without force, replaces an earlier extraction with force, and clears leftovers', async () => {
@@ -128,7 +155,10 @@ describe('extractCellImages', () => {
     await fsp.writeFile(zipPath, zip);
     await extractCellImages(zipPath, dest);
     await expect(extractCellImages(zipPath, dest)).rejects.toThrow(/already exists; pass --force/);
-    const leftovers = [path.join(dir, '.cell_images-999999999-tmp'), path.join(dir, '.cell_images.malaria-tmp-999999999-0123abcd')];
+    const leftovers = [
+      path.join(dir, '.cell_images-999999999-tmp'),
+      path.join(dir, '.cell_images.malaria-tmp-999999999-0123abcd'),
+    ];
     for (const leftover of leftovers) await fsp.mkdir(leftover);
     await extractCellImages(zipPath, dest, { force: true });
     expect((await fsp.readdir(dest)).sort()).toEqual(['Parasitized', 'Uninfected']);
@@ -145,7 +175,9 @@ describe('extractCellImages', () => {
     const err = await extractCellImages(zipPath, dest, { force: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).exitCode).toBe(2);
-    expect((err as UserError).message).toMatch(/cell_images holds files that are not images extracted from .*cell_images\.zip \(Parasitized\/slide-7-cell-3\.png is not an image of cell_images\.zip\); nothing was changed/);
+    expect((err as UserError).message).toMatch(
+      /cell_images holds files that are not images extracted from .*cell_images\.zip \(Parasitized\/slide-7-cell-3\.png is not an image of cell_images\.zip\); nothing was changed/,
+    );
     expect(await snapshotTree(dest)).toEqual(before);
   });
 

@@ -21,7 +21,11 @@ describe('temporary names', () => {
     expect(path.dirname(file)).toBe(dir);
     expect(path.basename(file)).toMatch(new RegExp(`^\\.weights\\.bin\\.malaria-tmp-${process.pid}-[0-9a-f]{8}$`));
     expect(parseTempName(path.basename(file))).toEqual({ base: 'weights.bin', kind: 'tmp', pid: process.pid });
-    expect(parseTempName(path.basename(tempPath(path.join(dir, 'app'), 'old')))).toEqual({ base: 'app', kind: 'old', pid: process.pid });
+    expect(parseTempName(path.basename(tempPath(path.join(dir, 'app'), 'old')))).toEqual({
+      base: 'app',
+      kind: 'old',
+      pid: process.pid,
+    });
   });
 
   it("knows the names earlier versions used, and no one else's", () => {
@@ -33,7 +37,8 @@ describe('temporary names', () => {
     expect(parseTempName('.build-dataset-123-tmp')).toEqual({ base: 'split', kind: 'tmp', pid: 123 });
     expect(parseTempName('.cell_images-123-old')).toEqual({ base: 'cell_images', kind: 'old', pid: 123 });
     expect(parseTempName('.plot.png.123.0a1b2c3d.tmp')).toEqual({ base: 'plot.png', kind: 'tmp', pid: 123 });
-    for (const name of ['notes.tmp', 'model.json', '.DS_Store', 'cell.png', 'backup.old', 'x.tmp-12-zz']) expect(parseTempName(name), name).toBeUndefined();
+    for (const name of ['notes.tmp', 'model.json', '.DS_Store', 'cell.png', 'backup.old', 'x.tmp-12-zz'])
+      expect(parseTempName(name), name).toBeUndefined();
   });
 });
 
@@ -69,17 +74,22 @@ describe('replaceFolder', () => {
     const target = path.join(dir, 'out');
     await fs.mkdir(target);
     await fs.writeFile(path.join(target, 'old.txt'), 'old');
-    await expect(replaceFolder(target, async () => Promise.reject(new Error('disk trouble')))).rejects.toThrow('disk trouble');
+    await expect(replaceFolder(target, async () => Promise.reject(new Error('disk trouble')))).rejects.toThrow(
+      'disk trouble',
+    );
     expect(await list()).toEqual(['out']);
     expect(await fs.readFile(path.join(target, 'old.txt'), 'utf8')).toBe('old');
 
     // The second rename (temp -> target) fails: the old folder is put back.
     const rename = fs.rename.bind(fs);
     vi.spyOn(fs, 'rename').mockImplementation(async (from, to) => {
-      if (path.basename(String(from)).includes('.malaria-tmp-')) throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+      if (path.basename(String(from)).includes('.malaria-tmp-'))
+        throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
       return rename(from, to);
     });
-    await expect(replaceFolder(target, async (temp) => fs.writeFile(path.join(temp, 'new.txt'), 'new'))).rejects.toThrow('EIO');
+    await expect(
+      replaceFolder(target, async (temp) => fs.writeFile(path.join(temp, 'new.txt'), 'new')),
+    ).rejects.toThrow('EIO');
     expect(await list()).toEqual(['out']);
     expect(await list(target)).toEqual(['old.txt']);
   });
@@ -92,7 +102,10 @@ describe('sweepLeftovers', () => {
     await fs.writeFile(path.join(dir, `.out.malaria-old-${DEAD_PID}-0123abcd`, 'old.txt'), 'old');
     await fs.mkdir(path.join(dir, `.out.malaria-tmp-${DEAD_PID}-89abcdef`));
     const swept = await sweepLeftovers(dir, ['out']);
-    expect(swept).toEqual({ restored: [`.out.malaria-old-${DEAD_PID}-0123abcd -> out`], removed: [`.out.malaria-tmp-${DEAD_PID}-89abcdef`] });
+    expect(swept).toEqual({
+      restored: [`.out.malaria-old-${DEAD_PID}-0123abcd -> out`],
+      removed: [`.out.malaria-tmp-${DEAD_PID}-89abcdef`],
+    });
     expect(await list()).toEqual(['out']);
     expect(await fs.readFile(path.join(dir, 'out', 'old.txt'), 'utf8')).toBe('old');
   });
@@ -100,7 +113,10 @@ describe('sweepLeftovers', () => {
   it('removes an old copy when the target is in place (killed after the swap, before the cleanup)', async () => {
     await fs.mkdir(path.join(dir, 'out'));
     await fs.mkdir(path.join(dir, `.out.malaria-old-${DEAD_PID}-0123abcd`));
-    expect(await sweepLeftovers(dir, ['out'])).toEqual({ restored: [], removed: [`.out.malaria-old-${DEAD_PID}-0123abcd`] });
+    expect(await sweepLeftovers(dir, ['out'])).toEqual({
+      restored: [],
+      removed: [`.out.malaria-old-${DEAD_PID}-0123abcd`],
+    });
     expect(await list()).toEqual(['out']);
   });
 
@@ -119,7 +135,10 @@ describe('sweepLeftovers', () => {
     for (const name of kept) await fs.mkdir(path.join(dir, name));
     await fs.mkdir(path.join(dir, `.out.malaria-tmp-${DEAD_PID}-89abcdef`, '.replaced'));
     await fs.writeFile(path.join(dir, `.weights.bin.tmp-${DEAD_PID}-0123abcd`), 'half');
-    expect(await sweepLeftovers(dir, ['out', 'weights.bin'])).toEqual({ restored: [], removed: [`.weights.bin.tmp-${DEAD_PID}-0123abcd`] });
+    expect(await sweepLeftovers(dir, ['out', 'weights.bin'])).toEqual({
+      restored: [],
+      removed: [`.weights.bin.tmp-${DEAD_PID}-0123abcd`],
+    });
     expect(await list()).toEqual([...kept].sort());
     expect(await sweepLeftovers(path.join(dir, 'missing'))).toEqual({ restored: [], removed: [] });
   });

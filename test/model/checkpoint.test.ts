@@ -68,7 +68,9 @@ describe('checkpoints', () => {
       // train runs first puts it back.
       await fs.rename(path.join(dir, 'checkpoint'), path.join(dir, `.checkpoint.malaria-old-${DEAD_PID}-0123abcd`));
       expect(await hasCheckpoint(dir)).toBe(false);
-      expect((await sweepModelFolder(dir)).restored).toEqual([`.checkpoint.malaria-old-${DEAD_PID}-0123abcd -> checkpoint`]);
+      expect((await sweepModelFolder(dir)).restored).toEqual([
+        `.checkpoint.malaria-old-${DEAD_PID}-0123abcd -> checkpoint`,
+      ]);
       checkpoint = await loadCheckpoint(dir);
       track(checkpoint.model);
       tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));

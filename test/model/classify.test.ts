@@ -22,7 +22,11 @@ beforeAll(async () => {
   model = tinyResNet(8);
   const [p1, p2] = await sampleNames('Parasitized', 2);
   const [u1] = await sampleNames('Uninfected', 1);
-  cells = [path.join(SAMPLE_DIR, 'Parasitized', p1), path.join(SAMPLE_DIR, 'Parasitized', p2), path.join(SAMPLE_DIR, 'Uninfected', u1)];
+  cells = [
+    path.join(SAMPLE_DIR, 'Parasitized', p1),
+    path.join(SAMPLE_DIR, 'Parasitized', p2),
+    path.join(SAMPLE_DIR, 'Uninfected', u1),
+  ];
   // folder/: two good cells in a subfolder, a Thumbs.db, a truncated PNG and a text file named .png.
   await fs.mkdir(path.join(dir, 'folder', 'sub'), { recursive: true });
   await fs.copyFile(cells[0], path.join(dir, 'folder', 'sub', 'a.png'));
@@ -42,7 +46,9 @@ afterAll(async () => {
 async function expectedProbabilities(file: string): Promise<number[]> {
   const pixels = await decodeResized(file, IMAGE_SIZE);
   const x = Float32Array.from(pixels, (v) => v / 255);
-  return tf.tidy(() => Array.from((model.predict(tf.tensor4d(x, [1, IMAGE_SIZE, IMAGE_SIZE, 3])) as tf.Tensor).dataSync()));
+  return tf.tidy(() =>
+    Array.from((model.predict(tf.tensor4d(x, [1, IMAGE_SIZE, IMAGE_SIZE, 3])) as tf.Tensor).dataSync()),
+  );
 }
 
 describe('gatherImageFiles', () => {
@@ -71,7 +77,11 @@ describe('classifyFiles', () => {
     const progress: number[] = [];
     const before = tf.memory().numTensors;
     // Batches of 2 put broken and good files in the same batch.
-    const results = await classifyFiles(model, metadata, items, { batchSize: 2, threshold: 0.5, onProgress: (done) => progress.push(done) });
+    const results = await classifyFiles(model, metadata, items, {
+      batchSize: 2,
+      threshold: 0.5,
+      onProgress: (done) => progress.push(done),
+    });
     expect(tf.memory().numTensors).toBe(before);
     expect(progress).toEqual([2, 4, 6]);
     expect(results.map((r) => r.file)).toEqual(items.map((i) => i.file));
@@ -102,6 +112,8 @@ describe('classifyFiles', () => {
   });
 
   it('refuses a model whose input does not match its metadata', async () => {
-    await expect(classifyFiles(model, { ...metadata, imageSize: 48 }, [], { batchSize: 2, threshold: 0.5 })).rejects.toThrow(/takes 32x32x3 images but its metadata.json says 48x48x3/);
+    await expect(
+      classifyFiles(model, { ...metadata, imageSize: 48 }, [], { batchSize: 2, threshold: 0.5 }),
+    ).rejects.toThrow(/takes 32x32x3 images but its metadata.json says 48x48x3/);
   });
 });

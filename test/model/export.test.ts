@@ -42,19 +42,25 @@ afterAll(async () => {
 });
 
 /** Loads an exported folder with stock tfjs only: the files' bytes handed to tf.io.fromMemory. */
-async function stockLoad(folder: string): Promise<{ model: tf.LayersModel; specs: tf.io.WeightsManifestEntry[]; weightData: ArrayBuffer }> {
+async function stockLoad(
+  folder: string,
+): Promise<{ model: tf.LayersModel; specs: tf.io.WeightsManifestEntry[]; weightData: ArrayBuffer }> {
   const json = JSON.parse(await fs.readFile(path.join(folder, 'model.json'), 'utf8')) as tf.io.ModelJSON;
   expect(json.weightsManifest).toHaveLength(1);
   expect(json.weightsManifest[0].paths).toEqual(['./weights.bin']);
   const bytes = await fs.readFile(path.join(folder, 'weights.bin'));
   const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   const specs = json.weightsManifest[0].weights;
-  const loaded = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData }));
+  const loaded = await tf.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData }),
+  );
   return { model: loaded, specs, weightData };
 }
 
 function predict(m: tf.LayersModel): Float32Array {
-  return tf.tidy(() => (m.predict(tf.tensor4d(images.x, [8, IMAGE_SIZE, IMAGE_SIZE, 3])) as tf.Tensor).dataSync() as Float32Array);
+  return tf.tidy(
+    () => (m.predict(tf.tensor4d(images.x, [8, IMAGE_SIZE, IMAGE_SIZE, 3])) as tf.Tensor).dataSync() as Float32Array,
+  );
 }
 
 function maxDifference(a: Float32Array, b: Float32Array): number {
@@ -90,7 +96,9 @@ describe('exportModel', () => {
         } else {
           vectors += valuesOf(spec.shape);
           expect(q.dtype).toBe('float16');
-          before.forEach((v, i) => expect(Math.abs(after[i] - v)).toBeLessThanOrEqual(Math.max(Math.abs(v) * 2 ** -11, 2 ** -25)));
+          before.forEach((v, i) =>
+            expect(Math.abs(after[i] - v)).toBeLessThanOrEqual(Math.max(Math.abs(v) * 2 ** -11, 2 ** -25)),
+          );
         }
       }
       tf.dispose(decoded);
@@ -154,9 +162,16 @@ describe('exportModel', () => {
     const plain = JSON.parse(await fs.readFile(path.join(dir, 'none', 'metadata.json'), 'utf8'));
     expect(plain).toEqual(metadata);
     // Exporting an export: said so, and the new encoding replaces the old one in metadata.json.
-    const again = await exportModel({ modelDir: out, outDir: path.join(dir, 'again'), quantization: 'float16', checkImages: 0 });
+    const again = await exportModel({
+      modelDir: out,
+      outDir: path.join(dir, 'again'),
+      quantization: 'float16',
+      checkImages: 0,
+    });
     expect(again.sourceQuantization).toBe('uint8');
-    expect(JSON.parse(await fs.readFile(path.join(dir, 'again', 'metadata.json'), 'utf8')).quantization).toBe('float16');
+    expect(JSON.parse(await fs.readFile(path.join(dir, 'again', 'metadata.json'), 'utf8')).quantization).toBe(
+      'float16',
+    );
     const ours = await loadModel(out);
     try {
       expect(ours.metadata.threshold).toBe(0.3);
@@ -174,7 +189,12 @@ describe('exportModel', () => {
     try {
       const source = path.join(dir, 'dense-model');
       await saveModel(source, dense, metadata);
-      const result = await exportModel({ modelDir: source, outDir: path.join(dir, 'dense-uint8'), quantization: 'uint8', checkImages: 0 });
+      const result = await exportModel({
+        modelDir: source,
+        outDir: path.join(dir, 'dense-uint8'),
+        quantization: 'uint8',
+        checkImages: 0,
+      });
       const ratio = result.files.find((f) => f.name === 'weights.bin')!.bytes / result.float32WeightBytes;
       expect(ratio).toBeGreaterThanOrEqual(0.25);
       expect(ratio).toBeLessThan(0.26);
@@ -198,7 +218,9 @@ describe('exportModel', () => {
 
     const earlier = path.join(dir, 'earlier');
     await exportModel({ modelDir: modelDir(), outDir: earlier, quantization: 'float16', checkImages: 0 });
-    await expect(exportModel({ modelDir: modelDir(), outDir: earlier, quantization: 'uint8' })).rejects.toThrow(/already holds a model; pass --force/);
+    await expect(exportModel({ modelDir: modelDir(), outDir: earlier, quantization: 'uint8' })).rejects.toThrow(
+      /already holds a model; pass --force/,
+    );
     await exportModel({ modelDir: modelDir(), outDir: earlier, quantization: 'uint8', force: true, checkImages: 0 });
     expect((await fs.readdir(earlier)).sort()).toEqual(['metadata.json', 'model.json', 'weights.bin']);
     expect(JSON.parse(await fs.readFile(path.join(earlier, 'metadata.json'), 'utf8')).quantization).toBe('uint8');
@@ -206,15 +228,26 @@ describe('exportModel', () => {
     expect((await fs.readdir(dir)).filter((name) => name.startsWith('.'))).toEqual([]);
 
     // The model folder itself, a folder holding it, and a folder inside it.
-    for (const [target, relation] of [[modelDir(), 'is'], [dir, 'contains'], [path.join(modelDir(), 'q'), 'lies inside']]) {
-      await expect(exportModel({ modelDir: modelDir(), outDir: target, quantization: 'uint8', force: true })).rejects.toThrow(
+    for (const [target, relation] of [
+      [modelDir(), 'is'],
+      [dir, 'contains'],
+      [path.join(modelDir(), 'q'), 'lies inside'],
+    ]) {
+      await expect(
+        exportModel({ modelDir: modelDir(), outDir: target, quantization: 'uint8', force: true }),
+      ).rejects.toThrow(
         new RegExp(`^--out ${target} ${relation} the model folder .*, which this command reads and must not change`),
       );
     }
     expect((await fs.readdir(modelDir())).sort()).toEqual(['metadata.json', 'model.json', 'weights.bin']);
     // An empty existing folder is fine without --force.
     await fs.mkdir(path.join(dir, 'empty'));
-    await exportModel({ modelDir: modelDir(), outDir: path.join(dir, 'empty'), quantization: 'float16', checkImages: 0 });
+    await exportModel({
+      modelDir: modelDir(),
+      outDir: path.join(dir, 'empty'),
+      quantization: 'float16',
+      checkImages: 0,
+    });
     expect((await fs.readdir(path.join(dir, 'empty'))).length).toBe(3);
   });
 });

@@ -33,11 +33,14 @@ function rotate90(x: Float32Array, count: number, size = IMAGE_SIZE): Float32Arr
   return out;
 }
 
-const maxDifference = (a: Float32Array, b: Float32Array): number => Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
+const maxDifference = (a: Float32Array, b: Float32Array): number =>
+  Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
 
 describe('dihedralViews', () => {
   it('gives the 8 distinct flips and right-angle rotations of a non-square-symmetric image', () => {
-    const values = tf.tidy(() => dihedralViews(tf, tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1])).map((v) => Array.from(v.dataSync()).join('')));
+    const values = tf.tidy(() =>
+      dihedralViews(tf, tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1])).map((v) => Array.from(v.dataSync()).join('')),
+    );
     // The 2x2 image [[1, 2], [3, 4]] has exactly 8 images under the symmetries of the square.
     expect(new Set(values).size).toBe(TTA_VIEWS);
     expect(values[0]).toBe('1234');
@@ -60,8 +63,14 @@ describe('batchProbabilities', () => {
 
   it('with --tta gives the same probabilities for an image turned by 90 degrees; without it, not', async () => {
     const turned = rotate90(x, count);
-    const plain = maxDifference(await batchProbabilities(tf, model, x, count), await batchProbabilities(tf, model, turned, count));
-    const tta = maxDifference(await batchProbabilities(tf, model, x, count, { tta: true }), await batchProbabilities(tf, model, turned, count, { tta: true }));
+    const plain = maxDifference(
+      await batchProbabilities(tf, model, x, count),
+      await batchProbabilities(tf, model, turned, count),
+    );
+    const tta = maxDifference(
+      await batchProbabilities(tf, model, x, count, { tta: true }),
+      await batchProbabilities(tf, model, turned, count, { tta: true }),
+    );
     expect(plain).toBeGreaterThan(1e-2);
     expect(tta).toBeLessThan(1e-5);
   });

@@ -8,7 +8,14 @@ import { loadHistory, loadModel, saveHistory, saveModel } from '../../src/model/
 import { expectUserError } from '../support/errors.js';
 import { trackModels } from '../support/tensors.js';
 import { withTempDir } from '../support/temp.js';
-import { IMAGE_SIZE, maxAbsDifference, tinyMetadata, tinyResNet, trainedModel, weightValues } from '../support/models.js';
+import {
+  IMAGE_SIZE,
+  maxAbsDifference,
+  tinyMetadata,
+  tinyResNet,
+  trainedModel,
+  weightValues,
+} from '../support/models.js';
 import { syntheticImages } from '../support/sources.js';
 
 beforeAll(async () => {
@@ -19,7 +26,9 @@ const track = trackModels();
 const metadata = tinyMetadata();
 
 function predictAll(model: tf.LayersModel, x: Float32Array, n: number): Float32Array {
-  return tf.tidy(() => (model.predict(tf.tensor4d(x, [n, IMAGE_SIZE, IMAGE_SIZE, 3])) as tf.Tensor).dataSync() as Float32Array);
+  return tf.tidy(
+    () => (model.predict(tf.tensor4d(x, [n, IMAGE_SIZE, IMAGE_SIZE, 3])) as tf.Tensor).dataSync() as Float32Array,
+  );
 }
 
 describe('saveModel / loadModel', () => {
@@ -112,7 +121,13 @@ describe('saveModel / loadModel', () => {
 describe('history', () => {
   it('round-trips history.json', async () => {
     await withTempDir(async (dir) => {
-      const history = { loss: [0.7, 0.5], accuracy: [0.5, 0.75], val_loss: [0.6, 0.4], val_accuracy: [0.5, 1], lr: [0.1, 0.05] };
+      const history = {
+        loss: [0.7, 0.5],
+        accuracy: [0.5, 0.75],
+        val_loss: [0.6, 0.4],
+        val_accuracy: [0.5, 1],
+        lr: [0.1, 0.05],
+      };
       await saveHistory(dir, history);
       expect(await loadHistory(dir)).toEqual(history);
       await fs.writeFile(path.join(dir, 'history.json'), JSON.stringify({ loss: [] }));

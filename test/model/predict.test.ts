@@ -28,7 +28,8 @@ describe('predictProbabilities', () => {
       const expected = whole.dataSync();
       whole.dispose();
       predictions.probabilities.forEach((p, i) => expect(p).toBeCloseTo(expected[i], 5));
-      for (let i = 0; i < 10; i++) expect(predictions.probabilities[2 * i] + predictions.probabilities[2 * i + 1]).toBeCloseTo(1, 5);
+      for (let i = 0; i < 10; i++)
+        expect(predictions.probabilities[2 * i] + predictions.probabilities[2 * i + 1]).toBeCloseTo(1, 5);
     } finally {
       model.dispose();
     }
@@ -47,7 +48,11 @@ describe('crossEntropyAndAccuracy', () => {
   });
 
   it('clips a zero probability like Keras instead of returning infinity', () => {
-    const result = crossEntropyAndAccuracy({ probabilities: Float32Array.from([1, 0]), labels: Int32Array.from([1]), classes: 2 });
+    const result = crossEntropyAndAccuracy({
+      probabilities: Float32Array.from([1, 0]),
+      labels: Int32Array.from([1]),
+      classes: 2,
+    });
     expect(result.loss).toBeCloseTo(-Math.log(1e-7), 6);
     expect(result.accuracy).toBe(0);
   });

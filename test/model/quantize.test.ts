@@ -2,7 +2,14 @@ import seedrandom from 'seedrandom';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { UserError } from '../../src/errors.js';
-import { codecFor, encodeFloat16, float16Bits, float16Value, quantizeUint8, quantizeWeights } from '../../src/model/quantize.js';
+import {
+  codecFor,
+  encodeFloat16,
+  float16Bits,
+  float16Value,
+  quantizeUint8,
+  quantizeWeights,
+} from '../../src/model/quantize.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');
@@ -70,7 +77,12 @@ describe('encodeFloat16', () => {
     const values = Float32Array.from([...randomValues(500, 'f16', -8, 8), 1e-6, -3e-5, 60000, 0]);
     const bytes = encodeFloat16(values);
     expect(bytes.byteLength).toBe(2 * values.length);
-    const decoded = tfjsDecode(bytes, { name: 'w', shape: [values.length], dtype: 'float32', quantization: { dtype: 'float16' } });
+    const decoded = tfjsDecode(bytes, {
+      name: 'w',
+      shape: [values.length],
+      dtype: 'float32',
+      quantization: { dtype: 'float16' },
+    });
     values.forEach((v, i) => {
       expect(decoded[i]).toBe(Math.fround(float16Value(float16Bits(v))));
       // Half precision keeps 11 significant bits: relative error <= 2^-11, absolute 2^-25 among subnormals.
@@ -79,7 +91,9 @@ describe('encodeFloat16', () => {
   });
 
   it('refuses a value beyond the half range instead of writing infinity', () => {
-    expect(() => encodeFloat16(Float32Array.from([1, -70000]), 'weight conv/kernel')).toThrow(/conv\/kernel holds -70000, beyond float16/);
+    expect(() => encodeFloat16(Float32Array.from([1, -70000]), 'weight conv/kernel')).toThrow(
+      /conv\/kernel holds -70000, beyond float16/,
+    );
   });
 });
 
@@ -119,7 +133,12 @@ describe('quantizeUint8', () => {
     ]) {
       const values = randomValues(1000, `u8 ${lo}`, lo, hi);
       const { values: q, min, scale } = quantizeUint8(values);
-      const decoded = tfjsDecode(q, { name: 'w', shape: [values.length], dtype: 'float32', quantization: { dtype: 'uint8', min, scale } });
+      const decoded = tfjsDecode(q, {
+        name: 'w',
+        shape: [values.length],
+        dtype: 'float32',
+        quantization: { dtype: 'uint8', min, scale },
+      });
       let worst = 0;
       values.forEach((v, i) => (worst = Math.max(worst, Math.abs(decoded[i] - v))));
       expect(worst).toBeLessThanOrEqual(scale / 2 + 1e-6);

@@ -27,7 +27,8 @@ describe('buildResNet', () => {
       // Of which the BN moving statistics (2 per channel over 6,787 BN channels) are not trained. PyTorch counts
       // only parameters, not these running-stat buffers: /work/shared/bench/torch_resnet.py prints
       // "params 2150344" for the same network, and its buffers hold 13,574 numbers (measured).
-      const count = (weights: tf.LayerVariable[]) => weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b as number), 1), 0);
+      const count = (weights: tf.LayerVariable[]) =>
+        weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b as number), 1), 0);
       expect(count(model.nonTrainableWeights)).toBe(13_574);
       expect(count(model.trainableWeights)).toBe(2_150_344);
       // What `train` prints and the README quotes.
@@ -70,7 +71,9 @@ describe('buildResNet', () => {
       expect(model.getLayer('stage1_block1_add').outputShape).toEqual([null, 32, 32, 16]);
       expect(model.getLayer('stage2_block1_shortcut').outputShape).toEqual([null, 16, 16, 32]);
       expect(model.getLayer('stage2_block1_conv2').outputShape).toEqual([null, 16, 16, 8]);
-      const probabilities = tf.tidy(() => model.predict(tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 5)) as tf.Tensor);
+      const probabilities = tf.tidy(
+        () => model.predict(tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 5)) as tf.Tensor,
+      );
       const sums = probabilities.sum(-1);
       expect(Array.from(sums.dataSync())).toEqual([expect.closeTo(1, 5), expect.closeTo(1, 5)]);
       tf.dispose([probabilities, sums]);
@@ -100,7 +103,11 @@ describe('buildResNet', () => {
 
   it('starts from the same weights for the same seed and from different ones for another', () => {
     const options = { inputSize: 32, classes: 2, stages: [1, 1, 1], filters: [4, 4, 8, 8] };
-    const [a, b, c] = [buildResNet({ ...options, seed: 11 }), buildResNet({ ...options, seed: 11 }), buildResNet({ ...options, seed: 12 })];
+    const [a, b, c] = [
+      buildResNet({ ...options, seed: 11 }),
+      buildResNet({ ...options, seed: 11 }),
+      buildResNet({ ...options, seed: 12 }),
+    ];
     try {
       const kernel = (model: tf.LayersModel) => Array.from(model.getLayer('stem_conv').getWeights()[0].dataSync());
       expect(kernel(a)).toEqual(kernel(b));
@@ -111,7 +118,11 @@ describe('buildResNet', () => {
   });
 
   it('rejects filters that do not fit the stages', () => {
-    expect(() => resolveArchitecture({ inputSize: 32, classes: 2, stages: [1, 1], filters: [8, 16] })).toThrow(/3 entries/);
-    expect(() => resolveArchitecture({ inputSize: 32, classes: 2, stages: [1], filters: [8, 10] })).toThrow(/multiples of 4/);
+    expect(() => resolveArchitecture({ inputSize: 32, classes: 2, stages: [1, 1], filters: [8, 16] })).toThrow(
+      /3 entries/,
+    );
+    expect(() => resolveArchitecture({ inputSize: 32, classes: 2, stages: [1], filters: [8, 10] })).toThrow(
+      /multiples of 4/,
+    );
   });
 });

@@ -18,7 +18,15 @@ beforeAll(async () => {
   await selectBackend('cpu');
   dir = await makeTempDir('malaria-run-training-');
   await copySample(path.join(dir, 'cell_images'), 12);
-  await buildDataset({ input: path.join(dir, 'cell_images'), output: data(), trainSplit: 0.8, valSplit: 0.1, seed: 42, force: false, groupBy: 'cell' });
+  await buildDataset({
+    input: path.join(dir, 'cell_images'),
+    output: data(),
+    trainSplit: 0.8,
+    valSplit: 0.1,
+    seed: 42,
+    force: false,
+    groupBy: 'cell',
+  });
 });
 
 afterAll(async () => removeDir(dir));
@@ -42,7 +50,14 @@ const options = (modelDir: string): TrainingOptions => ({
 function recorder(): Reporter & { results: string[]; notes: string[] } {
   const results: string[] = [];
   const notes: string[] = [];
-  return { ...silentReporter, results, notes, result: (t) => void results.push(t), detail: (t) => void results.push(t), note: (t) => void notes.push(t) };
+  return {
+    ...silentReporter,
+    results,
+    notes,
+    result: (t) => void results.push(t),
+    detail: (t) => void results.push(t),
+    note: (t) => void notes.push(t),
+  };
 }
 
 describe('runTraining', () => {

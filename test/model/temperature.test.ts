@@ -72,7 +72,8 @@ describe('fitTemperature', () => {
   it('minimises the NLL: nearby temperatures do no better', () => {
     const { probabilities, labels } = overconfident(2_000, 2, 'minimum');
     const { temperature, nllAfter } = fitTemperature(probabilities, labels, 2);
-    for (const factor of [0.97, 1.03]) expect(temperatureNll(probabilities, labels, 2, temperature * factor)).toBeGreaterThan(nllAfter);
+    for (const factor of [0.97, 1.03])
+      expect(temperatureNll(probabilities, labels, 2, temperature * factor)).toBeGreaterThan(nllAfter);
   });
 
   it('runs to the end of its range on a split it separates perfectly, and says so', () => {

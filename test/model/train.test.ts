@@ -8,7 +8,14 @@ import { loadHistory, loadModel } from '../../src/model/io.js';
 import { predictProbabilities } from '../../src/model/predict.js';
 import { DivergedError, type EpochEndInfo, resumeTraining, trainModel, trainStep } from '../../src/model/train.js';
 import { withTempDir } from '../support/temp.js';
-import { IMAGE_SIZE, maxAbsDifference, noBatchNormModel, tinyResNet, tinySettings, weightValues } from '../support/models.js';
+import {
+  IMAGE_SIZE,
+  maxAbsDifference,
+  noBatchNormModel,
+  tinyResNet,
+  tinySettings,
+  weightValues,
+} from '../support/models.js';
 import { MemorySource, syntheticImages, syntheticSource } from '../support/sources.js';
 import { trackModels } from '../support/tensors.js';
 
@@ -56,11 +63,19 @@ describe('trainModel', () => {
 
     // 4 batches of 8 per epoch; the last running mean of an epoch is the epoch's loss.
     expect(batchEnds).toHaveLength(12);
-    expect(batchEnds.map((b) => [b.epoch, b.batch, b.batches])).toEqual([0, 1, 2].flatMap((e) => [0, 1, 2, 3].map((b) => [e, b, 4])));
+    expect(batchEnds.map((b) => [b.epoch, b.batch, b.batches])).toEqual(
+      [0, 1, 2].flatMap((e) => [0, 1, 2, 3].map((b) => [e, b, 4])),
+    );
     [3, 7, 11].forEach((i, epoch) => expect(batchEnds[i].loss).toBeCloseTo(history.loss[epoch], 10));
     expect(epochEnds.map((e) => e.epoch)).toEqual([0, 1, 2]);
     epochEnds.forEach((e, i) => {
-      expect(e).toMatchObject({ loss: history.loss[i], accuracy: history.accuracy[i], valLoss: history.val_loss[i], valAccuracy: history.val_accuracy[i], lr: history.lr[i] });
+      expect(e).toMatchObject({
+        loss: history.loss[i],
+        accuracy: history.accuracy[i],
+        valLoss: history.val_loss[i],
+        valAccuracy: history.val_accuracy[i],
+        lr: history.lr[i],
+      });
       expect(e.seconds).toBeGreaterThan(0);
       // The peak only grows, and it is at least what the process holds now.
       expect(e.peakRssBytes).toBeGreaterThanOrEqual(i > 0 ? epochEnds[i - 1].peakRssBytes : 0);
@@ -136,14 +151,20 @@ describe('trainStep', () => {
     const step = await trainStep(ours, oursOptimizer, trainableVariables(ours), x, labels, 16, 2, 64);
 
     // The reference: the loss written out by hand, minimised in one step.
-    const kernels = reference.layers.flatMap((layer) => layer.trainableWeights.filter((w) => w.name.endsWith('kernel')).map((w) => w.read()));
+    const kernels = reference.layers.flatMap((layer) =>
+      layer.trainableWeights.filter((w) => w.name.endsWith('kernel')).map((w) => w.read()),
+    );
     expect(kernels).toHaveLength(2);
     const referenceLoss = referenceOptimizer.minimize(
       () =>
         tf.tidy(() => {
-          const probabilities = reference.apply(tf.tensor4d(x, [16, IMAGE_SIZE, IMAGE_SIZE, 3]), { training: true }) as tf.Tensor;
+          const probabilities = reference.apply(tf.tensor4d(x, [16, IMAGE_SIZE, IMAGE_SIZE, 3]), {
+            training: true,
+          }) as tf.Tensor;
           const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), 2);
-          const crossEntropy = tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.log(tf.clipByValue(probabilities, 1e-7, 1 - 1e-7))), -1)));
+          const crossEntropy = tf.neg(
+            tf.mean(tf.sum(tf.mul(oneHot, tf.log(tf.clipByValue(probabilities, 1e-7, 1 - 1e-7))), -1)),
+          );
           const penalty = tf.mul(5e-4, tf.addN(kernels.map((k) => tf.sum(tf.square(k)))));
           return tf.add(crossEntropy, penalty) as tf.Scalar;
         }),
@@ -218,7 +239,15 @@ describe('checkpoints, resume, stop and divergence', () => {
 
       const saved = await loadModel(stoppedDir);
       track(saved.model);
-      expect(saved.metadata).toMatchObject({ classNames: ['Parasitized', 'Uninfected'], imageSize: 32, channels: 3, scaling: 'x/255', resize: 'nearest', backend: 'cpu', architecture: settings.architecture });
+      expect(saved.metadata).toMatchObject({
+        classNames: ['Parasitized', 'Uninfected'],
+        imageSize: 32,
+        channels: 3,
+        scaling: 'x/255',
+        resize: 'nearest',
+        backend: 'cpu',
+        architecture: settings.architecture,
+      });
       expect(maxAbsDifference(weightValues(saved.model), weightValues(straight))).toBeLessThan(1e-5);
     });
   });
@@ -231,7 +260,11 @@ describe('checkpoints, resume, stop and divergence', () => {
       // Epoch 1 with full batches of 8, then a stop before epoch 2.
       const stoppedDir = path.join(root, 'stopped');
       const controller = new AbortController();
-      const stopped = await trainModel(track(tinyResNet(13)), source(), val, settings, { modelDir: stoppedDir, signal: controller.signal, onEpochEnd: () => controller.abort() });
+      const stopped = await trainModel(track(tinyResNet(13)), source(), val, settings, {
+        modelDir: stoppedDir,
+        signal: controller.signal,
+        onEpochEnd: () => controller.abort(),
+      });
       expect(stopped).toMatchObject({ epochsCompleted: 1, stoppedEarly: true });
       const copies = ['full', 'legacy', 'micro'].map((name) => path.join(root, name));
       for (const copy of copies) await fs.cp(stoppedDir, copy, { recursive: true });
@@ -309,12 +342,18 @@ describe('on the wasm backend (with the training kernels of src/tf-kernels)', ()
       await selectBackend(backend);
       const model = track(tinyResNet(12));
       const counts: number[] = [];
-      const result = await trainModel(model, syntheticSource(16, 51, 8, { shuffleSeed: 1 }), syntheticSource(8, 52, 8), settings, {
-        microBatchSize: 4,
-        onEpochEnd: () => {
-          counts.push(tf.memory().numTensors);
+      const result = await trainModel(
+        model,
+        syntheticSource(16, 51, 8, { shuffleSeed: 1 }),
+        syntheticSource(8, 52, 8),
+        settings,
+        {
+          microBatchSize: 4,
+          onEpochEnd: () => {
+            counts.push(tf.memory().numTensors);
+          },
         },
-      });
+      );
       return { result, counts, weights: weightValues(model) };
     };
     const cpu = await run('cpu');

@@ -25,7 +25,15 @@ beforeAll(async () => {
   await selectBackend('cpu');
   dir = await makeTempDir('malaria-data-safety-');
   await copySample(images(), 6);
-  await buildDataset({ input: images(), output: base(), trainSplit: 0.8, valSplit: 0.1, seed: 42, force: false, groupBy: 'cell' });
+  await buildDataset({
+    input: images(),
+    output: base(),
+    trainSplit: 0.8,
+    valSplit: 0.1,
+    seed: 42,
+    force: false,
+    groupBy: 'cell',
+  });
   await saveBrightnessModel(model());
 });
 afterAll(async () => removeDir(dir));
@@ -39,7 +47,20 @@ async function expectRefusedUntouched(args: string[], folder: string, pattern: R
   expect(await snapshotTree(folder)).toEqual(before);
 }
 
-const TINY_TRAIN = ['--epochs', '1', '--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8', '--batch-size', '8', '--backend', 'cpu'];
+const TINY_TRAIN = [
+  '--epochs',
+  '1',
+  '--image-size',
+  '16',
+  '--stages',
+  '1,1,1',
+  '--filters',
+  '4,4,8,8',
+  '--batch-size',
+  '8',
+  '--backend',
+  'cpu',
+];
 
 describe('--force replaces only what this tool made', () => {
   it('train --model-dir <the data folder> --force: refused, the data set untouched', async () => {
@@ -100,10 +121,27 @@ describe('--force replaces only what this tool made', () => {
 
 describe('outputs apart from inputs', () => {
   it('export and app refuse an --out inside the model folder; train a --plot inside a split', async () => {
-    await expectRefusedUntouched(['export', '--model-dir', model(), '--out', path.join(model(), 'uint8'), '--backend', 'cpu'], dir, /--out .*uint8 lies inside the model folder/);
-    await expectRefusedUntouched(['app', '--model-dir', model(), '--out', path.join(model(), 'app')], dir, /--out .*app lies inside the model folder/);
     await expectRefusedUntouched(
-      ['train', '--data', base(), '--model-dir', path.join(dir, 'new-model'), '--plot', path.join(base(), 'testing', 'plot.png'), ...TINY_TRAIN],
+      ['export', '--model-dir', model(), '--out', path.join(model(), 'uint8'), '--backend', 'cpu'],
+      dir,
+      /--out .*uint8 lies inside the model folder/,
+    );
+    await expectRefusedUntouched(
+      ['app', '--model-dir', model(), '--out', path.join(model(), 'app')],
+      dir,
+      /--out .*app lies inside the model folder/,
+    );
+    await expectRefusedUntouched(
+      [
+        'train',
+        '--data',
+        base(),
+        '--model-dir',
+        path.join(dir, 'new-model'),
+        '--plot',
+        path.join(base(), 'testing', 'plot.png'),
+        ...TINY_TRAIN,
+      ],
       dir,
       /--plot .*plot\.png lies inside the testing split of --data/,
     );
@@ -123,17 +161,37 @@ describe('outputs apart from inputs', () => {
 describe('export killed between its two renames', () => {
   it('the previous export is back on the next run, byte for byte, and nothing is left beside it', async () => {
     const out = path.join(dir, 'exported');
-    expect((await runInProcess(['export', '--model-dir', model(), '--out', out, '--quantize', 'float16', '--backend', 'cpu'])).code).toBe(0);
+    expect(
+      (
+        await runInProcess([
+          'export',
+          '--model-dir',
+          model(),
+          '--out',
+          out,
+          '--quantize',
+          'float16',
+          '--backend',
+          'cpu',
+        ])
+      ).code,
+    ).toBe(0);
     const before = await snapshotTree(out);
-    const killed = await runChild(['export', '--model-dir', model(), '--out', out, '--quantize', 'uint8', '--force', '--backend', 'cpu'], {
-      nodeArgs: HOLD_HOOK,
-      env: { MALARIA_TEST_HOLD: 'renamed:exported' },
-      onLine: (line, child) => void (line === HOLDING && child.kill('SIGKILL')),
-    });
+    const killed = await runChild(
+      ['export', '--model-dir', model(), '--out', out, '--quantize', 'uint8', '--force', '--backend', 'cpu'],
+      {
+        nodeArgs: HOLD_HOOK,
+        env: { MALARIA_TEST_HOLD: 'renamed:exported' },
+        onLine: (line, child) => void (line === HOLDING && child.kill('SIGKILL')),
+      },
+    );
     expect(killed.signal).toBe('SIGKILL');
     // The old export moved aside, the complete new one not yet in place.
     const leftovers = (await fsp.readdir(dir)).filter((name) => name.startsWith('.exported.'));
-    expect(leftovers.map((name) => name.replace(/\d+-[0-9a-f]{8}$/, ''))).toEqual(['.exported.malaria-old-', '.exported.malaria-tmp-']);
+    expect(leftovers.map((name) => name.replace(/\d+-[0-9a-f]{8}$/, ''))).toEqual([
+      '.exported.malaria-old-',
+      '.exported.malaria-tmp-',
+    ]);
     expect((await fsp.readdir(dir)).includes('exported')).toBe(false);
 
     // The next export there (here one that then refuses to replace it without --force) puts it back first.
@@ -157,7 +215,9 @@ describe('app killed between its two renames', () => {
     });
     expect(killed.signal).toBe('SIGKILL');
     expect((await fsp.readdir(dir)).includes('field-app')).toBe(false);
-    expect(await sweepLeftovers(dir, ['field-app'])).toMatchObject({ restored: [expect.stringMatching(/^\.field-app\.malaria-old-\d+-[0-9a-f]{8} -> field-app$/)] });
+    expect(await sweepLeftovers(dir, ['field-app'])).toMatchObject({
+      restored: [expect.stringMatching(/^\.field-app\.malaria-old-\d+-[0-9a-f]{8} -> field-app$/)],
+    });
     expect(await snapshotTree(out)).toEqual(before);
     expect((await fsp.readdir(dir)).filter((name) => name.startsWith('.field-app.'))).toEqual([]);
   });

@@ -19,7 +19,13 @@ const DISK_FULL = /the disk is full; free some space and run the command again$/
 
 function enospc(syscall: string, file: string, dest?: string): NodeJS.ErrnoException {
   const target = dest ? `'${file}' -> '${dest}'` : `'${file}'`;
-  return Object.assign(new Error(`ENOSPC: no space left on device, ${syscall} ${target}`), { code: 'ENOSPC', errno: -28, syscall, path: file, dest });
+  return Object.assign(new Error(`ENOSPC: no space left on device, ${syscall} ${target}`), {
+    code: 'ENOSPC',
+    errno: -28,
+    syscall,
+    path: file,
+    dest,
+  });
 }
 
 /** The `nth` file copy writes half the file, then fails as a full disk does. */
@@ -53,19 +59,41 @@ function diskFullOnOpen(when: (file: string) => boolean): void {
 /** Every path under `root` that looks like an unfinished write (temporary files and folders). */
 async function leftovers(root: string): Promise<string[]> {
   const found: string[] = [];
-  for (const entry of await fsp.readdir(root, { recursive: true })) if (/tmp|\.old|\.replaced/.test(entry)) found.push(entry);
+  for (const entry of await fsp.readdir(root, { recursive: true }))
+    if (/tmp|\.old|\.replaced/.test(entry)) found.push(entry);
   return found;
 }
 
 let dir: string;
 const input = () => path.join(dir, 'cell_images');
 const data = () => path.join(dir, 'data');
-const TRAIN = ['--backend', 'wasm', '--epochs', '2', '--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8', '--batch-size', '8'];
+const TRAIN = [
+  '--backend',
+  'wasm',
+  '--epochs',
+  '2',
+  '--image-size',
+  '16',
+  '--stages',
+  '1,1,1',
+  '--filters',
+  '4,4,8,8',
+  '--batch-size',
+  '8',
+];
 
 beforeAll(async () => {
   dir = await makeTempDir('malaria-disk-full-');
   await copySample(input(), 12);
-  await buildDataset({ input: input(), output: data(), trainSplit: 0.8, valSplit: 0.2, seed: 42, force: false, groupBy: 'cell' });
+  await buildDataset({
+    input: input(),
+    output: data(),
+    trainSplit: 0.8,
+    valSplit: 0.2,
+    seed: 42,
+    force: false,
+    groupBy: 'cell',
+  });
 });
 
 afterAll(async () => removeDir(dir));
@@ -84,10 +112,27 @@ describe('build-dataset on a full disk', () => {
 
   it('replacing a split with --force: the old split stays exactly as it was', async () => {
     const output = path.join(dir, 'replace');
-    await buildDataset({ input: input(), output, trainSplit: 0.8, valSplit: 0.1, seed: 1, force: false, groupBy: 'cell' });
+    await buildDataset({
+      input: input(),
+      output,
+      trainSplit: 0.8,
+      valSplit: 0.1,
+      seed: 1,
+      force: false,
+      groupBy: 'cell',
+    });
     const before = await snapshotTree(output);
     diskFullOnCopy(10);
-    const result = await runInProcess(['build-dataset', '--input', input(), '--output', output, '--force', '--seed', '2']);
+    const result = await runInProcess([
+      'build-dataset',
+      '--input',
+      input(),
+      '--output',
+      output,
+      '--force',
+      '--seed',
+      '2',
+    ]);
     expect(result.code).toBe(1);
     expectOneErrorLine(result, DISK_FULL);
     expect(await snapshotTree(output)).toEqual(before);
@@ -109,7 +154,12 @@ describe('train on a full disk', () => {
     });
     const first = await runInProcess(['train', '--data', data(), '--model-dir', modelDir, ...TRAIN]);
     expect(first.code).toBe(1);
-    expectOneErrorLine(first, new RegExp(`^malaria: cannot save the checkpoint in ${modelDir} \\(the previous one is kept\\): ${DISK_FULL.source}`));
+    expectOneErrorLine(
+      first,
+      new RegExp(
+        `^malaria: cannot save the checkpoint in ${modelDir} \\(the previous one is kept\\): ${DISK_FULL.source}`,
+      ),
+    );
     expect(first.stdout.filter((line) => line.startsWith('Epoch '))).toHaveLength(1);
     expect((await fsp.readdir(modelDir)).sort()).toEqual(['checkpoint', 'history.json']);
     expect(await leftovers(modelDir)).toEqual([]);
@@ -144,13 +194,25 @@ describe('evaluate --save-threshold and export on a full disk', () => {
     await saveBrightnessModel(modelDir);
     const before = await snapshotTree(modelDir);
     diskFullOnOpen((file) => path.basename(file).startsWith('.metadata.json.malaria-tmp-'));
-    const args = ['evaluate', '--data', data(), '--model-dir', modelDir, '--backend', 'cpu', '--threshold', '0.3', '--save-threshold'];
+    const args = [
+      'evaluate',
+      '--data',
+      data(),
+      '--model-dir',
+      modelDir,
+      '--backend',
+      'cpu',
+      '--threshold',
+      '0.3',
+      '--save-threshold',
+    ];
     const result = await runInProcess(args);
     expect(result.code).toBe(1);
-    expect(result.stderr.filter((line) => line.startsWith('malaria:'))).toEqual([`malaria: ${path.join(modelDir, 'metadata.json')}: the disk is full; free some space and run the command again`]);
+    expect(result.stderr.filter((line) => line.startsWith('malaria:'))).toEqual([
+      `malaria: ${path.join(modelDir, 'metadata.json')}: the disk is full; free some space and run the command again`,
+    ]);
     expect(await snapshotTree(modelDir)).toEqual(before);
   });
-
 
   it('export: one line naming --out, and no --out folder or temporary folder left', async () => {
     const modelDir = path.join(dir, 'brightness');
@@ -159,9 +221,22 @@ describe('evaluate --save-threshold and export on a full disk', () => {
     const out = path.join(dir, 'exports', 'uint8');
     await fsp.mkdir(path.dirname(out));
     diskFullOnOpen((file) => path.basename(file) === 'weights.bin');
-    const result = await runInProcess(['export', '--model-dir', modelDir, '--out', out, '--quantize', 'uint8', '--backend', 'cpu']);
+    const result = await runInProcess([
+      'export',
+      '--model-dir',
+      modelDir,
+      '--out',
+      out,
+      '--quantize',
+      'uint8',
+      '--backend',
+      'cpu',
+    ]);
     expect(result.code).toBe(1);
-    expectOneErrorLine(result, new RegExp(`^malaria: cannot write the exported model into ${out}: ${DISK_FULL.source}`));
+    expectOneErrorLine(
+      result,
+      new RegExp(`^malaria: cannot write the exported model into ${out}: ${DISK_FULL.source}`),
+    );
     expect(await fsp.readdir(path.dirname(out))).toEqual([]);
   });
 });

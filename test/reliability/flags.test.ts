@@ -27,7 +27,13 @@ beforeAll(async () => {
   const net = tinyResNet(1);
   const optimizer = tf.train.momentum(0.05, 0.9);
   const settings = tinySettings({ run: { data: data(), batchSize: 8, imageSize: 32, backend: 'cpu' } });
-  await saveCheckpoint(checkpointed(), { model: net, optimizer, epochsCompleted: 1, history: { loss: [1], accuracy: [0.5], val_loss: [1], val_accuracy: [0.5], lr: [0.05] }, settings });
+  await saveCheckpoint(checkpointed(), {
+    model: net,
+    optimizer,
+    epochsCompleted: 1,
+    history: { loss: [1], accuracy: [0.5], val_loss: [1], val_accuracy: [0.5], lr: [0.05] },
+    settings,
+  });
   optimizer.dispose();
   net.dispose();
 });
@@ -53,34 +59,85 @@ function badFlags(): [string[], RegExp][] {
     [[...trainArgs(), '--lr', 'NaN'], /--lr.*must be a number greater than 0/],
     [[...trainArgs(), '--image-size', '4'], /--image-size must be at least 8/],
     [[...trainArgs(), '--stages', '3,4', '--filters', '8,8'], /--filters needs 3 numbers/],
-    [[...trainArgs(), '--backend', 'gpu'], /--backend.*'gpu' is invalid\. Allowed choices are auto, tensorflow, webgpu, wasm, cpu/],
+    [
+      [...trainArgs(), '--backend', 'gpu'],
+      /--backend.*'gpu' is invalid\. Allowed choices are auto, tensorflow, webgpu, wasm, cpu/,
+    ],
     [[...trainArgs(), '--resume', '--force'], /--resume and --force contradict each other/],
-    [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--train-split', '0'], /--train-split.*'0'/],
+    [
+      ['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--train-split', '0'],
+      /--train-split.*'0'/,
+    ],
     [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--train-split', '1'], between],
     [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--train-split', '1.5'], between],
-    [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--val-split', '-0.1'], /--val-split.*between 0 and 1/],
-    [['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--val-split', '1'], /--val-split.*between 0 and 1/],
-    [['evaluate', '--data', data(), '--model-dir', model(), '--batch-size', '0'], /--batch-size.*whole number greater than 0/],
-    [['evaluate', '--data', data(), '--model-dir', model(), '--backend', 'tpu'], /--backend.*'tpu' is invalid\. Allowed choices are/],
+    [
+      ['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--val-split', '-0.1'],
+      /--val-split.*between 0 and 1/,
+    ],
+    [
+      ['build-dataset', '--input', data(), '--output', path.join(dir, 'split'), '--val-split', '1'],
+      /--val-split.*between 0 and 1/,
+    ],
+    [
+      ['evaluate', '--data', data(), '--model-dir', model(), '--batch-size', '0'],
+      /--batch-size.*whole number greater than 0/,
+    ],
+    [
+      ['evaluate', '--data', data(), '--model-dir', model(), '--backend', 'tpu'],
+      /--backend.*'tpu' is invalid\. Allowed choices are/,
+    ],
     [['predict', '--model-dir', model(), '--batch-size', '-1', image], /--batch-size.*whole number greater than 0/],
-    [['predict', '--model-dir', model(), '--backend', 'metal', image], /--backend.*'metal' is invalid\. Allowed choices are/],
-    [['export', '--model-dir', model(), '--out', path.join(dir, 'out'), '--quantize', 'int4'], /--quantize.*'int4'.*uint8, float16, none/],
+    [
+      ['predict', '--model-dir', model(), '--backend', 'metal', image],
+      /--backend.*'metal' is invalid\. Allowed choices are/,
+    ],
+    [
+      ['export', '--model-dir', model(), '--out', path.join(dir, 'out'), '--quantize', 'int4'],
+      /--quantize.*'int4'.*uint8, float16, none/,
+    ],
     [['export', '--model-dir', model()], /--out/],
-    [['app', '--model-dir', model(), '--out', path.join(dir, 'app'), '--port', '70000'], /--port.*port number from 0 to 65535/],
+    [
+      ['app', '--model-dir', model(), '--out', path.join(dir, 'app'), '--port', '70000'],
+      /--port.*port number from 0 to 65535/,
+    ],
   ];
 }
 
 function missingThings(): [string[], RegExp][] {
   const notOurs = /not found; point it at a folder written by `malaria train`$/;
   return [
-    [['train', '--data', missing(), '--model-dir', path.join(dir, 'new-model')], /data folder .*missing not found: run `malaria build-dataset` first, or pass --data$/],
-    [['train', '--data', data(), '--model-dir', path.join(dir, 'empty-model'), '--resume'], /nothing to resume: .*empty-model holds no checkpoint; run without --resume$/],
-    [['train', '--model-dir', checkpointed(), '--resume', '--image-size', '64'], /--image-size 64 differs from the interrupted run's 32: resume with the same flags, or leave --image-size out$/],
-    [['train', '--model-dir', checkpointed(), '--resume', '--epochs', '5'], /--epochs 5 differs from the interrupted run's 3/],
-    [['train', '--model-dir', checkpointed(), '--resume', '--seed', '1'], /--seed 1 differs from the interrupted run's 7/],
-    [['build-dataset', '--input', missing(), '--output', path.join(dir, 'split')], /input folder .*missing not found; run `malaria download`/],
-    [['evaluate', '--data', missing(), '--model-dir', model(), '--backend', 'cpu'], /data folder .*missing\/testing not found: run `malaria build-dataset` first, or pass --data and --split$/],
-    [['evaluate', '--data', data(), '--split', 'validation', '--model-dir', model(), '--backend', 'cpu'], /data folder .*data\/validation not found/],
+    [
+      ['train', '--data', missing(), '--model-dir', path.join(dir, 'new-model')],
+      /data folder .*missing not found: run `malaria build-dataset` first, or pass --data$/,
+    ],
+    [
+      ['train', '--data', data(), '--model-dir', path.join(dir, 'empty-model'), '--resume'],
+      /nothing to resume: .*empty-model holds no checkpoint; run without --resume$/,
+    ],
+    [
+      ['train', '--model-dir', checkpointed(), '--resume', '--image-size', '64'],
+      /--image-size 64 differs from the interrupted run's 32: resume with the same flags, or leave --image-size out$/,
+    ],
+    [
+      ['train', '--model-dir', checkpointed(), '--resume', '--epochs', '5'],
+      /--epochs 5 differs from the interrupted run's 3/,
+    ],
+    [
+      ['train', '--model-dir', checkpointed(), '--resume', '--seed', '1'],
+      /--seed 1 differs from the interrupted run's 7/,
+    ],
+    [
+      ['build-dataset', '--input', missing(), '--output', path.join(dir, 'split')],
+      /input folder .*missing not found; run `malaria download`/,
+    ],
+    [
+      ['evaluate', '--data', missing(), '--model-dir', model(), '--backend', 'cpu'],
+      /data folder .*missing\/testing not found: run `malaria build-dataset` first, or pass --data and --split$/,
+    ],
+    [
+      ['evaluate', '--data', data(), '--split', 'validation', '--model-dir', model(), '--backend', 'cpu'],
+      /data folder .*data\/validation not found/,
+    ],
     [['evaluate', '--data', data(), '--model-dir', missing(), '--backend', 'cpu'], notOurs],
     [['predict', '--model-dir', missing(), '--backend', 'cpu', image], notOurs],
     [['export', '--model-dir', missing(), '--out', path.join(dir, 'out'), '--backend', 'cpu'], notOurs],

@@ -33,19 +33,36 @@ async function writeKerasConverted(target: string): Promise<void> {
       format: 'layers-model',
       generatedBy: 'keras v2.15.0',
       convertedBy: 'TensorFlow.js Converter v4.22.0',
-      modelTopology: { keras_version: '2.15.0', backend: 'tensorflow', model_config: { class_name, config }, training_config: { loss: 'categorical_crossentropy' } },
+      modelTopology: {
+        keras_version: '2.15.0',
+        backend: 'tensorflow',
+        model_config: { class_name, config },
+        training_config: { loss: 'categorical_crossentropy' },
+      },
       weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: artifacts!.weightSpecs }],
     }),
   );
-  await fsp.writeFile(path.join(target, 'group1-shard1of1.bin'), new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts!.weightData!)));
+  await fsp.writeFile(
+    path.join(target, 'group1-shard1of1.bin'),
+    new Uint8Array(tf.io.CompositeArrayBuffer.join(artifacts!.weightData!)),
+  );
 }
 
 /** Folder name -> what the one line must say about it. */
 const FOREIGN: [name: string, pattern: RegExp][] = [
   ['keras-converted', /keras-converted has no metadata\.json; point it at a folder written by `malaria train`$/],
-  ['keras-with-metadata', /keras-with-metadata: the model takes inputs of shape \[4\], not the 32x32x3 images metadata\.json names; point it at a folder written by `malaria train`$/],
-  ['graph-model', /graph-model\/model\.json is a graph-model model, not a layers model; point it at a folder written by `malaria train`$/],
-  ['package-json', /package-json\/model\.json is not a TensorFlow\.js model; point it at a folder written by `malaria train`$/],
+  [
+    'keras-with-metadata',
+    /keras-with-metadata: the model takes inputs of shape \[4\], not the 32x32x3 images metadata\.json names; point it at a folder written by `malaria train`$/,
+  ],
+  [
+    'graph-model',
+    /graph-model\/model\.json is a graph-model model, not a layers model; point it at a folder written by `malaria train`$/,
+  ],
+  [
+    'package-json',
+    /package-json\/model\.json is not a TensorFlow\.js model; point it at a folder written by `malaria train`$/,
+  ],
   ['binary', /binary\/model\.json is not valid JSON; point it at a folder written by `malaria train`$/],
   ['pytorch', /pytorch has no model\.json; point it at a folder written by `malaria train`$/],
   // tfjs itself throws on these two; the loader translates its message.
@@ -65,12 +82,24 @@ beforeAll(async () => {
   await fsp.writeFile(path.join(folder('keras-with-metadata'), 'metadata.json'), JSON.stringify(brightnessMetadata));
   await fsp.mkdir(folder('graph-model'));
   // A TensorFlow SavedModel converted to a graph model.
-  const graph = { format: 'graph-model', generatedBy: '2.15.0', convertedBy: 'TensorFlow.js Converter v4.22.0', modelTopology: { node: [{ name: 'x', op: 'Placeholder' }], library: {}, versions: { producer: 1286 } }, weightsManifest: [] };
+  const graph = {
+    format: 'graph-model',
+    generatedBy: '2.15.0',
+    convertedBy: 'TensorFlow.js Converter v4.22.0',
+    modelTopology: { node: [{ name: 'x', op: 'Placeholder' }], library: {}, versions: { producer: 1286 } },
+    weightsManifest: [],
+  };
   await fsp.writeFile(path.join(folder('graph-model'), 'model.json'), JSON.stringify(graph));
   await fsp.mkdir(folder('package-json'));
-  await fsp.writeFile(path.join(folder('package-json'), 'model.json'), JSON.stringify({ name: 'my-model', version: '1.0.0', main: 'index.js' }));
+  await fsp.writeFile(
+    path.join(folder('package-json'), 'model.json'),
+    JSON.stringify({ name: 'my-model', version: '1.0.0', main: 'index.js' }),
+  );
   await fsp.mkdir(folder('binary'));
-  await fsp.writeFile(path.join(folder('binary'), 'model.json'), Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0]));
+  await fsp.writeFile(
+    path.join(folder('binary'), 'model.json'),
+    Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0]),
+  );
   await fsp.mkdir(folder('pytorch'));
   await fsp.writeFile(path.join(folder('pytorch'), 'model.pt'), Buffer.from('PK\x03\x04 a torch zip'));
 
@@ -79,7 +108,10 @@ beforeAll(async () => {
   await fsp.truncate(weights, (await fsp.stat(weights)).size / 2);
   await saveBrightnessModel(folder('unknown-layer'));
   const modelJson = path.join(folder('unknown-layer'), 'model.json');
-  await fsp.writeFile(modelJson, (await fsp.readFile(modelJson, 'utf8')).replace('"GlobalAveragePooling2D"', '"MagicLayer"'));
+  await fsp.writeFile(
+    modelJson,
+    (await fsp.readFile(modelJson, 'utf8')).replace('"GlobalAveragePooling2D"', '"MagicLayer"'),
+  );
   await fsp.writeFile(folder('a-file'), 'not a folder');
 });
 

@@ -12,7 +12,20 @@ import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, snapshotTree } from '../support/sample.js';
 
 const HOLDING = 'test-hold: holding';
-const TRAIN = ['--backend', 'wasm', '--epochs', '4', '--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8', '--batch-size', '8'];
+const TRAIN = [
+  '--backend',
+  'wasm',
+  '--epochs',
+  '4',
+  '--image-size',
+  '16',
+  '--stages',
+  '1,1,1',
+  '--filters',
+  '4,4,8,8',
+  '--batch-size',
+  '8',
+];
 const SPLIT_ENTRIES = ['splits.csv', 'testing', 'training', 'validation'];
 
 let dir: string;
@@ -24,7 +37,15 @@ const stoppedCopy = () => path.join(dir, 'stopped-model');
 beforeAll(async () => {
   dir = await makeTempDir('malaria-interrupt-');
   await copySample(input(), 12);
-  await buildDataset({ input: input(), output: data(), trainSplit: 0.8, valSplit: 0.1, seed: 42, force: false, groupBy: 'cell' });
+  await buildDataset({
+    input: input(),
+    output: data(),
+    trainSplit: 0.8,
+    valSplit: 0.1,
+    seed: 42,
+    force: false,
+    groupBy: 'cell',
+  });
 });
 
 afterAll(async () => removeDir(dir));
@@ -46,7 +67,9 @@ describe('train interrupted and resumed', () => {
     const completed = (await loadCheckpointState(modelDir)).epochsCompleted;
     expect(completed).toBe(1);
     expect(stopped.stderr.some((line) => line.startsWith('stopping: the last completed epoch stays saved'))).toBe(true);
-    expect(stopped.stdout).toContain(`stopped after ${completed} of 4 epochs; continue with \`malaria train --resume --model-dir ${modelDir}\``);
+    expect(stopped.stdout).toContain(
+      `stopped after ${completed} of 4 epochs; continue with \`malaria train --resume --model-dir ${modelDir}\``,
+    );
     // The checkpoint and the history of the completed epochs; no final model, no half-written checkpoint.
     expect((await fsp.readdir(modelDir)).sort()).toEqual(['checkpoint', 'history.json']);
     const before: TrainingHistory = await loadHistory(modelDir);
@@ -91,7 +114,12 @@ describe('train killed while writing a checkpoint', () => {
     expect(entries[0]).toMatch(/^\.checkpoint\.malaria-tmp-\d+-[0-9a-f]{8}$/);
     expect(entries[1]).toBe('checkpoint');
     expect(entries[2]).toBe('history.json');
-    expect((await fsp.readdir(path.join(modelDir, entries[0]))).sort()).toEqual(['model.json', 'optimizer.bin', 'optimizer.json', 'weights.bin']);
+    expect((await fsp.readdir(path.join(modelDir, entries[0]))).sort()).toEqual([
+      'model.json',
+      'optimizer.bin',
+      'optimizer.json',
+      'weights.bin',
+    ]);
     expect((await loadCheckpointState(modelDir)).epochsCompleted).toBe(1);
     expect((await loadHistory(modelDir)).lr).toEqual([0.1]);
 
@@ -99,7 +127,13 @@ describe('train killed while writing a checkpoint', () => {
     expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
     expect(resumed.stdout).toContain(`resuming after epoch 1 of 4 from ${modelDir}`);
     expect((await loadHistory(modelDir)).lr).toEqual([0.1, 0.075, 0.05, 0.025].map((lr) => expect.closeTo(lr, 12)));
-    expect((await fsp.readdir(modelDir)).sort()).toEqual(['checkpoint', 'history.json', 'metadata.json', 'model.json', 'weights.bin']);
+    expect((await fsp.readdir(modelDir)).sort()).toEqual([
+      'checkpoint',
+      'history.json',
+      'metadata.json',
+      'model.json',
+      'weights.bin',
+    ]);
   });
 });
 
@@ -131,7 +165,9 @@ describe('train diverges', () => {
     expect(result.code).toBe(1);
     expectOneErrorLine(
       result,
-      new RegExp(`^malaria: the loss diverged (at|in) epoch ${epochsCompleted + 1}\\b.*; try a lower --lr than 1000000000, such as --lr 100000000, with --force to start over; the checkpoint of epoch ${epochsCompleted} in ${modelDir} is kept$`),
+      new RegExp(
+        `^malaria: the loss diverged (at|in) epoch ${epochsCompleted + 1}\\b.*; try a lower --lr than 1000000000, such as --lr 100000000, with --force to start over; the checkpoint of epoch ${epochsCompleted} in ${modelDir} is kept$`,
+      ),
     );
     expect(await snapshotTree(modelDir)).toEqual(before);
   });
@@ -164,19 +200,39 @@ describe('build-dataset interrupted', () => {
 
   it('Ctrl-C while copying a --force replacement: the previous split stays byte for byte; the next --force run cleans up', async () => {
     const output = path.join(dir, 'replaced-split');
-    await buildDataset({ input: input(), output, trainSplit: 0.8, valSplit: 0.1, seed: 1, force: false, groupBy: 'cell' });
-    const before = await snapshotTree(output);
-    const stopped = await runChild(['build-dataset', '--input', input(), '--output', output, '--force', '--seed', '2'], {
-      nodeArgs: HOLD_HOOK,
-      env: { MALARIA_TEST_HOLD: 'copy:7' },
-      onLine: (line, child) => void (line === HOLDING && child.kill('SIGINT')),
+    await buildDataset({
+      input: input(),
+      output,
+      trainSplit: 0.8,
+      valSplit: 0.1,
+      seed: 1,
+      force: false,
+      groupBy: 'cell',
     });
+    const before = await snapshotTree(output);
+    const stopped = await runChild(
+      ['build-dataset', '--input', input(), '--output', output, '--force', '--seed', '2'],
+      {
+        nodeArgs: HOLD_HOOK,
+        env: { MALARIA_TEST_HOLD: 'copy:7' },
+        onLine: (line, child) => void (line === HOLDING && child.kill('SIGINT')),
+      },
+    );
     expect(stopped.signal).toBe('SIGINT');
     const after = await snapshotTree(output);
     for (const key of after.keys()) if (key.startsWith('.split.malaria-tmp-')) after.delete(key);
     expect(after).toEqual(before);
 
-    const next = await runInProcess(['build-dataset', '--input', input(), '--output', output, '--force', '--seed', '2']);
+    const next = await runInProcess([
+      'build-dataset',
+      '--input',
+      input(),
+      '--output',
+      output,
+      '--force',
+      '--seed',
+      '2',
+    ]);
     expect(next.code, next.stderr.join('\n')).toBe(0);
     expect(next.stdout).toContain('removed 1 temporary folder left by an interrupted run');
     expect(await fsp.readdir(output).then((names) => names.sort())).toEqual(SPLIT_ENTRIES);
@@ -185,8 +241,24 @@ describe('build-dataset interrupted', () => {
   it('killed between moving the old split out and the new one in: the next run completes the new split', async () => {
     const output = path.join(dir, 'swapped-split');
     const reference = path.join(dir, 'reference-split');
-    await buildDataset({ input: input(), output, trainSplit: 0.8, valSplit: 0.1, seed: 1, force: false, groupBy: 'cell' });
-    await buildDataset({ input: input(), output: reference, trainSplit: 0.8, valSplit: 0.1, seed: 3, force: false, groupBy: 'cell' });
+    await buildDataset({
+      input: input(),
+      output,
+      trainSplit: 0.8,
+      valSplit: 0.1,
+      seed: 1,
+      force: false,
+      groupBy: 'cell',
+    });
+    await buildDataset({
+      input: input(),
+      output: reference,
+      trainSplit: 0.8,
+      valSplit: 0.1,
+      seed: 3,
+      force: false,
+      groupBy: 'cell',
+    });
     const killed = await runChild(['build-dataset', '--input', input(), '--output', output, '--force', '--seed', '3'], {
       nodeArgs: HOLD_HOOK,
       env: { MALARIA_TEST_HOLD: 'swap' },
@@ -201,8 +273,14 @@ describe('build-dataset interrupted', () => {
     expect(next.code).toBe(2);
     expectOneErrorLine(next, /already holds a split .*pass --force/);
     expect((await fsp.readdir(output)).sort()).toEqual(SPLIT_ENTRIES);
-    expect(await fsp.readFile(path.join(output, 'splits.csv'), 'utf8')).toBe(await fsp.readFile(path.join(reference, 'splits.csv'), 'utf8'));
-    const files = async (root: string) => [...(await snapshotTree(root)).entries()].map(([name, entry]) => [name, entry === 'dir' ? 'dir' : (entry as { sha256: string }).sha256]);
+    expect(await fsp.readFile(path.join(output, 'splits.csv'), 'utf8')).toBe(
+      await fsp.readFile(path.join(reference, 'splits.csv'), 'utf8'),
+    );
+    const files = async (root: string) =>
+      [...(await snapshotTree(root)).entries()].map(([name, entry]) => [
+        name,
+        entry === 'dir' ? 'dir' : (entry as { sha256: string }).sha256,
+      ]);
     expect(await files(output)).toEqual(await files(reference));
   });
 });

@@ -46,7 +46,10 @@ beforeAll(async () => {
   cellGrays = await writeOddImages(cells(), MIXED);
   await writeBrokenImages(cells());
   await writeNonImages(cells());
-  await writeOddImages(path.join(cells(), 'sub'), BRIGHT.map((g) => 255 - g)).then((written) => {
+  await writeOddImages(
+    path.join(cells(), 'sub'),
+    BRIGHT.map((g) => 255 - g),
+  ).then((written) => {
     for (const [name, gray] of written) cellGrays.set(`sub/${name}`, gray);
   });
   await fsp.mkdir(path.join(cells(), 'empty'));
@@ -57,77 +60,103 @@ beforeAll(async () => {
 afterAll(async () => removeDir(dir));
 
 describe('evaluate on a split folder with odd, broken and junk files', () => {
-  it(
-    'reads every odd image as RGB, sets the broken ones aside by name with a count, skips junk, ends despite link loops, changes nothing',
-    async () => {
-      const before = await snapshotTree(dir);
-      const { code, stdout, stderr } = await runInProcess([
-        'evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', '--batch-size', '4', '--json',
-      ]);
-      expect(code, stderr.join('\n')).toBe(0);
-      expect(await snapshotTree(dir)).toEqual(before);
+  it('reads every odd image as RGB, sets the broken ones aside by name with a count, skips junk, ends despite link loops, changes nothing', async () => {
+    const before = await snapshotTree(dir);
+    const { code, stdout, stderr } = await runInProcess([
+      'evaluate',
+      '--data',
+      data(),
+      '--model-dir',
+      modelDir(),
+      '--backend',
+      'cpu',
+      '--batch-size',
+      '4',
+      '--json',
+    ]);
+    expect(code, stderr.join('\n')).toBe(0);
+    expect(await snapshotTree(dir)).toEqual(before);
 
-      const report = JSON.parse(stdout[0]);
-      // 8 odd images per class, each on the right side of 0.5 only if its pixels were read right.
-      expect(report.n).toBe(16);
-      expect(report.confusion).toEqual([
-        [8, 0],
-        [0, 8],
-      ]);
-      const skipped = stderr.filter((line) => line.startsWith('skipped '));
-      expect(skipped.map((line) => /^skipped (.*?): /.exec(line)?.[1]).sort()).toEqual(broken.names.map((name) => path.join(testing('Parasitized'), name)));
-      expect(skipped.find((line) => line.includes(broken.bomb))).toMatch(/pixel limit/);
-      expect(stderr).toContain('set aside 4 files of testing that do not decode as images (named above); evaluated the other 16');
-      // Junk, the empty folder and the links are neither evaluated nor reported as broken.
-      expect(stderr.join('\n')).not.toMatch(/Thumbs\.db|\.DS_Store|notes\.txt|\/loop|\/self|\/empty|\/Empty|\/again/);
-    },
-    30_000,
-  );
+    const report = JSON.parse(stdout[0]);
+    // 8 odd images per class, each on the right side of 0.5 only if its pixels were read right.
+    expect(report.n).toBe(16);
+    expect(report.confusion).toEqual([
+      [8, 0],
+      [0, 8],
+    ]);
+    const skipped = stderr.filter((line) => line.startsWith('skipped '));
+    expect(skipped.map((line) => /^skipped (.*?): /.exec(line)?.[1]).sort()).toEqual(
+      broken.names.map((name) => path.join(testing('Parasitized'), name)),
+    );
+    expect(skipped.find((line) => line.includes(broken.bomb))).toMatch(/pixel limit/);
+    expect(stderr).toContain(
+      'set aside 4 files of testing that do not decode as images (named above); evaluated the other 16',
+    );
+    // Junk, the empty folder and the links are neither evaluated nor reported as broken.
+    expect(stderr.join('\n')).not.toMatch(/Thumbs\.db|\.DS_Store|notes\.txt|\/loop|\/self|\/empty|\/Empty|\/again/);
+  }, 30_000);
 });
 
 describe('predict on folders and files with odd, broken and junk files', () => {
-  it(
-    'gives each odd image the probability of its gray level, lists each broken one with its error, counts junk, ends despite link loops, changes nothing',
-    async () => {
-      const extra = path.join(cells(), 'one-pixel.png'); // named on the command line as well: classified once
-      const before = await snapshotTree(dir);
-      const { code, stdout, stderr } = await runInProcess([
-        'predict', '--model-dir', modelDir(), '--backend', 'cpu', '--batch-size', '3', '--json', cells(), extra, path.join(cells(), 'bomb.png'),
-      ]);
-      expect(await snapshotTree(dir)).toEqual(before);
-      // Exit code 1: some files could not be classified; the rest were.
-      expect(code).toBe(1);
-      const entries = JSON.parse(stdout[0]) as { file: string; label?: string; probability?: number; error?: string }[];
-      const byName = new Map(entries.map((entry) => [path.relative(cells(), entry.file).split(path.sep).join('/'), entry]));
-      expect(entries).toHaveLength(byName.size);
-      expect([...byName.keys()].sort()).toEqual([...cellGrays.keys(), ...broken.names].sort());
+  it('gives each odd image the probability of its gray level, lists each broken one with its error, counts junk, ends despite link loops, changes nothing', async () => {
+    const extra = path.join(cells(), 'one-pixel.png'); // named on the command line as well: classified once
+    const before = await snapshotTree(dir);
+    const { code, stdout, stderr } = await runInProcess([
+      'predict',
+      '--model-dir',
+      modelDir(),
+      '--backend',
+      'cpu',
+      '--batch-size',
+      '3',
+      '--json',
+      cells(),
+      extra,
+      path.join(cells(), 'bomb.png'),
+    ]);
+    expect(await snapshotTree(dir)).toEqual(before);
+    // Exit code 1: some files could not be classified; the rest were.
+    expect(code).toBe(1);
+    const entries = JSON.parse(stdout[0]) as { file: string; label?: string; probability?: number; error?: string }[];
+    const byName = new Map(
+      entries.map((entry) => [path.relative(cells(), entry.file).split(path.sep).join('/'), entry]),
+    );
+    expect(entries).toHaveLength(byName.size);
+    expect([...byName.keys()].sort()).toEqual([...cellGrays.keys(), ...broken.names].sort());
 
-      for (const [name, gray] of cellGrays) {
-        const entry = byName.get(name)!;
-        expect(entry.error, name).toBeUndefined();
-        const p = entry.label === 'Parasitized' ? entry.probability! : 1 - entry.probability!;
-        expect(Math.abs(p - pParasitized(gray)), `${name} (gray ${gray}): P = ${p}`).toBeLessThan(0.02);
-      }
-      for (const name of broken.names) expect(Object.keys(byName.get(name)!), name).toEqual(['file', 'error']);
-      expect(byName.get('bomb.png')!.error).toMatch(/pixel limit/);
-      expect(byName.get('zero-bytes.png')!.error).toBe('empty file');
+    for (const [name, gray] of cellGrays) {
+      const entry = byName.get(name)!;
+      expect(entry.error, name).toBeUndefined();
+      const p = entry.label === 'Parasitized' ? entry.probability! : 1 - entry.probability!;
+      expect(Math.abs(p - pParasitized(gray)), `${name} (gray ${gray}): P = ${p}`).toBeLessThan(0.02);
+    }
+    for (const name of broken.names) expect(Object.keys(byName.get(name)!), name).toEqual(['file', 'error']);
+    expect(byName.get('bomb.png')!.error).toMatch(/pixel limit/);
+    expect(byName.get('zero-bytes.png')!.error).toBe('empty file');
 
-      // 3 junk files and 2 folder links were skipped: counted, not listed as failures.
-      const summary = `${cellGrays.size} images classified`;
-      expect(stderr.find((line) => line.startsWith(summary))).toMatch(/; 4 failed; 5 non-image files skipped$/);
-      expect(stderr).toContain(`malaria: 4 of ${cellGrays.size + 4} files could not be classified`);
-    },
-    30_000,
-  );
+    // 3 junk files and 2 folder links were skipped: counted, not listed as failures.
+    const summary = `${cellGrays.size} images classified`;
+    expect(stderr.find((line) => line.startsWith(summary))).toMatch(/; 4 failed; 5 non-image files skipped$/);
+    expect(stderr).toContain(`malaria: 4 of ${cellGrays.size + 4} files could not be classified`);
+  }, 30_000);
 
   it('a folder holding only junk, empty folders and a link loop is one line and exit code 2', async () => {
     const junk = path.join(dir, 'junk');
     await writeNonImages(junk);
     await fsp.mkdir(path.join(junk, 'empty'));
     await fsp.symlink('..', path.join(junk, 'empty', 'up'));
-    const { code, stdout, stderr } = await runInProcess(['predict', '--model-dir', modelDir(), '--backend', 'cpu', junk]);
+    const { code, stdout, stderr } = await runInProcess([
+      'predict',
+      '--model-dir',
+      modelDir(),
+      '--backend',
+      'cpu',
+      junk,
+    ]);
     expect(code).toBe(2);
     expect(stdout).toEqual([]);
-    expect(stderr.filter((line) => line.startsWith('malaria:'))).toEqual([`malaria: no image files found in ${junk} (4 other files skipped)`]);
+    expect(stderr.filter((line) => line.startsWith('malaria:'))).toEqual([
+      `malaria: no image files found in ${junk} (4 other files skipped)`,
+    ]);
   });
 });

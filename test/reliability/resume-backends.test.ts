@@ -14,18 +14,48 @@ import { copySample } from '../support/sample.js';
 import { maxAbsDifference, weightValues } from '../support/models.js';
 
 // Batch 16 of ~17 training images: two steps an epoch, the first a whole batch of 16.
-const RUN = ['--epochs', '3', '--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8', '--batch-size', '16', '--seed', '5'];
+const RUN = [
+  '--epochs',
+  '3',
+  '--image-size',
+  '16',
+  '--stages',
+  '1,1,1',
+  '--filters',
+  '4,4,8,8',
+  '--batch-size',
+  '16',
+  '--seed',
+  '5',
+];
 const SCHEDULE = [0.1, 0.2 / 3, 0.1 / 3].map((lr) => expect.closeTo(lr, 12));
 const MICRO_BATCH_LINE = /^batch 16 is trained as \d+ micro-batches of \d+/;
 
 let dir: string;
 const data = () => path.join(dir, 'data');
-const trainArgs = (modelDir: string) => ['train', '--data', data(), '--model-dir', modelDir, '--plot', path.join(dir, 'plot.png'), ...RUN];
+const trainArgs = (modelDir: string) => [
+  'train',
+  '--data',
+  data(),
+  '--model-dir',
+  modelDir,
+  '--plot',
+  path.join(dir, 'plot.png'),
+  ...RUN,
+];
 
 beforeAll(async () => {
   dir = await makeTempDir('malaria-resume-backends-');
   await copySample(path.join(dir, 'cell_images'), 12);
-  await buildDataset({ input: path.join(dir, 'cell_images'), output: data(), trainSplit: 0.8, valSplit: 0.1, seed: 42, force: false, groupBy: 'cell' });
+  await buildDataset({
+    input: path.join(dir, 'cell_images'),
+    output: data(),
+    trainSplit: 0.8,
+    valSplit: 0.1,
+    seed: 42,
+    force: false,
+    groupBy: 'cell',
+  });
 });
 
 afterAll(async () => {
@@ -34,7 +64,10 @@ afterAll(async () => {
 });
 
 /** Starts the run in a child process on `backend` and stops it with Ctrl-C during epoch 2: epoch 1 stays saved. */
-async function startAndStop(modelDir: string, backend: string): Promise<{ output: string[]; history: TrainingHistory }> {
+async function startAndStop(
+  modelDir: string,
+  backend: string,
+): Promise<{ output: string[]; history: TrainingHistory }> {
   const stopped = await ctrlCAt([...trainArgs(modelDir), '--backend', backend], 'Epoch 2/3');
   expect(stopped.code, stopped.stderr.join('\n')).toBe(130);
   expect((await loadCheckpointState(modelDir)).epochsCompleted).toBe(1);
@@ -42,11 +75,23 @@ async function startAndStop(modelDir: string, backend: string): Promise<{ output
 }
 
 /** Checks that the resumed run finished the run's 3 epochs on its schedule after the stopped one's epoch 1. */
-async function expectContinued(modelDir: string, resumed: CliResult, before: TrainingHistory, backend: string): Promise<void> {
+async function expectContinued(
+  modelDir: string,
+  resumed: CliResult,
+  before: TrainingHistory,
+  backend: string,
+): Promise<void> {
   expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
   expect(resumed.stdout).toContain(`resuming after epoch 1 of 3 from ${modelDir}`);
-  expect(resumed.stdout.filter((line) => line.startsWith('model: '))).toEqual([expect.stringMatching(/^model: ResNet stages 1,1,1 filters 4,4,8,8: [\d,]+ parameters \([\d,]+ trainable\), 16x16 input$/)]);
-  expect(resumed.stdout.filter((line) => /^Epoch \d\/3 - /.test(line)).map((line) => line.slice(0, 9))).toEqual(['Epoch 2/3', 'Epoch 3/3']);
+  expect(resumed.stdout.filter((line) => line.startsWith('model: '))).toEqual([
+    expect.stringMatching(
+      /^model: ResNet stages 1,1,1 filters 4,4,8,8: [\d,]+ parameters \([\d,]+ trainable\), 16x16 input$/,
+    ),
+  ]);
+  expect(resumed.stdout.filter((line) => /^Epoch \d\/3 - /.test(line)).map((line) => line.slice(0, 9))).toEqual([
+    'Epoch 2/3',
+    'Epoch 3/3',
+  ]);
   const history = await loadHistory(modelDir);
   expect(history.lr).toEqual(SCHEDULE);
   for (const key of ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const) {
@@ -81,14 +126,23 @@ describe('a run resumes on another backend', () => {
     const straightDir = path.join(dir, 'straight-cpu');
     const straight = await runInProcess([...trainArgs(straightDir), '--backend', 'cpu']);
     expect(straight.code, straight.stderr.join('\n')).toBe(0);
-    const whole = await runInProcess([...trainArgs(sameMicroBatch), '--backend', 'wasm', '--micro-batch', '16', '--resume']);
+    const whole = await runInProcess([
+      ...trainArgs(sameMicroBatch),
+      '--backend',
+      'wasm',
+      '--micro-batch',
+      '16',
+      '--resume',
+    ]);
     await expectContinued(sameMicroBatch, whole, stopped.history, 'wasm');
     const [expected, actual] = await Promise.all([straightDir, sameMicroBatch].map((folder) => loadModel(folder)));
     const difference = maxAbsDifference(weightValues(actual.model), weightValues(expected.model));
     expected.model.dispose();
     actual.model.dispose();
     expect(difference).toBeLessThan(1e-4);
-    const [straightHistory, wholeHistory] = await Promise.all([straightDir, sameMicroBatch].map((folder) => loadHistory(folder)));
+    const [straightHistory, wholeHistory] = await Promise.all(
+      [straightDir, sameMicroBatch].map((folder) => loadHistory(folder)),
+    );
     wholeHistory.loss.forEach((loss, i) => expect(loss).toBeCloseTo(straightHistory.loss[i], 3));
   });
 
@@ -109,7 +163,9 @@ describe('a run resumes on another backend', () => {
 
     // --micro-batch on resume picks this process's micro-batch; it contradicts nothing of the run.
     const withFlag = await runInProcess([...trainArgs(chosen), '--backend', 'cpu', '--micro-batch', '4', '--resume']);
-    expect(withFlag.stdout.filter((line) => MICRO_BATCH_LINE.test(line))[0]).toMatch(/^batch 16 is trained as 4 micro-batches of 4 /);
+    expect(withFlag.stdout.filter((line) => MICRO_BATCH_LINE.test(line))[0]).toMatch(
+      /^batch 16 is trained as 4 micro-batches of 4 /,
+    );
     await expectContinued(chosen, withFlag, stopped.history, 'cpu');
   });
 });

@@ -20,7 +20,7 @@ describe('calibrationOf', () => {
     expect(bins[3].upper).toBeCloseTo(4 / 15, 12);
   });
 
-  it('is 0 when each bin\'s accuracy equals its confidence, and puts confidence 1 in the last bin', () => {
+  it("is 0 when each bin's accuracy equals its confidence, and puts confidence 1 in the last bin", () => {
     // Four images at confidence 0.75, three right: calibrated.
     const probabilities = Float32Array.from([0.75, 0.25, 0.75, 0.25, 0.75, 0.25, 0.25, 0.75]);
     expect(calibrationOf(probabilities, Int32Array.from([0, 0, 0, 0]), 2).ece).toBeCloseTo(0, 6);

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { formatClassificationReport, formatConfusionMatrix, formatFixed } from '../../src/report/classification-report.js';
+import {
+  formatClassificationReport,
+  formatConfusionMatrix,
+  formatFixed,
+} from '../../src/report/classification-report.js';
 import { metricsFromConfusion } from '../../src/report/metrics.js';
 
 // Expected strings are written out from sklearn's format strings:
@@ -98,7 +102,15 @@ describe('formatClassificationReport', () => {
   });
 
   it('prints zeros (not NaN) for an empty evaluation', () => {
-    const report = formatClassificationReport(metricsFromConfusion([[0, 0], [0, 0]], ['P', 'U']));
+    const report = formatClassificationReport(
+      metricsFromConfusion(
+        [
+          [0, 0],
+          [0, 0],
+        ],
+        ['P', 'U'],
+      ),
+    );
     expect(report).not.toMatch(/nan/i);
     expect(report).toContain('    accuracy                           0.00         0\n');
   });
@@ -122,9 +134,15 @@ describe('formatConfusionMatrix', () => {
   });
 
   it('widens a column for counts longer than the label', () => {
-    expect(formatConfusionMatrix(['a', 'b'], [[123456, 0], [1, 2]])).toBe(
-      'true \\ predicted       a  b\n' + 'a                 123456  0\n' + 'b                      1  2\n',
-    );
+    expect(
+      formatConfusionMatrix(
+        ['a', 'b'],
+        [
+          [123456, 0],
+          [1, 2],
+        ],
+      ),
+    ).toBe('true \\ predicted       a  b\n' + 'a                 123456  0\n' + 'b                      1  2\n');
   });
 
   it('rejects a matrix that does not match the labels', () => {

@@ -30,7 +30,14 @@ describe('selectThreshold', () => {
   it('takes the largest threshold that reaches the target sensitivity (hand-computed)', () => {
     // 0.6 needs 3 of 5 positives: the 3rd highest positive score, 0.6.
     const at60 = selectThreshold(validation, CLASSES, 0.6, 'validation');
-    expect(at60).toEqual({ split: 'validation', targetSensitivity: 0.6, threshold: 0.6, sensitivity: 0.6, positivesFlagged: 3, positives: 5 });
+    expect(at60).toEqual({
+      split: 'validation',
+      targetSensitivity: 0.6,
+      threshold: 0.6,
+      sensitivity: 0.6,
+      positivesFlagged: 3,
+      positives: 5,
+    });
     // 0.7 needs 4 of 5 (3.5 rounds up): 0.35, sensitivity 0.8. The model's 0.35 is a float32 just below 0.35
     // (0.3499999940...), so the threshold is the shortest decimal at or below it: 0.34999999, not 0.35.
     const at70 = selectThreshold(validation, CLASSES, 0.7, 'validation');
@@ -51,8 +58,14 @@ describe('selectThreshold', () => {
   it('is a one-line error without positives or with more than two classes', () => {
     const negativesOnly = predictions([0.2, 0.9], [1, 1]);
     expect(() => selectThreshold(negativesOnly, CLASSES, 0.9, 'validation')).toThrow(UserError);
-    expect(() => selectThreshold(negativesOnly, CLASSES, 0.9, 'validation')).toThrow(/validation split holds no Parasitized images/);
-    const three: Predictions = { probabilities: new Float32Array([0.2, 0.3, 0.5]), labels: Int32Array.from([2]), classes: 3 };
+    expect(() => selectThreshold(negativesOnly, CLASSES, 0.9, 'validation')).toThrow(
+      /validation split holds no Parasitized images/,
+    );
+    const three: Predictions = {
+      probabilities: new Float32Array([0.2, 0.3, 0.5]),
+      labels: Int32Array.from([2]),
+      classes: 3,
+    };
     expect(() => selectThreshold(three, ['a', 'b', 'c'], 0.9, 'validation')).toThrow(/needs a two-class model/);
   });
 });
@@ -98,7 +111,13 @@ describe('evaluationJson and formatScreening', () => {
     expect(json).toMatchObject({
       threshold: 0.34999999,
       thresholdSource: 'validation',
-      thresholdSelection: { split: 'validation', targetSensitivity: 0.8, sensitivity: 0.8, positivesFlagged: 4, positives: 5 },
+      thresholdSelection: {
+        split: 'validation',
+        targetSensitivity: 0.8,
+        sensitivity: 0.8,
+        positivesFlagged: 4,
+        positives: 5,
+      },
       sensitivity: 0.8,
       specificity: 0.75,
     });
@@ -109,7 +128,9 @@ describe('evaluationJson and formatScreening', () => {
     expect(formatScreening(evaluation.screening!, 'model').split('\n')[0]).toBe(
       'positive class: Parasitized, threshold P(Parasitized) >= 0.34999999 (saved with the model)',
     );
-    expect(formatScreening(evaluation.screening!).split('\n')[0]).toBe('positive class: Parasitized, threshold P(Parasitized) >= 0.34999999');
+    expect(formatScreening(evaluation.screening!).split('\n')[0]).toBe(
+      'positive class: Parasitized, threshold P(Parasitized) >= 0.34999999',
+    );
     expect(formatThresholdSelection(selection, 'Parasitized')).toBe(
       'threshold 0.34999999 chosen on validation for sensitivity >= 80.00%: it flags 4 of 5 Parasitized images there (sensitivity 80.00%)',
     );

@@ -4,7 +4,13 @@ import { emptyHistory, epochCount, parseHistory } from '../../src/report/history
 
 describe('history', () => {
   it('round-trips through JSON, reading null (how JSON writes NaN) back as NaN', () => {
-    const h = { loss: [0.9, Number.NaN], accuracy: [0.5, 0.6], val_loss: [1, 0.8], val_accuracy: [0.4, 0.7], lr: [0.1, 0.1] };
+    const h = {
+      loss: [0.9, Number.NaN],
+      accuracy: [0.5, 0.6],
+      val_loss: [1, 0.8],
+      val_accuracy: [0.4, 0.7],
+      lr: [0.1, 0.1],
+    };
     const parsed = parseHistory(JSON.parse(JSON.stringify(h)));
     expect(parsed.loss[0]).toBe(0.9);
     expect(Number.isNaN(parsed.loss[1])).toBe(true);
@@ -21,6 +27,8 @@ describe('history', () => {
   it('rejects malformed files with a readable UserError', () => {
     expect(() => parseHistory([1, 2])).toThrow(UserError);
     expect(() => parseHistory({ loss: 'x' })).toThrow(/"loss" must be an array/);
-    expect(() => parseHistory({ accuracy: [0.5, '0.6'] }, 'run/history.json')).toThrow(/run\/history.json: "accuracy"\[1\] is not a number/);
+    expect(() => parseHistory({ accuracy: [0.5, '0.6'] }, 'run/history.json')).toThrow(
+      /run\/history.json: "accuracy"\[1\] is not a number/,
+    );
   });
 });

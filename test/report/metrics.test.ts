@@ -68,7 +68,9 @@ describe('confusion matrix and per-class scores', () => {
 
   it('gives the same result from probabilities (argmax) as from labels', () => {
     const probs = new Float32Array(Y_PRED.flatMap((p) => [0, 1, 2].map((c) => (c === p ? 0.7 : 0.15))));
-    expect(classificationMetrics(Y_TRUE, { probs }, LABELS)).toEqual(classificationMetrics(Y_TRUE, { labels: Y_PRED }, LABELS));
+    expect(classificationMetrics(Y_TRUE, { probs }, LABELS)).toEqual(
+      classificationMetrics(Y_TRUE, { labels: Y_PRED }, LABELS),
+    );
   });
 
   it('treats a class with zero support as 0 everywhere, and keeps it in the macro average', () => {
@@ -166,7 +168,16 @@ describe('binary screening metrics (positive = class 0)', () => {
     expect(s.mcc).toBe(0);
 
     const empty = screeningMetrics([], [], 0, []);
-    expect(empty).toMatchObject({ n: 0, accuracy: null, sensitivity: null, specificity: null, ppv: null, npv: null, mcc: 0, auc: null });
+    expect(empty).toMatchObject({
+      n: 0,
+      accuracy: null,
+      sensitivity: null,
+      specificity: null,
+      ppv: null,
+      npv: null,
+      mcc: 0,
+      auc: null,
+    });
     expect(empty.ci95).toEqual({ accuracy: null, sensitivity: null, specificity: null });
   });
 

@@ -3,7 +3,14 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
-import { formatParasitemia, formatPercent, formatSlideSummary, isPositive, needsReview, summariseSlide } from '../../src/report/parasitemia.js';
+import {
+  formatParasitemia,
+  formatPercent,
+  formatSlideSummary,
+  isPositive,
+  needsReview,
+  summariseSlide,
+} from '../../src/report/parasitemia.js';
 import { predictAtThreshold } from '../../src/report/metrics.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { cellImages } from '../support/images.js';
@@ -97,7 +104,9 @@ describe('malaria predict --summary (CLI)', () => {
     cells = path.join(work, 'cells');
     const files = await cellImages(cells, 4);
     const model = await writeTinyModel(path.join(work, 'model'), files, { threshold: 0.45 });
-    const pPositive = predictRows(model, await nodeInputs(files, IMAGE_SIZE), files.length, IMAGE_SIZE).map((row) => row[0]);
+    const pPositive = predictRows(model, await nodeInputs(files, IMAGE_SIZE), files.length, IMAGE_SIZE).map(
+      (row) => row[0],
+    );
     model.dispose();
     expected = formatSlideSummary(summariseSlide(pPositive, 0.45), 'Parasitized');
   });
@@ -106,13 +115,22 @@ describe('malaria predict --summary (CLI)', () => {
   it('prints the slide summary, computed from the same probabilities, after the per-image table', async () => {
     // The built CLI, as a user runs it (`npm test` builds first).
     const { stdout } = await promisify(execFile)(process.execPath, [
-      'bin/malaria.js', 'predict', cells, '--model-dir', path.join(work, 'model'), '--backend', 'cpu', '--summary',
+      'bin/malaria.js',
+      'predict',
+      cells,
+      '--model-dir',
+      path.join(work, 'model'),
+      '--backend',
+      'cpu',
+      '--summary',
     ]);
     const lines = stdout.trimEnd().split('\n');
     expect(lines.slice(-4)).toEqual(expected);
     expect(expected[0]).toMatch(/^slide summary: 11 cells, ([1-9]|10) Parasitized$/);
     // The table comes first: its Parasitized rows are the summary's count.
     const table = lines.slice(0, -5);
-    expect(table.filter((line) => /\sParasitized\s/.test(line))).toHaveLength(Number(/(\d+) Parasitized$/.exec(expected[0])?.[1]));
+    expect(table.filter((line) => /\sParasitized\s/.test(line))).toHaveLength(
+      Number(/(\d+) Parasitized$/.exec(expected[0])?.[1]),
+    );
   });
 });

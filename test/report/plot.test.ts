@@ -4,7 +4,14 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
 import type { TrainingHistory } from '../../src/report/history.js';
-import { renderReliabilityPlot, renderRocPlot, reliabilityPlotSvg, renderTrainingPlot, rocPlotSvg, trainingPlotSvg } from '../../src/report/plot.js';
+import {
+  renderReliabilityPlot,
+  renderRocPlot,
+  reliabilityPlotSvg,
+  renderTrainingPlot,
+  rocPlotSvg,
+  trainingPlotSvg,
+} from '../../src/report/plot.js';
 import { calibrationOf } from '../../src/report/calibration.js';
 import { escapeXml, niceTicks } from '../../src/report/svg.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
@@ -78,7 +85,15 @@ describe('renderTrainingPlot', () => {
 
   it('carries the title, axis labels and legend names', () => {
     const svg = trainingPlotSvg(history(5));
-    for (const label of ['Training Loss and Accuracy on Dataset', 'Epoch #', 'Loss/Accuracy', 'train_loss', 'val_loss', 'train_acc', 'val_acc']) {
+    for (const label of [
+      'Training Loss and Accuracy on Dataset',
+      'Epoch #',
+      'Loss/Accuracy',
+      'train_loss',
+      'val_loss',
+      'train_acc',
+      'val_acc',
+    ]) {
       expect(svg).toContain(`>${label}</text>`);
     }
   });
@@ -134,7 +149,11 @@ describe('svg helpers', () => {
 describe('renderReliabilityPlot', () => {
   it('draws one bar per filled bin, in proportion to its accuracy, with the ECE in the title', async () => {
     // Bins 13 (confidence 0.9, all right) and 8 (0.55, all wrong): one full-height bar, one empty one.
-    const calibration = calibrationOf(Float32Array.from([0.9, 0.1, 0.9, 0.1, 0.55, 0.45]), Int32Array.from([0, 0, 1]), 2);
+    const calibration = calibrationOf(
+      Float32Array.from([0.9, 0.1, 0.9, 0.1, 0.55, 0.45]),
+      Int32Array.from([0, 0, 1]),
+      2,
+    );
     const svg = reliabilityPlotSvg(calibration, 'Reliability diagram, testing');
     expect(svg).toContain(`Reliability diagram, testing (ECE ${calibration.ece.toFixed(4)}, 3 images)`);
     const heights = [...svg.matchAll(/<rect [^>]*height="([\d.]+)" fill="#348ABD"/g)].map((m) => Number(m[1]));
@@ -145,6 +164,8 @@ describe('renderReliabilityPlot', () => {
     await renderReliabilityPlot(calibration, 'Reliability', file);
     const { near } = await colourCounts(file, ['#348ABD']);
     expect(near[0]).toBeGreaterThan(5_000);
-    expect(reliabilityPlotSvg(calibrationOf(new Float32Array(0), new Int32Array(0), 2), 'empty')).toContain('no images');
+    expect(reliabilityPlotSvg(calibrationOf(new Float32Array(0), new Int32Array(0), 2), 'empty')).toContain(
+      'no images',
+    );
   });
 });

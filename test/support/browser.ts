@@ -10,7 +10,9 @@ export const CHROMIUM = '/usr/bin/chromium';
  */
 export async function launchChromium(profileDir: string): Promise<BrowserContext> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`the browser tests need ${CHROMIUM}: install it with \`apt-get update && apt-get install -y chromium\` (.ci/run does)`);
+    throw new Error(
+      `the browser tests need ${CHROMIUM}: install it with \`apt-get update && apt-get install -y chromium\` (.ci/run does)`,
+    );
   }
   return chromium.launchPersistentContext(profileDir, {
     executablePath: CHROMIUM,

@@ -23,14 +23,21 @@ export async function runInProcess(args: string[]): Promise<CliResult> {
   const stdout: string[] = [];
   const stderr: string[] = [];
   const toStderr = (...parts: unknown[]) => void stderr.push(...parts.map(String).join(' ').split('\n'));
-  vi.spyOn(console, 'log').mockImplementation((...parts: unknown[]) => void stdout.push(...parts.map(String).join(' ').split('\n')));
+  vi.spyOn(console, 'log').mockImplementation(
+    (...parts: unknown[]) => void stdout.push(...parts.map(String).join(' ').split('\n')),
+  );
   for (const method of ['error', 'warn', 'info'] as const) vi.spyOn(console, method).mockImplementation(toStderr);
   const writeStderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
   const writeStdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
   process.exitCode = undefined;
   try {
     await main(['node', 'malaria', ...args]);
-    for (const [chunk] of writeStderr.mock.calls) stderr.push(...String(chunk).split(/[\n\r]/).filter(Boolean));
+    for (const [chunk] of writeStderr.mock.calls)
+      stderr.push(
+        ...String(chunk)
+          .split(/[\n\r]/)
+          .filter(Boolean),
+      );
     for (const [chunk] of writeStdout.mock.calls) stdout.push(...String(chunk).split('\n').filter(Boolean));
     return { code: Number(process.exitCode ?? 0), stdout, stderr };
   } finally {
@@ -115,9 +122,14 @@ export const BACKEND_NOTE = /^backend: /;
  */
 export function expectOneErrorLine(result: CliResult, pattern: RegExp, what = ''): string {
   const all = [...result.stdout, ...result.stderr];
-  expect(all.filter((line) => /^\s+at /.test(line)), `${what}: a stack trace`).toEqual([]);
+  expect(
+    all.filter((line) => /^\s+at /.test(line)),
+    `${what}: a stack trace`,
+  ).toEqual([]);
   expect(all.join('\n'), what).not.toMatch(/unexpected error|Error:|Traceback/);
-  const errors = result.stderr.filter((line) => line.trim() !== '' && !PROGRESS_LINE.test(line) && !BACKEND_NOTE.test(line));
+  const errors = result.stderr.filter(
+    (line) => line.trim() !== '' && !PROGRESS_LINE.test(line) && !BACKEND_NOTE.test(line),
+  );
   expect(errors, `${what}: stderr`).toHaveLength(1);
   expect(errors[0], what).toMatch(/^(malaria|error): /);
   expect(errors[0], what).toMatch(pattern);

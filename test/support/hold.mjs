@@ -31,7 +31,9 @@ if (what === 'swap') {
   const rename = fs.promises.rename;
   fs.promises.rename = function (from, to) {
     // The first new entry leaving the run's temporary folder for the output folder.
-    return /^\.split\.malaria-tmp-\d+-[0-9a-f]{8}$/.test(path.basename(path.dirname(String(from)))) ? hold() : rename.call(this, from, to);
+    return /^\.split\.malaria-tmp-\d+-[0-9a-f]{8}$/.test(path.basename(path.dirname(String(from))))
+      ? hold()
+      : rename.call(this, from, to);
   };
 }
 
@@ -61,7 +63,8 @@ if (what === 'slow') {
 if (what === 'renamed') {
   const rename = fs.promises.rename;
   fs.promises.rename = function (from, to) {
-    const swappingIn = path.basename(String(to)) === count && path.basename(String(from)).startsWith(`.${count}.malaria-tmp-`);
+    const swappingIn =
+      path.basename(String(to)) === count && path.basename(String(from)).startsWith(`.${count}.malaria-tmp-`);
     return swappingIn ? hold() : rename.call(this, from, to);
   };
 }

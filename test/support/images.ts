@@ -66,7 +66,6 @@ export function pngBomb(width: number, height: number): Buffer {
   ]);
 }
 
-
 const uniform = (gray: number, width = 24, height = 24) =>
   sharp({ create: { width, height, channels: 3, background: { r: gray, g: gray, b: gray } } });
 
@@ -86,7 +85,11 @@ export async function writeOddImages(dir: string, grays: readonly number[]): Pro
   const [g0, g1, g2, g3, g4, g5, g6, g7] = grays;
   await write('gray.png', g0, uniform(g0).grayscale().png());
   // Half-transparent: the colour must be kept, not blended with a background.
-  await write('rgba.png', g1, sharp({ create: { width: 24, height: 24, channels: 4, background: { r: g1, g: g1, b: g1, alpha: 0.5 } } }).png());
+  await write(
+    'rgba.png',
+    g1,
+    sharp({ create: { width: 24, height: 24, channels: 4, background: { r: g1, g: g1, b: g1, alpha: 0.5 } } }).png(),
+  );
   await write('palette.png', g2, uniform(g2).png({ palette: true, colours: 4 }));
   await write('sixteen-bit.png', g3, uniform(g3).toColourspace('rgb16').png());
   await write('really a jpeg.png', g4, uniform(g4).jpeg({ quality: 95 }));
@@ -114,7 +117,10 @@ export async function writeNonImages(dir: string): Promise<string[]> {
   await fsp.mkdir(dir, { recursive: true });
   await fsp.writeFile(path.join(dir, 'Thumbs.db'), thumbsDb());
   // A Finder .DS_Store starts with its "Bud1" buddy-allocator header.
-  await fsp.writeFile(path.join(dir, '.DS_Store'), Buffer.concat([Buffer.from([0, 0, 0, 1]), Buffer.from('Bud1'), Buffer.alloc(200, 0)]));
+  await fsp.writeFile(
+    path.join(dir, '.DS_Store'),
+    Buffer.concat([Buffer.from([0, 0, 0, 1]), Buffer.from('Bud1'), Buffer.alloc(200, 0)]),
+  );
   await fsp.writeFile(path.join(dir, 'notes.txt'), 'slide 12, stained 2024-03-02\n');
   return ['.DS_Store', 'Thumbs.db', 'notes.txt'];
 }

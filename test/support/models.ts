@@ -4,7 +4,12 @@ import { tf } from '../../src/tf.js';
 import { scaleToUnit } from '../../src/data/augment.js';
 import { decodeResized } from '../../src/data/decode.js';
 import { saveModel, type ModelMetadata } from '../../src/model/io.js';
-import { buildResNet, resolveArchitecture, type ResNetArchitecture, type ResNetOptions } from '../../src/model/resnet.js';
+import {
+  buildResNet,
+  resolveArchitecture,
+  type ResNetArchitecture,
+  type ResNetOptions,
+} from '../../src/model/resnet.js';
 import { trainStep, type TrainSettings } from '../../src/model/train.js';
 import { CLASS_NAMES } from './sample.js';
 import { CHANNELS, IMAGE_SIZE, syntheticImages } from './sources.js';
@@ -26,19 +31,40 @@ export function tinyResNet(seed = 1): tf.LayersModel {
 export const TINY_ARCHITECTURE: ResNetArchitecture = resolveArchitecture(TINY_RESNET);
 
 export function tinySettings(overrides: Partial<TrainSettings> = {}): TrainSettings {
-  return { epochs: 3, initialLr: 0.05, power: 1, momentum: 0.9, seed: 7, architecture: TINY_ARCHITECTURE, ...overrides };
+  return {
+    epochs: 3,
+    initialLr: 0.05,
+    power: 1,
+    momentum: 0.9,
+    seed: 7,
+    architecture: TINY_ARCHITECTURE,
+    ...overrides,
+  };
 }
 
 /** A small conv net with L2 kernels and no batch norm: its gradients do not depend on how a batch is split. */
 export function noBatchNormModel(seed = 3, l2 = 5e-4): tf.LayersModel {
   const input = tf.input({ shape: [IMAGE_SIZE, IMAGE_SIZE, CHANNELS] });
   let x = tf.layers
-    .conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed }), kernelRegularizer: tf.regularizers.l2({ l2 }) })
+    .conv2d({
+      filters: 4,
+      kernelSize: 3,
+      strides: 2,
+      padding: 'same',
+      activation: 'relu',
+      kernelInitializer: tf.initializers.glorotUniform({ seed }),
+      kernelRegularizer: tf.regularizers.l2({ l2 }),
+    })
     .apply(input) as tf.SymbolicTensor;
   x = tf.layers.averagePooling2d({ poolSize: 4 }).apply(x) as tf.SymbolicTensor;
   x = tf.layers.flatten().apply(x) as tf.SymbolicTensor;
   const output = tf.layers
-    .dense({ units: 2, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }), kernelRegularizer: tf.regularizers.l2({ l2 }) })
+    .dense({
+      units: 2,
+      activation: 'softmax',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
+      kernelRegularizer: tf.regularizers.l2({ l2 }),
+    })
     .apply(x) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: output });
 }
@@ -87,7 +113,11 @@ export async function trainedModel(seed: number): Promise<{ model: tf.LayersMode
  * Saves a tiny untrained ResNet (seed 1) into `dir` (outputs spread over `files` when given); returns the model for
  * Node inference. `extra.classNames` with more than 2 names builds a model with that many outputs.
  */
-export async function writeTinyModel(dir: string, files: readonly string[] = [], extra: Partial<ModelMetadata> = {}): Promise<tf.LayersModel> {
+export async function writeTinyModel(
+  dir: string,
+  files: readonly string[] = [],
+  extra: Partial<ModelMetadata> = {},
+): Promise<tf.LayersModel> {
   const model = buildResNet({ ...TINY_RESNET, classes: extra.classNames?.length ?? TINY_RESNET.classes, seed: 1 });
   if (files.length > 1) spreadOutputs(model, await nodeInputs(files, IMAGE_SIZE), files.length);
   await saveModel(dir, model, tinyMetadata(extra));
@@ -147,14 +177,25 @@ export const brightnessMetadata: ModelMetadata = {
 /** Global average pooling gives m per channel; the dense layer's logit difference is 10 (m - 0.5). */
 export async function saveBrightnessModel(dir: string): Promise<void> {
   const model = tf.sequential({
-    layers: [tf.layers.globalAveragePooling2d({ inputShape: [BRIGHTNESS_SIZE, BRIGHTNESS_SIZE, 3] }), tf.layers.dense({ units: 2, activation: 'softmax' })],
+    layers: [
+      tf.layers.globalAveragePooling2d({ inputShape: [BRIGHTNESS_SIZE, BRIGHTNESS_SIZE, 3] }),
+      tf.layers.dense({ units: 2, activation: 'softmax' }),
+    ],
   });
   const k = 5 / 3;
-  tf.tidy(() => model.layers[1].setWeights([tf.tensor2d([[k, -k], [k, -k], [k, -k]]), tf.tensor1d([-2.5, 2.5])]));
+  tf.tidy(() =>
+    model.layers[1].setWeights([
+      tf.tensor2d([
+        [k, -k],
+        [k, -k],
+        [k, -k],
+      ]),
+      tf.tensor1d([-2.5, 2.5]),
+    ]),
+  );
   await saveModel(dir, model, brightnessMetadata);
   model.dispose();
 }
 
 /** What the brightness model answers for a uniform image of this gray level. */
 export const pParasitized = (gray: number): number => 1 / (1 + Math.exp(-10 * (gray / 255 - 0.5)));
-

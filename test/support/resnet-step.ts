@@ -36,7 +36,11 @@ function trainingGradients(model: tf.LayersModel, images: HostTensor, labels: nu
  * `lossTolerance` and every gradient within `gradientTolerance` (relative to its largest magnitude), and no
  * tensor left behind on `backend`.
  */
-export async function expectStepMatchesCpu(backend: 'wasm' | 'webgpu', lossTolerance: number, gradientTolerance: number): Promise<void> {
+export async function expectStepMatchesCpu(
+  backend: 'wasm' | 'webgpu',
+  lossTolerance: number,
+  gradientTolerance: number,
+): Promise<void> {
   await tf.setBackend('cpu');
   const reference = buildResNet(STEP_RESNET);
   const weights = reference.getWeights().map((w) => ({ shape: w.shape.slice(), values: w.dataSync() as Float32Array }));

@@ -25,7 +25,11 @@ export async function samplePaths(className: string, count: number): Promise<str
  * `offset`, into `<dest>/<Class>/`; returns the relative paths written. Copies keep their modification times so
  * snapshots compare cleanly.
  */
-export async function copySample(dest: string, perClass: number | Record<string, number>, offset = 0): Promise<string[]> {
+export async function copySample(
+  dest: string,
+  perClass: number | Record<string, number>,
+  offset = 0,
+): Promise<string[]> {
   const counts = typeof perClass === 'number' ? Object.fromEntries(CLASS_NAMES.map((c) => [c, perClass])) : perClass;
   const written: string[] = [];
   for (const [className, count] of Object.entries(counts)) {
@@ -57,7 +61,9 @@ export async function snapshotTree(root: string): Promise<Map<string, FileSnapsh
         await visit(rel);
       } else {
         const stats = await fsp.stat(abs);
-        const sha256 = createHash('sha256').update(await fsp.readFile(abs)).digest('hex');
+        const sha256 = createHash('sha256')
+          .update(await fsp.readFile(abs))
+          .digest('hex');
         out.set(rel, { sha256, size: stats.size, mtimeMs: stats.mtimeMs });
       }
     }

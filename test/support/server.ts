@@ -52,7 +52,10 @@ export async function startServer(body: Buffer, behaviour: ServerBehaviour = {})
         res.end();
         return;
       }
-      res.writeHead(206, { 'Content-Length': body.length - start, 'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}` });
+      res.writeHead(206, {
+        'Content-Length': body.length - start,
+        'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}`,
+      });
     } else {
       res.writeHead(200, { 'Content-Length': body.length, 'Accept-Ranges': 'bytes' });
     }

@@ -59,7 +59,11 @@ export class MemorySource implements BatchSource {
  * An easy two-class image set: class 0 images are dark (mean 0.3), class 1 bright (mean 0.7), each pixel with
  * uniform noise of +-0.25, so the classes overlap pixel by pixel but not on average. Labels alternate.
  */
-export function syntheticImages(n: number, seed: number, imageSize = IMAGE_SIZE): { x: Float32Array; labels: Int32Array } {
+export function syntheticImages(
+  n: number,
+  seed: number,
+  imageSize = IMAGE_SIZE,
+): { x: Float32Array; labels: Int32Array } {
   const random = seedrandom(String(seed));
   const pixels = imageSize * imageSize * CHANNELS;
   const x = new Float32Array(n * pixels);
@@ -72,8 +76,12 @@ export function syntheticImages(n: number, seed: number, imageSize = IMAGE_SIZE)
   return { x, labels };
 }
 
-export function syntheticSource(n: number, seed: number, batchSize: number, options: MemorySourceOptions = {}): MemorySource {
+export function syntheticSource(
+  n: number,
+  seed: number,
+  batchSize: number,
+  options: MemorySourceOptions = {},
+): MemorySource {
   const { x, labels } = syntheticImages(n, seed);
   return new MemorySource(x, labels, IMAGE_SIZE, batchSize, options);
 }
-

@@ -40,7 +40,8 @@ export async function miniArchive(perClass = 3): Promise<{ zip: Buffer; images: 
     entries.push([`cell_images/${className}/Thumbs.db`, thumbsDb()]);
   }
   for (const className of CLASS_NAMES) {
-    for (const [key, bytes] of images) if (key.startsWith(`${className}/`)) entries.push([`cell_images/cell_images/${key}`, bytes]);
+    for (const [key, bytes] of images)
+      if (key.startsWith(`${className}/`)) entries.push([`cell_images/cell_images/${key}`, bytes]);
     entries.push([`cell_images/cell_images/${className}/Thumbs.db`, thumbsDb()]);
   }
   return { zip: await buildZip(entries), images };

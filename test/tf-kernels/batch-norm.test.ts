@@ -1,7 +1,14 @@
 // The wasm batch norm (forward as a depthwise convolution, and its gradient) against the cpu backend's.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
-import { expectClose, type HostTensor, loadBothBackends, onBackend, randomHost, toTensor } from '../support/backends.js';
+import {
+  expectClose,
+  type HostTensor,
+  loadBothBackends,
+  onBackend,
+  randomHost,
+  toTensor,
+} from '../support/backends.js';
 
 /** Gradients of sum(batchNorm(x, moments(x), offset, scale) * r) with respect to x, offset and scale. */
 function trainingModeGrads(x: HostTensor, offset: HostTensor, scale: HostTensor, r: HostTensor) {
@@ -23,7 +30,11 @@ const SHAPES = [
 describe('wasm FusedBatchNorm', () => {
   beforeAll(loadBothBackends);
 
-  for (const shape of [[2, 3, 4, 5], [6, 3], [2, 7, 4]]) {
+  for (const shape of [
+    [2, 3, 4, 5],
+    [6, 3],
+    [2, 7, 4],
+  ]) {
     it(`normalises like cpu for ${JSON.stringify(shape)}`, async () => {
       const channels = shape[shape.length - 1];
       const [x, mean, variance, offset, scale] = [shape, [channels], [channels], [channels], [channels]].map((s, i) =>

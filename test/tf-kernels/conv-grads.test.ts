@@ -1,7 +1,14 @@
 // The wasm convolution gradient kernels against the cpu backend's, over strides, filter sizes, paddings and odd sizes.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
-import { expectClose, type HostTensor, loadBothBackends, onBackend, randomHost, toTensor } from '../support/backends.js';
+import {
+  expectClose,
+  type HostTensor,
+  loadBothBackends,
+  onBackend,
+  randomHost,
+  toTensor,
+} from '../support/backends.js';
 
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 
@@ -15,7 +22,13 @@ interface Case {
 
 const CASES: Case[] = [
   { name: '1x1 stride 1 same, batch 2', x: [2, 5, 7, 3], filter: [1, 1, 3, 4], strides: [1, 1], pad: 'same' },
-  { name: '1x1 stride 1 valid, fewer output channels', x: [2, 4, 3, 6], filter: [1, 1, 6, 2], strides: [1, 1], pad: 'valid' },
+  {
+    name: '1x1 stride 1 valid, fewer output channels',
+    x: [2, 4, 3, 6],
+    filter: [1, 1, 6, 2],
+    strides: [1, 1],
+    pad: 'valid',
+  },
   { name: '1x1 stride 2 same, odd size', x: [2, 7, 5, 4], filter: [1, 1, 4, 6], strides: [2, 2], pad: 'same' },
   { name: '1x1 stride 2 valid, even size', x: [3, 6, 8, 5], filter: [1, 1, 5, 3], strides: [2, 2], pad: 'valid' },
   { name: '3x3 stride 1 same, batch 1', x: [1, 6, 5, 3], filter: [3, 3, 3, 4], strides: [1, 1], pad: 'same' },
@@ -31,15 +44,32 @@ const CASES: Case[] = [
   // Stride 1 'same' shifts whole blocks of planes; shifts of 2 (5x5) and a filter wider than the image reach
   // across rows and planes, and must come back as zeros.
   { name: '5x5 stride 1 same, batch 3', x: [3, 6, 7, 4], filter: [5, 5, 4, 3], strides: [1, 1], pad: 'same' },
-  { name: '7x7 stride 1 same, filter wider than the image', x: [2, 3, 4, 2], filter: [7, 7, 2, 3], strides: [1, 1], pad: 'same' },
-  { name: '1x1 stride 1, several chunks, fewer outputs', x: [3, 40, 40, 4], filter: [1, 1, 4, 2], strides: [1, 1], pad: 'same' },
+  {
+    name: '7x7 stride 1 same, filter wider than the image',
+    x: [2, 3, 4, 2],
+    filter: [7, 7, 2, 3],
+    strides: [1, 1],
+    pad: 'same',
+  },
+  {
+    name: '1x1 stride 1, several chunks, fewer outputs',
+    x: [3, 40, 40, 4],
+    filter: [1, 1, 4, 2],
+    strides: [1, 1],
+    pad: 'same',
+  },
   { name: '1x1 stride 2, several chunks', x: [3, 80, 80, 2], filter: [1, 1, 2, 3], strides: [2, 2], pad: 'same' },
   {
     name: '3x3 stride 2 explicit padding',
     x: [2, 7, 6, 3],
     filter: [3, 3, 3, 4],
     strides: [2, 2],
-    pad: [[0, 0], [1, 2], [0, 1], [0, 0]],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [0, 1],
+      [0, 0],
+    ],
   },
 ];
 
@@ -51,7 +81,9 @@ function convGrads(c: Case, x: HostTensor, w: HostTensor, r: HostTensor): tf.Ten
 }
 
 function outShape(c: Case): number[] {
-  return tf.tidy(() => tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros(c.filter) as tf.Tensor4D, c.strides, c.pad).shape);
+  return tf.tidy(
+    () => tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros(c.filter) as tf.Tensor4D, c.strides, c.pad).shape,
+  );
 }
 
 describe('wasm conv2d gradient kernels', () => {

@@ -42,7 +42,20 @@ describe('wasm Sum and Mean', () => {
   }
 
   it('leave integer sums to wasm and get them right', async () => {
-    const compute = () => [tf.sum(tf.tensor([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32'), 0)];
+    const compute = () => [
+      tf.sum(
+        tf.tensor(
+          [
+            [1, 2],
+            [3, 4],
+            [5, 6],
+          ],
+          [3, 2],
+          'int32',
+        ),
+        0,
+      ),
+    ];
     const [actual] = await onBackend('wasm', compute);
     expect(Array.from(actual.values)).toEqual([9, 12]);
   });

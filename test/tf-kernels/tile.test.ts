@@ -14,7 +14,13 @@ const CASES: { shape: number[]; reps: number[] }[] = [
   { shape: [2, 3], reps: [0, 2] },
 ];
 
-async function tileOn(backend: 'wasm' | 'cpu', values: number[], shape: number[], reps: number[], dtype: 'float32' | 'int32' | 'bool') {
+async function tileOn(
+  backend: 'wasm' | 'cpu',
+  values: number[],
+  shape: number[],
+  reps: number[],
+  dtype: 'float32' | 'int32' | 'bool',
+) {
   await tf.setBackend(backend);
   const x = tf.tensor(values, shape, dtype);
   const y = tf.tile(x, reps);

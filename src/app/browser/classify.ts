@@ -38,7 +38,10 @@ type Canvas2d = OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D;
 
 function canvas2d(width: number, height: number): Canvas2d {
   // OffscreenCanvas needs no document; older Safari lacks it.
-  const canvas = typeof OffscreenCanvas === 'function' ? new OffscreenCanvas(width, height) : Object.assign(document.createElement('canvas'), { width, height });
+  const canvas =
+    typeof OffscreenCanvas === 'function'
+      ? new OffscreenCanvas(width, height)
+      : Object.assign(document.createElement('canvas'), { width, height });
   const context = canvas.getContext('2d', { willReadFrequently: true }) as Canvas2d | null;
   if (!context) throw new Error('this browser has no 2D canvas');
   return context;
@@ -53,7 +56,12 @@ export async function cellInput(file: Blob, size: number, maxPixels: number): Pr
 }
 
 /** Class probabilities of each input (one row of `classes` numbers per image), computed as Node computes them. */
-export async function predict(model: LayersModel, inputs: Float32Array[], size: number, options: InferenceOptions): Promise<Float32Array[]> {
+export async function predict(
+  model: LayersModel,
+  inputs: Float32Array[],
+  size: number,
+  options: InferenceOptions,
+): Promise<Float32Array[]> {
   const batch = new Float32Array(inputs.length * size * size * 3);
   inputs.forEach((input, i) => batch.set(input, i * input.length));
   const values = await batchProbabilities(tf, model, batch, inputs.length, options);

@@ -57,7 +57,8 @@ async function walk(entry: FileSystemEntry, out: CellFile[]): Promise<void> {
  */
 export function fromDrop(transfer: DataTransfer): Promise<Collected> {
   const entries = Array.from(transfer.items, (item) => item.webkitGetAsEntry?.() ?? null);
-  if (entries.length === 0 || entries.some((entry) => entry === null)) return Promise.resolve(fromFileList(transfer.files));
+  if (entries.length === 0 || entries.some((entry) => entry === null))
+    return Promise.resolve(fromFileList(transfer.files));
   return (async () => {
     const files: CellFile[] = [];
     for (const entry of entries as FileSystemEntry[]) await walk(entry, files);

@@ -68,7 +68,11 @@ const plural = (count: number, word: string): string => `${count} ${word}${count
 function showProgress(): void {
   const done = results.length - queue.length;
   const unreadable = results.filter((r) => r.error !== undefined).length;
-  const parts = [queue.length ? `Classifying: ${done} of ${plural(results.length, 'image')}` : `${plural(results.length, 'image')} classified`];
+  const parts = [
+    queue.length
+      ? `Classifying: ${done} of ${plural(results.length, 'image')}`
+      : `${plural(results.length, 'image')} classified`,
+  ];
   if (unreadable) parts.push(`${unreadable} unreadable`);
   if (skippedFiles) parts.push(`${plural(skippedFiles, 'other file')} skipped`);
   ui.progress.textContent = results.length || skippedFiles ? parts.join('; ') : '';
@@ -104,7 +108,12 @@ async function classifyQueued(): Promise<void> {
         }
       }
       if (readable.length > 0) {
-        const probabilities = await predict(model, readable.map((r) => r.input), config.imageSize, { temperature: config.temperature, tta: ui.tta.checked });
+        const probabilities = await predict(
+          model,
+          readable.map((r) => r.input),
+          config.imageSize,
+          { temperature: config.temperature, tta: ui.tta.checked },
+        );
         readable.forEach(({ result }, i) => (result.probabilities = Array.from(probabilities[i])));
       }
       // A "New slide" during the await emptied the queue; its results are gone, so drop this batch too.

@@ -58,7 +58,12 @@ export function matchesFilter(result: CellResult, filter: Filter, config: AppCon
 const byName = new Intl.Collator(undefined, { numeric: true }).compare;
 
 /** A sorted copy; unclassified cells go last in the probability orders. */
-export function sortResults(results: readonly CellResult[], order: SortOrder, config: AppConfig, decision: Decision): CellResult[] {
+export function sortResults(
+  results: readonly CellResult[],
+  order: SortOrder,
+  config: AppConfig,
+  decision: Decision,
+): CellResult[] {
   const p = (r: CellResult) => positiveProbability(r, config);
   const keyed = (key: (r: CellResult) => number) => (a: CellResult, b: CellResult) => {
     const [ka, kb] = [p(a) === undefined ? Infinity : key(a), p(b) === undefined ? Infinity : key(b)];

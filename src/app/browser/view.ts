@@ -2,7 +2,17 @@
 // summary figures. Cards are made once and then only updated and reordered, so a threshold change stays fast.
 import { formatPercent, type SlideSummary } from '../../report/parasitemia.js';
 import type { AppConfig } from '../app-config.js';
-import { isUncertain, labelOf, matchesFilter, positiveProbability, sortResults, type CellResult, type Decision, type Filter, type SortOrder } from './results.js';
+import {
+  isUncertain,
+  labelOf,
+  matchesFilter,
+  positiveProbability,
+  sortResults,
+  type CellResult,
+  type Decision,
+  type Filter,
+  type SortOrder,
+} from './results.js';
 
 export class CellGrid {
   private readonly cards = new Map<number, HTMLElement>();
@@ -23,7 +33,8 @@ export class CellGrid {
     image.src = URL.createObjectURL(file);
     this.thumbnails.push(image.src);
     const caption = document.createElement('figcaption');
-    caption.innerHTML = '<span class="label">…</span><span class="p"></span><span class="flag">check</span><span class="file"></span>';
+    caption.innerHTML =
+      '<span class="label">…</span><span class="p"></span><span class="flag">check</span><span class="file"></span>';
     const fileName = caption.querySelector('.file') as HTMLElement;
     fileName.textContent = result.name;
     fileName.title = result.name;
