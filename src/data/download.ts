@@ -145,7 +145,7 @@ export async function downloadWithResume(options: DownloadOptions): Promise<Down
         await pipeline(response, counter, createWriteStream(part, { flags: append ? 'a' : 'w' }));
       } catch (err) {
         // (bytes counted here may exceed what reached the disk; the message below reports the .part size)
-        throw new Error(`interrupted: ${describeNetworkError(err)}`);
+        throw new Error(`interrupted: ${describeNetworkError(err)}`, { cause: err });
       }
       if (!response.complete || (total !== undefined && bytes !== total)) {
         throw new Error(`the connection closed after ${bytes} of ${total ?? '?'} bytes`);

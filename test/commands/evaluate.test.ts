@@ -49,6 +49,7 @@ beforeAll(async () => {
 afterAll(async () => removeDir(dir));
 
 // The parsed --json object: `any` because each test checks the fields it reads against hand-computed values.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
 async function evaluateJson(...flags: string[]): Promise<{ json: Record<string, any>; stderr: string[] }> {
   const { code, stdout, stderr } = await runInProcess([
     'evaluate',

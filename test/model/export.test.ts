@@ -2,7 +2,6 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
-import { UserError } from '../../src/errors.js';
 import { exportModel } from '../../src/model/export.js';
 import { loadModel, saveModel } from '../../src/model/io.js';
 import { trainStep } from '../../src/model/train.js';
