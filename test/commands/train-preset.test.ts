@@ -7,7 +7,7 @@ import { buildDataset } from '../../src/data/build-dataset.js';
 import { loadCheckpointState } from '../../src/model/checkpoint.js';
 import { runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
-import { copySample } from '../support/sample.js';
+import { copySample, splitOptions } from '../support/sample.js';
 
 let dir: string;
 const data = () => path.join(dir, 'data');
@@ -16,15 +16,7 @@ const modelDir = () => path.join(dir, 'model');
 beforeAll(async () => {
   dir = await makeTempDir('malaria-train-');
   await copySample(path.join(dir, 'cells'), 16);
-  await buildDataset({
-    input: path.join(dir, 'cells'),
-    output: data(),
-    trainSplit: 0.75,
-    valSplit: 0.25,
-    seed: 42,
-    force: false,
-    groupBy: 'cell',
-  });
+  await buildDataset(splitOptions(path.join(dir, 'cells'), data(), { trainSplit: 0.75, valSplit: 0.25 }));
 });
 
 afterAll(async () => removeDir(dir));

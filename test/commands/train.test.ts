@@ -9,7 +9,7 @@ import { buildDataset } from '../../src/data/build-dataset.js';
 import { buildResNet } from '../../src/model/resnet.js';
 import { runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
-import { copySample } from '../support/sample.js';
+import { copySample, splitOptions } from '../support/sample.js';
 
 let dir: string;
 const data = () => path.join(dir, 'data');
@@ -18,15 +18,7 @@ beforeAll(async () => {
   await selectBackend('cpu');
   dir = await makeTempDir('malaria-train-cli-');
   await copySample(path.join(dir, 'cell_images'), 12);
-  await buildDataset({
-    input: path.join(dir, 'cell_images'),
-    output: data(),
-    trainSplit: 0.8,
-    valSplit: 0.1,
-    seed: 42,
-    force: false,
-    groupBy: 'cell',
-  });
+  await buildDataset(splitOptions(path.join(dir, 'cell_images'), data()));
 });
 
 afterAll(async () => removeDir(dir));

@@ -8,7 +8,7 @@ import { buildDataset } from '../../src/data/build-dataset.js';
 import { hasCheckpoint } from '../../src/model/checkpoint.js';
 import { chooseMicroBatch, runTraining, type TrainingOptions } from '../../src/model/run-training.js';
 import { silentReporter, type Reporter } from '../../src/report/reporter.js';
-import { copySample } from '../support/sample.js';
+import { copySample, splitOptions } from '../support/sample.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 
 let dir: string;
@@ -18,15 +18,7 @@ beforeAll(async () => {
   await selectBackend('cpu');
   dir = await makeTempDir('malaria-run-training-');
   await copySample(path.join(dir, 'cell_images'), 12);
-  await buildDataset({
-    input: path.join(dir, 'cell_images'),
-    output: data(),
-    trainSplit: 0.8,
-    valSplit: 0.1,
-    seed: 42,
-    force: false,
-    groupBy: 'cell',
-  });
+  await buildDataset(splitOptions(path.join(dir, 'cell_images'), data()));
 });
 
 afterAll(async () => removeDir(dir));

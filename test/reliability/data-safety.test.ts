@@ -9,7 +9,7 @@ import { buildDataset } from '../../src/data/build-dataset.js';
 import { sweepLeftovers } from '../../src/io/atomic.js';
 import { expectOneErrorLine, HOLD_HOOK, runChild, runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
-import { copySample, snapshotTree } from '../support/sample.js';
+import { copySample, snapshotTree, splitOptions } from '../support/sample.js';
 import { miniArchive } from '../support/zip.js';
 import { saveBrightnessModel } from '../support/models.js';
 
@@ -25,15 +25,7 @@ beforeAll(async () => {
   await selectBackend('cpu');
   dir = await makeTempDir('malaria-data-safety-');
   await copySample(images(), 6);
-  await buildDataset({
-    input: images(),
-    output: base(),
-    trainSplit: 0.8,
-    valSplit: 0.1,
-    seed: 42,
-    force: false,
-    groupBy: 'cell',
-  });
+  await buildDataset(splitOptions(images(), base()));
   await saveBrightnessModel(model());
 });
 afterAll(async () => removeDir(dir));

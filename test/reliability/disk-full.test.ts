@@ -12,7 +12,7 @@ import { loadCheckpointState } from '../../src/model/checkpoint.js';
 import { loadHistory, loadModel } from '../../src/model/io.js';
 import { expectOneErrorLine, runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
-import { copySample, snapshotTree } from '../support/sample.js';
+import { copySample, snapshotTree, splitOptions } from '../support/sample.js';
 import { saveBrightnessModel } from '../support/models.js';
 
 const DISK_FULL = /the disk is full; free some space and run the command again$/;
@@ -85,15 +85,7 @@ const TRAIN = [
 beforeAll(async () => {
   dir = await makeTempDir('malaria-disk-full-');
   await copySample(input(), 12);
-  await buildDataset({
-    input: input(),
-    output: data(),
-    trainSplit: 0.8,
-    valSplit: 0.2,
-    seed: 42,
-    force: false,
-    groupBy: 'cell',
-  });
+  await buildDataset(splitOptions(input(), data(), { valSplit: 0.2 }));
 });
 
 afterAll(async () => removeDir(dir));

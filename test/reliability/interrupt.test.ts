@@ -9,7 +9,7 @@ import { hasCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.j
 import { loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
 import { ctrlCAt, expectOneErrorLine, HOLD_HOOK, runChild, runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
-import { copySample, snapshotTree } from '../support/sample.js';
+import { copySample, snapshotTree, splitOptions } from '../support/sample.js';
 
 const HOLDING = 'test-hold: holding';
 const TRAIN = [
@@ -37,15 +37,7 @@ const stoppedCopy = () => path.join(dir, 'stopped-model');
 beforeAll(async () => {
   dir = await makeTempDir('malaria-interrupt-');
   await copySample(input(), 12);
-  await buildDataset({
-    input: input(),
-    output: data(),
-    trainSplit: 0.8,
-    valSplit: 0.1,
-    seed: 42,
-    force: false,
-    groupBy: 'cell',
-  });
+  await buildDataset(splitOptions(input(), data()));
 });
 
 afterAll(async () => removeDir(dir));
@@ -250,15 +242,7 @@ describe('build-dataset interrupted', () => {
       force: false,
       groupBy: 'cell',
     });
-    await buildDataset({
-      input: input(),
-      output: reference,
-      trainSplit: 0.8,
-      valSplit: 0.1,
-      seed: 3,
-      force: false,
-      groupBy: 'cell',
-    });
+    await buildDataset(splitOptions(input(), reference, { seed: 3 }));
     const killed = await runChild(['build-dataset', '--input', input(), '--output', output, '--force', '--seed', '3'], {
       nodeArgs: HOLD_HOOK,
       env: { MALARIA_TEST_HOLD: 'swap' },

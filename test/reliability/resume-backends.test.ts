@@ -10,7 +10,7 @@ import { loadCheckpointState } from '../../src/model/checkpoint.js';
 import { loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
 import { type CliResult, ctrlCAt, runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
-import { copySample } from '../support/sample.js';
+import { copySample, splitOptions } from '../support/sample.js';
 import { maxAbsDifference, weightValues } from '../support/models.js';
 
 // Batch 16 of ~17 training images: two steps an epoch, the first a whole batch of 16.
@@ -47,15 +47,7 @@ const trainArgs = (modelDir: string) => [
 beforeAll(async () => {
   dir = await makeTempDir('malaria-resume-backends-');
   await copySample(path.join(dir, 'cell_images'), 12);
-  await buildDataset({
-    input: path.join(dir, 'cell_images'),
-    output: data(),
-    trainSplit: 0.8,
-    valSplit: 0.1,
-    seed: 42,
-    force: false,
-    groupBy: 'cell',
-  });
+  await buildDataset(splitOptions(path.join(dir, 'cell_images'), data()));
 });
 
 afterAll(async () => {

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import type { BuildDatasetOptions } from '../../src/data/build-dataset.js';
 
 export const SAMPLE_DIR = path.resolve('malaria/sample');
 /** The sample's class folders, in sorted order: also the class names of every test model. */
@@ -70,4 +71,13 @@ export async function snapshotTree(root: string): Promise<Map<string, FileSnapsh
   }
   await visit('');
   return out;
+}
+
+/** build-dataset's options for a test split: the tutorial's 80/10 per-cell split with seed 42, unless overridden. */
+export function splitOptions(
+  input: string,
+  output: string,
+  overrides: Partial<BuildDatasetOptions> = {},
+): BuildDatasetOptions {
+  return { input, output, trainSplit: 0.8, valSplit: 0.1, seed: 42, force: false, groupBy: 'cell', ...overrides };
 }
