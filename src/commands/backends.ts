@@ -5,6 +5,7 @@ import { UserError } from '../errors.js';
 import { BACKEND_CHOICES, BACKEND_NAMES, type BackendName } from '../tf.js';
 import { measureBackend, type MeasureOptions } from '../backends/measure.js';
 import { formatSurvey, surveyBackends } from '../backends/survey.js';
+import { checkArchitectureFlags } from '../model/run-training.js';
 import { createReporter } from '../report/reporter.js';
 import {
   batchSizeOption,
@@ -56,11 +57,7 @@ export function registerBackends(program: Command): void {
 }
 
 async function runBackends(flags: BackendsFlags): Promise<void> {
-  if (flags.filters.length !== flags.stages.length + 1) {
-    throw new UserError(
-      `--filters needs ${flags.stages.length + 1} numbers (the stem, then one per stage of --stages ${flags.stages.join(',')}), got ${flags.filters.length}`,
-    );
-  }
+  checkArchitectureFlags(flags);
   const unknown = (flags.only ?? []).filter((name) => !(BACKEND_NAMES as readonly string[]).includes(name));
   if (unknown.length)
     throw new UserError(`--only: unknown backend ${unknown.join(', ')}: use ${BACKEND_NAMES.join(', ')}`);

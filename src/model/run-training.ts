@@ -75,7 +75,8 @@ export interface TrainingOutcome {
   epochsCompleted: number;
 }
 
-export function validateTrainingOptions(flags: TrainingOptions): void {
+/** --stages and --filters describe one ResNet: the stem's filters, then one count per stage, each a multiple of 4. */
+export function checkArchitectureFlags(flags: { stages: number[]; filters: number[] }): void {
   if (flags.filters.length !== flags.stages.length + 1) {
     throw new UserError(
       `--filters needs ${flags.stages.length + 1} numbers (the stem, then one per stage of --stages ${flags.stages.join(',')}), got ${flags.filters.length}`,
@@ -84,6 +85,10 @@ export function validateTrainingOptions(flags: TrainingOptions): void {
   if (flags.filters.slice(1).some((k) => k % 4 !== 0)) {
     throw new UserError('--filters of the stages must be multiples of 4 (the bottleneck uses K/4 filters)');
   }
+}
+
+export function validateTrainingOptions(flags: TrainingOptions): void {
+  checkArchitectureFlags(flags);
   if (flags.imageSize < 8) throw new UserError('--image-size must be at least 8');
   if (flags.resume && flags.force) throw new UserError('--resume and --force contradict each other: pass one of them');
 }

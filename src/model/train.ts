@@ -337,14 +337,10 @@ export async function trainStep(
         gradients = sum;
       }
     }
-    const [loss, correct] = await Promise.all(
-      [losses, corrects].map(async (parts) => {
-        const total = tf.addN(parts as tf.Tensor[]);
-        const value = (await total.data())[0];
-        total.dispose();
-        return value;
-      }),
-    );
+    // One read per batch: a device backend (webgpu) pays for every download.
+    const totals = tf.tidy(() => tf.stack([tf.addN(losses), tf.addN(corrects)]));
+    const [loss, correct] = await totals.data();
+    totals.dispose();
     // Check before stepping so a diverged batch never reaches the weights.
     if (Number.isFinite(loss) && gradients) optimizer.applyGradients(gradients);
     return { loss, correct };

@@ -6,5 +6,7 @@ import { expectStepMatchesCpu } from '../support/resnet-step.js';
 describe('tiny ResNet training step on wasm', () => {
   beforeAll(loadBothBackends);
 
-  it('matches cpu in loss and every gradient', () => expectStepMatchesCpu('wasm', 1e-5, 1e-4));
+  // Gradients within 5e-4 of their largest magnitude: float32 sums in another order (XNNPACK's threads) have been
+  // seen 1.2e-4 apart on a loaded machine; a wrong kernel is off by the order of the gradient itself.
+  it('matches cpu in loss and every gradient', () => expectStepMatchesCpu('wasm', 1e-5, 5e-4));
 });
