@@ -2,19 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Survey } from '../../src/backends/survey.js';
 import { expectOneErrorLine, runChild } from '../support/cli.js';
+import { TINY_MODEL_FLAGS } from '../support/models.js';
 
-const TINY = [
-  '--image-size',
-  '16',
-  '--stages',
-  '1,1,1',
-  '--filters',
-  '4,4,8,8',
-  '--batch-size',
-  '4',
-  '--seconds',
-  '0.2',
-];
+const TINY = [...TINY_MODEL_FLAGS, '--batch-size', '4', '--seconds', '0.2'];
 
 describe('malaria backends', () => {
   it('loads and measures each backend asked for, and says what auto picks', async () => {

@@ -11,7 +11,7 @@ import { expectOneErrorLine, HOLD_HOOK, runChild, runInProcess } from '../suppor
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, snapshotTree, splitOptions } from '../support/sample.js';
 import { miniArchive } from '../support/zip.js';
-import { saveBrightnessModel } from '../support/models.js';
+import { saveBrightnessModel, TINY_MODEL_FLAGS } from '../support/models.js';
 
 const HOLDING = 'test-hold: holding';
 
@@ -39,20 +39,7 @@ async function expectRefusedUntouched(args: string[], folder: string, pattern: R
   expect(await snapshotTree(folder)).toEqual(before);
 }
 
-const TINY_TRAIN = [
-  '--epochs',
-  '1',
-  '--image-size',
-  '16',
-  '--stages',
-  '1,1,1',
-  '--filters',
-  '4,4,8,8',
-  '--batch-size',
-  '8',
-  '--backend',
-  'cpu',
-];
+const TINY_TRAIN = ['--epochs', '1', ...TINY_MODEL_FLAGS, '--batch-size', '8', '--backend', 'cpu'];
 
 describe('--force replaces only what this tool made', () => {
   it('train --model-dir <the data folder> --force: refused, the data set untouched', async () => {

@@ -13,7 +13,7 @@ import { loadHistory, loadModel } from '../../src/model/io.js';
 import { expectOneErrorLine, runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, snapshotTree, splitOptions } from '../support/sample.js';
-import { saveBrightnessModel } from '../support/models.js';
+import { saveBrightnessModel, TINY_MODEL_FLAGS } from '../support/models.js';
 
 const DISK_FULL = /the disk is full; free some space and run the command again$/;
 
@@ -67,20 +67,7 @@ async function leftovers(root: string): Promise<string[]> {
 let dir: string;
 const input = () => path.join(dir, 'cell_images');
 const data = () => path.join(dir, 'data');
-const TRAIN = [
-  '--backend',
-  'wasm',
-  '--epochs',
-  '2',
-  '--image-size',
-  '16',
-  '--stages',
-  '1,1,1',
-  '--filters',
-  '4,4,8,8',
-  '--batch-size',
-  '8',
-];
+const TRAIN = ['--backend', 'wasm', '--epochs', '2', ...TINY_MODEL_FLAGS, '--batch-size', '8'];
 
 beforeAll(async () => {
   dir = await makeTempDir('malaria-disk-full-');

@@ -8,24 +8,12 @@ import { buildDataset } from '../../src/data/build-dataset.js';
 import { hasCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.js';
 import { loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
 import { ctrlCAt, expectOneErrorLine, HOLD_HOOK, runChild, runInProcess } from '../support/cli.js';
+import { TINY_MODEL_FLAGS } from '../support/models.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, snapshotTree, splitOptions } from '../support/sample.js';
 
 const HOLDING = 'test-hold: holding';
-const TRAIN = [
-  '--backend',
-  'wasm',
-  '--epochs',
-  '4',
-  '--image-size',
-  '16',
-  '--stages',
-  '1,1,1',
-  '--filters',
-  '4,4,8,8',
-  '--batch-size',
-  '8',
-];
+const TRAIN = ['--backend', 'wasm', '--epochs', '4', ...TINY_MODEL_FLAGS, '--batch-size', '8'];
 const SPLIT_ENTRIES = ['splits.csv', 'testing', 'training', 'validation'];
 
 let dir: string;

@@ -11,23 +11,10 @@ import { loadHistory, loadModel, type TrainingHistory } from '../../src/model/io
 import { type CliResult, ctrlCAt, runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, splitOptions } from '../support/sample.js';
-import { maxAbsDifference, weightValues } from '../support/models.js';
+import { maxAbsDifference, weightValues, TINY_MODEL_FLAGS } from '../support/models.js';
 
 // Batch 16 of ~17 training images: two steps an epoch, the first a whole batch of 16.
-const RUN = [
-  '--epochs',
-  '3',
-  '--image-size',
-  '16',
-  '--stages',
-  '1,1,1',
-  '--filters',
-  '4,4,8,8',
-  '--batch-size',
-  '16',
-  '--seed',
-  '5',
-];
+const RUN = ['--epochs', '3', ...TINY_MODEL_FLAGS, '--batch-size', '16', '--seed', '5'];
 const SCHEDULE = [0.1, 0.2 / 3, 0.1 / 3].map((lr) => expect.closeTo(lr, 12));
 const MICRO_BATCH_LINE = /^batch 16 is trained as \d+ micro-batches of \d+/;
 

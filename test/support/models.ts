@@ -28,6 +28,9 @@ export function tinyResNet(seed = 1): tf.LayersModel {
   return buildResNet({ ...TINY_RESNET, seed });
 }
 
+/** The tiny ResNet as CLI flags (train, backends): 16x16 input, one module per stage, filters 4,4,8,8. */
+export const TINY_MODEL_FLAGS = ['--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8'];
+
 export const TINY_ARCHITECTURE: ResNetArchitecture = resolveArchitecture(TINY_RESNET);
 
 export function tinySettings(overrides: Partial<TrainSettings> = {}): TrainSettings {
