@@ -21,6 +21,13 @@ export const TRAIN_DEFAULTS = {
   l2: 5e-4,
   stages: [3, 4, 6],
   filters: [64, 128, 256, 512],
+  /** The tutorial's schedule, without the extras `train` offers: linear decay, no warm-up, plain targets, last weights. */
+  schedule: 'linear',
+  warmup: 0,
+  labelSmoothing: 0,
+  ema: 0,
+  /** ImageDataGenerator's rotation_range in the tutorial: degrees, uniform in [-20, 20]. */
+  rotation: 20,
   modelDir: 'malaria/model',
   /** Under malaria/ like every other default output, never in the folder the command runs from. */
   plot: 'malaria/plot.png',

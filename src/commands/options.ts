@@ -39,6 +39,14 @@ export function positiveNumber(value: string): number {
   return n;
 }
 
+export function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
+    throw new InvalidArgumentError('must be a number, 0 or more.');
+  }
+  return n;
+}
+
 /** A comma-separated list of positive whole numbers, such as "3,4,6". */
 export function intList(value: string): number[] {
   const parts = value.split(',').map((p) => p.trim());

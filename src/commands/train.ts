@@ -5,6 +5,7 @@ import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js
 import { abortOnInterrupt } from '../io/interrupt.js';
 import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from '../model/presets.js';
 import { runTraining } from '../model/run-training.js';
+import { SCHEDULES, type ScheduleName } from '../model/schedule.js';
 import { createReporter } from '../report/reporter.js';
 import {
   backendOption,
@@ -14,6 +15,7 @@ import {
   imageSizeOption,
   modelDirOption,
   nonNegativeInt,
+  nonNegativeNumber,
   positiveInt,
   positiveNumber,
   stagesOption,
@@ -45,6 +47,38 @@ function declareTrain(program: Command) {
     .addOption(imageSizeOption())
     .addOption(stagesOption())
     .addOption(filtersOption())
+    .addOption(
+      new Option(
+        '--schedule <name>',
+        'how the rate falls after any warm-up: linear (per epoch, the tutorial) or cosine (per step)',
+      )
+        .choices(SCHEDULES)
+        .default<ScheduleName>(TRAIN_DEFAULTS.schedule),
+    )
+    .option(
+      '--warmup <epochs>',
+      'epochs over which the rate climbs from 0 to --lr',
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.warmup as number,
+    )
+    .option(
+      '--label-smoothing <f>',
+      'train towards (1 - f) * the label + f / classes instead of the bare label (0: off)',
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.labelSmoothing as number,
+    )
+    .option(
+      '--ema <decay>',
+      'save a moving average of the weights, updated each step with this decay, as the model (0: the last weights)',
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.ema as number,
+    )
+    .option(
+      '--rotation <degrees>',
+      'training images are rotated by a random angle in [-degrees, degrees] (cells have no orientation: 180 covers all)',
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.rotation as number,
+    )
     .option(
       '--seed <n>',
       'seed for weights, shuffling and augmentation',

@@ -1,6 +1,7 @@
 // The three split sources a training run reads, sharing one image cache.
 import path from 'node:path';
 import { DATASET_DEFAULTS } from '../config.js';
+import { TUTORIAL_AUGMENTATION } from './augment.js';
 import { createBatchSource, type ImageBatchSource, type SkippedImage } from './batches.js';
 import { ImageCache } from './image-cache.js';
 
@@ -15,6 +16,8 @@ export interface SplitSourceOptions {
   imageSize: number;
   batchSize: number;
   seed: number;
+  /** Degrees of the training images' random rotation (Keras' rotation_range); default: the tutorial's 20. */
+  rotation?: number;
   /** Called once per image that cannot be decoded (it is left out of its epochs). */
   onSkip?: (skipped: SkippedImage) => void;
 }
@@ -22,6 +25,10 @@ export interface SplitSourceOptions {
 /** Training (shuffled, augmented), validation and testing (file order, resized and scaled only). */
 export async function openSplitSources(options: SplitSourceOptions): Promise<SplitSources> {
   const { data, imageSize, batchSize, seed, onSkip } = options;
+  const augmentation = {
+    ...TUTORIAL_AUGMENTATION,
+    rotationRange: options.rotation ?? TUTORIAL_AUGMENTATION.rotationRange,
+  };
   const cache = new ImageCache();
   const splitDir = (name: string) => path.join(data, name);
   const train = await createBatchSource({
@@ -29,6 +36,7 @@ export async function openSplitSources(options: SplitSourceOptions): Promise<Spl
     imageSize,
     batchSize,
     augment: true,
+    augmentation,
     shuffle: true,
     seed,
     cache,

@@ -22,7 +22,16 @@ export const MODEL_ENTRIES = {
   history: 'history.json',
 } as const;
 export const CHECKPOINT_FOLDERS = ['checkpoint', 'checkpoint.old'] as const;
-const CHECKPOINT_ENTRIES = new Set(['model.json', 'weights.bin', 'optimizer.json', 'optimizer.bin', 'state.json']);
+const CHECKPOINT_ENTRIES = new Set([
+  'model.json',
+  'weights.bin',
+  'optimizer.json',
+  'optimizer.bin',
+  'state.json',
+  // The moving average of the weights (train --ema).
+  'average.json',
+  'average.bin',
+]);
 
 /** Marks a folder as written by `malaria app`; with only the app's own entries beside it, the app may replace it. */
 export const APP_MARKER = '.malaria-app';

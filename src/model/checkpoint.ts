@@ -23,6 +23,8 @@ import type { TrainingHistory } from '../report/history.js';
 const OPTIMIZER_FILE = 'optimizer.json';
 const OPTIMIZER_WEIGHTS_FILE = 'optimizer.bin';
 const STATE_FILE = 'state.json';
+const AVERAGE_FILE = 'average.json';
+const AVERAGE_WEIGHTS_FILE = 'average.bin';
 /** Where earlier versions kept the previous checkpoint while the new one was renamed into place. */
 const PREVIOUS_CHECKPOINT_DIR = CHECKPOINT_FOLDERS[1];
 const CHECKPOINT_VERSION = 1;
@@ -39,6 +41,13 @@ export interface Checkpoint {
   epochsCompleted: number;
   history: TrainingHistory;
   settings: TrainSettings;
+  /** The moving average of the weights (settings.ema), in the model's weight order, after `steps` updates. */
+  average?: SavedAverage;
+}
+
+export interface SavedAverage {
+  steps: number;
+  weights: tf.Tensor[];
 }
 
 interface CheckpointState {
@@ -54,6 +63,8 @@ type CheckpointContents = {
   epochsCompleted: number;
   history: TrainingHistory;
   settings: TrainSettings;
+  /** Written beside the optimizer's state; the tensors stay the caller's. */
+  average?: { steps: number; weights: { name: string; tensor: tf.Tensor }[] };
 };
 
 /**
@@ -81,6 +92,14 @@ async function writeCheckpoint(dir: string, state: CheckpointContents): Promise<
   tf.dispose(optimizerWeights[0]?.tensor);
   await writeFileSynced(path.join(dir, OPTIMIZER_WEIGHTS_FILE), new Uint8Array(encoded.data));
   await writeFileSynced(path.join(dir, OPTIMIZER_FILE), JSON.stringify({ weights: encoded.specs }));
+  if (state.average) {
+    const average = await tf.io.encodeWeights(state.average.weights);
+    await writeFileSynced(path.join(dir, AVERAGE_WEIGHTS_FILE), new Uint8Array(average.data));
+    await writeFileSynced(
+      path.join(dir, AVERAGE_FILE),
+      JSON.stringify({ steps: state.average.steps, weights: average.specs }),
+    );
+  }
   const checkpointState: CheckpointState = {
     version: CHECKPOINT_VERSION,
     epochsCompleted: state.epochsCompleted,
@@ -145,6 +164,7 @@ export async function loadCheckpoint(modelDir: string): Promise<Checkpoint> {
       epochsCompleted: state.epochsCompleted,
       history: state.history,
       settings: state.settings,
+      average: await readAverage(dir),
     };
   } catch (err) {
     model.dispose();
@@ -154,4 +174,15 @@ export async function loadCheckpoint(modelDir: string): Promise<Checkpoint> {
       1,
     );
   }
+}
+
+/** The checkpoint's moving average, when its run keeps one. */
+async function readAverage(dir: string): Promise<SavedAverage | undefined> {
+  const file = path.join(dir, AVERAGE_FILE);
+  if (!(await fse.pathExists(file))) return undefined;
+  const manifest = JSON.parse(await readText(file, dir)) as { steps: number; weights: tf.io.WeightsManifestEntry[] };
+  const bytes = await fs.readFile(path.join(dir, AVERAGE_WEIGHTS_FILE));
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  const decoded = tf.io.decodeWeights(buffer, manifest.weights);
+  return { steps: manifest.steps, weights: manifest.weights.map((spec) => decoded[spec.name]) };
 }

@@ -24,6 +24,7 @@ import { MODEL_FILE, sweepModelFolder } from './io.js';
 import { predictProbabilities } from './predict.js';
 import { formatPreset, withPreset, type PresetName } from './presets.js';
 import { buildResNet, resolveArchitecture } from './resnet.js';
+import type { ScheduleName } from './schedule.js';
 import {
   DivergedError,
   resumeTraining,
@@ -47,6 +48,14 @@ export interface TrainingOptions {
   imageSize: number;
   stages: number[];
   filters: number[];
+  schedule: ScheduleName;
+  /** Epochs of linear warm-up. */
+  warmup: number;
+  labelSmoothing: number;
+  /** Decay of the moving average of the weights saved as the model; 0: the last weights. */
+  ema: number;
+  /** Degrees of random rotation of the training images. */
+  rotation: number;
   seed: number;
   backend: BackendChoice;
   preset: PresetName;
@@ -90,6 +99,16 @@ export function checkArchitectureFlags(flags: { stages: number[]; filters: numbe
 export function validateTrainingOptions(flags: TrainingOptions): void {
   checkArchitectureFlags(flags);
   if (flags.imageSize < 8) throw new UserError('--image-size must be at least 8');
+  if (flags.warmup >= flags.epochs)
+    throw new UserError(
+      `--warmup ${flags.warmup} leaves no epoch to train at the full rate: use fewer than --epochs ${flags.epochs}`,
+    );
+  if (!(flags.rotation >= 0 && flags.rotation <= 180))
+    throw new UserError('--rotation must be between 0 and 180 degrees (180 turns the images every way)');
+  if (!(flags.labelSmoothing >= 0 && flags.labelSmoothing < 1))
+    throw new UserError('--label-smoothing must be at least 0 and below 1, for example 0.1');
+  if (!(flags.ema === 0 || (flags.ema > 0 && flags.ema < 1)))
+    throw new UserError('--ema must be 0 (off) or a decay between 0 and 1, for example 0.999');
   if (flags.resume && flags.force) throw new UserError('--resume and --force contradict each other: pass one of them');
 }
 
@@ -117,11 +136,16 @@ export async function resumedOptions(
     data: run.data,
     imageSize: run.imageSize,
     batchSize: run.batchSize,
+    rotation: run.rotation ?? TRAIN_DEFAULTS.rotation,
     epochs: settings.epochs,
     lr: settings.initialLr,
     seed: settings.seed,
     stages: settings.architecture?.stages,
     filters: settings.architecture?.filters,
+    schedule: settings.schedule ?? 'linear',
+    warmup: settings.warmupEpochs ?? 0,
+    labelSmoothing: settings.labelSmoothing ?? 0,
+    ema: settings.ema ?? 0,
     preset: run.preset,
   };
   const resumed: Record<string, unknown> = { ...flags };
@@ -217,6 +241,7 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
     imageSize: flags.imageSize,
     batchSize: flags.batchSize,
     seed: flags.seed,
+    rotation: flags.rotation,
     onSkip: (s) => skippedFiles.push(`${s.path} (${s.reason})`),
   });
   const { train, val, test } = sources;
@@ -323,6 +348,10 @@ async function trainOrResume(
       epochs: flags.epochs,
       initialLr: flags.lr,
       power: 1,
+      schedule: flags.schedule,
+      warmupEpochs: flags.warmup,
+      labelSmoothing: flags.labelSmoothing,
+      ema: flags.ema,
       momentum: TRAIN_DEFAULTS.momentum,
       seed: flags.seed,
       architecture,
@@ -330,6 +359,7 @@ async function trainOrResume(
         data: flags.data,
         batchSize: flags.batchSize,
         imageSize: flags.imageSize,
+        rotation: flags.rotation,
         backend: run.backend,
         preset: flags.preset,
       },

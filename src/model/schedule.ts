@@ -9,3 +9,32 @@ export function polynomialDecay(initialLr: number, epoch: number, epochs: number
   if (epoch < 0 || epoch >= epochs) throw new RangeError(`epoch ${epoch} is outside 0..${epochs - 1}`);
   return initialLr * Math.pow(1 - epoch / epochs, power);
 }
+
+/** How the rate falls after any warm-up: the tutorial's per-epoch linear decay, or a per-step half cosine. */
+export const SCHEDULES = ['linear', 'cosine'] as const;
+export type ScheduleName = (typeof SCHEDULES)[number];
+
+export interface Schedule {
+  initialLr: number;
+  epochs: number;
+  /** Exponent of the linear (polynomial) decay. */
+  power: number;
+  /** Default: linear. */
+  schedule?: ScheduleName;
+  /** Epochs over which the rate climbs linearly from near 0 to initialLr, step by step (default 0). */
+  warmupEpochs?: number;
+}
+
+/**
+ * The rate for the step that ends `done` of the way through 0-based `epoch` (done in (0, 1]). The linear schedule
+ * without warm-up changes only between epochs, exactly as the tutorial's; warm-up and cosine change every step.
+ */
+export function learningRateAt(schedule: Schedule, epoch: number, done: number): number {
+  const { initialLr, epochs, power } = schedule;
+  const warmup = Math.min(schedule.warmupEpochs ?? 0, epochs);
+  const position = epoch + done;
+  if (position <= warmup) return (initialLr * position) / warmup;
+  if ((schedule.schedule ?? 'linear') === 'linear') return polynomialDecay(initialLr, epoch, epochs, power);
+  const progress = (position - warmup) / (epochs - warmup);
+  return initialLr * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress)));
+}

@@ -5,7 +5,8 @@ import { tf } from '../tf.js';
 import { UserError } from '../errors.js';
 import type { BatchSource } from '../data/types.js';
 import type { ResNetArchitecture } from './resnet.js';
-import { polynomialDecay } from './schedule.js';
+import { learningRateAt, type ScheduleName } from './schedule.js';
+import { WeightAverage } from './ema.js';
 import { batchTensor, crossEntropyAndAccuracy, imageShape, predictProbabilities } from './predict.js';
 import { type Checkpoint, saveCheckpoint } from './checkpoint.js';
 import { type ModelMetadata, type TrainingHistory, emptyHistory, saveHistory, saveModel } from './io.js';
@@ -21,6 +22,14 @@ export interface TrainSettings {
   /** Exponent of the polynomial decay (the tutorial uses 1: linear). */
   power: number;
   momentum: number;
+  /** After any warm-up, the rate follows this (absent in older checkpoints: linear). */
+  schedule?: ScheduleName;
+  /** Epochs of linear warm-up (absent: 0). */
+  warmupEpochs?: number;
+  /** The targets are (1 - s) * one-hot + s / classes (absent: 0, plain one-hot). */
+  labelSmoothing?: number;
+  /** Decay of the moving average of the weights that is saved as the model (absent or 0: the last weights). */
+  ema?: number;
   seed: number;
   /** Recorded in metadata.json when the final model is saved. */
   architecture?: ResNetArchitecture;
@@ -44,6 +53,8 @@ export interface EpochEndInfo {
   accuracy: number;
   valLoss: number;
   valAccuracy: number;
+  /** With a moving average (which val_* measure): the validation accuracy of the training weights themselves. */
+  trainingWeightsValAccuracy?: number;
   lr: number;
   /** Wall time of the epoch, validation and checkpoint included. */
   seconds: number;
@@ -130,6 +141,7 @@ export async function resumeTraining(
     await optimizer.setWeights(checkpoint.optimizerWeights);
     tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
     return await runEpochs({
+      average: checkpoint.average,
       model: checkpoint.model,
       optimizer,
       train,
@@ -168,21 +180,51 @@ interface RunState {
   options: TrainOptions;
   startEpoch: number;
   history: TrainingHistory;
+  /** A resumed run's moving average (its tensors become the average's). */
+  average?: { steps: number; weights: tf.Tensor[] };
 }
 
 async function runEpochs(run: RunState): Promise<TrainResult> {
+  const average = movingAverage(run);
+  try {
+    return await runEpochsAveraged(run, average);
+  } finally {
+    average?.dispose();
+  }
+}
+
+/** The run's moving average of the weights, when its settings ask for one (restored from the checkpoint if any). */
+function movingAverage(run: RunState): WeightAverage | undefined {
+  const decay = run.settings.ema ?? 0;
+  if (decay > 0) {
+    try {
+      return new WeightAverage(run.model, decay, run.average?.steps, run.average?.weights);
+    } finally {
+      if (run.average) tf.dispose(run.average.weights);
+    }
+  }
+  if (run.average) tf.dispose(run.average.weights);
+  return undefined;
+}
+
+async function runEpochsAveraged(run: RunState, average: WeightAverage | undefined): Promise<TrainResult> {
   const { model, optimizer, train, val, settings, options } = run;
   const history = cloneHistory(run.history);
   const stopped = (epochsCompleted: number): TrainResult => ({ history, epochsCompleted, stoppedEarly: true });
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const classes = train.classNames.length;
+  let rate = Number.NaN;
+  // The optimizer reads its rate on every step (SGDOptimizer keeps -lr in a scalar that setLearningRate replaces).
+  const setRate = (epoch: number, done: number): number => {
+    const next = learningRateAt(settings, epoch, done);
+    if (next !== rate) optimizer.setLearningRate(next);
+    return (rate = next);
+  };
 
   for (let epoch = run.startEpoch; epoch < settings.epochs; epoch++) {
     if (options.signal?.aborted) return stopped(epoch);
     const started = performance.now();
-    const lr = polynomialDecay(settings.initialLr, epoch, settings.epochs, settings.power);
-    // The optimizer reads its rate on every step (SGDOptimizer keeps -lr in a scalar that setLearningRate replaces).
-    optimizer.setLearningRate(lr);
+    const lr = setRate(epoch, 1 / Math.max(1, train.batchesPerEpoch));
 
     let seen = 0;
     let lossSum = 0;
@@ -193,6 +235,7 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
       // handler would only get to run (and set the signal) at the end of the epoch.
       if (options.signal) await new Promise<void>((resolve) => setImmediate(resolve));
       if (options.signal?.aborted) return stopped(epoch);
+      setRate(epoch, (batchIndex + 1) / Math.max(1, train.batchesPerEpoch));
       const step = await trainStep(
         model,
         optimizer,
@@ -202,8 +245,10 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
         batch.size,
         classes,
         options.microBatchSize,
+        settings.labelSmoothing,
       );
       if (!Number.isFinite(step.loss)) throw new DivergedError(epoch, batchIndex);
+      average?.update();
       seen += batch.size;
       lossSum += step.loss * batch.size;
       correct += step.correct;
@@ -220,7 +265,9 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
     if (seen === 0)
       throw new UserError(`the training data yielded no images in epoch ${epoch + 1}; check the data folder`);
 
-    const validation = await validate(model, val);
+    // With an average, validation measures what will be saved (the average); the training weights' figure is noted.
+    const trainingWeights = average ? await validate(model, val) : undefined;
+    const validation = average ? await average.withAveraged(() => validate(model, val)) : await validate(model, val);
     // The last step of an epoch can push the weights to infinity with a finite loss: do not checkpoint those.
     if (validation.images > 0 && !Number.isFinite(validation.loss)) throw new DivergedError(epoch);
     if (options.signal?.aborted) return stopped(epoch);
@@ -230,7 +277,14 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
     history.val_accuracy.push(validation.accuracy);
     history.lr.push(lr);
     if (options.modelDir) {
-      await saveCheckpoint(options.modelDir, { model, optimizer, epochsCompleted: epoch + 1, history, settings });
+      await saveCheckpoint(options.modelDir, {
+        model,
+        optimizer,
+        epochsCompleted: epoch + 1,
+        history,
+        settings,
+        average: average && { steps: average.stepCount, weights: average.weights() },
+      });
       await saveHistory(options.modelDir, history);
     }
     await options.onEpochEnd?.({
@@ -239,6 +293,7 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
       accuracy: correct / seen,
       valLoss: validation.loss,
       valAccuracy: validation.accuracy,
+      trainingWeightsValAccuracy: trainingWeights?.accuracy,
       lr,
       seconds: (performance.now() - started) / 1000,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
@@ -246,6 +301,7 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
     });
   }
 
+  average?.install();
   if (options.modelDir) await saveModel(options.modelDir, model, buildMetadata(model, train, settings));
   return { history, epochsCompleted: settings.epochs, stoppedEarly: false };
 }
@@ -300,6 +356,7 @@ export async function trainStep(
   size: number,
   classes: number,
   microBatchSize = size,
+  labelSmoothing = 0,
 ): Promise<{ loss: number; correct: number }> {
   const shape = imageShape(model);
   const micro = Math.max(1, Math.min(microBatchSize, size));
@@ -320,7 +377,9 @@ export async function trainStep(
           correct = tf.keep(
             tf.sum(tf.cast(tf.equal(tf.argMax(probabilities, -1), tf.argMax(oneHot, -1)), 'float32')) as tf.Scalar,
           );
-          const crossEntropy = tf.mean(tf.metrics.categoricalCrossentropy(oneHot, probabilities)) as tf.Scalar;
+          const targets =
+            labelSmoothing > 0 ? tf.add(tf.mul(oneHot, 1 - labelSmoothing), labelSmoothing / classes) : oneHot;
+          const crossEntropy = tf.mean(tf.metrics.categoricalCrossentropy(targets, probabilities)) as tf.Scalar;
           const weighted = share === 1 ? crossEntropy : tf.mul(crossEntropy, share);
           return (first ? tf.add(weighted, regularizationPenalty(model)) : weighted) as tf.Scalar;
         }, variables);

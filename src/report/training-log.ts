@@ -22,7 +22,11 @@ export function modelLine(
 export function epochLine(info: EpochEndInfo, epochs: number): string {
   return (
     `Epoch ${info.epoch + 1}/${epochs} - ${formatSeconds(info.seconds)} - loss: ${fraction4(info.loss)} - accuracy: ${fraction4(info.accuracy)}` +
-    ` - val_loss: ${fraction4(info.valLoss)} - val_accuracy: ${fraction4(info.valAccuracy)} - lr: ${info.lr.toPrecision(4)}` +
+    ` - val_loss: ${fraction4(info.valLoss)} - val_accuracy: ${fraction4(info.valAccuracy)}` +
+    (info.trainingWeightsValAccuracy === undefined
+      ? ''
+      : ` (average of the weights; the weights themselves: ${fraction4(info.trainingWeightsValAccuracy)})`) +
+    ` - lr: ${info.lr.toPrecision(4)}` +
     ` - peak memory: ${(info.peakRssBytes / 1024 ** 3).toFixed(2)} GB`
   );
 }

@@ -41,7 +41,8 @@ describe('malaria train --preset', () => {
     const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout).toContain(
-      'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128; ' +
+      'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128 ' +
+        '--schedule linear --warmup 0 --label-smoothing 0 --ema 0 --rotation 20; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
     // The preset's stages and learning rate, the flags' filters and size.
@@ -81,7 +82,8 @@ describe('malaria train --preset', () => {
     ]);
     expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
     expect(resumed.stdout).toContain(
-      'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128; ' +
+      'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128 ' +
+        '--schedule linear --warmup 0 --label-smoothing 0 --ema 0 --rotation 20; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
     const other = await runInProcess(['train', '--model-dir', modelDir(), '--resume', '--preset', 'tutorial']);
@@ -100,5 +102,52 @@ describe('malaria train --preset', () => {
     ]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr.join('\n')).toMatch(/--preset.*'gpu' is invalid\. Allowed choices are tutorial, laptop/);
+  });
+
+  it('--schedule, --warmup, --label-smoothing and --ema are part of the recipe: printed, checkpointed, kept by --resume', async () => {
+    const dirOf = path.join(dir, 'extras');
+    const args = [
+      'train',
+      '--data',
+      data(),
+      '--model-dir',
+      dirOf,
+      '--plot',
+      path.join(dir, 'extras.png'),
+      '--backend',
+      'cpu',
+      ...['--epochs', '2', '--batch-size', '8', '--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8'],
+      ...['--schedule', 'cosine', '--warmup', '0.5', '--label-smoothing', '0.1', '--ema', '0.9', '--rotation', '180'],
+    ];
+    const { code, stdout, stderr } = await runInProcess(args);
+    expect(code, stderr.join('\n')).toBe(0);
+    expect(stdout.find((l) => l.startsWith('preset tutorial:'))).toMatch(
+      /changed by flags: .*--schedule cosine --warmup 0\.5 --label-smoothing 0\.1 --ema 0\.9 --rotation 180$/,
+    );
+    expect(stdout.filter((l) => l.includes('(average of the weights; the weights themselves: '))).toHaveLength(2);
+    const { settings } = await loadCheckpointState(dirOf);
+    expect(settings).toMatchObject({ schedule: 'cosine', warmupEpochs: 0.5, labelSmoothing: 0.1, ema: 0.9 });
+    expect(settings.run).toMatchObject({ rotation: 180 });
+
+    const changed = await runInProcess(['train', '--model-dir', dirOf, '--resume', '--ema', '0.5']);
+    expect(changed.code).toBe(2);
+    expect(changed.stderr.filter((l) => l.startsWith('malaria:'))).toEqual([
+      "malaria: --ema 0.5 differs from the interrupted run's 0.9: resume with the same flags, or leave --ema out",
+    ]);
+  });
+
+  it('refuses a warm-up as long as the run, a decay of 1 and smoothing of 1, each in one line', async () => {
+    for (const [flags, message] of [
+      [['--epochs', '2', '--warmup', '2'], '--warmup 2 leaves no epoch to train at the full rate'],
+      [['--ema', '1'], '--ema must be 0 (off) or a decay between 0 and 1'],
+      [['--label-smoothing', '1'], '--label-smoothing must be at least 0 and below 1'],
+      [['--rotation', '270'], '--rotation must be between 0 and 180 degrees'],
+      [['--schedule', 'step'], "'step' is invalid"],
+    ] as const) {
+      const run = await runInProcess(['train', '--data', data(), '--model-dir', path.join(dir, 'bad'), ...flags]);
+      expect(run.code).toBe(2);
+      const errors = run.stderr.filter((l) => l.includes(message));
+      expect(errors, run.stderr.join('\n')).toHaveLength(1);
+    }
   });
 });

@@ -5,7 +5,7 @@ import { selectBackend, tf } from '../../src/tf.js';
 import { UserError } from '../../src/errors.js';
 import { loadCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.js';
 import { loadHistory, loadModel } from '../../src/model/io.js';
-import { predictProbabilities } from '../../src/model/predict.js';
+import { crossEntropyAndAccuracy, predictProbabilities } from '../../src/model/predict.js';
 import { DivergedError, type EpochEndInfo, resumeTraining, trainModel, trainStep } from '../../src/model/train.js';
 import { withTempDir } from '../support/temp.js';
 import {
@@ -193,6 +193,106 @@ describe('trainStep', () => {
     await predictProbabilities(model, new MemorySource(x, labels, IMAGE_SIZE, 8));
     expect(movingMean()).toEqual(mean1);
     expect(movingVariance()).toEqual(variance1);
+  });
+});
+
+describe('schedule, label smoothing and the moving average of the weights', () => {
+  it('saves the moving average of the weights as the model, validates it, and resumes it from the checkpoint', async () => {
+    await withTempDir(async (root) => {
+      const source = () => syntheticSource(16, 41, 8, { shuffleSeed: 3 });
+      const val = syntheticSource(8, 42, 8);
+      const decay = 0.8;
+
+      // The same run without an average: the training weights after every step, averaged here by hand.
+      const plainEpochs: EpochEndInfo[] = [];
+      const plain = track(tinyResNet(9));
+      let average = weightValues(plain).map((values) => Float64Array.from(values));
+      let steps = 0;
+      await trainModel(plain, source(), val, tinySettings({ epochs: 3 }), {
+        onBatchEnd: () => {
+          steps++;
+          const d = Math.min(decay, (1 + steps) / (10 + steps));
+          const now = weightValues(plain);
+          average = average.map((values, i) => values.map((value, k) => d * value + (1 - d) * now[i][k]));
+        },
+        onEpochEnd: (info) => void plainEpochs.push(info),
+      });
+
+      const settings = tinySettings({ epochs: 3, ema: decay });
+      const straightEpochs: EpochEndInfo[] = [];
+      const straightDir = path.join(root, 'straight');
+      await trainModel(track(tinyResNet(9)), source(), val, settings, {
+        modelDir: straightDir,
+        onEpochEnd: (info) => void straightEpochs.push(info),
+      });
+      // Averaging never disturbs training: the weights themselves validate as in the plain run.
+      straightEpochs.forEach((info, i) => expect(info.trainingWeightsValAccuracy).toBe(plainEpochs[i].valAccuracy));
+      expect(plainEpochs[0].trainingWeightsValAccuracy).toBeUndefined();
+      const saved = track((await loadModel(straightDir)).model);
+      const averaged = average.map((values) => Float32Array.from(values));
+      expect(maxAbsDifference(weightValues(saved), averaged)).toBeLessThan(1e-5);
+      expect(maxAbsDifference(weightValues(saved), weightValues(plain))).toBeGreaterThan(1e-3);
+      // ...and val_accuracy is the saved model's.
+      const { accuracy } = crossEntropyAndAccuracy(await predictProbabilities(saved, val));
+      expect(straightEpochs[2].valAccuracy).toBe(accuracy);
+
+      // Stopped after epoch 1 and resumed: the average continues from the checkpoint to the same model.
+      const stoppedDir = path.join(root, 'stopped');
+      const controller = new AbortController();
+      await trainModel(track(tinyResNet(9)), source(), val, settings, {
+        modelDir: stoppedDir,
+        signal: controller.signal,
+        onBatchEnd: ({ epoch }) => {
+          if (epoch === 1) controller.abort();
+        },
+      });
+      const checkpoint = await loadCheckpoint(stoppedDir);
+      track(checkpoint.model);
+      expect(checkpoint.average?.steps).toBe(2);
+      await resumeTraining(checkpoint, source(), val, { modelDir: stoppedDir });
+      const resumed = track((await loadModel(stoppedDir)).model);
+      expect(maxAbsDifference(weightValues(resumed), weightValues(saved))).toBeLessThan(1e-5);
+    });
+  });
+
+  it('keeps the tensor count flat from epoch to epoch with an average, cosine schedule and warm-up', async () => {
+    await withTempDir(async (dir) => {
+      const counts: number[] = [];
+      const settings = tinySettings({ epochs: 3, ema: 0.9, schedule: 'cosine', warmupEpochs: 1 });
+      const result = await trainModel(
+        track(tinyResNet(2)),
+        syntheticSource(16, 3, 8),
+        syntheticSource(8, 4, 8),
+        settings,
+        {
+          modelDir: dir,
+          onEpochEnd: () => void counts.push(tf.memory().numTensors),
+        },
+      );
+      expect(counts[1]).toBe(counts[0]);
+      expect(counts[2]).toBe(counts[0]);
+      // The recorded rate is the epoch's first step's: half way through the warm-up, then the cosine.
+      expect(result.history.lr[0]).toBeCloseTo(0.025, 12);
+      expect(result.history.lr[1]).toBeCloseTo(0.05 * 0.5 * (1 + Math.cos(Math.PI / 4)), 12);
+    });
+  });
+
+  it('trains towards smoothed targets: the loss is the cross-entropy against (1 - s) * one-hot + s / classes', async () => {
+    const { x, labels } = syntheticImages(8, 24);
+    const model = track(noBatchNormModel(4, 0));
+    const probabilities = tf.tidy(() =>
+      (model.apply(tf.tensor4d(x, [8, IMAGE_SIZE, IMAGE_SIZE, 3]), { training: true }) as tf.Tensor).arraySync(),
+    ) as number[][];
+    const s = 0.2;
+    const expected =
+      probabilities.reduce((sum, p, i) => {
+        const target = [0, 1].map((c) => (c === labels[i] ? 1 - s : 0) + s / 2);
+        return sum - target.reduce((t, value, c) => t + value * Math.log(p[c]), 0);
+      }, 0) / 8;
+    const optimizer = tf.train.momentum(0.01, 0.9);
+    const step = await trainStep(model, optimizer, trainableVariables(model), x, labels, 8, 2, 8, s);
+    optimizer.dispose();
+    expect(step.loss).toBeCloseTo(expected, 4);
   });
 });
 
