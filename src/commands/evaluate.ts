@@ -103,7 +103,9 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
     const { threshold, origin } = await chooseThreshold(model, metadata, flags, report);
 
     const predictions = await predictSplit(model, metadata, flags, flags.split, report);
-    const evaluation = evaluatePredictions(predictions, metadata.classNames, threshold);
+    const evaluation = evaluatePredictions(predictions, metadata.classNames, threshold, {
+      clusters: predictions.patients,
+    });
     const inference = inferenceUsed(metadata, flags);
     if (flags.json) {
       report.result(JSON.stringify(evaluationJson(evaluation, twoClasses ? origin : undefined, inference)));

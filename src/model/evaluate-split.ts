@@ -13,7 +13,7 @@ import {
 import type { Reporter } from '../report/reporter.js';
 import type { InferenceOptions } from './inference.js';
 import type { ModelMetadata } from './io.js';
-import { predictProbabilities, type Predictions } from './predict.js';
+import { predictionPatients, predictProbabilities, type Predictions } from './predict.js';
 import { thresholdInForce } from './threshold.js';
 
 const VALIDATION_SPLIT = DATASET_DEFAULTS.splits.val;
@@ -31,6 +31,12 @@ export const inferenceUsed = (metadata: ModelMetadata, options: { tta?: boolean 
   tta: options.tta,
 });
 
+/** Predictions on a split folder, with the patient of each row (from its file name) when known. */
+export interface SplitPredictions extends Predictions {
+  /** Patient id per row (undefined: none in the file name); absent when rows cannot be matched with files. */
+  patients?: (string | undefined)[];
+}
+
 /** Class probabilities for every image of `<data>/<split>`, with a progress bar; undecodable files are noted. */
 export async function predictSplit(
   model: tf.LayersModel,
@@ -38,7 +44,7 @@ export async function predictSplit(
   options: SplitInference,
   split: string,
   report: Reporter,
-): Promise<Predictions> {
+): Promise<SplitPredictions> {
   const source = await createBatchSource({
     dir: path.join(options.data, split),
     imageSize: metadata.imageSize,
@@ -63,7 +69,7 @@ export async function predictSplit(
       `set aside ${files} of ${split} that do not decode as images (named above); evaluated the other ${predictions.labels.length}`,
     );
   }
-  return predictions;
+  return { ...predictions, patients: predictionPatients(source, predictions) };
 }
 
 /**

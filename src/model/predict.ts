@@ -1,5 +1,7 @@
 // Class probabilities for every image of an evaluation source, batch by batch, in inference mode.
+import path from 'node:path';
 import { tf } from '../tf.js';
+import { patientIdOf } from '../data/patients.js';
 import type { BatchSource } from '../data/types.js';
 import { batchProbabilities, type InferenceOptions } from './inference.js';
 
@@ -62,6 +64,33 @@ export async function predictProbabilities(
     offset += labelChunks[i].length;
   });
   return { probabilities, labels, classes };
+}
+
+/**
+ * The image file of each row of `predictions` made by `predictProbabilities` on an evaluation source (one that keeps
+ * file order): its files in order, less those it skipped (an undecodable image is dropped from its batch). undefined
+ * when they do not line up with the rows' labels, so a mismatch can never pair a row with the wrong file.
+ */
+export function predictionFiles(
+  source: Pick<BatchSource, 'files'> & { skipped?: readonly { path: string }[] },
+  predictions: Pick<Predictions, 'labels'>,
+): string[] | undefined {
+  const skipped = new Set(source.skipped?.map((s) => s.path));
+  const kept = skipped.size === 0 ? source.files : source.files.filter((file) => !skipped.has(file.path));
+  const { labels } = predictions;
+  if (kept.length !== labels.length || kept.some((file, i) => file.label !== labels[i])) return undefined;
+  return kept.map((file) => file.path);
+}
+
+/**
+ * The patient of each row of `predictions` on an evaluation source (see predictionFiles), from the file names;
+ * undefined for a file without a patient id, and for all rows when they cannot be matched with files.
+ */
+export function predictionPatients(
+  source: Pick<BatchSource, 'files'> & { skipped?: readonly { path: string }[] },
+  predictions: Pick<Predictions, 'labels'>,
+): (string | undefined)[] | undefined {
+  return predictionFiles(source, predictions)?.map((file) => patientIdOf(path.basename(file)));
 }
 
 /** Keras' categorical cross-entropy (probabilities clipped to [1e-7, 1 - 1e-7]) and accuracy, averaged over images. */

@@ -21,7 +21,7 @@ import { epochLine, fraction4, modelLine } from '../report/training-log.js';
 import { calibrateTemperature } from './calibrate.js';
 import { hasCheckpoint, loadCheckpoint, loadCheckpointState } from './checkpoint.js';
 import { MODEL_FILE, sweepModelFolder } from './io.js';
-import { predictProbabilities } from './predict.js';
+import { predictionPatients, predictProbabilities } from './predict.js';
 import { formatPreset, withPreset, type PresetName } from './presets.js';
 import { buildResNet, resolveArchitecture } from './resnet.js';
 import type { ScheduleName } from './schedule.js';
@@ -389,7 +389,9 @@ export async function finalReport(
   // The final report on the held-out testing split, as the tutorial prints it.
   report.result(`\nevaluating on ${test.files.length} testing images`);
   const predictions = await predictProbabilities(model, test, undefined, inference);
-  const evaluation = evaluatePredictions(predictions, [...test.classNames]);
+  const evaluation = evaluatePredictions(predictions, [...test.classNames], undefined, {
+    clusters: predictionPatients(test, predictions),
+  });
   report.result(formatClassificationReport(evaluation.metrics));
   if (evaluation.screening) report.result(formatScreening(evaluation.screening));
   report.result(`${formatCalibration(evaluation.calibration, inference)}\n`);

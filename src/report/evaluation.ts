@@ -4,6 +4,7 @@ import type { Predictions as ModelPredictions } from '../model/predict.js';
 import type { InferenceOptions } from '../model/inference.js';
 import { DEFAULT_THRESHOLD } from '../config.js';
 import { UserError } from '../errors.js';
+import { clusterBootstrap, type BootstrapIntervals } from './bootstrap.js';
 import { calibrationOf, formatEce, type Calibration } from './calibration.js';
 import {
   classificationMetrics,
@@ -38,12 +39,35 @@ export interface ThresholdSelection {
   positives: number;
 }
 
+/** The screening figures of a two-class model at one threshold. */
+export interface Screening extends Omit<ScreeningMetrics, 'ci95'> {
+  positiveLabel: string;
+  threshold: number;
+  /**
+   * 95% intervals: Wilson (per cell) for accuracy, sensitivity and specificity; a percentile bootstrap over
+   * patients (over cells when no patient is known) for the balanced accuracy and the ROC AUC.
+   */
+  ci95: ScreeningMetrics['ci95'] & { balancedAccuracy: Interval | null; auc: Interval | null };
+  /** "patient bootstrap (32 patients, 2000 replicates)" or "cell bootstrap (2400 cells, 2000 replicates)". */
+  ci95Method: string;
+  /** What the bootstrap resampled. */
+  bootstrap: Omit<BootstrapIntervals, 'balancedAccuracy' | 'auc'>;
+}
+
 export interface Evaluation {
   metrics: ClassificationMetrics;
   /** Expected calibration error and reliability bins of the probabilities (report/calibration.ts). */
   calibration: Calibration;
   /** Present for two-class models: one class is positive, the decision is P(positive) >= threshold. */
-  screening?: ScreeningMetrics & { positiveLabel: string; threshold: number };
+  screening?: Screening;
+}
+
+export interface EvaluationOptions {
+  /**
+   * The patient of each prediction row (undefined: unknown, the cell is resampled alone). Without it every cell
+   * is its own cluster, and the intervals describe new cells rather than new patients.
+   */
+  clusters?: readonly (string | undefined)[];
 }
 
 export function positiveIndexOf(classNames: readonly string[]): number {
@@ -51,11 +75,15 @@ export function positiveIndexOf(classNames: readonly string[]): number {
   return index >= 0 ? index : 0;
 }
 
-/** Metrics of `predictions`; two-class models decide by threshold on P(positive), others by argmax. */
+/**
+ * Metrics of `predictions`; two-class models decide by threshold on P(positive), others by argmax. `clusters`
+ * (one patient id per row) makes the bootstrap intervals resample patients.
+ */
 export function evaluatePredictions(
   predictions: ModelPredictions,
   classNames: string[],
   threshold = DEFAULT_THRESHOLD,
+  options: EvaluationOptions = {},
 ): Evaluation {
   const { probabilities, labels, classes } = predictions;
   const calibration = calibrationOf(probabilities, labels, classes);
@@ -64,15 +92,39 @@ export function evaluatePredictions(
   const positiveIndex = positiveIndexOf(classNames);
   const pPositive = positiveProbabilities(probabilities, classes, positiveIndex);
   const predicted = predictAtThreshold(pPositive, threshold, positiveIndex);
+  const screening = screeningMetrics(labels, predicted, positiveIndex, pPositive);
+  const { balancedAccuracy, auc, ...bootstrap } = clusterBootstrap({
+    isPositive: positiveMask(labels, positiveIndex),
+    scores: pPositive,
+    predictedPositive: Array.from(predicted, (label) => label === positiveIndex),
+    clusters: options.clusters,
+  });
   return {
     metrics: classificationMetrics(labels, { labels: predicted }, classNames),
     calibration,
     screening: {
-      ...screeningMetrics(labels, predicted, positiveIndex, pPositive),
+      ...screening,
       positiveLabel: classNames[positiveIndex],
       threshold,
+      ci95: { ...screening.ci95, balancedAccuracy, auc },
+      ci95Method: bootstrapMethod(bootstrap),
+      bootstrap,
     },
   };
+}
+
+const plural = (count: number, one: string, many = `${one}s`): string => `${count} ${count === 1 ? one : many}`;
+
+/** "32 patients", "2400 cells" or "32 patients and 5 cells without a patient id": the units resampled. */
+function bootstrapUnits({ clusters, unnamed }: Pick<BootstrapIntervals, 'clusters' | 'unnamed'>): string {
+  if (unnamed === clusters) return plural(clusters, 'cell');
+  const patients = plural(clusters - unnamed, 'patient');
+  return unnamed === 0 ? patients : `${patients} and ${plural(unnamed, 'cell')} without a patient id`;
+}
+
+function bootstrapMethod(bootstrap: Screening['bootstrap']): string {
+  const kind = bootstrap.unnamed === bootstrap.clusters ? 'cell' : 'patient';
+  return `${kind} bootstrap (${bootstrapUnits(bootstrap)}, ${plural(bootstrap.replicates, 'replicate')})`;
 }
 
 function twoClassScores(
@@ -196,13 +248,17 @@ export function evaluationJson(
       threshold: screening.threshold,
       sensitivity: round(screening.sensitivity),
       specificity: round(screening.specificity),
+      balancedAccuracy: round(screening.balancedAccuracy),
       auc: round(screening.auc),
       mcc: round(screening.mcc),
       ci95: {
         accuracy: roundInterval(screening.ci95.accuracy),
         sensitivity: roundInterval(screening.ci95.sensitivity),
         specificity: roundInterval(screening.ci95.specificity),
+        balancedAccuracy: roundInterval(screening.ci95.balancedAccuracy),
+        auc: roundInterval(screening.ci95.auc),
       },
+      ci95Method: screening.ci95Method,
     });
     if (origin) json.thresholdSource = origin.source;
     if (origin?.selection) {
@@ -259,15 +315,33 @@ export function formatInference(inference: InferenceOptions): string {
   return parts.join(', ');
 }
 
+/** " (95% CI 95.1-97.6%, bootstrap over 32 patients)", or why there is no interval. */
+function bootstrapInterval(
+  interval: Interval | null,
+  bootstrap: Screening['bootstrap'],
+  format: (value: number) => string,
+  unit = '',
+): string {
+  if (interval !== null)
+    return ` (95% CI ${format(interval.lower)}-${format(interval.upper)}${unit}, bootstrap over ${bootstrapUnits(bootstrap)})`;
+  if (bootstrap.skipped === bootstrap.replicates) return '';
+  return ` (no 95% CI: ${bootstrap.skipped} of ${bootstrap.replicates} bootstrap replicates over ${bootstrapUnits(bootstrap)} lacked a class)`;
+}
+
 /** Screening lines printed under the classification report; `source` says where the threshold came from. */
-export function formatScreening(screening: NonNullable<Evaluation['screening']>, source?: ThresholdSource): string {
-  const { counts } = screening;
+export function formatScreening(screening: Screening, source?: ThresholdSource): string {
+  const { counts, bootstrap } = screening;
   const origin = source ? ` (${thresholdOrigin(source)})` : '';
+  const auc =
+    screening.auc === null
+      ? 'n/a (one class absent)'
+      : `${screening.auc.toFixed(4)}${bootstrapInterval(screening.ci95.auc, bootstrap, (v) => v.toFixed(4))}`;
   return [
     `positive class: ${screening.positiveLabel}, threshold P(${screening.positiveLabel}) >= ${screening.threshold}${origin}`,
     `sensitivity: ${percent(screening.sensitivity)}${percentInterval(screening.ci95.sensitivity)}  (${counts.tp} of ${counts.tp + counts.fn} parasitized cells found)`,
     `specificity: ${percent(screening.specificity)}${percentInterval(screening.ci95.specificity)}  (${counts.tn} of ${counts.tn + counts.fp} uninfected cells cleared)`,
     `accuracy:    ${percent(screening.accuracy)}${percentInterval(screening.ci95.accuracy)}`,
-    `ROC AUC: ${screening.auc === null ? 'n/a (one class absent)' : screening.auc.toFixed(4)}   MCC: ${screening.mcc.toFixed(4)}`,
+    `balanced accuracy: ${percent(screening.balancedAccuracy)}${bootstrapInterval(screening.ci95.balancedAccuracy, bootstrap, (v) => (100 * v).toFixed(1), '%')}`,
+    `ROC AUC: ${auc}   MCC: ${screening.mcc.toFixed(4)}`,
   ].join('\n');
 }

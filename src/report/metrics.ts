@@ -190,6 +190,8 @@ export interface ScreeningMetrics {
   counts: BinaryCounts;
   n: number;
   accuracy: number | null;
+  /** Mean of sensitivity and specificity (null when either is). */
+  balancedAccuracy: number | null;
   /** Recall of the positive class. */
   sensitivity: number | null;
   /** Recall of the negative class(es). */
@@ -394,13 +396,16 @@ export function screeningMetrics(
   const counts = binaryCounts(yTrue, yPred, positiveIndex);
   const { tp, fp, tn, fn } = counts;
   const n = tp + fp + tn + fn;
+  const sensitivity = ratioOrNull(tp, tp + fn);
+  const specificity = ratioOrNull(tn, tn + fp);
   return {
     positiveIndex,
     counts,
     n,
     accuracy: ratioOrNull(tp + tn, n),
-    sensitivity: ratioOrNull(tp, tp + fn),
-    specificity: ratioOrNull(tn, tn + fp),
+    balancedAccuracy: sensitivity === null || specificity === null ? null : (sensitivity + specificity) / 2,
+    sensitivity,
+    specificity,
     ppv: ratioOrNull(tp, tp + fp),
     npv: ratioOrNull(tn, tn + fn),
     mcc: matthewsCorrelation(counts),

@@ -217,6 +217,45 @@ describe('malaria evaluate: thresholds', () => {
   });
 });
 
+describe('malaria evaluate: balanced accuracy and bootstrap intervals', () => {
+  it('resamples cells when the file names carry no patient id', async () => {
+    // At 0.5: sensitivity 2/5, specificity 3/4.
+    const { json } = await evaluateJson();
+    expect(json.balancedAccuracy).toBeCloseTo((0.4 + 0.75) / 2, 6);
+    expect(json.ci95Method).toBe('cell bootstrap (9 cells, 2000 replicates)');
+    expect(json.ci95.balancedAccuracy[0]).toBeLessThan(json.balancedAccuracy);
+    expect(json.ci95.balancedAccuracy[1]).toBeGreaterThan(json.balancedAccuracy);
+    expect(json.ci95.auc[0]).toBeLessThan(json.auc);
+    expect(json.ci95.auc[1]).toBeGreaterThanOrEqual(json.auc);
+  });
+
+  it('resamples patients, read from NIH file names', async () => {
+    // The testing cells of three patients, each with both classes.
+    const patientOf: Record<number, string> = { 210: 'C1P1', 150: 'C1P1', 30: 'C1P1' };
+    Object.assign(patientOf, { 105: 'C2P2', 99: 'C2P2', 101: 'C2P2', 95: 'C3P3', 40: 'C3P3', 170: 'C3P3' });
+    const named = path.join(dir, 'named');
+    for (const [className, grays] of Object.entries(SPLITS.testing)) {
+      await fs.mkdir(path.join(named, 'testing', className), { recursive: true });
+      for (const gray of grays) {
+        await fs.copyFile(
+          path.join(data(), 'testing', className, `gray-${gray}.png`),
+          path.join(named, 'testing', className, `${patientOf[gray]}ThinF_IMG_20150101_000000_cell_${gray}.png`),
+        );
+      }
+    }
+    const { json } = await evaluateJson('--data', named);
+    expect(json.n).toBe(9);
+    expect(json.ci95Method).toBe('patient bootstrap (3 patients, 2000 replicates)');
+    expect(json.ci95.balancedAccuracy[0]).toBeLessThanOrEqual(json.balancedAccuracy);
+    expect(json.ci95.balancedAccuracy[1]).toBeGreaterThanOrEqual(json.balancedAccuracy);
+    const report = await runInProcess(['evaluate', '--data', named, '--model-dir', modelDir(), '--backend', 'cpu']);
+    expect(report.code, report.stderr.join('\n')).toBe(0);
+    const text = report.stdout.join('\n');
+    expect(text).toMatch(/\nbalanced accuracy: 57\.50% \(95% CI \d+\.\d-\d+\.\d%, bootstrap over 3 patients\)\n/);
+    expect(text).toMatch(/\nROC AUC: \d\.\d{4} \(95% CI \d\.\d{4}-\d\.\d{4}, bootstrap over 3 patients\) {3}MCC: /);
+  });
+});
+
 /** The testing split's probabilities as the model gives them at temperature T (labels: 0 Parasitized, 1 Uninfected). */
 function testingAt(temperature: number): { probabilities: Float32Array; labels: Int32Array } {
   const cells = [

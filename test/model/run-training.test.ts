@@ -72,6 +72,8 @@ describe('runTraining', () => {
     expect(report.results.filter((line) => /^Epoch \d\/2 - /.test(line))).toHaveLength(2);
     expect(report.results).toContain(`saved the model to ${path.join(dir, 'model')}`);
     expect(existsSync(path.join(dir, 'model.png'))).toBe(true);
+    // The testing report resamples the patients of the testing split (the sample's file names carry their ids).
+    expect(report.results.join('\n')).toMatch(/\nbalanced accuracy: [\d.]+% \(.*over \d+ patients?\b.*\n/);
   });
 
   it('stops at the interrupt signal before the first epoch, saving nothing, and releases the interrupt', async () => {

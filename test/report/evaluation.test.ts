@@ -136,3 +136,82 @@ describe('evaluationJson and formatScreening', () => {
     );
   });
 });
+
+describe('balanced accuracy and the bootstrap intervals', () => {
+  // 12 patients of 10 cells, both classes in each, scored with noise so the model errs now and then.
+  const patients = Array.from({ length: 120 }, (_, i) => `C${Math.floor(i / 10)}P${Math.floor(i / 10)}`);
+  const labels = Array.from({ length: 120 }, (_, i) => (i % 10 < 5 ? 0 : 1));
+  const scores = labels.map((label, i) =>
+    Math.min(1, Math.max(0, (label === 0 ? 0.75 : 0.25) + 0.5 * Math.sin(i * 12.9898) ** 3)),
+  );
+  const cells = predictions(scores, labels);
+
+  it('adds the balanced accuracy and resamples patients when their ids are given', () => {
+    const screening = evaluatePredictions(cells, CLASSES, 0.5, { clusters: patients }).screening!;
+    expect(screening.balancedAccuracy).toBeCloseTo((screening.sensitivity! + screening.specificity!) / 2, 12);
+    expect(screening.balancedAccuracy).toBeLessThan(1); // the noise makes mistakes: the test is not trivial
+    expect(screening.ci95Method).toBe('patient bootstrap (12 patients, 2000 replicates)');
+    for (const key of ['balancedAccuracy', 'auc'] as const) {
+      const interval = screening.ci95[key]!;
+      expect(interval.lower, key).toBeLessThanOrEqual(screening[key]!);
+      expect(interval.upper, key).toBeGreaterThanOrEqual(screening[key]!);
+      expect(interval.upper, key).toBeGreaterThan(interval.lower);
+    }
+    // The Wilson intervals are still there.
+    expect(screening.ci95.sensitivity).not.toBeNull();
+  });
+
+  it('falls back to a cell bootstrap without ids, and says which cells had none', () => {
+    const byCell = evaluatePredictions(cells, CLASSES, 0.5).screening!;
+    expect(byCell.ci95Method).toBe('cell bootstrap (120 cells, 2000 replicates)');
+    expect(byCell.balancedAccuracy).toBe(
+      evaluatePredictions(cells, CLASSES, 0.5, { clusters: patients }).screening!.balancedAccuracy,
+    );
+    const someUnknown = patients.map((id, i) => (i < 5 ? undefined : id));
+    expect(evaluatePredictions(cells, CLASSES, 0.5, { clusters: someUnknown }).screening!.ci95Method).toBe(
+      'patient bootstrap (12 patients and 5 cells without a patient id, 2000 replicates)',
+    );
+  });
+
+  it('are printed by formatScreening and emitted by evaluationJson', () => {
+    const evaluation = evaluatePredictions(cells, CLASSES, 0.5, { clusters: patients });
+    const screening = evaluation.screening!;
+    const lines = formatScreening(screening).split('\n');
+    const pct = (value: number) => (100 * value).toFixed(1);
+    expect(lines).toContain(
+      `balanced accuracy: ${(100 * screening.balancedAccuracy!).toFixed(2)}% (95% CI ${pct(screening.ci95.balancedAccuracy!.lower)}-${pct(screening.ci95.balancedAccuracy!.upper)}%, bootstrap over 12 patients)`,
+    );
+    expect(lines.at(-1)).toBe(
+      `ROC AUC: ${screening.auc!.toFixed(4)} (95% CI ${screening.ci95.auc!.lower.toFixed(4)}-${screening.ci95.auc!.upper.toFixed(4)}, bootstrap over 12 patients)   MCC: ${screening.mcc.toFixed(4)}`,
+    );
+    const json = evaluationJson(evaluation);
+    expect(json.balancedAccuracy).toBeCloseTo(screening.balancedAccuracy!, 6);
+    expect(json.ci95Method).toBe('patient bootstrap (12 patients, 2000 replicates)');
+    const ci95 = json.ci95 as Record<string, [number, number]>;
+    expect(ci95.balancedAccuracy[0]).toBeCloseTo(screening.ci95.balancedAccuracy!.lower, 6);
+    expect(ci95.auc[1]).toBeCloseTo(screening.ci95.auc!.upper, 6);
+  });
+
+  it('says why an interval is missing', () => {
+    // The one positive patient is missed by about a third of the replicates: no interval.
+    const onePositivePatient = predictions(
+      scores,
+      labels.map((_, i) => (i < 10 ? 0 : 1)),
+    );
+    const screening = evaluatePredictions(onePositivePatient, CLASSES, 0.5, { clusters: patients }).screening!;
+    expect(screening.ci95.balancedAccuracy).toBeNull();
+    expect(screening.ci95.auc).toBeNull();
+    const lines = formatScreening(screening).split('\n');
+    const missing =
+      /^balanced accuracy: [\d.]+% \(no 95% CI: (\d+) of 2000 bootstrap replicates over 12 patients lacked a class\)$/;
+    const skipped = Number(missing.exec(lines.find((line) => line.startsWith('balanced accuracy:'))!)?.[1]);
+    expect(skipped).toBeGreaterThan(200);
+    expect(lines.at(-1)).toMatch(
+      /^ROC AUC: [\d.]+ \(no 95% CI: \d+ of 2000 bootstrap replicates over 12 patients lacked a class\) {3}MCC/,
+    );
+    // No positive at all: no balanced accuracy and no interval to speak of.
+    const negativesOnly = evaluatePredictions(predictions([0.2, 0.9], [1, 1]), CLASSES, 0.5).screening!;
+    expect(negativesOnly.balancedAccuracy).toBeNull();
+    expect(formatScreening(negativesOnly)).toContain('balanced accuracy: n/a\n');
+  });
+});

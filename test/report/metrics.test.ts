@@ -137,6 +137,7 @@ describe('binary screening metrics (positive = class 0)', () => {
     expect(s.ppv).toBe(6 / 7);
     expect(s.npv).toBe(11 / 13);
     expect(s.accuracy).toBe(17 / 20);
+    expect(s.balancedAccuracy).toBe((6 / 8 + 11 / 12) / 2);
     expect(s.auc).toBeNull(); // no probabilities given
   });
 
@@ -164,6 +165,7 @@ describe('binary screening metrics (positive = class 0)', () => {
     expect(s.sensitivity).toBeNull();
     expect(s.ci95.sensitivity).toBeNull();
     expect(s.specificity).toBe(2 / 3);
+    expect(s.balancedAccuracy).toBeNull();
     expect(s.auc).toBeNull();
     expect(s.mcc).toBe(0);
 
