@@ -1,7 +1,9 @@
-// `npm run bench -- [--images <dir>] [--limit <n>] [--backend <b>] [--train-steps <n>] [--warmup <n>] [--peers] [--json]`
-// Measures the data pipeline and the tutorial ResNet's training and inference speed on this machine; with --peers
+// `npm run bench -- [--images <dir>] [--limit <n>] [--backend <b>] [--preset <name>] [--train-steps <n>] [--warmup <n>]
+// [--peers] [--json]`
+// Measures the data pipeline and the ResNet's training and inference speed on this machine (the tutorial's, or the
+// one of a `train --preset`); with --peers
 // it runs the peer baselines (../shared/bench) in the same run so the ratios compare like with like.
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -13,11 +15,13 @@ import { buildResNet } from '../src/model/resnet.js';
 import { trainStep } from '../src/model/train.js';
 import { batchProbabilities } from '../src/model/inference.js';
 import { positiveInt } from '../src/commands/options.js';
+import { PRESETS, PRESET_NAMES, type PresetName, type TrainRecipe } from '../src/model/presets.js';
 
 interface BenchFlags {
   images: string;
   limit: number;
   backend: BackendChoice;
+  preset: PresetName;
   trainSteps: number;
   warmup: number;
   microBatch?: number;
@@ -40,7 +44,7 @@ async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached
   const listing = await listSplit(flags.images);
   listing.files = listing.files.slice(0, flags.limit);
   const source = batchSourceFromListing(listing, {
-    imageSize: TRAIN_DEFAULTS.imageSize,
+    imageSize: PRESETS[flags.preset].imageSize,
     batchSize: TRAIN_DEFAULTS.batchSize,
     augment: true,
     shuffle: true,
@@ -59,14 +63,15 @@ async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached
   return { first: rates[0], cached: rates[1], images: listing.files.length };
 }
 
-/** The tutorial ResNet at 64x64, batch 32: steady-state training and inference images per second. */
+/** The preset's ResNet (the tutorial's: 64x64), batch 32: steady-state training and inference images per second. */
 async function benchModel(
   flags: BenchFlags,
   backend: string,
 ): Promise<{ train: number; infer: number; inferTta: number; microBatch: number; gpuBytes?: number }> {
+  const recipe: TrainRecipe = PRESETS[flags.preset];
   const batch = TRAIN_DEFAULTS.batchSize;
-  const size = TRAIN_DEFAULTS.imageSize;
-  const model = buildResNet({ inputSize: size, classes: 2, seed: 1 });
+  const size = recipe.imageSize;
+  const model = buildResNet({ inputSize: size, classes: 2, stages: recipe.stages, filters: recipe.filters, seed: 1 });
   const optimizer = tf.train.momentum(TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.momentum);
   const microBatch = flags.microBatch ?? (backend === 'wasm' ? WASM_MICRO_BATCH : batch);
   const x = new Float32Array(batch * size * size * 3).map(() => Math.random());
@@ -126,6 +131,7 @@ async function main(): Promise<void> {
     .option('--images <dir>', 'folder with one subfolder of images per class', 'malaria/sample')
     .option('--limit <n>', 'images for the pipeline measurement', positiveInt, 3000)
     .option('--backend <name>', BACKEND_HELP, parseBackendChoice, 'auto')
+    .addOption(new Option('--preset <name>', 'whose ResNet to measure').choices(PRESET_NAMES).default('tutorial'))
     .option('--train-steps <n>', 'timed training steps after the warm-up steps', positiveInt, 5)
     .option('--warmup <n>', 'untimed training steps first (the first compiles kernels and shaders)', positiveInt, 2)
     .option('--micro-batch <n>', 'images per forward/backward pass in training', positiveInt)
@@ -145,12 +151,13 @@ async function main(): Promise<void> {
   const model = await benchModel(flags, backend.name);
   if (!flags.json)
     console.log(
-      `ResNet 64x64 batch 32: train ${model.train.toFixed(2)} img/s (micro-batch ${model.microBatch}), inference ${model.infer.toFixed(2)} img/s, with --tta ${model.inferTta.toFixed(2)} img/s`,
+      `ResNet of preset ${flags.preset} (${PRESETS[flags.preset].imageSize}x${PRESETS[flags.preset].imageSize}) batch 32: train ${model.train.toFixed(2)} img/s (micro-batch ${model.microBatch}), inference ${model.infer.toFixed(2)} img/s, with --tta ${model.inferTta.toFixed(2)} img/s`,
     );
 
   const result: Record<string, unknown> = {
     backend: backend.name,
     device: backend.device,
+    preset: flags.preset,
     images: pipeline.images,
     pipeline_first_epoch_img_s: Math.round(pipeline.first),
     pipeline_cached_img_s: Math.round(pipeline.cached),
@@ -174,7 +181,8 @@ async function main(): Promise<void> {
         ratio_cached_vs_torchvision: Number((pipeline.cached / pipelinePeers.torchvision_img_s).toFixed(2)),
       });
     }
-    if (torch) {
+    // The torch peer is the tutorial's ResNet: a ratio only compares like with like for that preset.
+    if (torch && flags.preset === 'tutorial') {
       Object.assign(result, {
         peer_torch_train_img_s: torch.train_img_s,
         peer_torch_infer_img_s: torch.infer_img_s,
