@@ -28,6 +28,8 @@ export const TRAIN_DEFAULTS = {
   ema: 0,
   /** ImageDataGenerator's rotation_range in the tutorial: degrees, uniform in [-20, 20]. */
   rotation: 20,
+  /** Not the tutorial's: random per-channel factors in [1 - color, 1 + color] for the training images; 0 is off. */
+  color: 0,
   modelDir: 'malaria/model',
   /** Under malaria/ like every other default output, never in the folder the command runs from. */
   plot: 'malaria/plot.png',

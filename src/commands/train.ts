@@ -80,6 +80,12 @@ function declareTrain(program: Command) {
       TRAIN_DEFAULTS.rotation as number,
     )
     .option(
+      '--color <f>',
+      "each channel of a training image is multiplied by a random factor in [1 - f, 1 + f], like slides' stains and lighting (0: off)",
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.color as number,
+    )
+    .option(
       '--seed <n>',
       'seed for weights, shuffling and augmentation',
       nonNegativeInt,

@@ -4,6 +4,8 @@ import seedrandom from 'seedrandom';
 import { DEFAULT_PREFETCH } from '../config.js';
 import {
   affineMatrix,
+  applyChannelGains,
+  epochChannelGains,
   randomAffineParams,
   scaleToUnit,
   TUTORIAL_AUGMENTATION,
@@ -162,6 +164,8 @@ interface EpochPlan {
   order?: Uint32Array;
   /** MATRIX_STRIDE entries per position; undefined = no augmentation. */
   matrices?: Float64Array;
+  /** Three channel factors per position; undefined = no colour augmentation. */
+  gains?: Float32Array;
   /** Set when the consumer stops early: queued decodes of this epoch are not started. */
   cancelled: boolean;
 }
@@ -224,6 +228,10 @@ class DirectoryBatchSource implements ImageBatchSource {
       matrices: this.options.augment
         ? epochTransforms(count, this.imageSize, this.options.seed, epoch, this.options.augmentation)
         : undefined,
+      gains:
+        this.options.augment && (this.options.augmentation?.channelGainRange ?? 0) > 0
+          ? epochChannelGains(count, this.options.seed, epoch, this.options.augmentation?.channelGainRange ?? 0)
+          : undefined,
       cancelled: false,
     };
     // At most `prefetch` batches are in production; the one handed to the consumer is no longer ours.
@@ -268,6 +276,7 @@ class DirectoryBatchSource implements ImageBatchSource {
     if (plan.matrices) {
       const at = position * MATRIX_STRIDE;
       warpAffine(image, this.imageSize, plan.matrices.subarray(at, at + MATRIX_STRIDE), x, offset);
+      if (plan.gains) applyChannelGains(x, offset, this.pixels, plan.gains.subarray(position * 3, position * 3 + 3));
     } else {
       scaleToUnit(image, x, offset);
     }

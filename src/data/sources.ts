@@ -18,6 +18,8 @@ export interface SplitSourceOptions {
   seed: number;
   /** Degrees of the training images' random rotation (Keras' rotation_range); default: the tutorial's 20. */
   rotation?: number;
+  /** Range of the training images' random channel factors (augment.ts channelGainRange); default 0, off. */
+  color?: number;
   /** Called once per image that cannot be decoded (it is left out of its epochs). */
   onSkip?: (skipped: SkippedImage) => void;
 }
@@ -28,6 +30,7 @@ export async function openSplitSources(options: SplitSourceOptions): Promise<Spl
   const augmentation = {
     ...TUTORIAL_AUGMENTATION,
     rotationRange: options.rotation ?? TUTORIAL_AUGMENTATION.rotationRange,
+    channelGainRange: options.color ?? 0,
   };
   const cache = new ImageCache();
   const splitDir = (name: string) => path.join(data, name);

@@ -20,6 +20,8 @@ export interface TrainRecipe {
   ema: number;
   /** Degrees of random rotation of the training images. */
   rotation: number;
+  /** Range of the random per-channel factors of the training images; 0: off. */
+  color: number;
 }
 
 export const PRESETS = {
@@ -35,6 +37,7 @@ export const PRESETS = {
     labelSmoothing: TRAIN_DEFAULTS.labelSmoothing,
     ema: TRAIN_DEFAULTS.ema,
     rotation: TRAIN_DEFAULTS.rotation,
+    color: TRAIN_DEFAULTS.color,
   },
   // A first guess, not yet measured against the 40-minute goal: the 16..128 filters of the README's accuracy run
   // (5 epochs at 64x64 took 38 minutes on 2 cores) at 48x48 (0.56x the pixels) and stages 2,3,4 instead of 3,4,6
@@ -51,6 +54,7 @@ export const PRESETS = {
     labelSmoothing: 0,
     ema: 0,
     rotation: 20,
+    color: 0,
   },
 } as const satisfies Record<string, TrainRecipe>;
 

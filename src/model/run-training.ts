@@ -56,6 +56,8 @@ export interface TrainingOptions {
   ema: number;
   /** Degrees of random rotation of the training images. */
   rotation: number;
+  /** Range of the random per-channel factors of the training images. */
+  color: number;
   seed: number;
   backend: BackendChoice;
   preset: PresetName;
@@ -105,6 +107,8 @@ export function validateTrainingOptions(flags: TrainingOptions): void {
     );
   if (!(flags.rotation >= 0 && flags.rotation <= 180))
     throw new UserError('--rotation must be between 0 and 180 degrees (180 turns the images every way)');
+  if (!(flags.color >= 0 && flags.color < 1))
+    throw new UserError('--color must be at least 0 and below 1, for example 0.1');
   if (!(flags.labelSmoothing >= 0 && flags.labelSmoothing < 1))
     throw new UserError('--label-smoothing must be at least 0 and below 1, for example 0.1');
   if (!(flags.ema === 0 || (flags.ema > 0 && flags.ema < 1)))
@@ -137,6 +141,7 @@ export async function resumedOptions(
     imageSize: run.imageSize,
     batchSize: run.batchSize,
     rotation: run.rotation ?? TRAIN_DEFAULTS.rotation,
+    color: run.color ?? 0,
     epochs: settings.epochs,
     lr: settings.initialLr,
     seed: settings.seed,
@@ -242,6 +247,7 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
     batchSize: flags.batchSize,
     seed: flags.seed,
     rotation: flags.rotation,
+    color: flags.color,
     onSkip: (s) => skippedFiles.push(`${s.path} (${s.reason})`),
   });
   const { train, val, test } = sources;
@@ -360,6 +366,7 @@ async function trainOrResume(
         batchSize: flags.batchSize,
         imageSize: flags.imageSize,
         rotation: flags.rotation,
+        color: flags.color,
         backend: run.backend,
         preset: flags.preset,
       },

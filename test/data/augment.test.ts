@@ -2,7 +2,9 @@ import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import {
   affineMatrix,
+  applyChannelGains,
   augmentInto,
+  epochChannelGains,
   IDENTITY_PARAMS,
   randomAffineParams,
   scaleToUnit,
@@ -199,5 +201,27 @@ describe('warpAffine', () => {
     const run = (seed: string): Float32Array => warp(img, s, randomAffineParams(seedrandom(seed), s));
     expect(Array.from(run('a'))).toEqual(Array.from(run('a')));
     expect(Array.from(run('b'))).not.toEqual(Array.from(run('a')));
+  });
+});
+
+describe('channel gains (colour augmentation)', () => {
+  it('draws three factors per position within the range, reproducibly per (seed, epoch)', () => {
+    const gains = epochChannelGains(50, 4, 2, 0.2);
+    expect(gains).toHaveLength(150);
+    expect(Math.min(...gains)).toBeGreaterThanOrEqual(0.8);
+    expect(Math.max(...gains)).toBeLessThanOrEqual(1.2);
+    expect(Math.max(...gains) - Math.min(...gains)).toBeGreaterThan(0.2);
+    expect(epochChannelGains(50, 4, 2, 0.2)).toEqual(gains);
+    expect(epochChannelGains(50, 4, 3, 0.2)).not.toEqual(gains);
+  });
+
+  it('multiplies each channel by its factor and caps at 1; black stays black', () => {
+    const x = Float32Array.from([0.5, 0.5, 0.5, 0, 0, 0, 0.9, 0.2, 0.4]);
+    applyChannelGains(x, 3, 6, [1.2, 0.5, 2]);
+    expect(Array.from(x.subarray(0, 3))).toEqual([0.5, 0.5, 0.5]); // before the offset: untouched
+    expect(Array.from(x.subarray(3, 6))).toEqual([0, 0, 0]);
+    expect(x[6]).toBeCloseTo(1, 6); // 0.9 * 1.2 capped
+    expect(x[7]).toBeCloseTo(0.1, 6);
+    expect(x[8]).toBeCloseTo(0.8, 6);
   });
 });

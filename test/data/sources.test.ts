@@ -17,8 +17,8 @@ beforeAll(async () => {
 afterAll(async () => removeDir(dir));
 
 /** The first training batch's pixels of epoch 0 with `rotation` (undefined: the default). */
-async function firstBatch(rotation?: number): Promise<Float32Array> {
-  const { train } = await openSplitSources({ data: data(), imageSize: 24, batchSize: 4, seed: 3, rotation });
+async function firstBatch(rotation?: number, color?: number): Promise<Float32Array> {
+  const { train } = await openSplitSources({ data: data(), imageSize: 24, batchSize: 4, seed: 3, rotation, color });
   for await (const batch of train.batches(0)) return Float32Array.from(batch.x.subarray(0, batch.size * 24 * 24 * 3));
   throw new Error('no training batch');
 }
@@ -29,5 +29,15 @@ describe('openSplitSources', () => {
     expect(await firstBatch(20)).toEqual(byDefault);
     const wide = await firstBatch(180);
     expect(wide).not.toEqual(byDefault);
+  });
+
+  it('with --color, scales the channels of the same warped images: black background stays black', async () => {
+    const plain = await firstBatch(20, 0);
+    const coloured = await firstBatch(20, 0.3);
+    expect(coloured).not.toEqual(plain);
+    for (let i = 0; i < plain.length; i++) {
+      if (plain[i] === 0) expect(coloured[i]).toBe(0);
+      else expect(coloured[i] / plain[i]).toBeGreaterThan(0.69);
+    }
   });
 });

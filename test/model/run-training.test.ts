@@ -38,6 +38,7 @@ const options = (modelDir: string): TrainingOptions => ({
   labelSmoothing: 0,
   ema: 0,
   rotation: 20,
+  color: 0,
   seed: 42,
   backend: 'cpu',
   preset: 'tutorial',
