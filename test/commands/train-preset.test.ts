@@ -41,8 +41,8 @@ describe('malaria train --preset', () => {
     const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout).toContain(
-      'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128 ' +
-        '--schedule linear --warmup 0 --label-smoothing 0 --ema 0 --rotation 20; ' +
+      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128 ' +
+        '--schedule linear --warmup 0 --label-smoothing 0 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
     // The preset's stages and learning rate, the flags' filters and size.
@@ -82,8 +82,8 @@ describe('malaria train --preset', () => {
     ]);
     expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
     expect(resumed.stdout).toContain(
-      'preset laptop: --epochs 10 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128 ' +
-        '--schedule linear --warmup 0 --label-smoothing 0 --ema 0 --rotation 20; ' +
+      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128 ' +
+        '--schedule linear --warmup 0 --label-smoothing 0 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
     const other = await runInProcess(['train', '--model-dir', modelDir(), '--resume', '--preset', 'tutorial']);
@@ -117,17 +117,17 @@ describe('malaria train --preset', () => {
       '--backend',
       'cpu',
       ...['--epochs', '2', '--batch-size', '8', '--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8'],
-      ...['--schedule', 'cosine', '--warmup', '0.5', '--label-smoothing', '0.1', '--ema', '0.9', '--rotation', '180'],
+      ...['--schedule', 'cosine', '--warmup', '0.5', '--label-smoothing', '0.1', '--ema', '0.9', '--rotation', '180', '--color', '0.2'],
     ];
     const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout.find((l) => l.startsWith('preset tutorial:'))).toMatch(
-      /changed by flags: .*--schedule cosine --warmup 0\.5 --label-smoothing 0\.1 --ema 0\.9 --rotation 180$/,
+      /changed by flags: .*--schedule cosine --warmup 0\.5 --label-smoothing 0\.1 --ema 0\.9 --rotation 180 --color 0\.2$/,
     );
     expect(stdout.filter((l) => l.includes('(average of the weights; the weights themselves: '))).toHaveLength(2);
     const { settings } = await loadCheckpointState(dirOf);
     expect(settings).toMatchObject({ schedule: 'cosine', warmupEpochs: 0.5, labelSmoothing: 0.1, ema: 0.9 });
-    expect(settings.run).toMatchObject({ rotation: 180 });
+    expect(settings.run).toMatchObject({ rotation: 180, color: 0.2 });
 
     const changed = await runInProcess(['train', '--model-dir', dirOf, '--resume', '--ema', '0.5']);
     expect(changed.code).toBe(2);
@@ -142,6 +142,7 @@ describe('malaria train --preset', () => {
       [['--ema', '1'], '--ema must be 0 (off) or a decay between 0 and 1'],
       [['--label-smoothing', '1'], '--label-smoothing must be at least 0 and below 1'],
       [['--rotation', '270'], '--rotation must be between 0 and 180 degrees'],
+      [['--color', '1'], '--color must be at least 0 and below 1'],
       [['--schedule', 'step'], "'step' is invalid"],
     ] as const) {
       const run = await runInProcess(['train', '--data', data(), '--model-dir', path.join(dir, 'bad'), ...flags]);
