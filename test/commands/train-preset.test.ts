@@ -117,7 +117,20 @@ describe('malaria train --preset', () => {
       '--backend',
       'cpu',
       ...['--epochs', '2', '--batch-size', '8', '--image-size', '16', '--stages', '1,1,1', '--filters', '4,4,8,8'],
-      ...['--schedule', 'cosine', '--warmup', '0.5', '--label-smoothing', '0.1', '--ema', '0.9', '--rotation', '180', '--color', '0.2'],
+      ...[
+        '--schedule',
+        'cosine',
+        '--warmup',
+        '0.5',
+        '--label-smoothing',
+        '0.1',
+        '--ema',
+        '0.9',
+        '--rotation',
+        '180',
+        '--color',
+        '0.2',
+      ],
     ];
     const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
