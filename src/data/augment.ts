@@ -3,7 +3,6 @@
 // The warp is an inverse map on typed arrays (about 26,000 64x64 images/s on one core), written straight into
 // a batch's Float32Array scaled to [0, 1]. One sharp affine call per image ran at ~800 images/s, so sharp only
 // decodes; the geometry happens here.
-import seedrandom from 'seedrandom';
 
 /** The ImageDataGenerator arguments this module implements (same names and units as Keras). */
 export interface AugmentationRanges {
@@ -117,17 +116,6 @@ export function affineMatrix(params: Readonly<AffineParams>, size: number): Floa
 }
 
 const INV_255 = 1 / 255;
-
-/**
- * Three channel factors per position of epoch `epoch`, from their own stream (seed, epoch), so turning them on
- * leaves every image's geometry as it was.
- */
-export function epochChannelGains(count: number, seed: number | string, epoch: number, range: number): Float32Array {
-  const random = seedrandom(`malaria-colour:${seed}:${epoch}`);
-  const gains = new Float32Array(count * 3);
-  for (let i = 0; i < gains.length; i++) gains[i] = uniform(random, 1 - range, 1 + range);
-  return gains;
-}
 
 /** Multiplies each pixel's channels of one [0, 1] image in `x` at `offset` by `gains`, capped at 1. */
 export function applyChannelGains(x: Float32Array, offset: number, pixels: number, gains: ArrayLike<number>): void {

@@ -5,7 +5,6 @@ import { DEFAULT_PREFETCH } from '../config.js';
 import {
   affineMatrix,
   applyChannelGains,
-  epochChannelGains,
   randomAffineParams,
   scaleToUnit,
   TUTORIAL_AUGMENTATION,
@@ -157,6 +156,17 @@ class Limiter {
     if (next) next();
     else this.active--;
   }
+}
+
+/**
+ * Three channel factors per position of epoch `epoch`, from their own stream (seed, epoch), so turning them on
+ * leaves every image's geometry as it was.
+ */
+export function epochChannelGains(count: number, seed: number | string, epoch: number, range: number): Float32Array {
+  const random = seedrandom(`malaria-colour:${seed}:${epoch}`);
+  const gains = new Float32Array(count * 3);
+  for (let i = 0; i < gains.length; i++) gains[i] = 1 - range + 2 * range * random();
+  return gains;
 }
 
 interface EpochPlan {

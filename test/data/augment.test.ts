@@ -4,7 +4,6 @@ import {
   affineMatrix,
   applyChannelGains,
   augmentInto,
-  epochChannelGains,
   IDENTITY_PARAMS,
   randomAffineParams,
   scaleToUnit,
@@ -205,16 +204,6 @@ describe('warpAffine', () => {
 });
 
 describe('channel gains (colour augmentation)', () => {
-  it('draws three factors per position within the range, reproducibly per (seed, epoch)', () => {
-    const gains = epochChannelGains(50, 4, 2, 0.2);
-    expect(gains).toHaveLength(150);
-    expect(Math.min(...gains)).toBeGreaterThanOrEqual(0.8);
-    expect(Math.max(...gains)).toBeLessThanOrEqual(1.2);
-    expect(Math.max(...gains) - Math.min(...gains)).toBeGreaterThan(0.2);
-    expect(epochChannelGains(50, 4, 2, 0.2)).toEqual(gains);
-    expect(epochChannelGains(50, 4, 3, 0.2)).not.toEqual(gains);
-  });
-
   it('multiplies each channel by its factor and caps at 1; black stays black', () => {
     const x = Float32Array.from([0.5, 0.5, 0.5, 0, 0, 0, 0.9, 0.2, 0.4]);
     applyChannelGains(x, 3, 6, [1.2, 0.5, 2]);

@@ -2,7 +2,13 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scaleToUnit } from '../../src/data/augment.js';
-import { createBatchSource, shuffledOrder, type BatchSourceOptions, type DecodeImage } from '../../src/data/batches.js';
+import {
+  createBatchSource,
+  epochChannelGains,
+  shuffledOrder,
+  type BatchSourceOptions,
+  type DecodeImage,
+} from '../../src/data/batches.js';
 import { DecodeError, decodeResized } from '../../src/data/decode.js';
 import type { Batch } from '../../src/data/types.js';
 import { UserError } from '../../src/errors.js';
@@ -313,5 +319,17 @@ describe('prefetch', () => {
     expect(counter.calls).toBeLessThan(4 * 3 + 2); // consumed + window + decodes in flight, far below 40
     // the source still works for the next epoch
     expect((await collect(source.batches(1))).reduce((n, b) => n + b.size, 0)).toBe(40);
+  });
+});
+
+describe('epochChannelGains (colour augmentation)', () => {
+  it('draws three factors per position within the range, reproducibly per (seed, epoch)', () => {
+    const gains = epochChannelGains(50, 4, 2, 0.2);
+    expect(gains).toHaveLength(150);
+    expect(Math.min(...gains)).toBeGreaterThanOrEqual(0.8);
+    expect(Math.max(...gains)).toBeLessThanOrEqual(1.2);
+    expect(Math.max(...gains) - Math.min(...gains)).toBeGreaterThan(0.2);
+    expect(epochChannelGains(50, 4, 2, 0.2)).toEqual(gains);
+    expect(epochChannelGains(50, 4, 3, 0.2)).not.toEqual(gains);
   });
 });
