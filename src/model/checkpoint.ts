@@ -153,9 +153,7 @@ export async function loadCheckpoint(modelDir: string): Promise<Checkpoint> {
     const optimizerJson = JSON.parse(await readText(path.join(dir, OPTIMIZER_FILE), dir)) as {
       weights: tf.io.WeightsManifestEntry[];
     };
-    const bytes = await fs.readFile(path.join(dir, OPTIMIZER_WEIGHTS_FILE));
-    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    const decoded = tf.io.decodeWeights(buffer, optimizerJson.weights);
+    const decoded = await readWeights(path.join(dir, OPTIMIZER_WEIGHTS_FILE), optimizerJson.weights);
     // The momentum optimizer matches accumulators to variables by position, so keep the manifest's order.
     const optimizerWeights = optimizerJson.weights.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] }));
     return {
@@ -181,8 +179,13 @@ async function readAverage(dir: string): Promise<SavedAverage | undefined> {
   const file = path.join(dir, AVERAGE_FILE);
   if (!(await fse.pathExists(file))) return undefined;
   const manifest = JSON.parse(await readText(file, dir)) as { steps: number; weights: tf.io.WeightsManifestEntry[] };
-  const bytes = await fs.readFile(path.join(dir, AVERAGE_WEIGHTS_FILE));
-  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-  const decoded = tf.io.decodeWeights(buffer, manifest.weights);
+  const decoded = await readWeights(path.join(dir, AVERAGE_WEIGHTS_FILE), manifest.weights);
   return { steps: manifest.steps, weights: manifest.weights.map((spec) => decoded[spec.name]) };
+}
+
+/** The tensors of a weights file written by tf.io.encodeWeights, by name. */
+async function readWeights(file: string, specs: tf.io.WeightsManifestEntry[]): Promise<tf.NamedTensorMap> {
+  const bytes = await fs.readFile(file);
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  return tf.io.decodeWeights(buffer, specs);
 }

@@ -22,9 +22,8 @@ import { calibrateTemperature } from './calibrate.js';
 import { hasCheckpoint, loadCheckpoint, loadCheckpointState } from './checkpoint.js';
 import { MODEL_FILE, sweepModelFolder } from './io.js';
 import { predictionPatients, predictProbabilities } from './predict.js';
-import { formatPreset, withPreset, type PresetName } from './presets.js';
+import { formatPreset, withPreset, type PresetName, type TrainRecipe } from './presets.js';
 import { buildResNet, resolveArchitecture } from './resnet.js';
-import type { ScheduleName } from './schedule.js';
 import {
   DivergedError,
   resumeTraining,
@@ -35,29 +34,13 @@ import {
   type TrainSettings,
 } from './train.js';
 
-/** The `train` flags: the run's settings, where it reads and writes, and how it starts. */
-export interface TrainingOptions {
+/** The `train` flags: the run's recipe (a preset's settings), where it reads and writes, and how it starts. */
+export interface TrainingOptions extends TrainRecipe {
   data: string;
   modelDir: string;
   plot: string;
-  epochs: number;
-  batchSize: number;
   /** Images per forward/backward pass; default: WASM_MICRO_BATCH on wasm, else the batch size. */
   microBatch?: number;
-  lr: number;
-  imageSize: number;
-  stages: number[];
-  filters: number[];
-  schedule: ScheduleName;
-  /** Epochs of linear warm-up. */
-  warmup: number;
-  labelSmoothing: number;
-  /** Decay of the moving average of the weights saved as the model; 0: the last weights. */
-  ema: number;
-  /** Degrees of random rotation of the training images. */
-  rotation: number;
-  /** Range of the random per-channel factors of the training images. */
-  color: number;
   seed: number;
   backend: BackendChoice;
   preset: PresetName;
