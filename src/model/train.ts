@@ -196,15 +196,12 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
 /** The run's moving average of the weights, when its settings ask for one (restored from the checkpoint if any). */
 function movingAverage(run: RunState): WeightAverage | undefined {
   const decay = run.settings.ema ?? 0;
-  if (decay > 0) {
-    try {
-      return new WeightAverage(run.model, decay, run.average?.steps, run.average?.weights);
-    } finally {
-      if (run.average) tf.dispose(run.average.weights);
-    }
+  try {
+    return decay > 0 ? new WeightAverage(run.model, decay, run.average?.steps, run.average?.weights) : undefined;
+  } finally {
+    // The average's variables share the checkpoint's tensors' data (refcounted): our handles can go either way.
+    if (run.average) tf.dispose(run.average.weights);
   }
-  if (run.average) tf.dispose(run.average.weights);
-  return undefined;
 }
 
 async function runEpochsAveraged(run: RunState, average: WeightAverage | undefined): Promise<TrainResult> {
