@@ -45,6 +45,7 @@ async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached
   listing.files = listing.files.slice(0, flags.limit);
   const source = batchSourceFromListing(listing, {
     imageSize: PRESETS[flags.preset].imageSize,
+    resize: PRESETS[flags.preset].resize,
     batchSize: TRAIN_DEFAULTS.batchSize,
     augment: true,
     shuffle: true,

@@ -14,6 +14,8 @@ export const DATASET_DEFAULTS = {
 
 export const TRAIN_DEFAULTS = {
   imageSize: 64,
+  /** flow_from_directory's default interpolation, nearest-neighbour: the tutorial's. */
+  resize: 'nearest',
   batchSize: 32,
   epochs: 50,
   lr: 0.1,

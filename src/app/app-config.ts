@@ -1,6 +1,7 @@
 // What the page needs to know about the model, computed once in Node and embedded in index.html, so the page
 // does not repeat the rules (which class is positive, where the threshold comes from). Types only: the browser
 // modules import it as a type, which compiles away.
+import type { ResizeMethod } from '../data/resize.js';
 
 export interface AppConfig {
   /** Output i of the model is the probability of classNames[i]. */
@@ -9,6 +10,8 @@ export interface AppConfig {
   positiveIndex: number;
   /** The model's input is imageSize x imageSize x 3, pixels scaled by 1/255. */
   imageSize: number;
+  /** How a cell is resized to imageSize (metadata.json), as training resized it. */
+  resize: ResizeMethod;
   /** The decision threshold the page starts from: P(positive) >= threshold is positive. */
   threshold: number;
   /** Where the starting threshold came from: saved with the model, or the default 0.5. */

@@ -1,5 +1,5 @@
 // The JavaScript the page runs: the compiled ES modules of src/app/browser/ and every module they import
-// (resizeNearest, scaleToUnit, the parasitemia summary...), so the browser runs the very code training and
+// (the resize, scaleToUnit, the parasitemia summary...), so the browser runs the very code training and
 // `predict` run. Compiled, they are read from dist/src/; run from source (vitest), the .ts files are transpiled
 // on the fly so tests never see a stale build.
 import { promises as fs } from 'node:fs';

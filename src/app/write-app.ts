@@ -74,6 +74,7 @@ async function appFiles(modelDir: string): Promise<{ files: AppFiles; config: Ap
     classNames: metadata.classNames,
     positiveIndex: positiveIndexOf(metadata.classNames),
     imageSize: metadata.imageSize,
+    resize: metadata.resize,
     // loadModel has checked that a saved threshold is a probability.
     threshold: metadata.threshold ?? DEFAULT_THRESHOLD,
     thresholdSource: metadata.threshold === undefined ? 'default' : 'model',

@@ -2,6 +2,7 @@
 // The work is runTraining (src/model/run-training.ts); this file declares the flags and handles Ctrl-C.
 import { Option, type Command } from '@commander-js/extra-typings';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js';
+import { RESIZE_METHODS, type ResizeMethod } from '../data/resize.js';
 import { abortOnInterrupt } from '../io/interrupt.js';
 import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from '../model/presets.js';
 import { runTraining } from '../model/run-training.js';
@@ -45,6 +46,14 @@ function declareTrain(program: Command) {
     )
     .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr as number)
     .addOption(imageSizeOption())
+    .addOption(
+      new Option(
+        '--resize <method>',
+        'how cells are brought to --image-size: nearest (one source pixel each, the tutorial) or area (the mean of every pixel covered); saved with the model',
+      )
+        .choices(RESIZE_METHODS)
+        .default<ResizeMethod>(TRAIN_DEFAULTS.resize),
+    )
     .addOption(stagesOption())
     .addOption(filtersOption())
     .addOption(

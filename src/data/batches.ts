@@ -13,6 +13,7 @@ import {
 } from './augment.js';
 import { listSplit, type SplitListing } from './dataset.js';
 import { DecodeError, decodeResized } from './decode.js';
+import type { ResizeMethod } from './resize.js';
 import { ImageCache, DEFAULT_CACHE_BYTES } from './image-cache.js';
 import type { Batch, BatchSource, LabelledFile } from './types.js';
 
@@ -50,6 +51,8 @@ export interface PipelineStats {
 
 export interface BatchPipelineOptions {
   imageSize: number;
+  /** How a decoded cell is brought to imageSize (default nearest, the tutorial's). */
+  resize?: ResizeMethod;
   batchSize: number;
   /** Random ImageDataGenerator transform per image (training); off = resize and scale only (evaluation). */
   augment: boolean;
@@ -220,7 +223,8 @@ class DirectoryBatchSource implements ImageBatchSource {
       ),
     );
     this.cache = options.cache ?? new ImageCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
-    this.decode = options.decode ?? ((file, size) => decodeResized(file, size));
+    const resize = options.resize ?? 'nearest';
+    this.decode = options.decode ?? ((file, size) => decodeResized(file, size, file, resize));
     this.pixels = this.imageSize * this.imageSize * 3;
     for (const rejected of listing.rejected) this.skip(rejected.path, rejected.reason);
   }
@@ -277,7 +281,7 @@ class DirectoryBatchSource implements ImageBatchSource {
   }
 
   private cacheKey(file: string): string {
-    return `${this.imageSize}:${file}`;
+    return `${this.options.resize ?? 'nearest'}:${this.imageSize}:${file}`;
   }
 
   /** Writes the image of `position` into slot `slot` of `x`: augmented, or only scaled. */

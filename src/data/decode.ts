@@ -1,6 +1,6 @@
 // Decoding with sharp to 8-bit RGB, and the resize to the network's input size.
 import sharp from 'sharp';
-import { resizeNearest, type RgbImage } from './resize.js';
+import { resizeImage, resizeNearest, type ResizeMethod, type RgbImage } from './resize.js';
 
 // Moved to resize.ts so the browser app can run the same code; re-exported for existing imports.
 export { resizeNearest, type RgbImage };
@@ -46,6 +46,11 @@ export async function decodeRgb(
 }
 
 /** Decode then resize: the size x size x 3 uint8 image the network sees (before scaling to [0,1]). */
-export async function decodeResized(input: string | Buffer, size: number, name?: string): Promise<Uint8Array> {
-  return resizeNearest(await decodeRgb(input, name), size);
+export async function decodeResized(
+  input: string | Buffer,
+  size: number,
+  name?: string,
+  resize: ResizeMethod = 'nearest',
+): Promise<Uint8Array> {
+  return resizeImage(await decodeRgb(input, name), size, resize);
 }

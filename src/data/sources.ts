@@ -4,6 +4,7 @@ import { DATASET_DEFAULTS } from '../config.js';
 import { TUTORIAL_AUGMENTATION } from './augment.js';
 import { createBatchSource, type ImageBatchSource, type SkippedImage } from './batches.js';
 import { ImageCache } from './image-cache.js';
+import type { ResizeMethod } from './resize.js';
 
 export interface SplitSources {
   train: ImageBatchSource;
@@ -14,6 +15,8 @@ export interface SplitSources {
 export interface SplitSourceOptions {
   data: string;
   imageSize: number;
+  /** How cells are resized to imageSize (default nearest, the tutorial's). */
+  resize?: ResizeMethod;
   batchSize: number;
   seed: number;
   /** Degrees of the training images' random rotation (Keras' rotation_range); default: the tutorial's 20. */
@@ -26,7 +29,7 @@ export interface SplitSourceOptions {
 
 /** Training (shuffled, augmented), validation and testing (file order, resized and scaled only). */
 export async function openSplitSources(options: SplitSourceOptions): Promise<SplitSources> {
-  const { data, imageSize, batchSize, seed, onSkip } = options;
+  const { data, imageSize, resize, batchSize, seed, onSkip } = options;
   const augmentation = {
     ...TUTORIAL_AUGMENTATION,
     rotationRange: options.rotation ?? TUTORIAL_AUGMENTATION.rotationRange,
@@ -37,6 +40,7 @@ export async function openSplitSources(options: SplitSourceOptions): Promise<Spl
   const train = await createBatchSource({
     dir: splitDir(DATASET_DEFAULTS.splits.train),
     imageSize,
+    resize,
     batchSize,
     augment: true,
     augmentation,
@@ -50,6 +54,7 @@ export async function openSplitSources(options: SplitSourceOptions): Promise<Spl
     createBatchSource({
       dir: splitDir(name),
       imageSize,
+      resize,
       batchSize,
       augment: false,
       shuffle: false,

@@ -7,6 +7,7 @@ import { tf } from '../tf.js';
 import { UserError, describeFsError } from '../errors.js';
 import { scaleToUnit } from '../data/augment.js';
 import { DecodeError, decodeResized } from '../data/decode.js';
+import type { ResizeMethod } from '../data/resize.js';
 import { classifyFile, readHeader, walkFiles } from '../data/image-files.js';
 import { positiveIndexOf } from '../report/evaluation.js';
 import { summariseSlide, type SlideSummary } from '../report/parasitemia.js';
@@ -124,6 +125,7 @@ async function decodeBatch(
   start: number,
   end: number,
   size: number,
+  resize: ResizeMethod,
 ): Promise<Decoded[]> {
   const decodes: Promise<Decoded>[] = [];
   for (let index = start; index < end; index++) {
@@ -133,7 +135,7 @@ async function decodeBatch(
       continue;
     }
     decodes.push(
-      decodeResized(item.path, size, item.file).then(
+      decodeResized(item.path, size, item.file, resize).then(
         (image) => ({ index, image }),
         (err: unknown) => ({ index, error: fileError(err) }),
       ),
@@ -171,7 +173,8 @@ export async function classifyFiles(
   const pixels = size * size * 3;
   const results: FileResult[] = new Array(items.length);
   const batchSize = options.batchSize;
-  const decodeAt = (start: number) => decodeBatch(items, start, Math.min(items.length, start + batchSize), size);
+  const decodeAt = (start: number) =>
+    decodeBatch(items, start, Math.min(items.length, start + batchSize), size, metadata.resize);
   let pending = items.length > 0 ? decodeAt(0) : undefined;
   for (let start = 0; start < items.length; start += batchSize) {
     const decoded = await pending!;

@@ -48,6 +48,7 @@ export async function predictSplit(
   const source = await createBatchSource({
     dir: path.join(options.data, split),
     imageSize: metadata.imageSize,
+    resize: metadata.resize,
     batchSize: options.batchSize,
     augment: false,
     shuffle: false,

@@ -9,6 +9,7 @@ import { tf } from '../tf.js';
 import { UserError, asWriteError, describeFsError } from '../errors.js';
 import { sweepLeftovers, writeFileAtomic, writeFileSynced, type SweepResult } from '../io/atomic.js';
 import { CHECKPOINT_FOLDERS, MODEL_ENTRIES } from '../io/output-folder.js';
+import { RESIZE_METHODS, type ResizeMethod } from '../data/resize.js';
 import type { ResNetArchitecture } from './resnet.js';
 import { HISTORY_KEYS, parseHistory, type TrainingHistory } from '../report/history.js';
 
@@ -27,8 +28,8 @@ export interface ModelMetadata {
   channels: number;
   /** Pixels are divided by 255 (the tutorial's ImageDataGenerator(rescale=1/255)). */
   scaling: 'x/255';
-  /** Images are resized with nearest-neighbour sampling (Keras' default interpolation). */
-  resize: 'nearest';
+  /** How images are resized to imageSize (data/resize.ts); absent in older models: nearest, Keras' default. */
+  resize: ResizeMethod;
   /** The buildResNet options, when the model is one of ours. */
   architecture?: ResNetArchitecture;
   /** The TensorFlow.js backend that trained the model. */
@@ -196,6 +197,10 @@ function parseMetadata(value: unknown, file: string): ModelMetadata {
   }
   if (!Number.isInteger(imageSize) || (imageSize as number) <= 0) throw bad('lacks a positive whole imageSize');
   if (!Number.isInteger(channels) || (channels as number) <= 0) throw bad('lacks a positive whole channels');
+  const { resize } = value;
+  if (resize !== undefined && !RESIZE_METHODS.includes(resize as ResizeMethod)) {
+    throw bad(`names an unknown resize method ${JSON.stringify(resize)} (known: ${RESIZE_METHODS.join(', ')})`);
+  }
   const { threshold } = value;
   if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= 0 && threshold <= 1)) {
     throw new UserError(
@@ -211,7 +216,7 @@ function parseMetadata(value: unknown, file: string): ModelMetadata {
       `${file} has a temperature that is not a positive number; remove it (the model then uses 1) or train the model again`,
     );
   }
-  return value as unknown as ModelMetadata;
+  return { ...value, resize: (resize as ResizeMethod | undefined) ?? 'nearest' } as unknown as ModelMetadata;
 }
 
 export async function loadMetadata(dir: string): Promise<ModelMetadata> {

@@ -122,6 +122,7 @@ export async function resumedOptions(
   const saved: Partial<Record<keyof TrainingOptions, unknown>> = {
     data: run.data,
     imageSize: run.imageSize,
+    resize: settings.resize ?? 'nearest',
     batchSize: run.batchSize,
     rotation: run.rotation ?? TRAIN_DEFAULTS.rotation,
     color: run.color ?? 0,
@@ -227,6 +228,7 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
   const sources = await openSplitSources({
     data: flags.data,
     imageSize: flags.imageSize,
+    resize: flags.resize,
     batchSize: flags.batchSize,
     seed: flags.seed,
     rotation: flags.rotation,
@@ -344,6 +346,7 @@ async function trainOrResume(
       momentum: TRAIN_DEFAULTS.momentum,
       seed: flags.seed,
       architecture,
+      resize: flags.resize,
       run: {
         data: flags.data,
         batchSize: flags.batchSize,

@@ -5,6 +5,7 @@ import { tf } from '../tf.js';
 import { UserError } from '../errors.js';
 import type { BatchSource } from '../data/types.js';
 import type { ResNetArchitecture } from './resnet.js';
+import type { ResizeMethod } from '../data/resize.js';
 import { learningRateAt, type ScheduleName } from './schedule.js';
 import { WeightAverage } from './ema.js';
 import { batchTensor, crossEntropyAndAccuracy, imageShape, predictProbabilities } from './predict.js';
@@ -33,6 +34,8 @@ export interface TrainSettings {
   seed: number;
   /** Recorded in metadata.json when the final model is saved. */
   architecture?: ResNetArchitecture;
+  /** How the run's images were resized, recorded in metadata.json (absent in older checkpoints: nearest). */
+  resize?: ResizeMethod;
   /** The caller's own options (data folder, batch size, augmentation...), kept so a resume can rebuild its sources. */
   run?: Record<string, unknown>;
 }
@@ -320,7 +323,7 @@ function buildMetadata(model: tf.LayersModel, train: BatchSource, settings: Trai
     imageSize: height,
     channels,
     scaling: 'x/255',
-    resize: 'nearest',
+    resize: settings.resize ?? 'nearest',
     architecture: settings.architecture,
     backend: tf.getBackend(),
     created: new Date().toISOString(),

@@ -370,3 +370,35 @@ describe('the field app in chromium', () => {
     );
   });
 });
+
+describe('the field app for a model trained with area resize', () => {
+  it('resizes each cell as training did (area), not with nearest sampling', async () => {
+    await selectBackend('cpu');
+    const work = await makeTempDir('malaria-app-area-');
+    let server: AppServer | undefined;
+    let context: BrowserContext | undefined;
+    try {
+      const files = await cellImages(path.join(work, 'cells'), 2);
+      const model = await writeTinyModel(path.join(work, 'model'), files, { resize: 'area' });
+      const pOf = async (resize: 'nearest' | 'area') =>
+        predictRows(model, await nodeInputs(files, SIZE, resize), files.length, SIZE).map((row) => row[0]);
+      const area = await pOf('area');
+      const nearest = await pOf('nearest');
+      model.dispose();
+      expect(Math.max(...area.map((p, i) => Math.abs(p - nearest[i])))).toBeGreaterThan(100 * TOLERANCE);
+
+      const app = await writeApp({ modelDir: path.join(work, 'model'), outDir: path.join(work, 'app') });
+      server = await serveApp(app.outDir, 0);
+      context = await launchChromium(path.join(work, 'profile'));
+      const page = context.pages()[0] ?? (await context.newPage());
+      await openApp(page, server.url);
+      const cards = await classify(page, files);
+      expect(cards.map((c) => c.name)).toEqual(files.map((f) => path.basename(f)));
+      cards.forEach((card, i) => expect(Math.abs((card.p as number) - area[i])).toBeLessThanOrEqual(TOLERANCE));
+    } finally {
+      await context?.close();
+      await server?.close();
+      await removeDir(work);
+    }
+  });
+});

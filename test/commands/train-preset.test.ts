@@ -41,7 +41,7 @@ describe('malaria train --preset', () => {
     const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout).toContain(
-      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128 ' +
+      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stages 2,3,4 --filters 16,32,64,128 ' +
         '--schedule linear --warmup 0 --label-smoothing 0 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
@@ -82,7 +82,7 @@ describe('malaria train --preset', () => {
     ]);
     expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
     expect(resumed.stdout).toContain(
-      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --stages 2,3,4 --filters 16,32,64,128 ' +
+      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stages 2,3,4 --filters 16,32,64,128 ' +
         '--schedule linear --warmup 0 --label-smoothing 0 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
@@ -130,16 +130,25 @@ describe('malaria train --preset', () => {
         '180',
         '--color',
         '0.2',
+        '--resize',
+        'area',
       ],
     ];
     const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout.find((l) => l.startsWith('preset tutorial:'))).toMatch(
-      /changed by flags: .*--schedule cosine --warmup 0\.5 --label-smoothing 0\.1 --ema 0\.9 --rotation 180 --color 0\.2$/,
+      /changed by flags: --epochs 2 --batch-size 8 --image-size 16 --resize area .*--schedule cosine --warmup 0\.5 --label-smoothing 0\.1 --ema 0\.9 --rotation 180 --color 0\.2$/,
     );
     expect(stdout.filter((l) => l.includes('(average of the weights; the weights themselves: '))).toHaveLength(2);
     const { settings } = await loadCheckpointState(dirOf);
-    expect(settings).toMatchObject({ schedule: 'cosine', warmupEpochs: 0.5, labelSmoothing: 0.1, ema: 0.9 });
+    expect(settings).toMatchObject({
+      schedule: 'cosine',
+      warmupEpochs: 0.5,
+      labelSmoothing: 0.1,
+      ema: 0.9,
+      resize: 'area',
+    });
+    expect(JSON.parse(await fs.readFile(path.join(dirOf, 'metadata.json'), 'utf8')).resize).toBe('area');
     expect(settings.run).toMatchObject({ rotation: 180, color: 0.2 });
 
     const changed = await runInProcess(['train', '--model-dir', dirOf, '--resume', '--ema', '0.5']);
@@ -157,6 +166,7 @@ describe('malaria train --preset', () => {
       [['--rotation', '270'], '--rotation must be between 0 and 180 degrees'],
       [['--color', '1'], '--color must be at least 0 and below 1'],
       [['--schedule', 'step'], "'step' is invalid"],
+      [['--resize', 'bicubic'], "'bicubic' is invalid. Allowed choices are nearest, area"],
     ] as const) {
       const run = await runInProcess(['train', '--data', data(), '--model-dir', path.join(dir, 'bad'), ...flags]);
       expect(run.code).toBe(2);

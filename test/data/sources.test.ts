@@ -1,6 +1,9 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDataset } from '../../src/data/build-dataset.js';
+import { scaleToUnit } from '../../src/data/augment.js';
+import { decodeRgb } from '../../src/data/decode.js';
+import { resizeImage, type ResizeMethod } from '../../src/data/resize.js';
 import { openSplitSources } from '../../src/data/sources.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, splitOptions } from '../support/sample.js';
@@ -39,5 +42,23 @@ describe('openSplitSources', () => {
       if (plain[i] === 0) expect(coloured[i]).toBe(0);
       else expect(coloured[i] / plain[i]).toBeGreaterThan(0.69);
     }
+  });
+
+  it('resizes every split the same way: nearest by default, area when asked', async () => {
+    const firstValidation = async (resize?: ResizeMethod) => {
+      const { val } = await openSplitSources({ data: data(), imageSize: 24, batchSize: 4, seed: 3, resize });
+      for await (const batch of val.batches(0)) return { x: batch.x.subarray(0, 24 * 24 * 3), file: val.files[0].path };
+      throw new Error('no validation batch');
+    };
+    const expected = async (file: string, resize: ResizeMethod) => {
+      const x = new Float32Array(24 * 24 * 3);
+      scaleToUnit(resizeImage(await decodeRgb(file), 24, resize), x);
+      return x;
+    };
+    const byDefault = await firstValidation();
+    expect(byDefault.x).toEqual(await expected(byDefault.file, 'nearest'));
+    const area = await firstValidation('area');
+    expect(area.x).toEqual(await expected(area.file, 'area'));
+    expect(area.x).not.toEqual(byDefault.x);
   });
 });

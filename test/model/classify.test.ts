@@ -7,7 +7,9 @@ import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile } from '
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { CLASS_NAMES, SAMPLE_DIR, sampleNames } from '../support/sample.js';
 import { thumbsDb } from '../support/images.js';
-import { IMAGE_SIZE, tinyMetadata, tinyResNet } from '../support/models.js';
+import sharp from 'sharp';
+import { loadModel } from '../../src/model/io.js';
+import { IMAGE_SIZE, brightnessMetadata, saveBrightnessModel, tinyMetadata, tinyResNet } from '../support/models.js';
 
 const metadata = tinyMetadata();
 
@@ -109,6 +111,31 @@ describe('classifyFiles', () => {
     const [first] = all as ClassifiedFile[];
     const [firstNone] = none as ClassifiedFile[];
     expect(first.probability + firstNone.probability).toBeCloseTo(1, 5);
+  });
+
+  it("resizes each image the way the model's metadata says: nearest or area", async () => {
+    // Every third column white: nearest sampling (96 -> 32) keeps only those, area keeps a third of the light.
+    const stripes = path.join(dir, 'stripes.png');
+    const pixels = Buffer.alloc(96 * 96 * 3);
+    for (let i = 0; i < 96 * 96; i++) if (i % 3 === 1) pixels.fill(255, i * 3, i * 3 + 3);
+    await sharp(pixels, { raw: { width: 96, height: 96, channels: 3 } })
+      .png()
+      .toFile(stripes);
+    await saveBrightnessModel(path.join(dir, 'brightness'));
+    const brightness = await loadModel(path.join(dir, 'brightness'));
+    const pOf = async (resize: 'nearest' | 'area') => {
+      const [result] = await classifyFiles(
+        brightness.model,
+        { ...brightnessMetadata, resize },
+        [{ file: 'stripes.png', path: stripes }],
+        { batchSize: 1, threshold: 0.5 },
+      );
+      return (result as ClassifiedFile).probabilities[0];
+    };
+    // P(Parasitized) = sigmoid(10 (m - 0.5)) for the mean pixel m: 1 with nearest, 1/3 with area.
+    expect(await pOf('nearest')).toBeCloseTo(1 / (1 + Math.exp(-5)), 4);
+    expect(await pOf('area')).toBeCloseTo(1 / (1 + Math.exp(10 / 6)), 4);
+    brightness.model.dispose();
   });
 
   it('refuses a model whose input does not match its metadata', async () => {

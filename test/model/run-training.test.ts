@@ -6,6 +6,7 @@ import { selectBackend } from '../../src/tf.js';
 import { WASM_MICRO_BATCH } from '../../src/config.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { hasCheckpoint } from '../../src/model/checkpoint.js';
+import { loadMetadata } from '../../src/model/io.js';
 import { chooseMicroBatch, runTraining, type TrainingOptions } from '../../src/model/run-training.js';
 import { silentReporter, type Reporter } from '../../src/report/reporter.js';
 import { copySample, splitOptions } from '../support/sample.js';
@@ -31,6 +32,7 @@ const options = (modelDir: string): TrainingOptions => ({
   batchSize: 8,
   lr: 0.05,
   imageSize: 16,
+  resize: 'nearest',
   stages: [1, 1, 1],
   filters: [4, 4, 8, 8],
   schedule: 'linear',
@@ -75,6 +77,25 @@ describe('runTraining', () => {
     expect(existsSync(path.join(dir, 'model.png'))).toBe(true);
     // The testing report resamples the patients of the testing split (the sample's file names carry their ids).
     expect(report.results.join('\n')).toMatch(/\nbalanced accuracy: [\d.]+% \(.*over \d+ patients?\b.*\n/);
+  });
+
+  it('with resize area, saves it in metadata.json; a resume keeps it and refuses another', async () => {
+    const modelDir = path.join(dir, 'area');
+    const controller = new AbortController();
+    // Stop after the first epoch: its checkpoint is what --resume continues.
+    const report = { ...recorder(), result: (t: string) => void (/^Epoch 1\/2 - /.test(t) && controller.abort()) };
+    const interrupt = () => ({ signal: controller.signal, release: () => {} });
+    const stopped = await runTraining({ ...options(modelDir), resize: 'area' }, { report, interrupt });
+    expect(stopped).toEqual({ stoppedEarly: true, epochsCompleted: 1 });
+
+    const resumeWith = (resize: 'nearest' | 'area', given: (key: string) => boolean) =>
+      runTraining({ ...options(modelDir), resize, resume: true }, { report: recorder(), given });
+    await expect(resumeWith('nearest', (key) => key === 'resize')).rejects.toThrow(
+      "--resize nearest differs from the interrupted run's area: resume with the same flags, or leave --resize out",
+    );
+    // Not given: the flag's default (nearest) gives way to the checkpoint's area.
+    expect(await resumeWith('nearest', () => false)).toEqual({ stoppedEarly: false, epochsCompleted: 2 });
+    expect((await loadMetadata(modelDir)).resize).toBe('area');
   });
 
   it('stops at the interrupt signal before the first epoch, saving nothing, and releases the interrupt', async () => {

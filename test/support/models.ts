@@ -3,6 +3,7 @@
 import { tf } from '../../src/tf.js';
 import { scaleToUnit } from '../../src/data/augment.js';
 import { decodeResized } from '../../src/data/decode.js';
+import type { ResizeMethod } from '../../src/data/resize.js';
 import { saveModel, type ModelMetadata } from '../../src/model/io.js';
 import {
   buildResNet,
@@ -127,11 +128,16 @@ export async function writeTinyModel(
   return model;
 }
 
-/** The network's inputs as training and `evaluate` prepare them: sharp decode, resizeNearest, x/255. */
-export async function nodeInputs(files: readonly string[], size: number): Promise<Float32Array> {
+/** The network's inputs as training and `evaluate` prepare them: sharp decode, the resize (nearest), x/255. */
+export async function nodeInputs(
+  files: readonly string[],
+  size: number,
+  resize: ResizeMethod = 'nearest',
+): Promise<Float32Array> {
   const pixels = size * size * 3;
   const x = new Float32Array(files.length * pixels);
-  for (let i = 0; i < files.length; i++) scaleToUnit(await decodeResized(files[i], size), x, i * pixels);
+  for (let i = 0; i < files.length; i++)
+    scaleToUnit(await decodeResized(files[i], size, undefined, resize), x, i * pixels);
   return x;
 }
 

@@ -1,7 +1,7 @@
 // The browser side of inference, preprocessing exactly as training does: decode to 8-bit RGB (alpha dropped, no
-// colour management), resizeNearest (the same compiled module Node uses), scale by 1/255 (scaleToUnit, also
+// colour management), the model's resize (the same compiled module Node uses), scale by 1/255 (scaleToUnit, also
 // shared), NHWC float32.
-import { resizeNearest, type RgbImage } from '../../data/resize.js';
+import { resizeImage, type ResizeMethod, type RgbImage } from '../../data/resize.js';
 import { scaleToUnit } from '../../data/augment.js';
 import { batchProbabilities, type InferenceOptions } from '../../model/inference.js';
 import { tf, type LayersModel } from './tf-global.js';
@@ -48,8 +48,13 @@ function canvas2d(width: number, height: number): Canvas2d {
 }
 
 /** The network's input for one image: size x size x 3 float32 in [0, 1]. */
-export async function cellInput(file: Blob, size: number, maxPixels: number): Promise<Float32Array> {
-  const pixels = resizeNearest(await decodeRgb(file, maxPixels), size);
+export async function cellInput(
+  file: Blob,
+  size: number,
+  resize: ResizeMethod,
+  maxPixels: number,
+): Promise<Float32Array> {
+  const pixels = resizeImage(await decodeRgb(file, maxPixels), size, resize);
   const input = new Float32Array(pixels.length);
   scaleToUnit(pixels, input);
   return input;

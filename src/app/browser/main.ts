@@ -102,7 +102,10 @@ async function classifyQueued(): Promise<void> {
       const readable: { result: CellResult; input: Float32Array }[] = [];
       for (const { result, file } of batch) {
         try {
-          readable.push({ result, input: await cellInput(file, config.imageSize, config.maxInputPixels) });
+          readable.push({
+            result,
+            input: await cellInput(file, config.imageSize, config.resize, config.maxInputPixels),
+          });
         } catch (err) {
           result.error = err instanceof Error && err.message ? err.message : 'not an image this browser can decode';
         }
