@@ -6,6 +6,7 @@ import { DEFAULT_THRESHOLD } from '../config.js';
 import { UserError } from '../errors.js';
 import { clusterBootstrap, type BootstrapIntervals } from './bootstrap.js';
 import { calibrationOf, formatEce, type Calibration } from './calibration.js';
+import { errorsByPatient, formatPatientErrors, type PatientErrors } from './patient-errors.js';
 import {
   classificationMetrics,
   positiveMask,
@@ -52,6 +53,8 @@ export interface Screening extends Omit<ScreeningMetrics, 'ci95'> {
   ci95Method: string;
   /** What the bootstrap resampled. */
   bootstrap: Omit<BootstrapIntervals, 'balancedAccuracy' | 'auc'>;
+  /** Cells and errors per patient, most errors first; absent when no cell has a patient id. */
+  patients?: PatientErrors[];
 }
 
 export interface Evaluation {
@@ -93,12 +96,17 @@ export function evaluatePredictions(
   const pPositive = positiveProbabilities(probabilities, classes, positiveIndex);
   const predicted = predictAtThreshold(pPositive, threshold, positiveIndex);
   const screening = screeningMetrics(labels, predicted, positiveIndex, pPositive);
+  const isPositive = positiveMask(labels, positiveIndex);
+  const predictedPositive = Array.from(predicted, (label) => label === positiveIndex);
   const { balancedAccuracy, auc, ...bootstrap } = clusterBootstrap({
-    isPositive: positiveMask(labels, positiveIndex),
+    isPositive,
     scores: pPositive,
-    predictedPositive: Array.from(predicted, (label) => label === positiveIndex),
+    predictedPositive,
     clusters: options.clusters,
   });
+  const patients = options.clusters?.some((id) => id !== undefined)
+    ? errorsByPatient(isPositive, predictedPositive, options.clusters)
+    : undefined;
   return {
     metrics: classificationMetrics(labels, { labels: predicted }, classNames),
     calibration,
@@ -109,6 +117,7 @@ export function evaluatePredictions(
       ci95: { ...screening.ci95, balancedAccuracy, auc },
       ci95Method: bootstrapMethod(bootstrap),
       bootstrap,
+      ...(patients ? { patients } : {}),
     },
   };
 }
@@ -260,6 +269,7 @@ export function evaluationJson(
       },
       ci95Method: screening.ci95Method,
     });
+    if (screening.patients) json.patients = screening.patients;
     if (origin) json.thresholdSource = origin.source;
     if (origin?.selection) {
       const { split, targetSensitivity, sensitivity, positivesFlagged, positives } = origin.selection;
@@ -343,5 +353,8 @@ export function formatScreening(screening: Screening, source?: ThresholdSource):
     `accuracy:    ${percent(screening.accuracy)}${percentInterval(screening.ci95.accuracy)}`,
     `balanced accuracy: ${percent(screening.balancedAccuracy)}${bootstrapInterval(screening.ci95.balancedAccuracy, bootstrap, (v) => (100 * v).toFixed(1), '%')}`,
     `ROC AUC: ${auc}   MCC: ${screening.mcc.toFixed(4)}`,
-  ].join('\n');
+    formatPatientErrors(screening.patients ?? []),
+  ]
+    .filter((line) => line !== '')
+    .join('\n');
 }
