@@ -77,6 +77,12 @@ function declareTrain(program: Command) {
       TRAIN_DEFAULTS.labelSmoothing as number,
     )
     .option(
+      '--l2 <f>',
+      "L2 penalty on every kernel, f * sum(w^2) (the tutorial's weight decay; 0: off)",
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.l2 as number,
+    )
+    .option(
       '--ema <decay>',
       'save a moving average of the weights, updated each step with this decay, as the model (0: the last weights)',
       nonNegativeNumber,

@@ -19,6 +19,8 @@ export interface TrainRecipe {
   /** Epochs of linear warm-up. */
   warmup: number;
   labelSmoothing: number;
+  /** L2 factor on every convolution and dense kernel (the tutorial's 5e-4): the weight decay. */
+  l2: number;
   /** Decay of the weights' moving average saved as the model; 0: the last weights. */
   ema: number;
   /** Degrees of random rotation of the training images. */
@@ -39,6 +41,7 @@ export const PRESETS = {
     schedule: TRAIN_DEFAULTS.schedule,
     warmup: TRAIN_DEFAULTS.warmup,
     labelSmoothing: TRAIN_DEFAULTS.labelSmoothing,
+    l2: TRAIN_DEFAULTS.l2,
     ema: TRAIN_DEFAULTS.ema,
     rotation: TRAIN_DEFAULTS.rotation,
     color: TRAIN_DEFAULTS.color,
@@ -59,6 +62,7 @@ export const PRESETS = {
     schedule: 'linear',
     warmup: 0,
     labelSmoothing: 0,
+    l2: 5e-4,
     ema: 0,
     rotation: 180,
     color: 0.1,

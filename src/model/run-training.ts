@@ -94,6 +94,8 @@ export function validateTrainingOptions(flags: TrainingOptions): void {
     throw new UserError('--color must be at least 0 and below 1, for example 0.1');
   if (!(flags.labelSmoothing >= 0 && flags.labelSmoothing < 1))
     throw new UserError('--label-smoothing must be at least 0 and below 1, for example 0.1');
+  if (!(flags.l2 < 0.1))
+    throw new UserError('--l2 must be below 0.1 (the tutorial uses 0.0005; 0 turns the penalty off)');
   if (!(flags.ema === 0 || (flags.ema > 0 && flags.ema < 1)))
     throw new UserError('--ema must be 0 (off) or a decay between 0 and 1, for example 0.999');
   if (flags.resume && flags.force) throw new UserError('--resume and --force contradict each other: pass one of them');
@@ -134,6 +136,7 @@ export async function resumedOptions(
     schedule: settings.schedule ?? 'linear',
     warmup: settings.warmupEpochs ?? 0,
     labelSmoothing: settings.labelSmoothing ?? 0,
+    l2: settings.architecture?.l2,
     ema: settings.ema ?? 0,
     preset: run.preset,
   };
@@ -330,7 +333,7 @@ async function trainOrResume(
       classes: train.classNames.length,
       stages: flags.stages,
       filters: flags.filters,
-      l2: TRAIN_DEFAULTS.l2,
+      l2: flags.l2,
       seed: flags.seed,
     });
     const model = buildResNet({ ...architecture, seed: flags.seed });

@@ -42,7 +42,7 @@ describe('malaria train --preset', () => {
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout).toContain(
       'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stages 2,3,4 --filters 16,32,64,128 ' +
-        '--schedule linear --warmup 0 --label-smoothing 0 --ema 0 --rotation 180 --color 0.1; ' +
+        '--schedule linear --warmup 0 --label-smoothing 0 --l2 0.0005 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
     // The preset's stages and learning rate, the flags' filters and size.
@@ -83,7 +83,7 @@ describe('malaria train --preset', () => {
     expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
     expect(resumed.stdout).toContain(
       'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stages 2,3,4 --filters 16,32,64,128 ' +
-        '--schedule linear --warmup 0 --label-smoothing 0 --ema 0 --rotation 180 --color 0.1; ' +
+        '--schedule linear --warmup 0 --label-smoothing 0 --l2 0.0005 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
     const other = await runInProcess(['train', '--model-dir', modelDir(), '--resume', '--preset', 'tutorial']);
@@ -104,7 +104,7 @@ describe('malaria train --preset', () => {
     expect(unknown.stderr.join('\n')).toMatch(/--preset.*'gpu' is invalid\. Allowed choices are tutorial, laptop/);
   });
 
-  it('--schedule, --warmup, --label-smoothing and --ema are part of the recipe: printed, checkpointed, kept by --resume', async () => {
+  it('--schedule, --warmup, --label-smoothing, --l2 and --ema are part of the recipe: printed, checkpointed, kept by --resume', async () => {
     const dirOf = path.join(dir, 'extras');
     const args = [
       'train',
@@ -124,6 +124,8 @@ describe('malaria train --preset', () => {
         '0.5',
         '--label-smoothing',
         '0.1',
+        '--l2',
+        '0.001',
         '--ema',
         '0.9',
         '--rotation',
@@ -137,7 +139,7 @@ describe('malaria train --preset', () => {
     const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout.find((l) => l.startsWith('preset tutorial:'))).toMatch(
-      /changed by flags: --epochs 2 --batch-size 8 --image-size 16 --resize area .*--schedule cosine --warmup 0\.5 --label-smoothing 0\.1 --ema 0\.9 --rotation 180 --color 0\.2$/,
+      /changed by flags: --epochs 2 --batch-size 8 --image-size 16 --resize area .*--schedule cosine --warmup 0\.5 --label-smoothing 0\.1 --l2 0\.001 --ema 0\.9 --rotation 180 --color 0\.2$/,
     );
     expect(stdout.filter((l) => l.includes('(average of the weights; the weights themselves: '))).toHaveLength(2);
     const { settings } = await loadCheckpointState(dirOf);
@@ -147,6 +149,7 @@ describe('malaria train --preset', () => {
       labelSmoothing: 0.1,
       ema: 0.9,
       resize: 'area',
+      architecture: { l2: 0.001 },
     });
     expect(JSON.parse(await fs.readFile(path.join(dirOf, 'metadata.json'), 'utf8')).resize).toBe('area');
     expect(settings.run).toMatchObject({ rotation: 180, color: 0.2 });
@@ -155,6 +158,11 @@ describe('malaria train --preset', () => {
     expect(changed.code).toBe(2);
     expect(changed.stderr.filter((l) => l.startsWith('malaria:'))).toEqual([
       "malaria: --ema 0.5 differs from the interrupted run's 0.9: resume with the same flags, or leave --ema out",
+    ]);
+    const otherPenalty = await runInProcess(['train', '--model-dir', dirOf, '--resume', '--l2', '0.0005']);
+    expect(otherPenalty.code).toBe(2);
+    expect(otherPenalty.stderr.filter((l) => l.startsWith('malaria:'))).toEqual([
+      "malaria: --l2 0.0005 differs from the interrupted run's 0.001: resume with the same flags, or leave --l2 out",
     ]);
   });
 
@@ -165,6 +173,7 @@ describe('malaria train --preset', () => {
       [['--label-smoothing', '1'], '--label-smoothing must be at least 0 and below 1'],
       [['--rotation', '270'], '--rotation must be between 0 and 180 degrees'],
       [['--color', '1'], '--color must be at least 0 and below 1'],
+      [['--l2', '0.5'], '--l2 must be below 0.1'],
       [['--schedule', 'step'], "'step' is invalid"],
       [['--resize', 'bicubic'], "'bicubic' is invalid. Allowed choices are nearest, area"],
     ] as const) {

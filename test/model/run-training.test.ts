@@ -38,6 +38,7 @@ const options = (modelDir: string): TrainingOptions => ({
   schedule: 'linear',
   warmup: 0,
   labelSmoothing: 0,
+  l2: 5e-4,
   ema: 0,
   rotation: 20,
   color: 0,
