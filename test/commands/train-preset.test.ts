@@ -42,7 +42,7 @@ describe('malaria train --preset', () => {
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout).toContain(
       'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stages 2,3,4 --filters 16,32,64,128 ' +
-        '--schedule linear --warmup 0 --label-smoothing 0 --l2 0.0005 --ema 0 --rotation 180 --color 0.1; ' +
+        '--schedule linear --warmup 0 --label-smoothing 0.1 --l2 0.0001 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
     // The preset's stages and learning rate, the flags' filters and size.
@@ -55,7 +55,7 @@ describe('malaria train --preset', () => {
     expect(settings).toMatchObject({
       epochs: 1,
       initialLr: 0.1,
-      architecture: { stages: [2, 3, 4], filters: [4, 4, 8, 8] },
+      architecture: { stages: [2, 3, 4], filters: [4, 4, 8, 8], l2: 1e-4 },
     });
     expect(settings.run).toMatchObject({ preset: 'laptop', imageSize: 16, batchSize: 8 });
 
@@ -83,7 +83,7 @@ describe('malaria train --preset', () => {
     expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
     expect(resumed.stdout).toContain(
       'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stages 2,3,4 --filters 16,32,64,128 ' +
-        '--schedule linear --warmup 0 --label-smoothing 0 --l2 0.0005 --ema 0 --rotation 180 --color 0.1; ' +
+        '--schedule linear --warmup 0 --label-smoothing 0.1 --l2 0.0001 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
     const other = await runInProcess(['train', '--model-dir', modelDir(), '--resume', '--preset', 'tutorial']);
