@@ -7,10 +7,18 @@ import { Command, Option } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../src/config.js';
-import { BACKEND_HELP, parseBackendChoice, selectBackend, tf, type BackendChoice } from '../src/tf.js';
+import { TRAIN_DEFAULTS } from '../src/config.js';
+import {
+  BACKEND_HELP,
+  parseBackendChoice,
+  selectBackend,
+  tf,
+  type BackendChoice,
+  type BackendName,
+} from '../src/tf.js';
 import { listSplit } from '../src/data/dataset.js';
 import { batchSourceFromListing } from '../src/data/batches.js';
+import { activationsPerImage, chooseMicroBatch } from '../src/model/micro-batch.js';
 import { buildResNet } from '../src/model/resnet.js';
 import { trainStep } from '../src/model/train.js';
 import { batchProbabilities } from '../src/model/inference.js';
@@ -67,14 +75,14 @@ async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached
 /** The preset's ResNet (the tutorial's: 64x64), batch 32: steady-state training and inference images per second. */
 async function benchModel(
   flags: BenchFlags,
-  backend: string,
+  backend: BackendName,
 ): Promise<{ train: number; infer: number; inferTta: number; microBatch: number; gpuBytes?: number }> {
   const recipe: TrainRecipe = PRESETS[flags.preset];
   const batch = TRAIN_DEFAULTS.batchSize;
   const size = recipe.imageSize;
   const model = buildResNet({ inputSize: size, classes: 2, stages: recipe.stages, filters: recipe.filters, seed: 1 });
   const optimizer = tf.train.momentum(TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.momentum);
-  const microBatch = flags.microBatch ?? (backend === 'wasm' ? WASM_MICRO_BATCH : batch);
+  const microBatch = chooseMicroBatch(backend, batch, activationsPerImage(model), flags.microBatch);
   const x = new Float32Array(batch * size * size * 3).map(() => Math.random());
   const labels = Int32Array.from({ length: batch }, (_, i) => i % 2);
 

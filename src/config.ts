@@ -54,9 +54,3 @@ export const DEFAULT_THRESHOLD = 0.5;
 export const DEFAULT_PREFETCH = 3;
 
 export type SplitName = (typeof DATASET_DEFAULTS.splits)[keyof typeof DATASET_DEFAULTS.splits];
-
-/**
- * Micro-batch on the wasm backend: its memory is capped at 4 GB (wasm32) and the tutorial's ResNet aborted
- * there at batch 16 and 32, so batches are split and their gradients accumulated.
- */
-export const WASM_MICRO_BATCH = 8;

@@ -1,7 +1,7 @@
 // Measures one backend in this process: loads it, then inference and training img/s of a ResNet for a few seconds
 // each. `malaria backends` runs it in a child process per backend, because a loaded backend stays in its process.
-import { WASM_MICRO_BATCH } from '../config.js';
 import { UserError } from '../errors.js';
+import { activationsPerImage, chooseMicroBatch } from '../model/micro-batch.js';
 import { buildResNet, type ResNetOptions } from '../model/resnet.js';
 import { trainStep } from '../model/train.js';
 import { selectBackend, tf, type BackendChoice } from '../tf.js';
@@ -65,7 +65,7 @@ export async function measureBackend(
     emit({ event: 'infer', imgPerSecond: infer.perSecond * batchSize, batches: infer.runs });
 
     // As `train` runs it: micro-batches only where wasm's 4 GB need them.
-    const microBatch = backend.name === 'wasm' ? Math.min(WASM_MICRO_BATCH, batchSize) : batchSize;
+    const microBatch = chooseMicroBatch(backend.name, batchSize, activationsPerImage(model));
     const optimizer = tf.train.momentum(0.01, 0.9);
     const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const train = await rate(async () => {

@@ -1,7 +1,7 @@
 // `malaria train`: the tutorial's ResNet on <data>/training, validated on <data>/validation, reported on <data>/testing.
 // The work is runTraining (src/model/run-training.ts); this file declares the flags and handles Ctrl-C.
 import { Option, type Command } from '@commander-js/extra-typings';
-import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js';
+import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
 import { RESIZE_METHODS, type ResizeMethod } from '../data/resize.js';
 import { abortOnInterrupt } from '../io/interrupt.js';
 import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from '../model/presets.js';
@@ -41,7 +41,7 @@ function declareTrain(program: Command) {
     .addOption(batchSizeOption('training'))
     .option(
       '--micro-batch <n>',
-      `images per forward/backward pass; a batch's gradients are summed over its micro-batches (default: ${WASM_MICRO_BATCH} on wasm, else the batch size)`,
+      `images per forward/backward pass; a batch's gradients are summed over its micro-batches (default: the batch, on wasm halved until it fits its 4 GB: 8 for the tutorial's ResNet)`,
       positiveInt,
     )
     .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr as number)

@@ -46,13 +46,14 @@ export const PRESETS = {
     rotation: TRAIN_DEFAULTS.rotation,
     color: TRAIN_DEFAULTS.color,
   },
-  // Measured on the 12,000-image per-patient split (BENCHMARKS.md, "Accuracy for new patients"): 33-38 minutes of
-  // `train` on 2 cores (wasm, 2 threads). Of the recipes tried, chosen on the validation patients: this net at 48x48
-  // for 13 epochs beat a shallower one at 64x64 for 10; rotations of any angle and per-channel colour factors helped;
-  // label smoothing 0.1 raised validation for both seeds tried, and a fifth of the tutorial's weight decay (--l2 1e-4)
-  // raised it for one seed and tied for the other (this small net under-fits its augmented images in 13 epochs); the
-  // moving average of the weights (--ema 0.998) did not, so it stays off; nor did the area resize (--resize area) or a
-  // cosine schedule with warm-up.
+  // Measured on the 12,000-image per-patient split (BENCHMARKS.md, "Accuracy for new patients"): 28 minutes of
+  // `train` on 2 cores (wasm, 2 threads, whole batches of 32; 33-38 in micro-batches of 8 before wasm chose by
+  // memory). Of the recipes tried, chosen on the validation patients: this net at 48x48 for 13 epochs beat a
+  // shallower one at 64x64 for 10, and 16 epochs did no better than 13; rotations of any angle and per-channel
+  // colour factors helped; label smoothing 0.1 raised validation for both seeds tried, and a fifth of the tutorial's
+  // weight decay (--l2 1e-4) raised it for one seed and tied for the other (this small net under-fits its augmented
+  // images in 13 epochs); the moving average of the weights (--ema 0.998) did not, so it stays off; nor did the area
+  // resize (--resize area) or a cosine schedule with warm-up.
   laptop: {
     epochs: 13,
     batchSize: 32,

@@ -1,9 +1,9 @@
 // `malaria train`'s work, apart from the command line: reconcile the flags with the preset or the checkpoint being
-// resumed, check --model-dir, choose the micro-batch, train (or resume), fit the temperature and report on the
-// testing split. `runTraining` runs the steps in order; each is exported so a test can drive one alone.
+// resumed, check --model-dir, train (or resume) in micro-batches the backend can hold, fit the temperature and report
+// on the testing split. `runTraining` runs the steps in order; each is exported so a test can drive one alone.
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATASET_DEFAULTS, TRAIN_DEFAULTS, WASM_MICRO_BATCH } from '../config.js';
+import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
 import { selectBackend, type BackendChoice, type BackendName, type tf } from '../tf.js';
 import { openSplitSources, type SplitSources } from '../data/sources.js';
@@ -21,6 +21,7 @@ import { epochLine, fraction4, modelLine } from '../report/training-log.js';
 import { calibrateTemperature } from './calibrate.js';
 import { hasCheckpoint, loadCheckpoint, loadCheckpointState } from './checkpoint.js';
 import { MODEL_FILE, sweepModelFolder } from './io.js';
+import { activationsPerImage, chooseMicroBatch } from './micro-batch.js';
 import { predictionPatients, predictProbabilities } from './predict.js';
 import { formatPreset, withPreset, type PresetName, type TrainRecipe } from './presets.js';
 import { buildResNet, resolveArchitecture } from './resnet.js';
@@ -39,7 +40,7 @@ export interface TrainingOptions extends TrainRecipe {
   data: string;
   modelDir: string;
   plot: string;
-  /** Images per forward/backward pass; default: WASM_MICRO_BATCH on wasm, else the batch size. */
+  /** Images per forward/backward pass; default: chooseMicroBatch's for the backend and network. */
   microBatch?: number;
   seed: number;
   backend: BackendChoice;
@@ -197,9 +198,15 @@ export async function checkModelDir(flags: TrainingOptions): Promise<void> {
   }
 }
 
-/** Images per forward/backward pass: the flag, else WASM_MICRO_BATCH on wasm (its 4 GB memory), else the batch. */
-export function chooseMicroBatch(backend: BackendName, batchSize: number, flag?: number): number {
-  return flag ?? (backend === 'wasm' ? WASM_MICRO_BATCH : batchSize);
+/** The micro-batch for this model on this backend, announced when a batch is split into several. */
+function microBatchFor(model: tf.LayersModel, flags: TrainingOptions, backend: BackendName, report: Reporter): number {
+  const microBatch = chooseMicroBatch(backend, flags.batchSize, activationsPerImage(model), flags.microBatch);
+  if (microBatch < flags.batchSize) {
+    report.result(
+      `batch ${flags.batchSize} is trained as ${Math.ceil(flags.batchSize / microBatch)} micro-batches of ${microBatch} with summed gradients (one optimizer step per batch; batch norm sees ${microBatch} images at a time)`,
+    );
+  }
+  return microBatch;
 }
 
 /**
@@ -247,18 +254,10 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
       `${flags.data}/${DATASET_DEFAULTS.splits.val} holds no images: rebuild the splits with \`malaria build-dataset\``,
     );
 
-  const microBatch = chooseMicroBatch(backend.name, flags.batchSize, flags.microBatch);
-  if (microBatch < flags.batchSize) {
-    report.result(
-      `batch ${flags.batchSize} is trained as ${Math.ceil(flags.batchSize / microBatch)} micro-batches of ${microBatch} with summed gradients (one optimizer step per batch; batch norm sees ${microBatch} images at a time)`,
-    );
-  }
-
   const interrupt = events.interrupt?.();
   let trained;
   try {
     trained = await trainOrResume(flags, sources, {
-      microBatch,
       backend: backend.name,
       report,
       signal: interrupt?.signal,
@@ -292,7 +291,7 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
 async function trainOrResume(
   flags: TrainingOptions,
   { train, val }: SplitSources,
-  run: { microBatch: number; backend: BackendName; report: Reporter; signal?: AbortSignal },
+  run: { backend: BackendName; report: Reporter; signal?: AbortSignal },
 ): Promise<{ model: tf.LayersModel; result: TrainResult; epochs: number }> {
   const { report } = run;
   let bar: ProgressBar | undefined;
@@ -301,7 +300,8 @@ async function trainOrResume(
   let epochs = flags.epochs;
   const callbacks = {
     modelDir: flags.modelDir,
-    microBatchSize: run.microBatch,
+    // Set once the model is built or loaded: it depends on the network's size.
+    microBatchSize: undefined as number | undefined,
     signal: run.signal,
     onBatchEnd: (info: BatchEndInfo) => {
       bar ??= report.progress({
@@ -324,6 +324,7 @@ async function trainOrResume(
       epochs = checkpoint.settings.epochs;
       report.result(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
       report.result(modelLine(checkpoint.model, flags));
+      callbacks.microBatchSize = microBatchFor(checkpoint.model, flags, run.backend, report);
       return { model: checkpoint.model, result: await resumeTraining(checkpoint, train, val, callbacks), epochs };
     }
     // checkModelDir found the folder missing, empty or one of our model folders.
@@ -338,6 +339,7 @@ async function trainOrResume(
     });
     const model = buildResNet({ ...architecture, seed: flags.seed });
     report.result(modelLine(model, flags));
+    callbacks.microBatchSize = microBatchFor(model, flags, run.backend, report);
     const settings: TrainSettings = {
       epochs: flags.epochs,
       initialLr: flags.lr,

@@ -3,11 +3,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
-import { WASM_MICRO_BATCH } from '../../src/config.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { hasCheckpoint } from '../../src/model/checkpoint.js';
 import { loadMetadata } from '../../src/model/io.js';
-import { chooseMicroBatch, runTraining, type TrainingOptions } from '../../src/model/run-training.js';
+import { runTraining, type TrainingOptions } from '../../src/model/run-training.js';
 import { silentReporter, type Reporter } from '../../src/report/reporter.js';
 import { copySample, splitOptions } from '../support/sample.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
@@ -62,12 +61,6 @@ function recorder(): Reporter & { results: string[]; notes: string[] } {
 }
 
 describe('runTraining', () => {
-  it('chooses the micro-batch: the flag, else 8 on wasm, else the batch', () => {
-    expect(chooseMicroBatch('wasm', 32)).toBe(WASM_MICRO_BATCH);
-    expect(chooseMicroBatch('cpu', 32)).toBe(32);
-    expect(chooseMicroBatch('wasm', 32, 16)).toBe(16);
-  });
-
   it('trains, reports through the reporter (the backend line as a note) and writes the plot', async () => {
     const report = recorder();
     const outcome = await runTraining(options(path.join(dir, 'model')), { report });
