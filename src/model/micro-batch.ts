@@ -9,7 +9,7 @@ import type { BackendName, tf } from '../tf.js';
 // live at once (the forward pass kept for the gradients, the gradients, temporaries).
 const WASM_BASE_BYTES = 0.6e9;
 const WASM_BYTES_PER_ACTIVATION = 11.2;
-/** Below wasm32's 4 GB with room for the decoded-image cache's JS side and fragmentation. */
+/** Below wasm32's 4 GB, with room for fragmentation and the estimate's error (12 images of the tutorial's fit). */
 const WASM_TRAIN_BUDGET_BYTES = 3.0e9;
 
 /** Values of every layer's output for one image: what a training step keeps per image. */
