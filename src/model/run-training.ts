@@ -300,8 +300,6 @@ async function trainOrResume(
   let epochs = flags.epochs;
   const callbacks = {
     modelDir: flags.modelDir,
-    // Set once the model is built or loaded: it depends on the network's size.
-    microBatchSize: undefined as number | undefined,
     signal: run.signal,
     onBatchEnd: (info: BatchEndInfo) => {
       bar ??= report.progress({
@@ -324,8 +322,9 @@ async function trainOrResume(
       epochs = checkpoint.settings.epochs;
       report.result(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
       report.result(modelLine(checkpoint.model, flags));
-      callbacks.microBatchSize = microBatchFor(checkpoint.model, flags, run.backend, report);
-      return { model: checkpoint.model, result: await resumeTraining(checkpoint, train, val, callbacks), epochs };
+      const microBatchSize = microBatchFor(checkpoint.model, flags, run.backend, report);
+      const result = await resumeTraining(checkpoint, train, val, { ...callbacks, microBatchSize });
+      return { model: checkpoint.model, result, epochs };
     }
     // checkModelDir found the folder missing, empty or one of our model folders.
     if (flags.force && fs.existsSync(flags.modelDir)) await emptyOurFolder(flags.modelDir);
@@ -339,7 +338,7 @@ async function trainOrResume(
     });
     const model = buildResNet({ ...architecture, seed: flags.seed });
     report.result(modelLine(model, flags));
-    callbacks.microBatchSize = microBatchFor(model, flags, run.backend, report);
+    const microBatchSize = microBatchFor(model, flags, run.backend, report);
     const settings: TrainSettings = {
       epochs: flags.epochs,
       initialLr: flags.lr,
@@ -362,7 +361,7 @@ async function trainOrResume(
         preset: flags.preset,
       },
     };
-    return { model, result: await trainModel(model, train, val, settings, callbacks), epochs };
+    return { model, result: await trainModel(model, train, val, settings, { ...callbacks, microBatchSize }), epochs };
   } catch (err) {
     throw err instanceof DivergedError ? divergedError(err, flags) : err;
   } finally {
