@@ -16,6 +16,8 @@ export const TRAIN_DEFAULTS = {
   imageSize: 64,
   /** flow_from_directory's default interpolation, nearest-neighbour: the tutorial's. */
   resize: 'nearest',
+  /** The tutorial's colours, as the slide gave them. */
+  stain: 'keep',
   batchSize: 32,
   epochs: 50,
   lr: 0.1,

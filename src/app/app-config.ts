@@ -2,6 +2,7 @@
 // does not repeat the rules (which class is positive, where the threshold comes from). Types only: the browser
 // modules import it as a type, which compiles away.
 import type { ResizeMethod } from '../data/resize.js';
+import type { StainMethod } from '../data/stain.js';
 
 export interface AppConfig {
   /** Output i of the model is the probability of classNames[i]. */
@@ -12,6 +13,8 @@ export interface AppConfig {
   imageSize: number;
   /** How a cell is resized to imageSize (metadata.json), as training resized it. */
   resize: ResizeMethod;
+  /** What is done to a cell's colours after the resize (metadata.json), as training did. */
+  stain: StainMethod;
   /** The decision threshold the page starts from: P(positive) >= threshold is positive. */
   threshold: number;
   /** Where the starting threshold came from: saved with the model, or the default 0.5. */

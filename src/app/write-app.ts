@@ -75,6 +75,7 @@ async function appFiles(modelDir: string): Promise<{ files: AppFiles; config: Ap
     positiveIndex: positiveIndexOf(metadata.classNames),
     imageSize: metadata.imageSize,
     resize: metadata.resize,
+    stain: metadata.stain,
     // loadModel has checked that a saved threshold is a probability.
     threshold: metadata.threshold ?? DEFAULT_THRESHOLD,
     thresholdSource: metadata.threshold === undefined ? 'default' : 'model',

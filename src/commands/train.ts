@@ -3,6 +3,7 @@
 import { Option, type Command } from '@commander-js/extra-typings';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
 import { RESIZE_METHODS, type ResizeMethod } from '../data/resize.js';
+import { STAIN_METHODS, type StainMethod } from '../data/stain.js';
 import { abortOnInterrupt } from '../io/interrupt.js';
 import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from '../model/presets.js';
 import { runTraining } from '../model/run-training.js';
@@ -53,6 +54,14 @@ function declareTrain(program: Command) {
       )
         .choices(RESIZE_METHODS)
         .default<ResizeMethod>(TRAIN_DEFAULTS.resize),
+    )
+    .addOption(
+      new Option(
+        '--stain <method>',
+        "what is done to each cell's colours after the resize: keep them (the tutorial) or balance each cell's mean colour to one reference, so slides stained darker or paler look alike; saved with the model",
+      )
+        .choices(STAIN_METHODS)
+        .default<StainMethod>(TRAIN_DEFAULTS.stain),
     )
     .addOption(stagesOption())
     .addOption(filtersOption())

@@ -14,6 +14,7 @@ import {
 import { listSplit, type SplitListing } from './dataset.js';
 import { DecodeError, decodeResized } from './decode.js';
 import type { ResizeMethod } from './resize.js';
+import type { StainMethod } from './stain.js';
 import { ImageCache, DEFAULT_CACHE_BYTES } from './image-cache.js';
 import type { Batch, BatchSource, LabelledFile } from './types.js';
 
@@ -53,6 +54,8 @@ export interface BatchPipelineOptions {
   imageSize: number;
   /** How a decoded cell is brought to imageSize (default nearest, the tutorial's). */
   resize?: ResizeMethod;
+  /** What is done to each cell's colours after the resize (default keep, the tutorial's). */
+  stain?: StainMethod;
   batchSize: number;
   /** Random ImageDataGenerator transform per image (training); off = resize and scale only (evaluation). */
   augment: boolean;
@@ -224,7 +227,8 @@ class DirectoryBatchSource implements ImageBatchSource {
     );
     this.cache = options.cache ?? new ImageCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
     const resize = options.resize ?? 'nearest';
-    this.decode = options.decode ?? ((file, size) => decodeResized(file, size, file, resize));
+    const stain = options.stain ?? 'keep';
+    this.decode = options.decode ?? ((file, size) => decodeResized(file, size, file, resize, stain));
     this.pixels = this.imageSize * this.imageSize * 3;
     for (const rejected of listing.rejected) this.skip(rejected.path, rejected.reason);
   }
@@ -281,7 +285,7 @@ class DirectoryBatchSource implements ImageBatchSource {
   }
 
   private cacheKey(file: string): string {
-    return `${this.options.resize ?? 'nearest'}:${this.imageSize}:${file}`;
+    return `${this.options.resize ?? 'nearest'}:${this.options.stain ?? 'keep'}:${this.imageSize}:${file}`;
   }
 
   /** Writes the image of `position` into slot `slot` of `x`: augmented, or only scaled. */

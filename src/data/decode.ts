@@ -1,5 +1,6 @@
 // Decoding with sharp to 8-bit RGB, and the resize to the network's input size.
 import sharp from 'sharp';
+import { applyStain, type StainMethod } from './stain.js';
 import { resizeImage, resizeNearest, type ResizeMethod, type RgbImage } from './resize.js';
 
 // Moved to resize.ts so the browser app can run the same code; re-exported for existing imports.
@@ -45,12 +46,13 @@ export async function decodeRgb(
   }
 }
 
-/** Decode then resize: the size x size x 3 uint8 image the network sees (before scaling to [0,1]). */
+/** Decode, resize, then the stain step: the size x size x 3 uint8 image the network sees (before scaling to [0,1]). */
 export async function decodeResized(
   input: string | Buffer,
   size: number,
   name?: string,
   resize: ResizeMethod = 'nearest',
+  stain: StainMethod = 'keep',
 ): Promise<Uint8Array> {
-  return resizeImage(await decodeRgb(input, name), size, resize);
+  return applyStain(resizeImage(await decodeRgb(input, name), size, resize), stain);
 }

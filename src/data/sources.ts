@@ -5,6 +5,7 @@ import { TUTORIAL_AUGMENTATION } from './augment.js';
 import { createBatchSource, type ImageBatchSource, type SkippedImage } from './batches.js';
 import { ImageCache } from './image-cache.js';
 import type { ResizeMethod } from './resize.js';
+import type { StainMethod } from './stain.js';
 
 export interface SplitSources {
   train: ImageBatchSource;
@@ -17,6 +18,8 @@ export interface SplitSourceOptions {
   imageSize: number;
   /** How cells are resized to imageSize (default nearest, the tutorial's). */
   resize?: ResizeMethod;
+  /** What is done to each cell's colours after the resize (default keep, the tutorial's). */
+  stain?: StainMethod;
   batchSize: number;
   seed: number;
   /** Degrees of the training images' random rotation (Keras' rotation_range); default: the tutorial's 20. */
@@ -29,7 +32,7 @@ export interface SplitSourceOptions {
 
 /** Training (shuffled, augmented), validation and testing (file order, resized and scaled only). */
 export async function openSplitSources(options: SplitSourceOptions): Promise<SplitSources> {
-  const { data, imageSize, resize, batchSize, seed, onSkip } = options;
+  const { data, imageSize, resize, stain, batchSize, seed, onSkip } = options;
   const augmentation = {
     ...TUTORIAL_AUGMENTATION,
     rotationRange: options.rotation ?? TUTORIAL_AUGMENTATION.rotationRange,
@@ -41,6 +44,7 @@ export async function openSplitSources(options: SplitSourceOptions): Promise<Spl
     dir: splitDir(DATASET_DEFAULTS.splits.train),
     imageSize,
     resize,
+    stain,
     batchSize,
     augment: true,
     augmentation,
@@ -55,6 +59,7 @@ export async function openSplitSources(options: SplitSourceOptions): Promise<Spl
       dir: splitDir(name),
       imageSize,
       resize,
+      stain,
       batchSize,
       augment: false,
       shuffle: false,

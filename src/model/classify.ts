@@ -8,6 +8,7 @@ import { UserError, describeFsError } from '../errors.js';
 import { scaleToUnit } from '../data/augment.js';
 import { DecodeError, decodeResized } from '../data/decode.js';
 import type { ResizeMethod } from '../data/resize.js';
+import type { StainMethod } from '../data/stain.js';
 import { classifyFile, readHeader, walkFiles } from '../data/image-files.js';
 import { positiveIndexOf } from '../report/evaluation.js';
 import { summariseSlide, type SlideSummary } from '../report/parasitemia.js';
@@ -126,6 +127,7 @@ async function decodeBatch(
   end: number,
   size: number,
   resize: ResizeMethod,
+  stain: StainMethod,
 ): Promise<Decoded[]> {
   const decodes: Promise<Decoded>[] = [];
   for (let index = start; index < end; index++) {
@@ -135,7 +137,7 @@ async function decodeBatch(
       continue;
     }
     decodes.push(
-      decodeResized(item.path, size, item.file, resize).then(
+      decodeResized(item.path, size, item.file, resize, stain).then(
         (image) => ({ index, image }),
         (err: unknown) => ({ index, error: fileError(err) }),
       ),
@@ -174,7 +176,7 @@ export async function classifyFiles(
   const results: FileResult[] = new Array(items.length);
   const batchSize = options.batchSize;
   const decodeAt = (start: number) =>
-    decodeBatch(items, start, Math.min(items.length, start + batchSize), size, metadata.resize);
+    decodeBatch(items, start, Math.min(items.length, start + batchSize), size, metadata.resize, metadata.stain);
   let pending = items.length > 0 ? decodeAt(0) : undefined;
   for (let start = 0; start < items.length; start += batchSize) {
     const decoded = await pending!;

@@ -49,6 +49,7 @@ export async function predictSplit(
     dir: path.join(options.data, split),
     imageSize: metadata.imageSize,
     resize: metadata.resize,
+    stain: metadata.stain,
     batchSize: options.batchSize,
     augment: false,
     shuffle: false,

@@ -10,6 +10,7 @@ import { UserError, asWriteError, describeFsError } from '../errors.js';
 import { sweepLeftovers, writeFileAtomic, writeFileSynced, type SweepResult } from '../io/atomic.js';
 import { CHECKPOINT_FOLDERS, MODEL_ENTRIES } from '../io/output-folder.js';
 import { RESIZE_METHODS, type ResizeMethod } from '../data/resize.js';
+import { STAIN_METHODS, type StainMethod } from '../data/stain.js';
 import type { ResNetArchitecture } from './resnet.js';
 import { HISTORY_KEYS, parseHistory, type TrainingHistory } from '../report/history.js';
 
@@ -30,6 +31,8 @@ export interface ModelMetadata {
   scaling: 'x/255';
   /** How images are resized to imageSize (data/resize.ts); absent in older models: nearest, Keras' default. */
   resize: ResizeMethod;
+  /** What is done to a cell's colours after the resize (data/stain.ts); absent in older models: keep. */
+  stain: StainMethod;
   /** The buildResNet options, when the model is one of ours. */
   architecture?: ResNetArchitecture;
   /** The TensorFlow.js backend that trained the model. */
@@ -201,6 +204,10 @@ function parseMetadata(value: unknown, file: string): ModelMetadata {
   if (resize !== undefined && !RESIZE_METHODS.includes(resize as ResizeMethod)) {
     throw bad(`names an unknown resize method ${JSON.stringify(resize)} (known: ${RESIZE_METHODS.join(', ')})`);
   }
+  const { stain } = value;
+  if (stain !== undefined && !STAIN_METHODS.includes(stain as StainMethod)) {
+    throw bad(`names an unknown stain method ${JSON.stringify(stain)} (known: ${STAIN_METHODS.join(', ')})`);
+  }
   const { threshold } = value;
   if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= 0 && threshold <= 1)) {
     throw new UserError(
@@ -216,7 +223,11 @@ function parseMetadata(value: unknown, file: string): ModelMetadata {
       `${file} has a temperature that is not a positive number; remove it (the model then uses 1) or train the model again`,
     );
   }
-  return { ...value, resize: (resize as ResizeMethod | undefined) ?? 'nearest' } as unknown as ModelMetadata;
+  return {
+    ...value,
+    resize: (resize as ResizeMethod | undefined) ?? 'nearest',
+    stain: (stain as StainMethod | undefined) ?? 'keep',
+  } as unknown as ModelMetadata;
 }
 
 export async function loadMetadata(dir: string): Promise<ModelMetadata> {

@@ -3,6 +3,7 @@
 // command line overrides the preset's value for that setting.
 import { TRAIN_DEFAULTS } from '../config.js';
 import type { ResizeMethod } from '../data/resize.js';
+import type { StainMethod } from '../data/stain.js';
 import type { ScheduleName } from './schedule.js';
 
 /** The settings a preset chooses; every one of them is also a `train` flag. */
@@ -13,6 +14,8 @@ export interface TrainRecipe {
   imageSize: number;
   /** How cells are brought to imageSize; saved with the model, so every later use resizes the same way. */
   resize: ResizeMethod;
+  /** What is done to each cell's colours after the resize (data/stain.ts); saved with the model like resize. */
+  stain: StainMethod;
   stages: number[];
   filters: number[];
   schedule: ScheduleName;
@@ -36,6 +39,7 @@ export const PRESETS = {
     lr: TRAIN_DEFAULTS.lr,
     imageSize: TRAIN_DEFAULTS.imageSize,
     resize: TRAIN_DEFAULTS.resize,
+    stain: TRAIN_DEFAULTS.stain,
     stages: [...TRAIN_DEFAULTS.stages],
     filters: [...TRAIN_DEFAULTS.filters],
     schedule: TRAIN_DEFAULTS.schedule,
@@ -60,6 +64,7 @@ export const PRESETS = {
     lr: 0.1,
     imageSize: 48,
     resize: 'nearest',
+    stain: 'keep',
     stages: [2, 3, 4],
     filters: [16, 32, 64, 128],
     schedule: 'linear',

@@ -126,6 +126,7 @@ export async function resumedOptions(
     data: run.data,
     imageSize: run.imageSize,
     resize: settings.resize ?? 'nearest',
+    stain: settings.stain ?? 'keep',
     batchSize: run.batchSize,
     rotation: run.rotation ?? TRAIN_DEFAULTS.rotation,
     color: run.color ?? 0,
@@ -239,6 +240,7 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
     data: flags.data,
     imageSize: flags.imageSize,
     resize: flags.resize,
+    stain: flags.stain,
     batchSize: flags.batchSize,
     seed: flags.seed,
     rotation: flags.rotation,
@@ -351,6 +353,7 @@ async function trainOrResume(
       seed: flags.seed,
       architecture,
       resize: flags.resize,
+      stain: flags.stain,
       run: {
         data: flags.data,
         batchSize: flags.batchSize,

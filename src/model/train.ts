@@ -6,6 +6,7 @@ import { UserError } from '../errors.js';
 import type { BatchSource } from '../data/types.js';
 import type { ResNetArchitecture } from './resnet.js';
 import type { ResizeMethod } from '../data/resize.js';
+import type { StainMethod } from '../data/stain.js';
 import { learningRateAt, type ScheduleName } from './schedule.js';
 import { WeightAverage } from './ema.js';
 import { batchTensor, crossEntropyAndAccuracy, imageShape, predictProbabilities } from './predict.js';
@@ -36,6 +37,8 @@ export interface TrainSettings {
   architecture?: ResNetArchitecture;
   /** How the run's images were resized, recorded in metadata.json (absent in older checkpoints: nearest). */
   resize?: ResizeMethod;
+  /** What the run did to its cells' colours after the resize, recorded in metadata.json (absent: keep). */
+  stain?: StainMethod;
   /** The caller's own options (data folder, batch size, augmentation...), kept so a resume can rebuild its sources. */
   run?: Record<string, unknown>;
 }
@@ -324,6 +327,7 @@ function buildMetadata(model: tf.LayersModel, train: BatchSource, settings: Trai
     channels,
     scaling: 'x/255',
     resize: settings.resize ?? 'nearest',
+    stain: settings.stain ?? 'keep',
     architecture: settings.architecture,
     backend: tf.getBackend(),
     created: new Date().toISOString(),

@@ -371,21 +371,22 @@ describe('the field app in chromium', () => {
   });
 });
 
-describe('the field app for a model trained with area resize', () => {
-  it('resizes each cell as training did (area), not with nearest sampling', async () => {
+describe('the field app for a model trained with area resize and balanced stain', () => {
+  it('resizes and balances each cell as training did, not with nearest sampling or the colours kept', async () => {
     await selectBackend('cpu');
     const work = await makeTempDir('malaria-app-area-');
     let server: AppServer | undefined;
     let context: BrowserContext | undefined;
     try {
       const files = await cellImages(path.join(work, 'cells'), 2);
-      const model = await writeTinyModel(path.join(work, 'model'), files, { resize: 'area' });
-      const pOf = async (resize: 'nearest' | 'area') =>
-        predictRows(model, await nodeInputs(files, SIZE, resize), files.length, SIZE).map((row) => row[0]);
-      const area = await pOf('area');
-      const nearest = await pOf('nearest');
+      const model = await writeTinyModel(path.join(work, 'model'), files, { resize: 'area', stain: 'balance' });
+      const pOf = async (resize: 'nearest' | 'area', stain: 'keep' | 'balance') =>
+        predictRows(model, await nodeInputs(files, SIZE, resize, stain), files.length, SIZE).map((row) => row[0]);
+      const area = await pOf('area', 'balance');
+      const others = [await pOf('nearest', 'balance'), await pOf('area', 'keep')];
       model.dispose();
-      expect(Math.max(...area.map((p, i) => Math.abs(p - nearest[i])))).toBeGreaterThan(100 * TOLERANCE);
+      for (const other of others)
+        expect(Math.max(...area.map((p, i) => Math.abs(p - other[i])))).toBeGreaterThan(100 * TOLERANCE);
 
       const app = await writeApp({ modelDir: path.join(work, 'model'), outDir: path.join(work, 'app') });
       server = await serveApp(app.outDir, 0);

@@ -58,6 +58,7 @@ describe('writeApp', () => {
       'vendor/tf.min.js',
       'js/app/browser/main.js',
       'js/data/resize.js',
+      'js/data/stain.js',
       'js/report/parasitemia.js',
     ]) {
       expect(written).toContain(name);

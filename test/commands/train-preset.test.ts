@@ -41,7 +41,7 @@ describe('malaria train --preset', () => {
     const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout).toContain(
-      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stages 2,3,4 --filters 16,32,64,128 ' +
+      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stain keep --stages 2,3,4 --filters 16,32,64,128 ' +
         '--schedule linear --warmup 0 --label-smoothing 0.1 --l2 0.0001 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
@@ -82,7 +82,7 @@ describe('malaria train --preset', () => {
     ]);
     expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
     expect(resumed.stdout).toContain(
-      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stages 2,3,4 --filters 16,32,64,128 ' +
+      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stain keep --stages 2,3,4 --filters 16,32,64,128 ' +
         '--schedule linear --warmup 0 --label-smoothing 0.1 --l2 0.0001 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
@@ -134,12 +134,14 @@ describe('malaria train --preset', () => {
         '0.2',
         '--resize',
         'area',
+        '--stain',
+        'balance',
       ],
     ];
     const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout.find((l) => l.startsWith('preset tutorial:'))).toMatch(
-      /changed by flags: --epochs 2 --batch-size 8 --image-size 16 --resize area .*--schedule cosine --warmup 0\.5 --label-smoothing 0\.1 --l2 0\.001 --ema 0\.9 --rotation 180 --color 0\.2$/,
+      /changed by flags: --epochs 2 --batch-size 8 --image-size 16 --resize area --stain balance .*--schedule cosine --warmup 0\.5 --label-smoothing 0\.1 --l2 0\.001 --ema 0\.9 --rotation 180 --color 0\.2$/,
     );
     expect(stdout.filter((l) => l.includes('(average of the weights; the weights themselves: '))).toHaveLength(2);
     const { settings } = await loadCheckpointState(dirOf);
@@ -149,9 +151,13 @@ describe('malaria train --preset', () => {
       labelSmoothing: 0.1,
       ema: 0.9,
       resize: 'area',
+      stain: 'balance',
       architecture: { l2: 0.001 },
     });
-    expect(JSON.parse(await fs.readFile(path.join(dirOf, 'metadata.json'), 'utf8')).resize).toBe('area');
+    expect(JSON.parse(await fs.readFile(path.join(dirOf, 'metadata.json'), 'utf8'))).toMatchObject({
+      resize: 'area',
+      stain: 'balance',
+    });
     expect(settings.run).toMatchObject({ rotation: 180, color: 0.2 });
 
     const changed = await runInProcess(['train', '--model-dir', dirOf, '--resume', '--ema', '0.5']);
@@ -176,6 +182,7 @@ describe('malaria train --preset', () => {
       [['--l2', '0.5'], '--l2 must be below 0.1'],
       [['--schedule', 'step'], "'step' is invalid"],
       [['--resize', 'bicubic'], "'bicubic' is invalid. Allowed choices are nearest, area"],
+      [['--stain', 'grey'], "'grey' is invalid. Allowed choices are keep, balance"],
     ] as const) {
       const run = await runInProcess(['train', '--data', data(), '--model-dir', path.join(dir, 'bad'), ...flags]);
       expect(run.code).toBe(2);

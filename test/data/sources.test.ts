@@ -4,6 +4,7 @@ import { buildDataset } from '../../src/data/build-dataset.js';
 import { scaleToUnit } from '../../src/data/augment.js';
 import { decodeRgb } from '../../src/data/decode.js';
 import { resizeImage, type ResizeMethod } from '../../src/data/resize.js';
+import { balanceStain } from '../../src/data/stain.js';
 import { openSplitSources } from '../../src/data/sources.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, splitOptions } from '../support/sample.js';
@@ -60,5 +61,27 @@ describe('openSplitSources', () => {
     const area = await firstValidation('area');
     expect(area.x).toEqual(await expected(area.file, 'area'));
     expect(area.x).not.toEqual(byDefault.x);
+  });
+
+  it('balances the stain of every split when asked, after the resize', async () => {
+    const { val, train } = await openSplitSources({
+      data: data(),
+      imageSize: 24,
+      batchSize: 4,
+      seed: 3,
+      stain: 'balance',
+    });
+    const expected = new Float32Array(24 * 24 * 3);
+    scaleToUnit(balanceStain(resizeImage(await decodeRgb(val.files[0].path), 24, 'nearest')), expected);
+    for await (const batch of val.batches(0)) {
+      expect(batch.x.subarray(0, 24 * 24 * 3)).toEqual(expected);
+      break;
+    }
+    // The training images too: the same shuffle and warps as without, on balanced cells.
+    const plain = await firstBatch();
+    for await (const batch of train.batches(0)) {
+      expect(batch.x.subarray(0, plain.length)).not.toEqual(plain);
+      break;
+    }
   });
 });

@@ -113,7 +113,7 @@ describe('classifyFiles', () => {
     expect(first.probability + firstNone.probability).toBeCloseTo(1, 5);
   });
 
-  it("resizes each image the way the model's metadata says: nearest or area", async () => {
+  it("resizes each image and treats its colours the way the model's metadata says", async () => {
     // Every third column white: nearest sampling (96 -> 32) keeps only those, area keeps a third of the light.
     const stripes = path.join(dir, 'stripes.png');
     const pixels = Buffer.alloc(96 * 96 * 3);
@@ -123,10 +123,10 @@ describe('classifyFiles', () => {
       .toFile(stripes);
     await saveBrightnessModel(path.join(dir, 'brightness'));
     const brightness = await loadModel(path.join(dir, 'brightness'));
-    const pOf = async (resize: 'nearest' | 'area') => {
+    const pOf = async (resize: 'nearest' | 'area', stain: 'keep' | 'balance' = 'keep') => {
       const [result] = await classifyFiles(
         brightness.model,
-        { ...brightnessMetadata, resize },
+        { ...brightnessMetadata, resize, stain },
         [{ file: 'stripes.png', path: stripes }],
         { batchSize: 1, threshold: 0.5 },
       );
@@ -135,6 +135,10 @@ describe('classifyFiles', () => {
     // P(Parasitized) = sigmoid(10 (m - 0.5)) for the mean pixel m: 1 with nearest, 1/3 with area.
     expect(await pOf('nearest')).toBeCloseTo(1 / (1 + Math.exp(-5)), 4);
     expect(await pOf('area')).toBeCloseTo(1 / (1 + Math.exp(10 / 6)), 4);
+    // Balanced, white (nearest) and grey (area) alike take the reference colour: m = mean(186, 155, 165) / 255.
+    const balanced = 1 / (1 + Math.exp(-10 * (506 / 765 - 0.5)));
+    expect(await pOf('nearest', 'balance')).toBeCloseTo(balanced, 2);
+    expect(await pOf('area', 'balance')).toBeCloseTo(balanced, 2);
     brightness.model.dispose();
   });
 

@@ -28,10 +28,10 @@ beforeAll(async () => {
 afterAll(async () => removeDir(dir));
 
 describe('predictSplit', () => {
-  it("resizes the split's images the way the model's metadata says", async () => {
+  it("resizes the split's images and treats their colours the way the model's metadata says", async () => {
     const { model } = await loadModel(path.join(dir, 'model'));
-    const pOf = async (resize: 'nearest' | 'area') => {
-      const metadata = { ...brightnessMetadata, resize };
+    const pOf = async (resize: 'nearest' | 'area', stain: 'keep' | 'balance' = 'keep') => {
+      const metadata = { ...brightnessMetadata, resize, stain };
       const options = { data: path.join(dir, 'data'), batchSize: 4 };
       const predictions = await predictSplit(model, metadata, options, 'testing', silentReporter);
       return predictions.probabilities[0];
@@ -39,6 +39,8 @@ describe('predictSplit', () => {
     // P(Parasitized) = sigmoid(10 (m - 0.5)), m the mean pixel: 1 after nearest sampling, 1/3 after area.
     expect(await pOf('nearest')).toBeCloseTo(1 / (1 + Math.exp(-5)), 4);
     expect(await pOf('area')).toBeCloseTo(1 / (1 + Math.exp(10 / 6)), 4);
+    // Balanced, the white cell takes the reference colour: m = mean(186, 155, 165) / 255.
+    expect(await pOf('nearest', 'balance')).toBeCloseTo(1 / (1 + Math.exp(-10 * (506 / 765 - 0.5))), 2);
     model.dispose();
   });
 });

@@ -113,12 +113,15 @@ describe('saveModel / loadModel', () => {
       await expectUserError(loadModel(dir), /2 outputs but metadata\.json names 3 classes/);
       await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify({ ...metadata, resize: 'bicubic' }));
       await expectUserError(loadModel(dir), /unknown resize method "bicubic" \(known: nearest, area\)/);
-      // Older models say nothing of the resize: they were trained with nearest sampling.
-      const { resize: _omitted, ...older } = metadata;
+      await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify({ ...metadata, stain: 'grey' }));
+      await expectUserError(loadModel(dir), /unknown stain method "grey" \(known: keep, balance\)/);
+      // Older models say nothing of the resize or the stain: they were trained with nearest sampling, colours kept.
+      const { resize: _omitted, stain: _alsoOmitted, ...older } = metadata;
       await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify(older));
       const loaded = await loadModel(dir);
       track(loaded.model);
       expect(loaded.metadata.resize).toBe('nearest');
+      expect(loaded.metadata.stain).toBe('keep');
       await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify(metadata));
       await fs.rm(path.join(dir, 'weights.bin'));
       await expectUserError(loadModel(dir), /weights\.bin: not found; the model folder is incomplete/);

@@ -32,6 +32,7 @@ const options = (modelDir: string): TrainingOptions => ({
   lr: 0.05,
   imageSize: 16,
   resize: 'nearest',
+  stain: 'keep',
   stages: [1, 1, 1],
   filters: [4, 4, 8, 8],
   schedule: 'linear',
@@ -73,13 +74,16 @@ describe('runTraining', () => {
     expect(report.results.join('\n')).toMatch(/\nbalanced accuracy: [\d.]+% \(.*over \d+ patients?\b.*\n/);
   });
 
-  it('with resize area, saves it in metadata.json; a resume keeps it and refuses another', async () => {
+  it('with resize area and stain balance, saves them in metadata.json; a resume keeps them and refuses others', async () => {
     const modelDir = path.join(dir, 'area');
     const controller = new AbortController();
     // Stop after the first epoch: its checkpoint is what --resume continues.
     const report = { ...recorder(), result: (t: string) => void (/^Epoch 1\/2 - /.test(t) && controller.abort()) };
     const interrupt = () => ({ signal: controller.signal, release: () => {} });
-    const stopped = await runTraining({ ...options(modelDir), resize: 'area' }, { report, interrupt });
+    const stopped = await runTraining(
+      { ...options(modelDir), resize: 'area', stain: 'balance' },
+      { report, interrupt },
+    );
     expect(stopped).toEqual({ stoppedEarly: true, epochsCompleted: 1 });
 
     const resumeWith = (resize: 'nearest' | 'area', given: (key: string) => boolean) =>
@@ -87,9 +91,16 @@ describe('runTraining', () => {
     await expect(resumeWith('nearest', (key) => key === 'resize')).rejects.toThrow(
       "--resize nearest differs from the interrupted run's area: resume with the same flags, or leave --resize out",
     );
-    // Not given: the flag's default (nearest) gives way to the checkpoint's area.
+    await expect(
+      runTraining(
+        { ...options(modelDir), resize: 'area', stain: 'keep', resume: true },
+        { report: recorder(), given: (key) => key === 'stain' },
+      ),
+    ).rejects.toThrow("--stain keep differs from the interrupted run's balance");
+    // Not given: the flags' defaults (nearest, keep) give way to the checkpoint's area and balance.
     expect(await resumeWith('nearest', () => false)).toEqual({ stoppedEarly: false, epochsCompleted: 2 });
-    expect((await loadMetadata(modelDir)).resize).toBe('area');
+    const metadata = await loadMetadata(modelDir);
+    expect([metadata.resize, metadata.stain]).toEqual(['area', 'balance']);
   });
 
   it('stops at the interrupt signal before the first epoch, saving nothing, and releases the interrupt', async () => {

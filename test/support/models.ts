@@ -4,6 +4,7 @@ import { tf } from '../../src/tf.js';
 import { scaleToUnit } from '../../src/data/augment.js';
 import { decodeResized } from '../../src/data/decode.js';
 import type { ResizeMethod } from '../../src/data/resize.js';
+import type { StainMethod } from '../../src/data/stain.js';
 import { saveModel, type ModelMetadata } from '../../src/model/io.js';
 import {
   buildResNet,
@@ -96,6 +97,7 @@ export function tinyMetadata(overrides: Partial<ModelMetadata> = {}): ModelMetad
     channels: 3,
     scaling: 'x/255',
     resize: 'nearest',
+    stain: 'keep',
     architecture: TINY_ARCHITECTURE,
     backend: 'cpu',
     created: '2024-01-02T03:04:05.000Z',
@@ -128,16 +130,17 @@ export async function writeTinyModel(
   return model;
 }
 
-/** The network's inputs as training and `evaluate` prepare them: sharp decode, the resize (nearest), x/255. */
+/** The network's inputs as training and `evaluate` prepare them: sharp decode, the resize, the stain step, x/255. */
 export async function nodeInputs(
   files: readonly string[],
   size: number,
   resize: ResizeMethod = 'nearest',
+  stain: StainMethod = 'keep',
 ): Promise<Float32Array> {
   const pixels = size * size * 3;
   const x = new Float32Array(files.length * pixels);
   for (let i = 0; i < files.length; i++)
-    scaleToUnit(await decodeResized(files[i], size, undefined, resize), x, i * pixels);
+    scaleToUnit(await decodeResized(files[i], size, undefined, resize, stain), x, i * pixels);
   return x;
 }
 
@@ -179,6 +182,7 @@ export const brightnessMetadata: ModelMetadata = {
   channels: 3,
   scaling: 'x/255',
   resize: 'nearest',
+  stain: 'keep',
   backend: 'cpu',
   created: '2024-01-02T03:04:05.000Z',
 };

@@ -1,7 +1,8 @@
 // The browser side of inference, preprocessing exactly as training does: decode to 8-bit RGB (alpha dropped, no
-// colour management), the model's resize (the same compiled module Node uses), scale by 1/255 (scaleToUnit, also
-// shared), NHWC float32.
+// colour management), the model's resize and stain step (the same compiled modules Node uses), scale by 1/255
+// (scaleToUnit, also shared), NHWC float32.
 import { resizeImage, type ResizeMethod, type RgbImage } from '../../data/resize.js';
+import { applyStain, type StainMethod } from '../../data/stain.js';
 import { scaleToUnit } from '../../data/augment.js';
 import { batchProbabilities, type InferenceOptions } from '../../model/inference.js';
 import { tf, type LayersModel } from './tf-global.js';
@@ -52,9 +53,10 @@ export async function cellInput(
   file: Blob,
   size: number,
   resize: ResizeMethod,
+  stain: StainMethod,
   maxPixels: number,
 ): Promise<Float32Array> {
-  const pixels = resizeImage(await decodeRgb(file, maxPixels), size, resize);
+  const pixels = applyStain(resizeImage(await decodeRgb(file, maxPixels), size, resize), stain);
   const input = new Float32Array(pixels.length);
   scaleToUnit(pixels, input);
   return input;
