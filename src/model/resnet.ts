@@ -115,7 +115,9 @@ export function buildResNet(options: ResNetOptions): tf.LayersModel {
   x = relu('head_relu').apply(x) as tf.SymbolicTensor;
   // The tutorial pools 8x8. On 64x64 inputs the final map is 16x16, so the flatten holds 2x2xK features; on 32x32
   // it is 8x8 -> 1x1xK. A map smaller than 8 (inputs under 32 with three stages) would make a valid 8x8 pool
-  // impossible, so the pool then covers the whole map (global average pooling).
+  // impossible, so the pool then covers the whole map (global average pooling). On 48x48 (the laptop preset) the
+  // map is 12x12 and the valid 8x8 pool reads its top-left 8x8; pooling all of it was measured no better on the
+  // validation patients (BENCHMARKS.md, row P), so Keras' behaviour stays.
   const mapSize = finalMapSize(arch.inputSize, stages.length);
   const pool = Math.min(POOL_SIZE, mapSize);
   x = tf.layers
