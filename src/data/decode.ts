@@ -1,7 +1,7 @@
 // Decoding with sharp to 8-bit RGB, and the resize to the network's input size.
 import sharp from 'sharp';
-import { applyStain, type StainMethod } from './stain.js';
-import { resizeImage, resizeNearest, type ResizeMethod, type RgbImage } from './resize.js';
+import { prepareCell, type StainMethod } from './stain.js';
+import { resizeNearest, type ResizeMethod, type RgbImage } from './resize.js';
 
 // Moved to resize.ts so the browser app can run the same code; re-exported for existing imports.
 export { resizeNearest, type RgbImage };
@@ -54,5 +54,5 @@ export async function decodeResized(
   resize: ResizeMethod = 'nearest',
   stain: StainMethod = 'keep',
 ): Promise<Uint8Array> {
-  return applyStain(resizeImage(await decodeRgb(input, name), size, resize), stain);
+  return prepareCell(await decodeRgb(input, name), size, resize, stain);
 }

@@ -1,6 +1,7 @@
 // Stain balance: each cell's colour brought to one reference, so a slide stained darker or bluer than any the model
 // was trained on looks like the others. Shared byte for byte by training (Node) and the field app (browser): it
 // must stay dependency-free, like resize.ts.
+import { resizeImage, type ResizeMethod, type RgbImage } from './resize.js';
 
 /**
  * What is done to a cell's colours after the resize: `keep` them (the tutorial), or `balance` each cell to the
@@ -54,4 +55,12 @@ export function balanceStain(
 /** Applies `method` to a resized cell (in place) and returns it. */
 export function applyStain(pixels: Uint8Array, method: StainMethod): Uint8Array {
   return method === 'balance' ? balanceStain(pixels) : pixels;
+}
+
+/**
+ * A decoded cell as the network sees it before scaling: resized, then the stain step. Node (decode.ts) and the
+ * field app both call this, so their inputs match byte for byte.
+ */
+export function prepareCell(image: RgbImage, size: number, resize: ResizeMethod, stain: StainMethod): Uint8Array {
+  return applyStain(resizeImage(image, size, resize), stain);
 }

@@ -1,8 +1,8 @@
 // The browser side of inference, preprocessing exactly as training does: decode to 8-bit RGB (alpha dropped, no
 // colour management), the model's resize and stain step (the same compiled modules Node uses), scale by 1/255
 // (scaleToUnit, also shared), NHWC float32.
-import { resizeImage, type ResizeMethod, type RgbImage } from '../../data/resize.js';
-import { applyStain, type StainMethod } from '../../data/stain.js';
+import type { ResizeMethod, RgbImage } from '../../data/resize.js';
+import { prepareCell, type StainMethod } from '../../data/stain.js';
 import { scaleToUnit } from '../../data/augment.js';
 import { batchProbabilities, type InferenceOptions } from '../../model/inference.js';
 import { tf, type LayersModel } from './tf-global.js';
@@ -56,7 +56,7 @@ export async function cellInput(
   stain: StainMethod,
   maxPixels: number,
 ): Promise<Float32Array> {
-  const pixels = applyStain(resizeImage(await decodeRgb(file, maxPixels), size, resize), stain);
+  const pixels = prepareCell(await decodeRgb(file, maxPixels), size, resize, stain);
   const input = new Float32Array(pixels.length);
   scaleToUnit(pixels, input);
   return input;
