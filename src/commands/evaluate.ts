@@ -6,18 +6,20 @@ import path from 'node:path';
 import { DATASET_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
 import { selectBackend } from '../tf.js';
-import { chooseThreshold, inferenceUsed, predictSplit } from '../model/evaluate-split.js';
+import { chooseThreshold, inferenceUsed, predictSplit, type SplitPredictions } from '../model/evaluate-split.js';
 import { loadModel, METADATA_FILE, updateMetadata } from '../model/io.js';
 import {
   evaluatePredictions,
   evaluationJson,
+  predictedLabels,
   formatCalibration,
   formatScreening,
   rocData,
 } from '../report/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
 import { renderReliabilityPlot, renderRocPlot } from '../report/plot.js';
-import { createReporter } from '../report/reporter.js';
+import { createReporter, type Reporter } from '../report/reporter.js';
+import { misclassifiedCells, renderErrorSheet, SHEET } from '../report/error-sheet.js';
 import {
   backendOption,
   batchSizeOption,
@@ -59,6 +61,10 @@ function declareEvaluate(program: Command) {
     .option(
       '--calibration <png>',
       'write the reliability diagram (accuracy against confidence, with the ECE) to this PNG',
+    )
+    .option(
+      '--errors <png>',
+      `write the misclassified cells to this PNG, the most confident mistakes first (up to ${SHEET.limit}), each with its true class and patient`,
     )
     .addOption(ttaOption())
     .addOption(jsonOption('one JSON object with the metrics'));
@@ -130,6 +136,9 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
       );
       report.detail(`ROC curve written to ${flags.roc}`);
     }
+    if (flags.errors) {
+      await writeErrorSheet(predictions, metadata.classNames, threshold, flags.split, flags.errors, report);
+    }
     if (flags.saveThreshold) {
       await updateMetadata(flags.modelDir, { threshold });
       report.detail(`threshold ${threshold} saved in ${path.join(flags.modelDir, METADATA_FILE)}`);
@@ -137,4 +146,27 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
   } finally {
     model.dispose();
   }
+}
+
+/** `--errors`: the contact sheet of the cells decided wrongly at `threshold`. */
+async function writeErrorSheet(
+  predictions: SplitPredictions,
+  classNames: string[],
+  threshold: number,
+  split: string,
+  file: string,
+  report: Reporter,
+): Promise<void> {
+  if (!predictions.files) {
+    report.note(`no error sheet: the images of ${split} could not be matched with their predictions`);
+    return;
+  }
+  const cells = misclassifiedCells(
+    predictions,
+    predictedLabels(predictions, classNames, threshold),
+    predictions.files,
+    classNames,
+  );
+  const drawn = await renderErrorSheet(cells, `${split}`, file);
+  report.detail(`error sheet written to ${file} (${drawn} of ${cells.length} misclassified cells)`);
 }

@@ -13,7 +13,7 @@ import {
 import type { Reporter } from '../report/reporter.js';
 import type { InferenceOptions } from './inference.js';
 import type { ModelMetadata } from './io.js';
-import { predictionPatients, predictProbabilities, type Predictions } from './predict.js';
+import { patientsOfFiles, predictionFiles, predictProbabilities, type Predictions } from './predict.js';
 import { thresholdInForce } from './threshold.js';
 
 const VALIDATION_SPLIT = DATASET_DEFAULTS.splits.val;
@@ -31,8 +31,10 @@ export const inferenceUsed = (metadata: ModelMetadata, options: { tta?: boolean 
   tta: options.tta,
 });
 
-/** Predictions on a split folder, with the patient of each row (from its file name) when known. */
+/** Predictions on a split folder, with the file and patient of each row when known. */
 export interface SplitPredictions extends Predictions {
+  /** Image file per row; absent when rows cannot be matched with files. */
+  files?: string[];
   /** Patient id per row (undefined: none in the file name); absent when rows cannot be matched with files. */
   patients?: (string | undefined)[];
 }
@@ -66,12 +68,13 @@ export async function predictSplit(
   );
   bar.finish();
   if (source.skipped.length > 0) {
-    const files = source.skipped.length === 1 ? '1 file' : `${source.skipped.length} files`;
+    const skipped = source.skipped.length === 1 ? '1 file' : `${source.skipped.length} files`;
     report.note(
-      `set aside ${files} of ${split} that do not decode as images (named above); evaluated the other ${predictions.labels.length}`,
+      `set aside ${skipped} of ${split} that do not decode as images (named above); evaluated the other ${predictions.labels.length}`,
     );
   }
-  return { ...predictions, patients: predictionPatients(source, predictions) };
+  const files = predictionFiles(source, predictions);
+  return { ...predictions, files, patients: files && patientsOfFiles(files) };
 }
 
 /**

@@ -90,8 +90,13 @@ export function predictionPatients(
   source: Pick<BatchSource, 'files'> & { skipped?: readonly { path: string }[] },
   predictions: Pick<Predictions, 'labels'>,
 ): (string | undefined)[] | undefined {
-  return predictionFiles(source, predictions)?.map((file) => patientIdOf(path.basename(file)));
+  const files = predictionFiles(source, predictions);
+  return files && patientsOfFiles(files);
 }
+
+/** The patient id in each file's name (undefined for a name without one). */
+export const patientsOfFiles = (files: readonly string[]): (string | undefined)[] =>
+  files.map((file) => patientIdOf(path.basename(file)));
 
 /** Keras' categorical cross-entropy (probabilities clipped to [1e-7, 1 - 1e-7]) and accuracy, averaged over images. */
 export function crossEntropyAndAccuracy(predictions: Predictions): { loss: number; accuracy: number } {

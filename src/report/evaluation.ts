@@ -78,6 +78,25 @@ export function positiveIndexOf(classNames: readonly string[]): number {
   return index >= 0 ? index : 0;
 }
 
+/** The class decided for each row: P(positive) >= threshold for two-class models, else the most probable class. */
+export function predictedLabels(
+  predictions: ModelPredictions,
+  classNames: readonly string[],
+  threshold: number,
+): Int32Array {
+  const { probabilities, labels, classes } = predictions;
+  if (classes === 2) {
+    const positiveIndex = positiveIndexOf(classNames);
+    return predictAtThreshold(positiveProbabilities(probabilities, classes, positiveIndex), threshold, positiveIndex);
+  }
+  return Int32Array.from(labels, (_, row) => {
+    let best = 0;
+    for (let c = 1; c < classes; c++)
+      if (probabilities[row * classes + c] > probabilities[row * classes + best]) best = c;
+    return best;
+  });
+}
+
 /**
  * Metrics of `predictions`; two-class models decide by threshold on P(positive), others by argmax. `clusters`
  * (one patient id per row) makes the bootstrap intervals resample patients.
@@ -94,7 +113,7 @@ export function evaluatePredictions(
     return { metrics: classificationMetrics(labels, { probs: probabilities }, classNames), calibration };
   const positiveIndex = positiveIndexOf(classNames);
   const pPositive = positiveProbabilities(probabilities, classes, positiveIndex);
-  const predicted = predictAtThreshold(pPositive, threshold, positiveIndex);
+  const predicted = predictedLabels(predictions, classNames, threshold);
   const screening = screeningMetrics(labels, predicted, positiveIndex, pPositive);
   const isPositive = positiveMask(labels, positiveIndex);
   const predictedPositive = Array.from(predicted, (label) => label === positiveIndex);

@@ -261,7 +261,11 @@ export async function renderRocPlot(
 
 /** Rasterise and write via a temp file + rename, so a crash never leaves a half-written PNG behind. */
 export async function writePng(svg: string, file: string): Promise<void> {
-  const png = await sharp(Buffer.from(svg)).flatten({ background: '#FFFFFF' }).png().toBuffer();
+  await writePngBuffer(await sharp(Buffer.from(svg)).flatten({ background: '#FFFFFF' }).png().toBuffer(), file);
+}
+
+/** Writes encoded PNG bytes the way writePng does: folders made, leftovers cleared, atomically. */
+export async function writePngBuffer(png: Buffer, file: string): Promise<void> {
   const dir = path.dirname(path.resolve(file));
   try {
     await mkdir(dir, { recursive: true });

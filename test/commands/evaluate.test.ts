@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { calibrationOf } from '../../src/report/calibration.js';
+import { SHEET, tileOrigin } from '../../src/report/error-sheet.js';
 import { runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { brightnessMetadata, pParasitized, saveBrightnessModel } from '../support/models.js';
@@ -314,6 +315,37 @@ describe('malaria evaluate: calibration', () => {
     const [tta, plain] = [(await evaluateJson('--tta')).json, (await evaluateJson()).json];
     expect(tta.tta).toBe(true);
     expect(tta.ece).toBeCloseTo(plain.ece, 6);
+  });
+});
+
+describe('malaria evaluate --errors', () => {
+  it('draws the misclassified testing cells, the most confident mistakes first', async () => {
+    const sheet = path.join(dir, 'plots', 'errors.png');
+    const report = await runInProcess([
+      'evaluate',
+      '--data',
+      data(),
+      '--model-dir',
+      modelDir(),
+      '--backend',
+      'cpu',
+      '--errors',
+      sheet,
+    ]);
+    expect(report.code, report.stderr.join('\n')).toBe(0);
+    expect(report.stdout).toContain(`error sheet written to ${sheet} (4 of 4 misclassified cells)`);
+    // At 0.5 the positives 105, 95 and 40 are missed and the negative 170 is flagged; each tile is ordered by the
+    // probability the model gave the cell's true class.
+    const pTruth = (gray: number) =>
+      SPLITS.testing.Parasitized.includes(gray) ? pParasitized(gray) : 1 - pParasitized(gray);
+    const expected = [105, 95, 40, 170].sort((a, b) => pTruth(a) - pTruth(b));
+    const drawn = [];
+    for (let i = 0; i < expected.length; i++) {
+      const { left, top } = tileOrigin(i);
+      const centre = { left: left + SHEET.cell / 2, top: top + SHEET.cell / 2, width: 1, height: 1 };
+      drawn.push((await sharp(sheet).extract(centre).raw().toBuffer())[0]);
+    }
+    expect(drawn).toEqual(expected);
   });
 });
 

@@ -1,0 +1,130 @@
+// `evaluate --errors <png>`: the misclassified cells themselves, as a contact sheet, the most confident mistakes
+// first. Split-wide figures cannot tell a model's blind spot from a doubtful label; looking at the cells can.
+import path from 'node:path';
+import sharp, { type OverlayOptions } from 'sharp';
+import type { Predictions } from '../model/predict.js';
+import { patientIdOf } from '../data/patients.js';
+import { writePngBuffer } from './plot.js';
+import { svgDocument, text } from './svg.js';
+
+/** One cell the model got wrong. */
+export interface MisclassifiedCell {
+  file: string;
+  truth: string;
+  predicted: string;
+  /** The probability the model gave the true class: the lower, the more confident the mistake. */
+  pTruth: number;
+}
+
+/** The cells whose decision (`predicted`, one class index per row) is not their label, lowest P(true class) first. */
+export function misclassifiedCells(
+  predictions: Predictions,
+  predicted: ArrayLike<number>,
+  files: readonly string[],
+  classNames: readonly string[],
+): MisclassifiedCell[] {
+  const { probabilities, labels, classes } = predictions;
+  if (files.length !== labels.length || predicted.length !== labels.length) {
+    throw new RangeError(`${labels.length} predictions but ${files.length} files and ${predicted.length} decisions`);
+  }
+  const cells: MisclassifiedCell[] = [];
+  labels.forEach((label, i) => {
+    if (predicted[i] === label) return;
+    cells.push({
+      file: files[i],
+      truth: classNames[label],
+      predicted: classNames[predicted[i]],
+      pTruth: probabilities[i * classes + label],
+    });
+  });
+  // Stable: equal probabilities keep file order, so the sheet is the same on every run.
+  return cells.sort((a, b) => a.pTruth - b.pTruth);
+}
+
+/** Tile and page geometry, exported so a test can find each cell on the sheet. */
+export const SHEET = {
+  columns: 10,
+  cell: 96,
+  /** Caption height under each cell, and the gap around tiles. */
+  caption: 30,
+  gap: 8,
+  header: 40,
+  /** Cells drawn at most; the header says how many there were. */
+  limit: 100,
+} as const;
+
+const tileWidth = SHEET.cell + SHEET.gap;
+const tileHeight = SHEET.cell + SHEET.caption + SHEET.gap;
+
+/** Top-left corner of the image of tile `index`. */
+export function tileOrigin(index: number): { left: number; top: number } {
+  return {
+    left: SHEET.gap + (index % SHEET.columns) * tileWidth,
+    top: SHEET.header + Math.floor(index / SHEET.columns) * tileHeight,
+  };
+}
+
+function sheetSize(tiles: number): { width: number; height: number } {
+  const rows = Math.max(1, Math.ceil(tiles / SHEET.columns));
+  return { width: SHEET.gap + SHEET.columns * tileWidth, height: SHEET.header + rows * tileHeight };
+}
+
+const shortName = (file: string): string => {
+  const base = path.basename(file);
+  return patientIdOf(base) ?? (base.length > 16 ? `${base.slice(0, 15)}…` : base);
+};
+
+/** The header and one caption per tile ("true Parasitized" / "P 0.04 C116P77"), as an SVG overlay. */
+function captionsSvg(cells: readonly MisclassifiedCell[], total: number, title: string): string {
+  const { width, height } = sheetSize(cells.length);
+  const shown = cells.length < total ? `, the ${cells.length} most confident shown` : '';
+  const parts = [
+    text(SHEET.gap, 18, `${title}: ${total} misclassified${shown}`, { size: 14, weight: 'bold' }),
+    text(
+      SHEET.gap,
+      34,
+      'most confident mistakes first; under each cell its true class and the probability given to it',
+      {
+        size: 11,
+      },
+    ),
+  ];
+  cells.forEach((cell, i) => {
+    const { left, top } = tileOrigin(i);
+    const y = top + SHEET.cell + 12;
+    parts.push(text(left, y, `true ${cell.truth}`, { size: 10 }));
+    parts.push(text(left, y + 12, `P ${cell.pTruth.toFixed(2)} ${shortName(cell.file)}`, { size: 10 }));
+  });
+  return svgDocument(width, height, parts.join('\n'));
+}
+
+/** A cell's image scaled to fit one tile on black (the background the data set's cells already have). */
+async function tileImage(file: string): Promise<Buffer | undefined> {
+  try {
+    return await sharp(file)
+      .removeAlpha()
+      .resize(SHEET.cell, SHEET.cell, { fit: 'contain', background: '#000000' })
+      .png()
+      .toBuffer();
+  } catch {
+    return undefined; // it decoded for the prediction; if it no longer does, its tile stays blank
+  }
+}
+
+/** Writes the contact sheet of `cells` (the first SHEET.limit) to `file`; returns how many were drawn. */
+export async function renderErrorSheet(
+  cells: readonly MisclassifiedCell[],
+  title: string,
+  file: string,
+): Promise<number> {
+  const drawn = cells.slice(0, SHEET.limit);
+  const page = Buffer.from(captionsSvg(drawn, cells.length, title));
+  const tiles: OverlayOptions[] = [];
+  for (const [i, cell] of drawn.entries()) {
+    const input = await tileImage(cell.file);
+    if (input) tiles.push({ input, ...tileOrigin(i) });
+  }
+  const png = await sharp(page).flatten({ background: '#FFFFFF' }).composite(tiles).png().toBuffer();
+  await writePngBuffer(png, file);
+  return drawn.length;
+}
