@@ -49,20 +49,14 @@ beforeAll(async () => {
 
 afterAll(async () => removeDir(dir));
 
+/** `malaria evaluate` of the gray cells by the brightness model on the cpu backend, then `flags` (a repeated flag wins). */
+const evaluate = (...flags: string[]) =>
+  runInProcess(['evaluate', '--data', data(), '--model-dir', modelDir(), '--backend', 'cpu', ...flags]);
+
 // The parsed --json object: `any` because each test checks the fields it reads against hand-computed values.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- see above
 async function evaluateJson(...flags: string[]): Promise<{ json: Record<string, any>; stderr: string[] }> {
-  const { code, stdout, stderr } = await runInProcess([
-    'evaluate',
-    '--data',
-    data(),
-    '--model-dir',
-    modelDir(),
-    '--backend',
-    'cpu',
-    '--json',
-    ...flags,
-  ]);
+  const { code, stdout, stderr } = await evaluate('--json', ...flags);
   expect(code, stderr.join('\n')).toBe(0);
   expect(stdout).toHaveLength(1);
   return { json: JSON.parse(stdout[0]), stderr };
@@ -142,17 +136,7 @@ describe('malaria evaluate: thresholds', () => {
     expect(written).toEqual({ ...metadata, threshold: chosen.threshold });
 
     const roc = path.join(dir, 'plots', 'roc.png');
-    const report = await runInProcess([
-      'evaluate',
-      '--data',
-      data(),
-      '--model-dir',
-      saved,
-      '--backend',
-      'cpu',
-      '--roc',
-      roc,
-    ]);
+    const report = await evaluate('--model-dir', saved, '--roc', roc);
     expect(report.code, report.stderr.join('\n')).toBe(0);
     expect(report.stdout.join('\n')).toContain(
       `threshold P(Parasitized) >= ${chosen.threshold} (saved with the model)`,
@@ -174,16 +158,7 @@ describe('malaria evaluate: thresholds', () => {
       ['--target-sensitivity', '1.2'],
       ['--save-threshold'],
     ]) {
-      const { code, stdout, stderr } = await runInProcess([
-        'evaluate',
-        '--data',
-        data(),
-        '--model-dir',
-        modelDir(),
-        '--backend',
-        'cpu',
-        ...flags,
-      ]);
+      const { code, stdout, stderr } = await evaluate(...flags);
       expect(code, flags.join(' ')).toBe(2);
       expect(stdout, flags.join(' ')).toEqual([]);
       expect(
@@ -293,18 +268,7 @@ describe('malaria evaluate: calibration', () => {
 
   it('--calibration draws the reliability diagram; --tta is reported (this model ignores orientation, so nothing moves)', async () => {
     const png = path.join(dir, 'plots', 'reliability.png');
-    const report = await runInProcess([
-      'evaluate',
-      '--data',
-      data(),
-      '--model-dir',
-      modelDir(),
-      '--backend',
-      'cpu',
-      '--calibration',
-      png,
-      '--tta',
-    ]);
+    const report = await evaluate('--calibration', png, '--tta');
     expect(report.code, report.stderr.join('\n')).toBe(0);
     expect(report.stdout).toContain(`reliability diagram written to ${png}`);
     expect(report.stdout.join('\n')).toMatch(
@@ -321,17 +285,7 @@ describe('malaria evaluate: calibration', () => {
 describe('malaria evaluate --errors', () => {
   it('draws the misclassified testing cells, the most confident mistakes first', async () => {
     const sheet = path.join(dir, 'plots', 'errors.png');
-    const report = await runInProcess([
-      'evaluate',
-      '--data',
-      data(),
-      '--model-dir',
-      modelDir(),
-      '--backend',
-      'cpu',
-      '--errors',
-      sheet,
-    ]);
+    const report = await evaluate('--errors', sheet);
     expect(report.code, report.stderr.join('\n')).toBe(0);
     expect(report.stdout).toContain(`error sheet written to ${sheet} (4 of 4 misclassified cells)`);
     // At 0.5 the positives 105, 95 and 40 are missed and the negative 170 is flagged; each tile is ordered by the
