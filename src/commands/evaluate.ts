@@ -167,6 +167,6 @@ async function writeErrorSheet(
     predictions.files,
     classNames,
   );
-  const drawn = await renderErrorSheet(cells, `${split}`, file);
+  const drawn = await renderErrorSheet(cells, split, file);
   report.detail(`error sheet written to ${file} (${drawn} of ${cells.length} misclassified cells)`);
 }

@@ -11,7 +11,6 @@ import { svgDocument, text } from './svg.js';
 export interface MisclassifiedCell {
   file: string;
   truth: string;
-  predicted: string;
   /** The probability the model gave the true class: the lower, the more confident the mistake. */
   pTruth: number;
 }
@@ -33,7 +32,6 @@ export function misclassifiedCells(
     cells.push({
       file: files[i],
       truth: classNames[label],
-      predicted: classNames[predicted[i]],
       pTruth: probabilities[i * classes + label],
     });
   });
@@ -80,14 +78,9 @@ function captionsSvg(cells: readonly MisclassifiedCell[], total: number, title: 
   const shown = cells.length < total ? `, the ${cells.length} most confident shown` : '';
   const parts = [
     text(SHEET.gap, 18, `${title}: ${total} misclassified${shown}`, { size: 14, weight: 'bold' }),
-    text(
-      SHEET.gap,
-      34,
-      'most confident mistakes first; under each cell its true class and the probability given to it',
-      {
-        size: 11,
-      },
-    ),
+    text(SHEET.gap, 34, 'most confident first; under each cell: its true class, the probability given to it', {
+      size: 11,
+    }),
   ];
   cells.forEach((cell, i) => {
     const { left, top } = tileOrigin(i);

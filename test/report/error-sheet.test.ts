@@ -41,33 +41,17 @@ async function tileGray(sheet: string, index: number): Promise<number> {
   return data[0];
 }
 
-describe('predictedLabels', () => {
-  it('decides two classes by the threshold on P(Parasitized) (a tie is positive), more classes by argmax', () => {
-    const two = twoClass([0.9, 0.3, 0.29, 0.1], [0, 0, 1, 1]);
-    expect(Array.from(predictedLabels(two, CLASSES, 0.3))).toEqual([0, 0, 1, 1]);
-    expect(Array.from(predictedLabels(two, CLASSES, 0.5))).toEqual([0, 1, 1, 1]);
-    // Parasitized second: the threshold applies to the second column (P = 0.1, 0.7, 0.71, 0.9).
-    expect(Array.from(predictedLabels(two, ['Uninfected', 'Parasitized'], 0.75))).toEqual([0, 0, 0, 1]);
-    const three = {
-      probabilities: Float32Array.from([0.2, 0.5, 0.3, 0.6, 0.1, 0.3]),
-      labels: Int32Array.of(1, 2),
-      classes: 3,
-    };
-    expect(Array.from(predictedLabels(three, ['a', 'b', 'c'], 0.5))).toEqual([1, 0]);
-  });
-});
-
 describe('misclassifiedCells', () => {
   it('lists only the wrong decisions, lowest probability of the true class first, ties in file order', () => {
     const predictions = twoClass([0.95, 0.2, 0.45, 0.7, 0.1, 0.2, 0.8], [0, 0, 0, 1, 1, 0, 1]);
     const files = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
     const cells = misclassifiedCells(predictions, predictedLabels(predictions, CLASSES, 0.5), files, CLASSES);
-    expect(cells.map((cell) => [cell.file, cell.truth, cell.predicted])).toEqual([
-      ['b', 'Parasitized', 'Uninfected'],
-      ['f', 'Parasitized', 'Uninfected'],
-      ['g', 'Uninfected', 'Parasitized'],
-      ['d', 'Uninfected', 'Parasitized'],
-      ['c', 'Parasitized', 'Uninfected'],
+    expect(cells.map((cell) => [cell.file, cell.truth])).toEqual([
+      ['b', 'Parasitized'],
+      ['f', 'Parasitized'],
+      ['g', 'Uninfected'],
+      ['d', 'Uninfected'],
+      ['c', 'Parasitized'],
     ]);
     expect(cells.map((cell) => cell.pTruth)).toEqual([0.2, 0.2, 0.2, 0.3, 0.45].map(Math.fround));
     // A lower threshold turns the missed 0.45 into a hit and flags nothing new here.
@@ -88,7 +72,6 @@ describe('renderErrorSheet', () => {
       grays.map(async (gray, i) => ({
         file: await grayCell(`C${i}P${i}thinF_IMG_1_cell_${gray}.png`, gray),
         truth: 'Parasitized',
-        predicted: 'Uninfected',
         pTruth: i / 10,
       })),
     );
@@ -107,7 +90,6 @@ describe('renderErrorSheet', () => {
     const cells = Array.from({ length: SHEET.limit + 5 }, (_, i) => ({
       file,
       truth: 'Uninfected',
-      predicted: 'Parasitized',
       pTruth: i / 1000,
     }));
     const sheet = path.join(dir, 'many.png');

@@ -6,6 +6,7 @@ import {
   evaluationJson,
   formatScreening,
   formatThresholdSelection,
+  predictedLabels,
   readableThreshold,
   rocData,
   selectThreshold,
@@ -213,5 +214,21 @@ describe('balanced accuracy and the bootstrap intervals', () => {
     const negativesOnly = evaluatePredictions(predictions([0.2, 0.9], [1, 1]), CLASSES, 0.5).screening!;
     expect(negativesOnly.balancedAccuracy).toBeNull();
     expect(formatScreening(negativesOnly)).toContain('balanced accuracy: n/a\n');
+  });
+});
+
+describe('predictedLabels', () => {
+  it('decides two classes by the threshold on P(Parasitized) (a tie is positive), more classes by argmax', () => {
+    const two = predictions([0.9, 0.3, 0.29, 0.1], [0, 0, 1, 1]);
+    expect(Array.from(predictedLabels(two, CLASSES, 0.3))).toEqual([0, 0, 1, 1]);
+    expect(Array.from(predictedLabels(two, CLASSES, 0.5))).toEqual([0, 1, 1, 1]);
+    // Parasitized second: the threshold applies to the second column (P = 0.1, 0.7, 0.71, 0.9).
+    expect(Array.from(predictedLabels(two, ['Uninfected', 'Parasitized'], 0.75))).toEqual([0, 0, 0, 1]);
+    const three = {
+      probabilities: Float32Array.from([0.2, 0.5, 0.3, 0.6, 0.1, 0.3]),
+      labels: Int32Array.of(1, 2),
+      classes: 3,
+    };
+    expect(Array.from(predictedLabels(three, ['a', 'b', 'c'], 0.5))).toEqual([1, 0]);
   });
 });
