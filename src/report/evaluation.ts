@@ -8,6 +8,7 @@ import { clusterBootstrap, type BootstrapIntervals } from './bootstrap.js';
 import { calibrationOf, formatEce, type Calibration } from './calibration.js';
 import { errorsByPatient, formatPatientErrors, type PatientErrors } from './patient-errors.js';
 import {
+  argmaxRows,
   classificationMetrics,
   positiveMask,
   positiveProbabilities,
@@ -84,17 +85,10 @@ export function predictedLabels(
   classNames: readonly string[],
   threshold: number,
 ): Int32Array {
-  const { probabilities, labels, classes } = predictions;
-  if (classes === 2) {
-    const positiveIndex = positiveIndexOf(classNames);
-    return predictAtThreshold(positiveProbabilities(probabilities, classes, positiveIndex), threshold, positiveIndex);
-  }
-  return Int32Array.from(labels, (_, row) => {
-    let best = 0;
-    for (let c = 1; c < classes; c++)
-      if (probabilities[row * classes + c] > probabilities[row * classes + best]) best = c;
-    return best;
-  });
+  const { probabilities, classes } = predictions;
+  if (classes !== 2) return argmaxRows(probabilities, classes);
+  const positiveIndex = positiveIndexOf(classNames);
+  return predictAtThreshold(positiveProbabilities(probabilities, classes, positiveIndex), threshold, positiveIndex);
 }
 
 /**
