@@ -206,6 +206,8 @@ class DirectoryBatchSource implements ImageBatchSource {
   private readonly limiter: Limiter;
   private readonly prefetch: number;
   private readonly decode: DecodeImage;
+  /** "resize:stain:size:", what a cached image depends on besides its file. */
+  private readonly cachePrefix: string;
   private readonly pixels: number;
 
   constructor(
@@ -229,6 +231,7 @@ class DirectoryBatchSource implements ImageBatchSource {
     const resize = options.resize ?? 'nearest';
     const stain = options.stain ?? 'keep';
     this.decode = options.decode ?? ((file, size) => decodeResized(file, size, file, resize, stain));
+    this.cachePrefix = `${resize}:${stain}:${this.imageSize}:`;
     this.pixels = this.imageSize * this.imageSize * 3;
     for (const rejected of listing.rejected) this.skip(rejected.path, rejected.reason);
   }
@@ -285,7 +288,7 @@ class DirectoryBatchSource implements ImageBatchSource {
   }
 
   private cacheKey(file: string): string {
-    return `${this.options.resize ?? 'nearest'}:${this.options.stain ?? 'keep'}:${this.imageSize}:${file}`;
+    return this.cachePrefix + file;
   }
 
   /** Writes the image of `position` into slot `slot` of `x`: augmented, or only scaled. */

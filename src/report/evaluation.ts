@@ -107,7 +107,7 @@ export function evaluatePredictions(
     return { metrics: classificationMetrics(labels, { probs: probabilities }, classNames), calibration };
   const positiveIndex = positiveIndexOf(classNames);
   const pPositive = positiveProbabilities(probabilities, classes, positiveIndex);
-  const predicted = predictedLabels(predictions, classNames, threshold);
+  const predicted = predictAtThreshold(pPositive, threshold, positiveIndex);
   const screening = screeningMetrics(labels, predicted, positiveIndex, pPositive);
   const isPositive = positiveMask(labels, positiveIndex);
   const predictedPositive = Array.from(predicted, (label) => label === positiveIndex);
