@@ -21,9 +21,11 @@ import { batchSourceFromListing } from '../src/data/batches.js';
 import { activationsPerImage, chooseMicroBatch } from '../src/model/micro-batch.js';
 import { buildResNet } from '../src/model/resnet.js';
 import { trainStep } from '../src/model/train.js';
+import { activeStepGuard } from '../src/backends/device-memory.js';
 import { batchProbabilities } from '../src/model/inference.js';
 import { positiveInt } from '../src/commands/options.js';
 import { PRESETS, PRESET_NAMES, type PresetName, type TrainRecipe } from '../src/model/presets.js';
+import { defaultPeersDir, peerThreads, runPresetPeer } from './peers.js';
 
 interface BenchFlags {
   images: string;
@@ -76,13 +78,20 @@ async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached
 async function benchModel(
   flags: BenchFlags,
   backend: BackendName,
-): Promise<{ train: number; infer: number; inferTta: number; microBatch: number; gpuBytes?: number }> {
+): Promise<{
+  train: number;
+  infer: number;
+  inferTta: number;
+  microBatch: number;
+  gpuBytes?: number;
+  gpuPeakBytes?: number;
+}> {
   const recipe: TrainRecipe = PRESETS[flags.preset];
   const batch = TRAIN_DEFAULTS.batchSize;
   const size = recipe.imageSize;
   const model = buildResNet({ inputSize: size, classes: 2, stages: recipe.stages, filters: recipe.filters, seed: 1 });
   const optimizer = tf.train.momentum(TRAIN_DEFAULTS.lr, TRAIN_DEFAULTS.momentum);
-  const microBatch = chooseMicroBatch(backend, batch, activationsPerImage(model), flags.microBatch);
+  let microBatch = chooseMicroBatch(backend, batch, activationsPerImage(model), flags.microBatch);
   const x = new Float32Array(batch * size * size * 3).map(() => Math.random());
   const labels = Int32Array.from({ length: batch }, (_, i) => i % 2);
 
@@ -106,30 +115,66 @@ async function benchModel(
   }
   const trainRates: number[] = [];
   const warmup = flags.warmup;
+  // The most device memory tfjs holds while training (webgpu), as in a `train` process: without the buffers that
+  // inference (8 views of 32 images with --tta) left pooled for reuse.
+  activeStepGuard()?.releasePooled();
+  activeStepGuard()?.resetPeak();
   for (let i = 0; i < warmup + flags.trainSteps; i++) {
     const started = performance.now();
-    await trainStep(model, optimizer, variables, x, labels, batch, 2, microBatch);
+    const step = await trainStep(model, optimizer, variables, x, labels, batch, 2, microBatch, 0, (info) =>
+      console.error(`out of memory at micro-batch ${info.microBatch}: retrying with ${info.retryWith}`),
+    );
+    microBatch = step.microBatch;
     if (i >= warmup) trainRates.push(batch / ((performance.now() - started) / 1000));
     sampleRss();
     if (!flags.json) process.stderr.write(`train step ${i + 1}/${warmup + flags.trainSteps}\r`);
   }
-  // webgpu keeps released buffers for reuse: what it holds after training is the device memory a run needs.
+  // webgpu keeps released buffers for reuse: what it holds after training is the device memory a run needs, and
+  // the most it held while training (src/backends/webgpu-buffers.ts frees idle ones as it goes).
   const gpuBytes = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU;
+  const gpuPeakBytes = activeStepGuard()?.bytes().peak;
   optimizer.dispose();
   model.dispose();
-  return { train: median(trainRates), infer: median(inferRates), inferTta: median(ttaRates), microBatch, gpuBytes };
+  return {
+    train: median(trainRates),
+    infer: median(inferRates),
+    inferTta: median(ttaRates),
+    microBatch,
+    gpuBytes,
+    gpuPeakBytes,
+  };
 }
+
+// The peak memory one training step of torch_resnet.py's model adds to its process (batch 32, 64x64, SGD with
+// momentum): ru_maxrss before and after two steps (Linux counts it in KiB). The script builds its model at the top
+// level, then measures speed: only its definitions, the text before `m = build()`, are run here.
+const TORCH_STEP_MEMORY = `
+import json, resource, sys, torch, torch.nn as nn
+source = open(sys.argv[1]).read()
+definitions = source[:source.index('m = build()')]
+sys.argv = sys.argv[1:]
+exec(definitions)
+m = build(); opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+x = torch.rand(32, 3, 64, 64); y = torch.randint(0, 2, (32,)); lossf = nn.CrossEntropyLoss(); m.train()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(2):
+    opt.zero_grad(); lossf(m(x), y).backward(); opt.step()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({'step_memory_mb': round((after - before) / 1024)}))
+`;
 
 /** Last JSON line a peer script prints. */
 function runPeer(script: string, args: string[]): Record<string, number> | undefined {
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
   try {
-    const out = execFileSync(python, [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const command = script.endsWith('.py') ? [script, ...args] : ['-c', script, ...args];
+    const out = execFileSync(python, command, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const last = out.trim().split('\n').pop() ?? '';
     return JSON.parse(last) as Record<string, number>;
   } catch (err) {
+    const name = script.endsWith('.py') ? path.basename(script) : 'torch step memory';
     console.error(
-      `peer ${path.basename(script)} failed: ${(err as Error).message.split('\n')[0]} (see ../shared/bench/README.md for its install line)`,
+      `peer ${name} failed: ${(err as Error).message.split('\n')[0]} (see ../shared/bench/README.md for its install line)`,
     );
     return undefined;
   }
@@ -145,7 +190,7 @@ async function main(): Promise<void> {
     .option('--warmup <n>', 'untimed training steps first (the first compiles kernels and shaders)', positiveInt, 2)
     .option('--micro-batch <n>', 'images per forward/backward pass in training', positiveInt)
     .option('--peers', 'also run the peer baselines in ../shared/bench (needs Debian python3-torch)')
-    .option('--peers-dir <dir>', 'where the peer scripts are', '../shared/bench')
+    .option('--peers-dir <dir>', 'where the peer scripts are', defaultPeersDir())
     .option('--json', 'print only the JSON line')
     .parse(process.argv)
     .opts<BenchFlags>();
@@ -177,11 +222,17 @@ async function main(): Promise<void> {
     infer_tta_img_s: Number(model.inferTta.toFixed(2)),
     peak_rss_mb: Math.round(peakRss / 2 ** 20),
     ...(model.gpuBytes === undefined ? {} : { gpu_allocated_mb: Math.round(model.gpuBytes / 2 ** 20) }),
+    ...(model.gpuPeakBytes === undefined ? {} : { gpu_peak_mb: Math.round(model.gpuPeakBytes / 2 ** 20) }),
     uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
   };
   if (flags.peers) {
     const pipelinePeers = runPeer(path.join(flags.peersDir, 'pipeline_peers.py'), [flags.images, String(flags.limit)]);
-    const torch = runPeer(path.join(flags.peersDir, 'torch_resnet.py'), ['2']);
+    const torch =
+      flags.preset === 'tutorial' ? runPeer(path.join(flags.peersDir, 'torch_resnet.py'), ['2']) : undefined;
+    const torchMemory =
+      flags.preset === 'tutorial'
+        ? runPeer(TORCH_STEP_MEMORY, [path.join(flags.peersDir, 'torch_resnet.py'), '2'])
+        : undefined;
     if (pipelinePeers) {
       Object.assign(result, {
         peer_keras_like_img_s: pipelinePeers.keras_like_img_s,
@@ -198,6 +249,22 @@ async function main(): Promise<void> {
         ratio_train_vs_torch: Number((model.train / torch.train_img_s).toFixed(2)),
         ratio_infer_vs_torch: Number((model.infer / torch.infer_img_s).toFixed(2)),
       });
+    }
+    // Any other preset: the same network in PyTorch (scripts/peers.ts), on as many threads as ours.
+    const presetPeer =
+      flags.preset === 'tutorial'
+        ? undefined
+        : runPresetPeer(flags.peersDir, PRESETS[flags.preset], peerThreads(backend.name), model);
+    if (presetPeer) {
+      Object.assign(result, presetPeer.fields);
+      if (!flags.json) console.log(presetPeer.line);
+    }
+    if (torchMemory) {
+      result.peer_torch_step_memory_mb = torchMemory.step_memory_mb;
+      if (model.gpuPeakBytes !== undefined) {
+        const gpuMb = model.gpuPeakBytes / 2 ** 20;
+        result.ratio_gpu_memory_vs_torch = Number((gpuMb / torchMemory.step_memory_mb).toFixed(2));
+      }
     }
   }
   console.log(JSON.stringify(result));

@@ -2,12 +2,12 @@
 // does not repeat the rules (which class is positive, where the threshold comes from). Types only: the browser
 // modules import it as a type, which compiles away.
 import type { ResizeMethod } from '../data/resize.js';
-import type { StainMethod } from '../data/stain.js';
+import type { StainMethod, StainReference } from '../data/stain.js';
 
 export interface AppConfig {
   /** Output i of the model is the probability of classNames[i]. */
   classNames: string[];
-  /** Index of the class a screener must not miss (Parasitized). */
+  /** Index of the class a screener must not miss: the model's positiveClass (metadata.json). */
   positiveIndex: number;
   /** The model's input is imageSize x imageSize x 3, pixels scaled by 1/255. */
   imageSize: number;
@@ -15,6 +15,8 @@ export interface AppConfig {
   resize: ResizeMethod;
   /** What is done to a cell's colours after the resize (metadata.json), as training did. */
   stain: StainMethod;
+  /** With stain `balance`: the colour each cell is balanced to (metadata.json), as training balanced it. */
+  stainReference?: StainReference;
   /** The decision threshold the page starts from: P(positive) >= threshold is positive. */
   threshold: number;
   /** Where the starting threshold came from: saved with the model, or the default 0.5. */

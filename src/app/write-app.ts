@@ -6,11 +6,11 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { UserError, describeFsError } from '../errors.js';
 import { replaceFolder, sweepLeftovers, writeFileSynced } from '../io/atomic.js';
-import { APP_MARKER, APP_MARKER_TEXT, assertApart, checkOutputFolder } from '../io/output-folder.js';
+import { APP_MARKER, appMarkerText, assertApart, checkOutputFolder } from '../io/output-folder.js';
 import { MAX_INPUT_PIXELS } from '../data/decode.js';
 import { loadModel, METADATA_FILE, MODEL_FILE } from '../model/io.js';
 import { DEFAULT_THRESHOLD } from '../config.js';
-import { positiveIndexOf } from '../report/evaluation.js';
+import { positiveIndexOf } from '../report/positive-class.js';
 import { DEFAULT_REVIEW_MARGIN } from '../report/parasitemia.js';
 import type { AppConfig } from './app-config.js';
 import { browserModules, PAGE_ENTRY } from './browser-modules.js';
@@ -63,7 +63,7 @@ async function appFiles(modelDir: string): Promise<{ files: AppFiles; config: Ap
   model.dispose();
   if (metadata.classNames.length !== 2) {
     throw new UserError(
-      `${modelDir}: the app screens two-class models (Parasitized / Uninfected), this one has ${metadata.classNames.length} classes`,
+      `${modelDir}: the app screens two-class models (such as Parasitized / Uninfected), this one has ${metadata.classNames.length} classes`,
     );
   }
   const files = await modelFiles(modelDir);
@@ -72,10 +72,12 @@ async function appFiles(modelDir: string): Promise<{ files: AppFiles; config: Ap
   files.set('app.css', APP_CSS);
   const settings: Omit<AppConfig, 'version'> = {
     classNames: metadata.classNames,
-    positiveIndex: positiveIndexOf(metadata.classNames),
+    // loadModel has checked the positive class (saved, or Parasitized for older models).
+    positiveIndex: positiveIndexOf(metadata),
     imageSize: metadata.imageSize,
     resize: metadata.resize,
     stain: metadata.stain,
+    ...(metadata.stainReference ? { stainReference: metadata.stainReference } : {}),
     // loadModel has checked that a saved threshold is a probability.
     threshold: metadata.threshold ?? DEFAULT_THRESHOLD,
     thresholdSource: metadata.threshold === undefined ? 'default' : 'model',
@@ -103,21 +105,32 @@ export async function writeApp(options: { modelDir: string; outDir: string }): P
     [{ path: outDir, label }],
     [{ path: options.modelDir, label: `the model folder ${options.modelDir}` }],
   );
-  await sweepLeftovers(path.dirname(outDir), [path.basename(outDir)]);
   await checkOutputFolder(outDir, 'app', label);
+  // Only now, with --out checked: leftovers of killed runs are cleared, and an app a kill left moved aside is put
+  // back, then checked like any other.
+  const { restored } = await sweepLeftovers(path.dirname(outDir), [path.basename(outDir)]);
+  if (restored.length > 0) await checkOutputFolder(outDir, 'app', label);
   const { files, config } = await appFiles(options.modelDir);
   let bytes = 0;
+  const sizes: Record<string, number> = {};
   try {
-    await replaceFolder(outDir, async (temp) => {
-      for (const [relative, content] of files) {
-        const target = path.join(temp, ...relative.split('/'));
-        await fs.mkdir(path.dirname(target), { recursive: true });
-        await writeFileSynced(target, content);
-        bytes += typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
-      }
-      await writeFileSynced(path.join(temp, APP_MARKER), APP_MARKER_TEXT);
-    });
+    await replaceFolder(
+      outDir,
+      async (temp) => {
+        for (const [relative, content] of files) {
+          const target = path.join(temp, ...relative.split('/'));
+          await fs.mkdir(path.dirname(target), { recursive: true });
+          await writeFileSynced(target, content);
+          sizes[relative] = typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
+          bytes += sizes[relative];
+        }
+        // Every file with its size: what lets a later run tell this app from a folder someone added to.
+        await writeFileSynced(path.join(temp, APP_MARKER), appMarkerText(sizes));
+      },
+      { beforeSwap: async () => void (await checkOutputFolder(outDir, 'app', label)) },
+    );
   } catch (err) {
+    if (err instanceof UserError) throw err;
     throw new UserError(
       describeFsError(err, outDir) ?? `cannot write the app to ${options.outDir}: ${(err as Error).message}`,
       1,

@@ -4,7 +4,9 @@ import { UserError } from '../errors.js';
 import { activationsPerImage, chooseMicroBatch } from '../model/micro-batch.js';
 import { buildResNet, type ResNetOptions } from '../model/resnet.js';
 import { trainStep } from '../model/train.js';
-import { selectBackend, tf, type BackendChoice } from '../tf.js';
+import { asWasmBackend } from '../tf-kernels/wasm-heap.js';
+import { selectBackend, tf, type BackendChoice, type BackendName } from '../tf.js';
+import { activeStepGuard } from './device-memory.js';
 
 export interface MeasureOptions {
   architecture: ResNetOptions;
@@ -18,7 +20,35 @@ export type MeasureEvent =
   | { event: 'loaded'; backend: string; device: string; message: string }
   | { event: 'failed'; reason: string }
   | { event: 'infer'; imgPerSecond: number; batches: number }
-  | { event: 'train'; imgPerSecond: number; steps: number; microBatch: number };
+  | {
+      event: 'train';
+      imgPerSecond: number;
+      steps: number;
+      microBatch: number;
+      /** What a training step used (see StepMemory); absent where it cannot be read. */
+      memoryBytes?: number;
+      memoryKind?: MemoryKind;
+    };
+
+/**
+ * What the memory figure of a training step is on each backend: the device memory tfjs held (webgpu, buffers it
+ * keeps for reuse included), the wasm heap (it only grows: its size is the peak), or the most bytes of tensors
+ * alive at once (cpu, and tensorflow, whose own allocator reserves more on a GPU).
+ */
+export type MemoryKind = 'device' | 'heap' | 'tensors';
+
+function memoryKind(backend: BackendName): MemoryKind {
+  return backend === 'webgpu' ? 'device' : backend === 'wasm' ? 'heap' : 'tensors';
+}
+
+/** The wasm backend's heap, which grows to what the largest step needed and never shrinks. */
+function wasmHeapBytes(): number | undefined {
+  try {
+    return asWasmBackend(tf.backend()).wasm.HEAPU8.byteLength;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Runs `work` once to warm up (shader compilation, allocation), then repeatedly for `seconds`; returns runs per second. */
 async function rate(work: () => Promise<void>, seconds: number): Promise<{ perSecond: number; runs: number }> {
@@ -64,15 +94,40 @@ export async function measureBackend(
     x.dispose();
     emit({ event: 'infer', imgPerSecond: infer.perSecond * batchSize, batches: infer.runs });
 
-    // As `train` runs it: micro-batches only where wasm's 4 GB need them.
-    const microBatch = chooseMicroBatch(backend.name, batchSize, activationsPerImage(model));
+    // As `train` runs it: micro-batches only where wasm's 4 GB need them, halved where a GPU runs out of memory.
+    let microBatch = chooseMicroBatch(backend.name, batchSize, activationsPerImage(model));
     const optimizer = tf.train.momentum(0.01, 0.9);
     const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-    const train = await rate(async () => {
-      await trainStep(model, optimizer, variables, pixels, labels, batchSize, architecture.classes, microBatch);
-    }, options.seconds);
+    const step = async () => {
+      const result = await trainStep(
+        model,
+        optimizer,
+        variables,
+        pixels,
+        labels,
+        batchSize,
+        architecture.classes,
+        microBatch,
+      );
+      microBatch = result.microBatch;
+    };
+    const kind = memoryKind(backend.name);
+    const guard = activeStepGuard();
+    // What training needs, as in a `train` process: not the buffers inference left pooled for reuse.
+    guard?.releasePooled();
+    guard?.resetPeak();
+    let tensorPeak: number | undefined;
+    if (kind === 'tensors') tensorPeak = (await tf.profile(step)).peakBytes;
+    const train = await rate(step, options.seconds);
     optimizer.dispose();
-    emit({ event: 'train', imgPerSecond: train.perSecond * batchSize, steps: train.runs, microBatch });
+    const memoryBytes = kind === 'device' ? guard?.bytes().peak : kind === 'heap' ? wasmHeapBytes() : tensorPeak;
+    emit({
+      event: 'train',
+      imgPerSecond: train.perSecond * batchSize,
+      steps: train.runs,
+      microBatch,
+      ...(memoryBytes === undefined ? {} : { memoryBytes, memoryKind: kind }),
+    });
   } finally {
     model.dispose();
   }

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BACKEND_NAMES, type BackendName } from '../tf.js';
-import type { MeasureEvent, MeasureOptions } from './measure.js';
+import type { MeasureEvent, MeasureOptions, MemoryKind } from './measure.js';
 
 export interface BackendReport {
   backend: BackendName;
@@ -18,6 +18,9 @@ export interface BackendReport {
   trainImgPerSecond?: number;
   /** Images per forward/backward pass in the training measurement (wasm trains in micro-batches). */
   microBatch?: number;
+  /** What a training step used, and of what (MemoryKind: device memory, the wasm heap, tensors). */
+  memoryBytes?: number;
+  memoryKind?: MemoryKind;
   /** What was not measured and why (the deadline, a crash). */
   note?: string;
 }
@@ -110,8 +113,11 @@ function report(backend: BackendName, events: MeasureEvent[], ending: string | u
     if (event.event === 'failed') result.reason = event.reason.replace(/^backend "\w+" /, '');
     if (event.event === 'loaded') Object.assign(result, { loads: true, device: event.device });
     if (event.event === 'infer') result.inferImgPerSecond = event.imgPerSecond;
-    if (event.event === 'train')
-      Object.assign(result, { trainImgPerSecond: event.imgPerSecond, microBatch: event.microBatch });
+    if (event.event === 'train') {
+      const { imgPerSecond, microBatch, memoryBytes, memoryKind } = event;
+      Object.assign(result, { trainImgPerSecond: imgPerSecond, microBatch });
+      if (memoryBytes !== undefined) Object.assign(result, { memoryBytes, memoryKind });
+    }
   }
   if (!result.loads && !result.reason) result.reason = ending ?? 'it reported nothing';
   else if (result.loads && result.trainImgPerSecond === undefined) {
@@ -146,14 +152,27 @@ export async function surveyBackends(options: SurveyOptions): Promise<Survey> {
 const speed = (value: number | undefined) =>
   value === undefined ? '-' : value < 10 ? value.toFixed(2) : value.toFixed(1);
 
+/** "2.35 GB device", "310 MB heap": the memory column. */
+export function formatMemory(bytes: number | undefined, kind: MemoryKind | undefined): string {
+  if (bytes === undefined || kind === undefined) return '-';
+  const size =
+    bytes >= 1e9
+      ? `${(bytes / 1e9).toFixed(2)} GB`
+      : bytes >= 1e6
+        ? `${(bytes / 1e6).toFixed(bytes >= 1e7 ? 0 : 1)} MB`
+        : `${Math.max(1, Math.round(bytes / 1e3))} kB`;
+  return `${size} ${kind}`;
+}
+
 /** The survey as a table, then what auto chooses. */
 export function formatSurvey(survey: Survey, options: MeasureOptions): string[] {
   const { architecture } = options;
   const lines = [
     `ResNet stages ${(architecture.stages ?? []).join(',')}, filters ${(architecture.filters ?? []).join(',')}, ${architecture.inputSize}x${architecture.inputSize}, batch ${options.batchSize}; ` +
-      `img/s measured for ${options.seconds} s after one warm-up batch`,
+      `img/s measured for ${options.seconds} s after one warm-up batch; train memory: what a training step used ` +
+      '(device: memory tfjs held on the GPU, its pooled buffers included; heap: the wasm heap; tensors: tfjs tensors at once)',
     '',
-    `${'backend'.padEnd(11)}${'loads'.padEnd(7)}${'train img/s'.padStart(12)}${'infer img/s'.padStart(13)}  device`,
+    `${'backend'.padEnd(11)}${'loads'.padEnd(7)}${'train img/s'.padStart(12)}${'infer img/s'.padStart(13)}${'train memory'.padStart(18)}  device`,
   ];
   for (const b of survey.backends) {
     const train =
@@ -162,7 +181,7 @@ export function formatSurvey(survey: Survey, options: MeasureOptions): string[] 
         : speed(b.trainImgPerSecond);
     const device = b.loads ? `${b.device ?? ''}${b.note ? `; ${b.note}` : ''}` : (b.reason ?? '');
     lines.push(
-      `${b.backend.padEnd(11)}${(b.loads ? 'yes' : 'no').padEnd(7)}${train.padStart(12)}${speed(b.inferImgPerSecond).padStart(13)}  ${device}`,
+      `${b.backend.padEnd(11)}${(b.loads ? 'yes' : 'no').padEnd(7)}${train.padStart(12)}${speed(b.inferImgPerSecond).padStart(13)}${(b.loads ? formatMemory(b.memoryBytes, b.memoryKind) : '').padStart(18)}  ${device}`,
     );
   }
   lines.push('', `--backend auto: ${survey.auto.replace(/^backend: /, '')}`);

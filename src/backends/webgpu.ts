@@ -4,6 +4,9 @@ import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { tf } from '../tf.js';
+import { UserError } from '../errors.js';
+import { DeviceOutOfMemoryError, setStepGuard, type StepGuard } from './device-memory.js';
+import { boundPool, type BufferManagerLike } from './webgpu-buffers.js';
 
 /** What Dawn says about the adapter it would use (GPUAdapterInfo), as plain data. */
 export interface GpuAdapter {
@@ -44,11 +47,17 @@ interface GpuAdapterLike {
   limits: Record<string, number>;
   requestDevice(descriptor: object): Promise<GpuDeviceLike>;
 }
+interface GpuErrorLike {
+  message: string;
+}
 interface GpuDeviceLike {
   limits: Record<string, number>;
   lost: Promise<{ message: string }>;
-  addEventListener(type: 'uncapturederror', listener: (event: { error: { message: string } }) => void): void;
+  addEventListener(type: 'uncapturederror', listener: (event: { error: GpuErrorLike }) => void): void;
+  pushErrorScope(filter: 'out-of-memory' | 'validation'): void;
+  popErrorScope(): Promise<GpuErrorLike | null>;
 }
+
 interface Dawn {
   create(options: string[]): { requestAdapter(options?: object): Promise<GpuAdapterLike | null> };
   globals: object;
@@ -131,7 +140,81 @@ export async function probeAdapter(env: NodeJS.ProcessEnv = process.env): Promis
 
 /** Why every later read fails: the first WebGPU error of the device (an invalid pipeline, a lost device). */
 let deviceError: string | undefined;
+/** Whether that error was running out of memory (outside a training step, which retries: see guardSteps). */
+let deviceOutOfMemory = false;
+
+/** The error every read throws once the device has failed: one line, as a UserError when it ran out of memory. */
+function deviceFailure(): Error {
+  if (deviceOutOfMemory) {
+    return new UserError(
+      `the GPU ran out of memory (${deviceError}): use a smaller --batch-size, or close other programs that use the GPU`,
+      1,
+    );
+  }
+  return new Error(`the GPU reported an error, so results cannot be trusted: ${deviceError}`);
+}
 let loaded: Promise<GpuAdapter> | undefined;
+
+/**
+ * A cap on the device memory a training step may have in use at once, below what the device has: a step that
+ * needs more runs out of memory as it would on a smaller GPU. From MALARIA_WEBGPU_MEMORY_LIMIT_MB, or set here;
+ * it is how the tests make a step run out of memory (the buffers tfjs keeps for reuse do not count: what a step
+ * needs is then the same whatever ran before it).
+ */
+let memoryLimitBytes: number | undefined = limitFromEnv(process.env.MALARIA_WEBGPU_MEMORY_LIMIT_MB);
+
+function limitFromEnv(value: string | undefined): number | undefined {
+  const megabytes = Number(value);
+  return value && Number.isFinite(megabytes) && megabytes > 0 ? megabytes * 2 ** 20 : undefined;
+}
+
+/** Sets (or, with undefined, lifts) the cap on the device memory a training step may have in use. */
+export function setDeviceMemoryLimit(bytes: number | undefined): void {
+  memoryLimitBytes = bytes;
+}
+
+/**
+ * The training step's guard for this backend: WebGPU error scopes around each step, so running out of memory
+ * (which Dawn reports as an error, handing back an unusable buffer, and every use of that buffer as another)
+ * voids the step instead of poisoning the device; and the buffer pool, bounded, measured and released on demand.
+ */
+function guardSteps(device: GpuDeviceLike, buffers: BufferManagerLike): StepGuard {
+  let inStep = false;
+  let overLimit = false;
+  const pool = boundPool(buffers, (size, mappedAtCreation) => {
+    if (inStep && memoryLimitBytes !== undefined && buffers.numBytesUsed + size > memoryLimitBytes) {
+      overLimit = true;
+      // What Dawn does when it cannot back a buffer that is mapped at creation.
+      if (mappedAtCreation) throw new RangeError('createBuffer failed to allocate a buffer mapped at creation.');
+    }
+  });
+  return {
+    begin() {
+      if (inStep) return;
+      inStep = true;
+      overLimit = false;
+      device.pushErrorScope('out-of-memory');
+      device.pushErrorScope('validation');
+    },
+    async end() {
+      if (!inStep) return;
+      inStep = false;
+      const invalid = await device.popErrorScope();
+      const outOfMemory = await device.popErrorScope();
+      if (outOfMemory || overLimit) {
+        const why = outOfMemory ? outOfMemory.message.split('\n')[0] : 'over MALARIA_WEBGPU_MEMORY_LIMIT_MB';
+        throw new DeviceOutOfMemoryError(`the GPU ran out of memory (${why})`);
+      }
+      if (invalid) {
+        deviceError ??= invalid.message.split('\n')[0];
+        throw deviceFailure();
+      }
+    },
+    releasePooled: () => pool.releaseIdle(),
+    bytes: () => ({ held: pool.held(), peak: pool.peak() }),
+    resetPeak: () => pool.resetPeak(),
+  };
+}
 
 /**
  * Registers the 'webgpu' backend on the first adapter Dawn offers (high-performance preference) and makes it the
@@ -177,7 +260,10 @@ async function register(): Promise<GpuAdapter> {
   const requiredFeatures = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   device.addEventListener('uncapturederror', (event) => {
-    deviceError ??= event.error.message.split('\n')[0];
+    if (deviceError === undefined) {
+      deviceError = event.error.message.split('\n')[0];
+      deviceOutOfMemory = event.error.constructor.name === 'GPUOutOfMemoryError';
+    }
   });
   void device.lost.then((info) => {
     deviceError ??= `the GPU device was lost (${info.message || 'no reason given'})`;
@@ -193,10 +279,11 @@ async function register(): Promise<GpuAdapter> {
     'webgpu',
     () => {
       const backend = new webgpuBackend.WebGPUBackend(device as never, adapter.info as never);
+      setStepGuard(backend, guardSteps(device, backend.bufferManager as unknown as BufferManagerLike));
       const read = backend.read.bind(backend);
       backend.read = async (dataId) => {
         const values = await read(dataId);
-        if (deviceError) throw new Error(`the GPU reported an error, so results cannot be trusted: ${deviceError}`);
+        if (deviceError) throw deviceFailure();
         return values;
       };
       return backend;

@@ -5,6 +5,7 @@ import { APP_DEFAULTS } from '../config.js';
 import { selectBackend } from '../tf.js';
 import { serveApp } from '../app/serve.js';
 import { untilInterrupted } from '../io/interrupt.js';
+import { withFolderLock } from '../io/lock.js';
 import { writeApp } from '../app/write-app.js';
 import { createReporter } from '../report/reporter.js';
 import { modelDirOption, portNumber } from './options.js';
@@ -44,7 +45,10 @@ async function runApp(flags: AppFlags): Promise<void> {
   // Writing the app loads the model once to check it; the pure-JS backend is enough for that.
   await selectBackend('cpu');
   const report = createReporter();
-  const app = await writeApp({ modelDir: flags.modelDir, outDir: flags.out });
+  // Held while writing, not while serving: another run may write the app anew meanwhile.
+  const app = await withFolderLock(flags.out, `--out ${flags.out}`, () =>
+    writeApp({ modelDir: flags.modelDir, outDir: flags.out }),
+  );
   const megabytes = (app.bytes / 1024 / 1024).toFixed(1);
   const source = app.config.thresholdSource === 'model' ? 'saved with the model' : 'the default';
   report.result(

@@ -3,6 +3,7 @@ import { Option, type Command } from '@commander-js/extra-typings';
 import { DATASET_DEFAULTS } from '../config.js';
 import { buildDataset } from '../data/build-dataset.js';
 import { formatBuildSummary } from '../data/build-summary.js';
+import { withFolderLock } from '../io/lock.js';
 import { createReporter } from '../report/reporter.js';
 import { fraction, nonNegativeInt } from './options.js';
 
@@ -37,7 +38,9 @@ export function registerBuildDataset(program: Command): void {
     )
     .action(async (flags) => {
       const report = createReporter();
-      const result = await buildDataset({ ...flags, progressStream: process.stderr });
+      const result = await withFolderLock(flags.output, `--output ${flags.output}`, () =>
+        buildDataset({ ...flags, progressStream: process.stderr }),
+      );
       for (const line of formatBuildSummary(result)) report.result(line);
     });
 }

@@ -2,6 +2,7 @@
 import type { Command } from '@commander-js/extra-typings';
 import { DOWNLOAD_DEFAULTS } from '../config.js';
 import { ARCHIVE_NAME, downloadDataset, IMAGES_FOLDER } from '../data/download-dataset.js';
+import { withFolderLock } from '../io/lock.js';
 import { createReporter } from '../report/reporter.js';
 
 export function registerDownload(program: Command): void {
@@ -16,6 +17,6 @@ export function registerDownload(program: Command): void {
     )
     .option('--force', `extract again over an existing <dir>/${IMAGES_FOLDER}`, false)
     .action(async (flags) => {
-      await downloadDataset(flags, createReporter());
+      await withFolderLock(flags.dir, `--dir ${flags.dir}`, () => downloadDataset(flags, createReporter()));
     });
 }

@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DATASET_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
+import { checkOutputFiles, type OutputFile } from '../io/output-file.js';
+import { withFolderLock } from '../io/lock.js';
 import { selectBackend } from '../tf.js';
 import { chooseThreshold, inferenceUsed, predictSplit, type SplitPredictions } from '../model/evaluate-split.js';
 import { loadModel, METADATA_FILE, updateMetadata } from '../model/io.js';
@@ -17,6 +19,7 @@ import {
   rocData,
 } from '../report/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
+import type { ClassLabels } from '../report/positive-class.js';
 import { renderReliabilityPlot, renderRocPlot } from '../report/plot.js';
 import { createReporter, type Reporter } from '../report/reporter.js';
 import { misclassifiedCells, renderErrorSheet, SHEET } from '../report/error-sheet.js';
@@ -66,6 +69,7 @@ function declareEvaluate(program: Command) {
       '--errors <png>',
       `write the misclassified cells to this PNG, the most confident mistakes first (up to ${SHEET.limit}), each with its true class and patient`,
     )
+    .option('--force', 'replace a --roc, --calibration or --errors file even when this tool did not write it')
     .addOption(ttaOption())
     .addOption(jsonOption('one JSON object with the metrics'));
 }
@@ -73,7 +77,12 @@ function declareEvaluate(program: Command) {
 type EvaluateFlags = ReturnType<ReturnType<typeof declareEvaluate>['opts']>;
 
 export function registerEvaluate(program: Command): void {
-  declareEvaluate(program).action((flags) => runEvaluate(flags));
+  // --save-threshold rewrites metadata.json in the model folder: not while another run writes there.
+  declareEvaluate(program).action((flags) =>
+    flags.saveThreshold
+      ? withFolderLock(flags.modelDir, `--model-dir ${flags.modelDir}`, () => runEvaluate(flags))
+      : runEvaluate(flags),
+  );
 }
 
 function validate(flags: EvaluateFlags): void {
@@ -91,8 +100,35 @@ function validate(flags: EvaluateFlags): void {
   }
 }
 
+/**
+ * The PNG files this run writes, checked before any work: each may be written (missing, ours, or --force) and none
+ * lies in a split folder of --data or in --model-dir.
+ */
+async function checkOutputs(
+  flags: EvaluateFlags,
+): Promise<{ roc?: OutputFile; calibration?: OutputFile; errors?: OutputFile }> {
+  const named = (flag: string, file: string | undefined): OutputFile | undefined =>
+    file === undefined ? undefined : { path: file, label: `${flag} ${file}`, force: flags.force };
+  const outputs = {
+    roc: named('--roc', flags.roc),
+    calibration: named('--calibration', flags.calibration),
+    errors: named('--errors', flags.errors),
+  };
+  // Every split, not only the one evaluated: a file left in one is read as a cell, or makes the split not ours.
+  const splits = [...new Set([...Object.values(DATASET_DEFAULTS.splits), flags.split])].map((split) => ({
+    path: path.join(flags.data, split),
+    label: `the ${split} split of --data ${flags.data}`,
+  }));
+  await checkOutputFiles(
+    Object.values(outputs).filter((output) => output !== undefined),
+    [...splits, { path: flags.modelDir, label: `--model-dir ${flags.modelDir}` }],
+  );
+  return outputs;
+}
+
 async function runEvaluate(flags: EvaluateFlags): Promise<void> {
   validate(flags);
+  const outputs = await checkOutputs(flags);
   // --json keeps stdout to the one object; everything else goes to stderr.
   const report = createReporter({ json: flags.json });
   const backend = await selectBackend(flags.backend);
@@ -109,7 +145,7 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
     const { threshold, origin } = await chooseThreshold(model, metadata, flags, report);
 
     const predictions = await predictSplit(model, metadata, flags, flags.split, report);
-    const evaluation = evaluatePredictions(predictions, metadata.classNames, threshold, {
+    const evaluation = evaluatePredictions(predictions, metadata, threshold, {
       clusters: predictions.patients,
     });
     const inference = inferenceUsed(metadata, flags);
@@ -123,21 +159,21 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
       if (evaluation.screening) report.result(formatScreening(evaluation.screening, origin.source));
       report.result(formatCalibration(evaluation.calibration, inference));
     }
-    if (flags.calibration) {
-      await renderReliabilityPlot(evaluation.calibration, `Reliability diagram, ${flags.split}`, flags.calibration);
+    if (outputs.calibration) {
+      await renderReliabilityPlot(evaluation.calibration, `Reliability diagram, ${flags.split}`, outputs.calibration);
       report.detail(`reliability diagram written to ${flags.calibration}`);
     }
-    if (flags.roc) {
-      const roc = rocData(predictions, metadata.classNames, threshold);
+    if (outputs.roc) {
+      const roc = rocData(predictions, metadata, threshold);
       await renderRocPlot(
         roc.curve,
         { auc: roc.auc, operatingPoint: roc.operatingPoint, title: `ROC curve, ${flags.split}` },
-        flags.roc,
+        outputs.roc,
       );
       report.detail(`ROC curve written to ${flags.roc}`);
     }
-    if (flags.errors) {
-      await writeErrorSheet(predictions, metadata.classNames, threshold, flags.split, flags.errors, report);
+    if (outputs.errors) {
+      await writeErrorSheet(predictions, metadata, threshold, flags.split, outputs.errors, report);
     }
     if (flags.saveThreshold) {
       await updateMetadata(flags.modelDir, { threshold });
@@ -151,10 +187,10 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
 /** `--errors`: the contact sheet of the cells decided wrongly at `threshold`. */
 async function writeErrorSheet(
   predictions: SplitPredictions,
-  classNames: string[],
+  classes: ClassLabels,
   threshold: number,
   split: string,
-  file: string,
+  file: OutputFile,
   report: Reporter,
 ): Promise<void> {
   if (!predictions.files) {
@@ -163,10 +199,10 @@ async function writeErrorSheet(
   }
   const cells = misclassifiedCells(
     predictions,
-    predictedLabels(predictions, classNames, threshold),
+    predictedLabels(predictions, classes, threshold),
     predictions.files,
-    classNames,
+    classes.classNames,
   );
   const drawn = await renderErrorSheet(cells, split, file);
-  report.detail(`error sheet written to ${file} (${drawn} of ${cells.length} misclassified cells)`);
+  report.detail(`error sheet written to ${file.path} (${drawn} of ${cells.length} misclassified cells)`);
 }

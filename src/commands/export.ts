@@ -2,6 +2,7 @@
 // or the field; stock tf.loadLayersModel loads it, and so do `evaluate` and `predict`.
 import { Option, type Command } from '@commander-js/extra-typings';
 import { selectBackend } from '../tf.js';
+import { withFolderLock } from '../io/lock.js';
 import { exportModel } from '../model/export.js';
 import { QUANTIZATIONS, type Quantization } from '../model/quantize.js';
 import { formatExport } from '../report/export-summary.js';
@@ -38,12 +39,14 @@ export function registerExport(program: Command): void {
 async function runExport(flags: ExportFlags): Promise<void> {
   const report = createReporter();
   const backend = await selectBackend(flags.backend);
-  const result = await exportModel({
-    modelDir: flags.modelDir,
-    outDir: flags.out,
-    quantization: flags.quantize,
-    force: flags.force,
-  });
+  const result = await withFolderLock(flags.out, `--out ${flags.out}`, () =>
+    exportModel({
+      modelDir: flags.modelDir,
+      outDir: flags.out,
+      quantization: flags.quantize,
+      force: flags.force,
+    }),
+  );
   // After the work, so a model folder that is not ours is one line and nothing else.
   report.note(backend.message);
   for (const line of formatExport(result, flags.out)) report.result(line);

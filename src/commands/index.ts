@@ -7,12 +7,14 @@ import { registerApp } from './app.js';
 import { registerPredict } from './predict.js';
 import { registerExport } from './export.js';
 import { registerBackends } from './backends.js';
+import { registerCrossval } from './crossval.js';
 
 /** Adds every subcommand to the program (each module registers one verb). */
 export function registerCommands(program: Command): void {
   registerBuildDataset(program);
   registerDownload(program);
   registerTrain(program);
+  registerCrossval(program);
   registerEvaluate(program);
   registerApp(program);
   registerPredict(program);

@@ -2,8 +2,12 @@
 // words, which commander prints as one line, exit 2) and one factory per option that several commands share, so a
 // flag has one spelling, one help text, one default and one validation. The flags' TypeScript types come from these
 // definitions (@commander-js/extra-typings), not from hand-written interfaces.
-import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { InvalidArgumentError, Option, type Command, type OptionValues } from '@commander-js/extra-typings';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
+import { RESIZE_METHODS, type ResizeMethod } from '../data/resize.js';
+import { STAIN_METHODS, type StainMethod } from '../data/stain.js';
+import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from '../model/presets.js';
+import { SCHEDULES, type ScheduleName } from '../model/schedule.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../tf.js';
 
 export function positiveInt(value: string): number {
@@ -130,12 +134,19 @@ const BATCH_SIZE_HELP = {
 export const batchSizeOption = (use: keyof typeof BATCH_SIZE_HELP = 'inference') =>
   new Option('--batch-size <n>', BATCH_SIZE_HELP[use]).argParser(positiveInt).default<number>(TRAIN_DEFAULTS.batchSize);
 
-/** --threshold: where a two-class model decides Parasitized. */
+/** --threshold: where a two-class model decides its positive class (Parasitized). */
 export const thresholdOption = () =>
   new Option(
     '--threshold <p>',
-    'Parasitized when P(Parasitized) >= p (default: the one saved with the model, else 0.5)',
+    "the model's positive class (Parasitized) when P(it) >= p (default: the one saved with the model, else 0.5)",
   ).argParser(thresholdValue);
+
+/** --positive: the class a two-class model screens for, saved with the model (train). */
+export const positiveOption = () =>
+  new Option(
+    '--positive <class>',
+    'the class to screen for: its P is thresholded, its recall is the sensitivity (default: Parasitized when it is one of the two classes); saved with the model',
+  );
 
 /** --tta: test-time augmentation over the 8 flips and right-angle rotations. */
 export const ttaOption = () =>
@@ -146,3 +157,97 @@ export const ttaOption = () =>
 
 /** --json: stdout holds `what` and nothing else (notes and progress still go to stderr). */
 export const jsonOption = (what: string) => new Option('--json', `print ${what} and nothing else`);
+
+/** --preset: the training recipe whose settings the recipe flags override (train, crossval). */
+export const presetOption = () =>
+  new Option('--preset <name>', 'training recipe; the flags below override its settings')
+    .choices(PRESET_NAMES)
+    .default<PresetName>(DEFAULT_PRESET);
+
+/**
+ * The flags of a training run, from --epochs to --backend: one declaration for every command that trains (train,
+ * crossval), so each flag has one help text, default and validation there too.
+ */
+export function addTrainingRunOptions<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(
+  command: Command<Args, Opts, Globals>,
+) {
+  return command
+    .option('--epochs <n>', 'epochs to train', positiveInt, TRAIN_DEFAULTS.epochs as number)
+    .addOption(batchSizeOption('training'))
+    .option(
+      '--micro-batch <n>',
+      `images per forward/backward pass; a batch's gradients are summed over its micro-batches (default: the batch, on wasm halved until it fits its 4 GB: 8 for the tutorial's ResNet; on a GPU halved when a step runs out of memory)`,
+      positiveInt,
+    )
+    .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr as number)
+    .addOption(imageSizeOption())
+    .addOption(
+      new Option(
+        '--resize <method>',
+        'how cells are brought to --image-size: nearest (one source pixel each, the tutorial) or area (the mean of every pixel covered); saved with the model',
+      )
+        .choices(RESIZE_METHODS)
+        .default<ResizeMethod>(TRAIN_DEFAULTS.resize),
+    )
+    .addOption(
+      new Option(
+        '--stain <method>',
+        "what is done to each cell's colours after the resize: keep them (the tutorial) or balance each cell's mean colour to one reference, so slides stained darker or paler look alike; saved with the model",
+      )
+        .choices(STAIN_METHODS)
+        .default<StainMethod>(TRAIN_DEFAULTS.stain),
+    )
+    .addOption(stagesOption())
+    .addOption(filtersOption())
+    .addOption(
+      new Option(
+        '--schedule <name>',
+        'how the rate falls after any warm-up: linear (per epoch, the tutorial) or cosine (per step)',
+      )
+        .choices(SCHEDULES)
+        .default<ScheduleName>(TRAIN_DEFAULTS.schedule),
+    )
+    .option(
+      '--warmup <epochs>',
+      'epochs over which the rate climbs from 0 to --lr',
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.warmup as number,
+    )
+    .option(
+      '--label-smoothing <f>',
+      'train towards (1 - f) * the label + f / classes instead of the bare label (0: off)',
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.labelSmoothing as number,
+    )
+    .option(
+      '--l2 <f>',
+      "L2 penalty on every kernel, f * sum(w^2) (the tutorial's weight decay; 0: off)",
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.l2 as number,
+    )
+    .option(
+      '--ema <decay>',
+      'save a moving average of the weights, updated each step with this decay, as the model (0: the last weights)',
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.ema as number,
+    )
+    .option(
+      '--rotation <degrees>',
+      'training images are rotated by a random angle in [-degrees, degrees] (cells have no orientation: 180 covers all)',
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.rotation as number,
+    )
+    .option(
+      '--color <f>',
+      "each channel of a training image is multiplied by a random factor in [1 - f, 1 + f], like slides' stains and lighting (0: off)",
+      nonNegativeNumber,
+      TRAIN_DEFAULTS.color as number,
+    )
+    .option(
+      '--seed <n>',
+      'seed for weights, shuffling and augmentation',
+      nonNegativeInt,
+      DATASET_DEFAULTS.seed as number,
+    )
+    .addOption(backendOption());
+}

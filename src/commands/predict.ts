@@ -4,7 +4,8 @@ import { UserError } from '../errors.js';
 import { selectBackend } from '../tf.js';
 import { loadModel } from '../model/io.js';
 import { classifyFiles, gatherImageFiles, isFailed, slideSummary } from '../model/classify.js';
-import { formatInference, positiveIndexOf, thresholdOrigin } from '../report/evaluation.js';
+import { formatInference, thresholdOrigin } from '../report/evaluation.js';
+import { positiveIndexOf } from '../report/positive-class.js';
 import { formatSlideSummary } from '../report/parasitemia.js';
 import { formatClassifiedCounts, formatPredictionTable, plural, predictionsJson } from '../report/predictions.js';
 import { createReporter } from '../report/reporter.js';
@@ -56,7 +57,7 @@ async function runPredict(paths: string[], flags: PredictFlags): Promise<void> {
     }
     const { threshold, source } = thresholdInForce(flags.threshold, metadata);
     if (twoClasses) {
-      const positive = metadata.classNames[positiveIndexOf(metadata.classNames)];
+      const positive = metadata.classNames[positiveIndexOf(metadata)];
       report.note(`${positive} when P(${positive}) >= ${threshold} (${thresholdOrigin(source)})`);
     }
     if (metadata.temperature !== undefined || flags.tta) {
@@ -80,7 +81,7 @@ async function runPredict(paths: string[], flags: PredictFlags): Promise<void> {
     // stdout stays one JSON array under --json.
     if (flags.summary)
       report.detail(
-        `\n${formatSlideSummary(slideSummary(results, metadata.classNames, threshold), metadata.classNames[positiveIndexOf(metadata.classNames)]).join('\n')}`,
+        `\n${formatSlideSummary(slideSummary(results, metadata, threshold), metadata.classNames[positiveIndexOf(metadata)]).join('\n')}`,
       );
     report.note(formatClassifiedCounts(results, metadata.classNames, skipped.length));
     const failed = results.filter(isFailed).length;

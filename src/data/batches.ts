@@ -14,7 +14,7 @@ import {
 import { listSplit, type SplitListing } from './dataset.js';
 import { DecodeError, decodeResized } from './decode.js';
 import type { ResizeMethod } from './resize.js';
-import type { StainMethod } from './stain.js';
+import { REFERENCE_CELL_COLOUR, type StainMethod, type StainReference } from './stain.js';
 import { ImageCache, DEFAULT_CACHE_BYTES } from './image-cache.js';
 import type { Batch, BatchSource, LabelledFile } from './types.js';
 
@@ -56,6 +56,8 @@ export interface BatchPipelineOptions {
   resize?: ResizeMethod;
   /** What is done to each cell's colours after the resize (default keep, the tutorial's). */
   stain?: StainMethod;
+  /** The colour `balance` brings each cell to: the model's saved one (default: the constant training uses). */
+  stainReference?: StainReference;
   batchSize: number;
   /** Random ImageDataGenerator transform per image (training); off = resize and scale only (evaluation). */
   augment: boolean;
@@ -206,7 +208,7 @@ class DirectoryBatchSource implements ImageBatchSource {
   private readonly limiter: Limiter;
   private readonly prefetch: number;
   private readonly decode: DecodeImage;
-  /** "resize:stain:size:", what a cached image depends on besides its file. */
+  /** "resize:stain:size:" (a balance with its reference), what a cached image depends on besides its file. */
   private readonly cachePrefix: string;
   private readonly pixels: number;
 
@@ -230,8 +232,11 @@ class DirectoryBatchSource implements ImageBatchSource {
     this.cache = options.cache ?? new ImageCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
     const resize = options.resize ?? 'nearest';
     const stain = options.stain ?? 'keep';
-    this.decode = options.decode ?? ((file, size) => decodeResized(file, size, file, resize, stain));
-    this.cachePrefix = `${resize}:${stain}:${this.imageSize}:`;
+    const reference = options.stainReference ?? REFERENCE_CELL_COLOUR;
+    this.decode = options.decode ?? ((file, size) => decodeResized(file, size, file, resize, stain, reference));
+    // A balanced cell also depends on the colour it was balanced to.
+    const stainStep = stain === 'balance' ? `balance(${reference.join(',')})` : stain;
+    this.cachePrefix = `${resize}:${stainStep}:${this.imageSize}:`;
     this.pixels = this.imageSize * this.imageSize * 3;
     for (const rejected of listing.rejected) this.skip(rejected.path, rejected.reason);
   }

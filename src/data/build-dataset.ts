@@ -37,6 +37,7 @@ import {
   assertApart,
   existingSplitEntries,
   realPathAllowMissing,
+  splitCopyName,
 } from '../io/output-folder.js';
 
 export type GroupBy = 'cell' | 'patient';
@@ -135,8 +136,11 @@ async function checkPaths(options: BuildDatasetOptions): Promise<{ inputDir: str
   return { inputDir, outputDir };
 }
 
+/**
+ * The split entries the output holds, which a run replaces: only a split this command wrote (checked against its
+ * splits.csv) may be replaced, and only with --force.
+ */
 async function refuseOrPlanReplacement(outputDir: string, options: BuildDatasetOptions): Promise<string[]> {
-  // Only a split this command wrote (checked against its splits.csv) may be replaced, and only with --force.
   const existing = await existingSplitEntries(outputDir, OUTPUT_ENTRIES, SPLIT_NAMES, `--output ${options.output}`);
   if (existing.length > 0 && !options.force) {
     throw new UserError(
@@ -172,17 +176,6 @@ async function findUndecodable(
   return failures;
 }
 
-/** `<stem>-<hash8><ext>` when two different images of one split and class share a file name. */
-function uniqueName(image: ListedImage, taken: Set<string>): string {
-  let name = image.name;
-  if (taken.has(name.toLowerCase())) {
-    const ext = path.extname(name);
-    name = `${name.slice(0, name.length - ext.length)}-${image.sha256.slice(0, 8)}${ext}`;
-  }
-  taken.add(name.toLowerCase());
-  return name;
-}
-
 async function writeSplit(
   assignment: SplitAssignment<ListedImage>,
   classNames: readonly string[],
@@ -195,9 +188,12 @@ async function writeSplit(
     for (const className of classNames) await fsp.mkdir(path.join(tempDir, split, className), { recursive: true });
     const namesTaken = new Map<string, Set<string>>(classNames.map((name) => [name, new Set<string>()]));
     for (const image of [...assignment[split]].sort(compareSplitItems)) {
-      const name = uniqueName(image, namesTaken.get(image.className)!);
+      // The copy's name follows from the manifest's rows in order: the ownership check names them the same way.
+      const name = splitCopyName(image.name, image.sha256, namesTaken.get(image.className)!);
       copies.push({ from: image.absolutePath, to: path.join(tempDir, split, image.className, name) });
-      manifest += csvLine([split, image.className, image.relativePath, image.sha256, patientIdOf(image.name) ?? '']);
+      const row = [split, image.className, image.relativePath, image.sha256, patientIdOf(image.name) ?? ''];
+      // The size lets the ownership check tell a copy from another image of the same name without reading it.
+      manifest += csvLine([...row, String(image.size)]);
     }
   }
   const bar = progressBar(options, copies.length, 'copying');
@@ -228,42 +224,74 @@ async function swapIntoPlace(
   await fse.remove(tempDir);
 }
 
+/** A run killed inside swapIntoPlace: its temp folder, holding `.replaced/` and the new entries not yet moved in. */
+interface InterruptedSwap {
+  name: string;
+  tempDir: string;
+  /** New entries still in the temp folder, in SWAP_ORDER. */
+  pending: string[];
+  /** New entries had begun to move in, which happens only once every old one is out. */
+  movingIn: boolean;
+}
+
 /**
- * A run killed inside swapIntoPlace left a temp folder holding `.replaced/` (the old entries it moved out) and
- * the new entries it had not moved in yet. Its new split was complete (the swap starts after the last copy), so
- * finish the move: the output then holds that complete split, never a mix of two. Returns the folders finished.
+ * The swaps killed runs left in `outputDir` (read only). Their new split was complete (the swap starts after the
+ * last copy), so the next run finishes the move: the output then holds that complete split, never a mix of two.
  */
-async function finishInterruptedSwaps(outputDir: string): Promise<string[]> {
+async function interruptedSwaps(outputDir: string): Promise<InterruptedSwap[]> {
   const names = await fsp.readdir(outputDir).catch(() => [] as string[]);
-  const finished: string[] = [];
+  const swaps: InterruptedSwap[] = [];
   for (const name of names.sort()) {
     const pid = isOurTemp(name) ? parseTempName(name)?.pid : undefined;
     if (!pid || pid === process.pid || isProcessAlive(pid)) continue;
     const tempDir = path.join(outputDir, name);
-    const trash = path.join(tempDir, REPLACED_DIR);
-    if (!(await exists(trash))) continue;
+    if (!(await exists(path.join(tempDir, REPLACED_DIR)))) continue;
     const pending: string[] = [];
     for (const entry of SWAP_ORDER) if (await exists(path.join(tempDir, entry))) pending.push(entry);
-    // New entries move in only once every old one is out: while no split folder has moved in, all that the
-    // output holds is old; afterwards only names still pending can hold an old entry.
-    const movingIn = SPLIT_NAMES.some((split) => !pending.includes(split));
-    for (const entry of SWAP_ORDER) {
-      const current = path.join(outputDir, entry);
-      if ((pending.includes(entry) || !movingIn) && (await exists(current))) {
-        await fse.move(current, path.join(trash, entry), { overwrite: true });
-      }
-    }
-    for (const entry of pending) await fsp.rename(path.join(tempDir, entry), path.join(outputDir, entry));
-    await fse.remove(tempDir);
-    finished.push(name);
+    swaps.push({ name, tempDir, pending, movingIn: SPLIT_NAMES.some((split) => !pending.includes(split)) });
   }
-  return finished;
+  return swaps;
+}
+
+/**
+ * The manifest that lists the split entries an unfinished swap left in the output: the output's own splits.csv
+ * while it is there (old entries not yet moved out, or the new split wholly moved in); else the new one in the
+ * temp folder once entries move in, or the old one in `.replaced/` before.
+ */
+async function swapManifest(outputDir: string, swap: InterruptedSwap): Promise<string> {
+  const inOutput = path.join(outputDir, MANIFEST_FILE);
+  if (await exists(inOutput)) return inOutput;
+  return path.join(swap.movingIn ? swap.tempDir : path.join(swap.tempDir, REPLACED_DIR), MANIFEST_FILE);
+}
+
+/** Finishes the move of an interrupted swap whose entries in the output were checked as ours. */
+async function finishSwap(outputDir: string, { tempDir, pending, movingIn }: InterruptedSwap): Promise<void> {
+  const trash = path.join(tempDir, REPLACED_DIR);
+  // While no split folder has moved in, all that the output holds is old; afterwards only names still pending
+  // can hold an old entry.
+  for (const entry of SWAP_ORDER) {
+    const current = path.join(outputDir, entry);
+    if ((pending.includes(entry) || !movingIn) && (await exists(current))) {
+      await fse.move(current, path.join(trash, entry), { overwrite: true });
+    }
+  }
+  for (const entry of pending) await fsp.rename(path.join(tempDir, entry), path.join(outputDir, entry));
+  await fse.remove(tempDir);
 }
 
 export async function buildDataset(options: BuildDatasetOptions): Promise<BuildDatasetResult> {
   const { inputDir, outputDir } = await checkPaths(options);
-  const finishedSwaps = await finishInterruptedSwaps(outputDir);
-  const existing = await refuseOrPlanReplacement(outputDir, options);
+  // Nothing changes before the output is checked: an interrupted swap of ours is finished only once what it left
+  // in the output is found to be the split its manifest lists.
+  const finishedSwaps: string[] = [];
+  for (const swap of await interruptedSwaps(outputDir)) {
+    const manifest = await swapManifest(outputDir, swap);
+    await existingSplitEntries(outputDir, OUTPUT_ENTRIES, SPLIT_NAMES, `--output ${options.output}`, manifest);
+    await finishSwap(outputDir, swap);
+    finishedSwaps.push(swap.name);
+  }
+  // Refused here, before the long work, and checked again before the swap (below).
+  await refuseOrPlanReplacement(outputDir, options);
   const { removed: removedLeftovers } = await sweepLeftovers(outputDir, [TEMP_BASE]);
 
   const excluded = new Set(SPLIT_NAMES.map((split) => path.join(outputDir, split)));
@@ -301,6 +329,7 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
   const tempDir = tempPath(path.join(outputDir, TEMP_BASE));
   await fsp.mkdir(tempDir, { recursive: true });
   const newEntries: string[] = [...SPLIT_NAMES];
+  let existing: string[];
   try {
     await writeSplit(assignment, classNames, tempDir, options);
     if (rejected.length > 0) {
@@ -309,6 +338,8 @@ export async function buildDataset(options: BuildDatasetOptions): Promise<BuildD
       newEntries.push(REJECTED_FILE);
     }
     newEntries.push(MANIFEST_FILE);
+    // Checked again before anything in the output moves: the copying leaves time for someone to change it.
+    existing = await refuseOrPlanReplacement(outputDir, options);
     await swapIntoPlace(tempDir, outputDir, existing, newEntries);
   } catch (err) {
     // Once the swap has begun, the temp folder holds the old entries: keep it for the next run to finish the swap.

@@ -1,6 +1,6 @@
 // Decoding with sharp to 8-bit RGB, and the resize to the network's input size.
 import sharp from 'sharp';
-import { prepareCell, type StainMethod } from './stain.js';
+import { prepareCell, type StainMethod, type StainReference } from './stain.js';
 import { resizeNearest, type ResizeMethod, type RgbImage } from './resize.js';
 
 // Moved to resize.ts so the browser app can run the same code; re-exported for existing imports.
@@ -53,6 +53,7 @@ export async function decodeResized(
   name?: string,
   resize: ResizeMethod = 'nearest',
   stain: StainMethod = 'keep',
+  stainReference?: StainReference,
 ): Promise<Uint8Array> {
-  return prepareCell(await decodeRgb(input, name), size, resize, stain);
+  return prepareCell(await decodeRgb(input, name), size, resize, stain, stainReference);
 }

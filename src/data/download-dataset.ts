@@ -1,5 +1,4 @@
 // `malaria download`'s work: fetch cell_images.zip (resumable) and extract it to <dir>/cell_images/<Class>/.
-import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import fse from 'fs-extra';
 import { DOWNLOAD_DEFAULTS } from '../config.js';
@@ -78,8 +77,7 @@ export async function downloadDataset(
   if ((await fse.pathExists(imagesDir)) && !flags.force) {
     throw new UserError(`${imagesDir} already exists; pass --force to extract the archive over it again`);
   }
-  await fsp.mkdir(flags.dir, { recursive: true });
-
+  // No mkdir here: the download makes the folder once a server sends the file, so a refused one leaves none.
   if (await fse.pathExists(archive)) {
     report.result(`using ${archive}, downloaded earlier (delete it to download again)`);
   } else {

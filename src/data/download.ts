@@ -3,9 +3,10 @@
 import { createWriteStream, promises as fsp } from 'node:fs';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { UserError } from '../errors.js';
+import { describeFsError, UserError } from '../errors.js';
 
 export interface DownloadOptions {
   url: string;
@@ -36,12 +37,17 @@ async function sizeOf(file: string): Promise<number> {
   try {
     return (await fsp.stat(file)).size;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    // ENOTDIR: a file stands where a folder of the path should be, so no partial download can be there either.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 0;
     throw err;
   }
 }
 
-/** One GET, following up to `maxRedirects` redirects (the Range header goes along). */
+/**
+ * One GET, following up to `maxRedirects` redirects (the Range header goes along). A redirect from https to plain
+ * http is refused at any hop: it would let anyone on the way swap the file the user asked to fetch securely.
+ */
 async function get(
   url: URL,
   headers: Record<string, string>,
@@ -65,10 +71,20 @@ async function get(
       const next = new URL(location, url);
       if (next.protocol !== 'http:' && next.protocol !== 'https:')
         throw new Error(`redirect to unsupported ${next.protocol} URL`);
+      if (url.protocol === 'https:' && next.protocol === 'http:') throw new DowngradeRefused(next);
       url = next;
       continue;
     }
     return response;
+  }
+}
+
+/** A redirect from https to http, refused before anything is asked of the http address. */
+class DowngradeRefused extends Error {
+  constructor(readonly target: URL) {
+    super(
+      `it redirects from https to ${target.href}, which is not encrypted (anyone on the way could change the file); pass that http:// address itself to accept an unencrypted download`,
+    );
   }
 }
 
@@ -84,7 +100,9 @@ export function parseContentRange(header: string | undefined): { start?: number;
 
 /**
  * Downloads `url` to `dest`, resuming from `dest.part`. Network problems and HTTP errors become a
- * UserError (exit code 1) naming the URL; the .part file is kept so the next run resumes.
+ * UserError (exit code 1) naming the URL; the .part file is kept so the next run resumes. A redirect from https
+ * to http is a UserError with exit code 2. Nothing is written, not even `dest`'s folder, until a server answers
+ * with the file.
  */
 export async function downloadWithResume(options: DownloadOptions): Promise<DownloadResult> {
   const part = partPath(options.dest);
@@ -132,6 +150,10 @@ export async function downloadWithResume(options: DownloadOptions): Promise<Down
         throw new Error(`HTTP ${status}${response.statusMessage ? ` ${response.statusMessage}` : ''}`);
       }
 
+      await makeFolderOf(part).catch((err: unknown) => {
+        response.destroy();
+        throw err;
+      });
       let bytes = append ? offset : 0;
       options.onStart?.(bytes, total);
       const counter = new Transform({
@@ -155,6 +177,8 @@ export async function downloadWithResume(options: DownloadOptions): Promise<Down
     }
     throw new Error('the server keeps answering the resume request inconsistently');
   } catch (err) {
+    if (err instanceof DowngradeRefused) throw new UserError(`could not download ${options.url}: ${err.message}`);
+    if (err instanceof UserError) throw err;
     const problem = describeNetworkError(err);
     const kept = await sizeOf(part);
     const resume =
@@ -162,6 +186,20 @@ export async function downloadWithResume(options: DownloadOptions): Promise<Down
         ? `; run the command again to resume (${kept.toLocaleString('en-US')} bytes kept in ${part})`
         : '; check the URL and your connection, then run the command again';
     throw new UserError(`could not download ${options.url}: ${problem}${resume}`, 1);
+  }
+}
+
+/** Creates the folder `file` goes in (and its parents); a folder that cannot be made is one line, exit 2. */
+async function makeFolderOf(file: string): Promise<void> {
+  const folder = path.dirname(file);
+  try {
+    await fsp.mkdir(folder, { recursive: true });
+  } catch (err) {
+    // mkdir says EEXIST when `folder` itself is a file.
+    const code = (err as NodeJS.ErrnoException).code === 'EEXIST' ? { code: 'ENOTDIR' } : err;
+    const problem = describeFsError(code, `cannot create ${folder}`);
+    if (problem) throw new UserError(problem);
+    throw err;
   }
 }
 

@@ -10,27 +10,40 @@ import { resizeImage, type ResizeMethod, type RgbImage } from './resize.js';
 export const STAIN_METHODS = ['keep', 'balance'] as const;
 export type StainMethod = (typeof STAIN_METHODS)[number];
 
+/** An RGB colour a cell's mean is balanced to; saved in metadata.json as `stainReference` beside `stain: balance`. */
+export type StainReference = readonly [number, number, number];
+
 /**
  * The training patients' mean cell: each cell's mean colour (its foreground pixels), averaged per patient and then
- * over the 129 training patients of the 12,000-image per-patient split (measured on every sixth cell).
+ * over the 129 training patients of the 12,000-image per-patient split (measured on every sixth cell). `train
+ * --stain balance` balances to it and saves it with the model; models saved before the reference was saved used it.
  */
-export const REFERENCE_CELL_COLOUR: readonly [number, number, number] = [186, 155, 165];
+export const REFERENCE_CELL_COLOUR: StainReference = [186, 155, 165];
+
+/**
+ * A usable reference: three channel means, each above 0 (a channel balanced to 0 would be erased) and at most 255.
+ * Read from metadata.json, so anything else is refused rather than balanced to.
+ */
+export function isStainReference(value: unknown): value is StainReference {
+  return (
+    Array.isArray(value) &&
+    value.length === 3 &&
+    value.every((channel) => typeof channel === 'number' && channel > 0 && channel <= 255)
+  );
+}
 
 /**
  * A pixel whose channels sum to this or less is background: NIH crops put each cell on black (0, 0, 0), and the
  * resize keeps that black exact or nearly so.
  */
-const BACKGROUND_SUM = 30;
+export const BACKGROUND_SUM = 30;
 
 /**
  * Scales each channel of a cell's foreground pixels (in place) so that their mean is the reference colour ("grey
  * world" per cell). The background stays black; a channel is capped at 255. An image with no foreground is left
  * as it is.
  */
-export function balanceStain(
-  pixels: Uint8Array,
-  reference: readonly [number, number, number] = REFERENCE_CELL_COLOUR,
-): Uint8Array {
+export function balanceStain(pixels: Uint8Array, reference: StainReference = REFERENCE_CELL_COLOUR): Uint8Array {
   let r = 0;
   let g = 0;
   let b = 0;
@@ -52,15 +65,25 @@ export function balanceStain(
   return pixels;
 }
 
-/** Applies `method` to a resized cell (in place) and returns it. */
-export function applyStain(pixels: Uint8Array, method: StainMethod): Uint8Array {
-  return method === 'balance' ? balanceStain(pixels) : pixels;
+/** Applies `method` to a resized cell (in place) and returns it; `balance` balances to `reference`. */
+export function applyStain(
+  pixels: Uint8Array,
+  method: StainMethod,
+  reference: StainReference = REFERENCE_CELL_COLOUR,
+): Uint8Array {
+  return method === 'balance' ? balanceStain(pixels, reference) : pixels;
 }
 
 /**
- * A decoded cell as the network sees it before scaling: resized, then the stain step. Node (decode.ts) and the
- * field app both call this, so their inputs match byte for byte.
+ * A decoded cell as the network sees it before scaling: resized, then the stain step (with the model's saved
+ * reference). Node (decode.ts) and the field app both call this, so their inputs match byte for byte.
  */
-export function prepareCell(image: RgbImage, size: number, resize: ResizeMethod, stain: StainMethod): Uint8Array {
-  return applyStain(resizeImage(image, size, resize), stain);
+export function prepareCell(
+  image: RgbImage,
+  size: number,
+  resize: ResizeMethod,
+  stain: StainMethod,
+  reference: StainReference = REFERENCE_CELL_COLOUR,
+): Uint8Array {
+  return applyStain(resizeImage(image, size, resize), stain, reference);
 }

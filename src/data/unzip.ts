@@ -146,6 +146,14 @@ async function foreignExtraction(zipPath: string, destDir: string): Promise<stri
   return undefined;
 }
 
+/** Refuses an existing `destDir` without `force`, and one that is not what `zipPath` extracts to even with it. */
+async function checkDestination(zipPath: string, destDir: string, force: boolean): Promise<void> {
+  if (!(await exists(destDir))) return;
+  if (!force) throw new UserError(`${destDir} already exists; pass --force to extract the archive over it again`);
+  const reason = await foreignExtraction(zipPath, destDir).catch(() => 'the archive cannot be read');
+  if (reason) throw notOursError(destDir, `images extracted from ${zipPath}`, reason);
+}
+
 /**
  * Extracts the images of `zipPath` into `destDir/<Class>/<file>` through a temporary folder beside it, swapped
  * into place at the end (replaceFolder). An existing `destDir` is replaced only with `force` and only when it
@@ -158,23 +166,26 @@ export async function extractCellImages(
   options: ExtractOptions = {},
 ): Promise<ExtractResult> {
   const absolute = path.resolve(destDir);
-  await fsp.mkdir(path.dirname(absolute), { recursive: true });
-  await sweepLeftovers(path.dirname(absolute), [path.basename(absolute)]);
-  if (await exists(destDir)) {
-    if (!options.force)
-      throw new UserError(`${destDir} already exists; pass --force to extract the archive over it again`);
-    const reason = await foreignExtraction(zipPath, destDir).catch(() => 'the archive cannot be read');
-    if (reason) throw notOursError(destDir, `images extracted from ${zipPath}`, reason);
-  }
+  const force = options.force ?? false;
+  await checkDestination(zipPath, destDir, force);
+  // Only now, with the destination checked: leftovers of killed extractions are cleared, and an extraction a kill
+  // left under its `old` name is put back, then checked like any other.
+  const { restored } = await sweepLeftovers(path.dirname(absolute), [path.basename(absolute)]);
+  if (restored.length > 0) await checkDestination(zipPath, destDir, force);
 
   const result: ExtractResult = { perClass: {}, images: 0, duplicates: [], nonImages: [], unlabelled: [], renamed: [] };
   let zip: ZipFile | undefined;
   try {
-    return await replaceFolder(destDir, async (tempDir) => {
-      zip = await openZip(zipPath);
-      await extractEntries(zip, zipPath, tempDir, result, options);
-      return result;
-    });
+    return await replaceFolder(
+      destDir,
+      async (tempDir) => {
+        zip = await openZip(zipPath);
+        await extractEntries(zip, zipPath, tempDir, result, options);
+        return result;
+      },
+      // Extracting takes minutes: the destination is checked again right before it is replaced.
+      { beforeSwap: () => checkDestination(zipPath, destDir, force) },
+    );
   } catch (err) {
     try {
       zip?.close();

@@ -1,9 +1,10 @@
 // Writing so that a kill at any moment leaves the old output or the new one, and no litter a later run cannot
 // clean. Every temporary name this tool makes comes from tempPath(): `.<name>.malaria-<kind>-<pid>-<8 hex>` beside
 // the file or folder `<name>` it stands for, where kind is `tmp` (being written) or `old` (the previous output,
-// moved aside while the new one is renamed into place). sweepLeftovers() knows that scheme (and the names earlier
-// versions used) and removes only leftovers of processes that are gone, restoring an `old` one whose target is
-// missing (a kill between the two renames of replaceFolder).
+// moved aside while the new one is renamed into place). sweepLeftovers() knows only that scheme, random part
+// included (names earlier versions used look like a user's own, `.app-2024-old`, and are never touched), and
+// removes only leftovers of processes that are gone, restoring an `old` one whose target is missing (a kill between
+// the two renames of replaceFolder). Callers sweep only once the output they write has passed its ownership check.
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -22,37 +23,10 @@ export const SWAP_IN_PROGRESS = '.replaced';
 
 const SCHEME = /^\.(.+)\.malaria-(tmp|old)-(\d+)-[0-9a-f]{8}$/;
 
-/**
- * Names earlier versions of this tool used (weights.bin and JSON temps, checkpoints, export, app, build-dataset,
- * unzip, plots), so a kill before an upgrade is cleaned up too. Each maps to the same base/kind/pid.
- */
-const LEGACY: { pattern: RegExp; kind?: TempKind; base?: string }[] = [
-  { pattern: /^\.(.+)\.export-(\d+)-[0-9a-f]{8}\.tmp$/, kind: 'tmp' },
-  { pattern: /^\.(.+)\.export-(\d+)-[0-9a-f]{8}\.tmp\.old$/, kind: 'old' },
-  { pattern: /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/, kind: 'tmp' },
-  { pattern: /^\.build-dataset-(\d+)-tmp$/, kind: 'tmp', base: 'split' },
-  { pattern: /^\.(.+)\.tmp-(\d+)-[0-9a-f]{8}$/, kind: 'tmp' },
-  { pattern: /^(.+)\.tmp-(\d+)-[0-9a-f]{8}$/, kind: 'tmp' },
-  { pattern: /^(.+)\.old-(\d+)-[0-9a-f]{8}$/, kind: 'old' },
-  { pattern: /^\.(.+)-(\d+)-(tmp|old)$/ },
-];
-
-/** Reads a temporary name of this tool (current scheme or an earlier one); undefined for any other name. */
+/** Reads a temporary name of this tool; undefined for any other name (earlier versions' names included). */
 export function parseTempName(name: string): TempName | undefined {
   const match = SCHEME.exec(name);
-  if (match) return { base: match[1], kind: match[2] as TempKind, pid: Number(match[3]) };
-  for (const legacy of LEGACY) {
-    const found = legacy.pattern.exec(name);
-    if (!found) continue;
-    if (legacy.base !== undefined) return { base: legacy.base, kind: legacy.kind as TempKind, pid: Number(found[1]) };
-    return { base: found[1], kind: legacy.kind ?? (found[3] as TempKind), pid: Number(found[2]) };
-  }
-  return undefined;
-}
-
-/** True for a name made by tempPath() (not one of the names earlier versions used). */
-export function isSchemeTempName(name: string): boolean {
-  return SCHEME.test(name);
+  return match ? { base: match[1], kind: match[2] as TempKind, pid: Number(match[3]) } : undefined;
 }
 
 /** A fresh temporary path beside `target` (same folder, so a rename moves it into place atomically). */
@@ -120,13 +94,26 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
   await syncFolder(path.dirname(path.resolve(target)));
 }
 
+export interface ReplaceOptions {
+  /**
+   * Runs after `fill`, right before the old target is moved aside: the check that it may still be replaced (a long
+   * fill leaves time for someone to put a file of their own into it). Throwing keeps the old target as it is.
+   */
+  beforeSwap?: () => Promise<void>;
+}
+
 /**
  * Builds a new folder with `fill(temp)` in a temporary folder beside `target`, then swaps it in: target -> old
  * name, temp -> target, old removed. A kill before the swap leaves the old target and a `tmp` leftover; a kill
  * between the two renames leaves no target and an `old` leftover, which sweepLeftovers() renames back. The
- * caller checks that `target` may be replaced. On an error the old target is put back and the temp removed.
+ * caller checks that `target` may be replaced (before, and again in `beforeSwap`). On an error the old target is
+ * put back and the temp removed.
  */
-export async function replaceFolder<T>(target: string, fill: (temp: string) => Promise<T>): Promise<T> {
+export async function replaceFolder<T>(
+  target: string,
+  fill: (temp: string) => Promise<T>,
+  options: ReplaceOptions = {},
+): Promise<T> {
   const absolute = path.resolve(target);
   const parent = path.dirname(absolute);
   await fs.mkdir(parent, { recursive: true });
@@ -137,6 +124,7 @@ export async function replaceFolder<T>(target: string, fill: (temp: string) => P
     await fs.mkdir(temp);
     const result = await fill(temp);
     await syncFolder(temp);
+    await options.beforeSwap?.();
     movedAside = await fs.rename(absolute, old).then(
       () => true,
       (err: NodeJS.ErrnoException) => {
@@ -163,10 +151,12 @@ export interface SweepResult {
 }
 
 /**
- * Cleans `parent` of leftovers of this tool's interrupted runs: entries with a temporary name (see parseTempName)
- * whose process is gone, limited to those standing for one of `bases` (all of them when omitted, for folders that
- * are wholly ours). An `old` leftover whose target is missing is the last complete output: it is renamed back
- * (the newest one if several) instead of deleted. A missing `parent` has nothing to sweep.
+ * Cleans `parent` of leftovers of this tool's interrupted runs: entries with a temporary name of the current scheme
+ * (see parseTempName) whose process is gone, limited to those standing for one of `bases` (all of them when
+ * omitted, for folders that are wholly ours). An `old` leftover whose target is missing is the last complete
+ * output: it is renamed back (the newest one if several) instead of deleted. A missing `parent` has nothing to
+ * sweep. Call it only once the output it cleans for has passed its ownership check: a refused command changes
+ * nothing, not even our own leftovers.
  */
 export async function sweepLeftovers(parent: string, bases?: readonly string[]): Promise<SweepResult> {
   const result: SweepResult = { removed: [], restored: [] };

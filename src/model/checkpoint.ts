@@ -7,7 +7,7 @@ import fse from 'fs-extra';
 import { tf } from '../tf.js';
 import { UserError, asWriteError } from '../errors.js';
 import { replaceFolder, writeFileSynced } from '../io/atomic.js';
-import { CHECKPOINT_FOLDERS } from '../io/output-folder.js';
+import { CHECKPOINT_FOLDERS, assertOurCheckpoint } from '../io/output-folder.js';
 import {
   CHECKPOINT_DIR,
   isRecord,
@@ -73,12 +73,19 @@ type CheckpointContents = {
  * one under a leftover name that sweepModelFolder() renames back.
  */
 export async function saveCheckpoint(modelDir: string, state: CheckpointContents): Promise<void> {
+  const label = `--model-dir ${modelDir}`;
   try {
     await fs.mkdir(modelDir, { recursive: true });
     await sweepModelFolder(modelDir);
-    await replaceFolder(path.join(modelDir, CHECKPOINT_DIR), (temp) => writeCheckpoint(temp, state));
+    // Each folder is checked right before it goes: hours of training leave time for a file of someone's to appear.
+    const checkpointDir = path.join(modelDir, CHECKPOINT_DIR);
+    await replaceFolder(checkpointDir, (temp) => writeCheckpoint(temp, state), {
+      beforeSwap: () => assertOurCheckpoint(checkpointDir, label),
+    });
     // A checkpoint left by an earlier version under its old name is superseded now.
-    await fs.rm(path.join(modelDir, PREVIOUS_CHECKPOINT_DIR), { recursive: true, force: true });
+    const previous = path.join(modelDir, PREVIOUS_CHECKPOINT_DIR);
+    await assertOurCheckpoint(previous, label);
+    await fs.rm(previous, { recursive: true, force: true });
   } catch (err) {
     throw asWriteError(err, `cannot save the checkpoint in ${modelDir} (the previous one is kept)`);
   }

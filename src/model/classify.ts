@@ -1,6 +1,6 @@
 // `malaria predict`'s library: finds the images among files and folders, and classifies them in batches with the
-// evaluation preprocessing (decode, nearest resize to the model's size, x/255). A file that is missing or does not
-// decode becomes an error entry; the others still run.
+// evaluation preprocessing (decode, the model's resize to its size and its stain step, x/255). A file that is missing
+// or does not decode becomes an error entry; the others still run.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { tf } from '../tf.js';
@@ -8,9 +8,9 @@ import { UserError, describeFsError } from '../errors.js';
 import { scaleToUnit } from '../data/augment.js';
 import { DecodeError, decodeResized } from '../data/decode.js';
 import type { ResizeMethod } from '../data/resize.js';
-import type { StainMethod } from '../data/stain.js';
+import type { StainMethod, StainReference } from '../data/stain.js';
 import { classifyFile, readHeader, walkFiles } from '../data/image-files.js';
-import { positiveIndexOf } from '../report/evaluation.js';
+import { negativeIndexOf, positiveIndexOf, type ClassLabels } from '../report/positive-class.js';
 import { summariseSlide, type SlideSummary } from '../report/parasitemia.js';
 import type { ModelMetadata } from './io.js';
 import { batchProbabilities } from './inference.js';
@@ -110,7 +110,7 @@ export async function gatherImageFiles(paths: readonly string[]): Promise<Gather
 export interface ClassifyOptions {
   /** Images per forward pass. */
   batchSize: number;
-  /** Two-class models: the positive class (Parasitized) when P(positive) >= threshold. Others use argmax. */
+  /** Two-class models: the model's positive class when P(positive) >= threshold. Others use argmax. */
   threshold: number;
   /** Test-time augmentation: the mean over the 8 flips and right-angle rotations of each image. */
   tta?: boolean;
@@ -128,6 +128,7 @@ async function decodeBatch(
   size: number,
   resize: ResizeMethod,
   stain: StainMethod,
+  stainReference: StainReference | undefined,
 ): Promise<Decoded[]> {
   const decodes: Promise<Decoded>[] = [];
   for (let index = start; index < end; index++) {
@@ -137,7 +138,7 @@ async function decodeBatch(
       continue;
     }
     decodes.push(
-      decodeResized(item.path, size, item.file, resize, stain).then(
+      decodeResized(item.path, size, item.file, resize, stain, stainReference).then(
         (image) => ({ index, image }),
         (err: unknown) => ({ index, error: fileError(err) }),
       ),
@@ -165,9 +166,11 @@ export async function classifyFiles(
     );
   }
   const classNames = metadata.classNames;
-  const positiveIndex = positiveIndexOf(classNames);
+  const twoClasses = classNames.length === 2;
+  const positiveIndex = twoClasses ? positiveIndexOf(metadata) : -1;
+  const negativeIndex = twoClasses ? negativeIndexOf(metadata) : -1;
   const decide = (row: ArrayLike<number>): number => {
-    if (classNames.length === 2) return row[positiveIndex] >= options.threshold ? positiveIndex : 1 - positiveIndex;
+    if (twoClasses) return row[positiveIndex] >= options.threshold ? positiveIndex : negativeIndex;
     let best = 0;
     for (let c = 1; c < row.length; c++) if (row[c] > row[best]) best = c;
     return best;
@@ -176,7 +179,15 @@ export async function classifyFiles(
   const results: FileResult[] = new Array(items.length);
   const batchSize = options.batchSize;
   const decodeAt = (start: number) =>
-    decodeBatch(items, start, Math.min(items.length, start + batchSize), size, metadata.resize, metadata.stain);
+    decodeBatch(
+      items,
+      start,
+      Math.min(items.length, start + batchSize),
+      size,
+      metadata.resize,
+      metadata.stain,
+      metadata.stainReference,
+    );
   let pending = items.length > 0 ? decodeAt(0) : undefined;
   for (let start = 0; start < items.length; start += batchSize) {
     const decoded = await pending!;
@@ -213,13 +224,12 @@ export async function classifyFiles(
   return results;
 }
 
-/** The slide's figures over the images that were classified: cells, parasitized cells, parasitemia at `threshold`. */
-export function slideSummary(
-  results: readonly FileResult[],
-  classNames: readonly string[],
-  threshold: number,
-): SlideSummary {
-  const positiveIndex = positiveIndexOf(classNames);
+/**
+ * The slide's figures over the images that were classified: cells, cells of the positive class of `labels` (the
+ * model's), parasitemia at `threshold`.
+ */
+export function slideSummary(results: readonly FileResult[], labels: ClassLabels, threshold: number): SlideSummary {
+  const positiveIndex = positiveIndexOf(labels);
   const pPositive = results.filter((r): r is ClassifiedFile => !isFailed(r)).map((r) => r.probabilities[positiveIndex]);
   return summariseSlide(pPositive, threshold);
 }

@@ -4,12 +4,8 @@ import path from 'node:path';
 import { DATASET_DEFAULTS } from '../config.js';
 import type { tf } from '../tf.js';
 import { createBatchSource } from '../data/batches.js';
-import {
-  formatThresholdSelection,
-  positiveIndexOf,
-  selectThreshold,
-  type ThresholdOrigin,
-} from '../report/evaluation.js';
+import { formatThresholdSelection, selectThreshold, type ThresholdOrigin } from '../report/evaluation.js';
+import { positiveIndexOf } from '../report/positive-class.js';
 import type { Reporter } from '../report/reporter.js';
 import type { InferenceOptions } from './inference.js';
 import type { ModelMetadata } from './io.js';
@@ -52,6 +48,7 @@ export async function predictSplit(
     imageSize: metadata.imageSize,
     resize: metadata.resize,
     stain: metadata.stain,
+    stainReference: metadata.stainReference,
     batchSize: options.batchSize,
     augment: false,
     shuffle: false,
@@ -93,8 +90,8 @@ export async function chooseThreshold(
     return { threshold: inForce.threshold, origin: { source: inForce.source } };
   }
   const validation = await predictSplit(model, metadata, options, VALIDATION_SPLIT, report);
-  const selection = selectThreshold(validation, metadata.classNames, options.targetSensitivity, VALIDATION_SPLIT);
-  report.detail(formatThresholdSelection(selection, metadata.classNames[positiveIndexOf(metadata.classNames)]));
+  const selection = selectThreshold(validation, metadata, options.targetSensitivity, VALIDATION_SPLIT);
+  report.detail(formatThresholdSelection(selection, metadata.classNames[positiveIndexOf(metadata)]));
   if (options.split === VALIDATION_SPLIT) {
     report.note(
       `note: the threshold was chosen on ${VALIDATION_SPLIT}, the split being evaluated; its figures are optimistic`,

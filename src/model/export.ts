@@ -54,22 +54,29 @@ export interface ExportResult {
 
 const DEFAULT_CHECK_IMAGES = 4;
 
-/**
- * Refuses an --out that is, holds or lies inside the model folder, one that holds anything but an earlier model or
- * export of ours, and an earlier one without --force. Cleans leftovers of killed exports to the same --out first.
- */
-async function checkTarget(options: ExportOptions): Promise<void> {
+/** Refuses an --out that holds anything but an earlier model or export of ours, and an earlier one without --force. */
+async function checkReplaceable(options: ExportOptions): Promise<void> {
   const label = `--out ${options.outDir}`;
-  await assertApart(
-    [{ path: options.outDir, label }],
-    [{ path: options.modelDir, label: `the model folder ${options.modelDir}` }],
-  );
-  const target = path.resolve(options.outDir);
-  await sweepLeftovers(path.dirname(target), [path.basename(target)]);
   const state = await checkOutputFolder(options.outDir, 'model', label);
   if (state === 'ours' && !options.force) {
     throw new UserError(`${label} already holds a model; pass --force to replace it, or choose another folder`);
   }
+}
+
+/**
+ * Refuses an --out that is, holds or lies inside the model folder, and one checkReplaceable refuses. Only then are
+ * leftovers of killed exports to the same --out cleared, putting back an export a kill left moved aside (which is
+ * then checked like any other).
+ */
+async function checkTarget(options: ExportOptions): Promise<void> {
+  await assertApart(
+    [{ path: options.outDir, label: `--out ${options.outDir}` }],
+    [{ path: options.modelDir, label: `the model folder ${options.modelDir}` }],
+  );
+  await checkReplaceable(options);
+  const target = path.resolve(options.outDir);
+  const { restored } = await sweepLeftovers(path.dirname(target), [path.basename(target)]);
+  if (restored.length > 0) await checkReplaceable(options);
 }
 
 /** The model's topology and its unquantized weights, as model.save hands them to a save handler. */
@@ -101,11 +108,18 @@ function exportedMetadata(metadata: ModelMetadata, quantization: Quantization): 
   return quantization === 'none' ? rest : { ...rest, quantization };
 }
 
-/** Writes the files, flushed, into a temporary folder beside `outDir` and swaps it into place (see replaceFolder). */
-async function writeFolder(outDir: string, files: [name: string, data: string | Uint8Array][]): Promise<void> {
-  await replaceFolder(outDir, async (temp) => {
-    for (const [name, data] of files) await writeFileSynced(path.join(temp, name), data);
-  });
+/**
+ * Writes the files, flushed, into a temporary folder beside --out and swaps it into place (see replaceFolder),
+ * checking --out again right before: loading and quantizing leave time for a file of someone's to appear there.
+ */
+async function writeFolder(options: ExportOptions, files: [name: string, data: string | Uint8Array][]): Promise<void> {
+  await replaceFolder(
+    options.outDir,
+    async (temp) => {
+      for (const [name, data] of files) await writeFileSynced(path.join(temp, name), data);
+    },
+    { beforeSwap: () => checkReplaceable(options) },
+  );
 }
 
 /** Largest difference between the two models' outputs on `count` seeded uniform-noise images. */
@@ -141,7 +155,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportResult>
       [WEIGHTS_FILE, quantized.data],
       [METADATA_FILE, `${JSON.stringify(exportedMetadata(metadata, options.quantization), null, 2)}\n`],
     ];
-    await writeFolder(options.outDir, files).catch((err: unknown) => {
+    await writeFolder(options, files).catch((err: unknown) => {
       throw asWriteError(err, `cannot write the exported model into ${options.outDir}`);
     });
     const result: ExportResult = {

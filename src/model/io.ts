@@ -10,7 +10,14 @@ import { UserError, asWriteError, describeFsError } from '../errors.js';
 import { sweepLeftovers, writeFileAtomic, writeFileSynced, type SweepResult } from '../io/atomic.js';
 import { CHECKPOINT_FOLDERS, MODEL_ENTRIES } from '../io/output-folder.js';
 import { RESIZE_METHODS, type ResizeMethod } from '../data/resize.js';
-import { STAIN_METHODS, type StainMethod } from '../data/stain.js';
+import {
+  isStainReference,
+  REFERENCE_CELL_COLOUR,
+  STAIN_METHODS,
+  type StainMethod,
+  type StainReference,
+} from '../data/stain.js';
+import { DEFAULT_POSITIVE_CLASS } from '../report/positive-class.js';
 import type { ResNetArchitecture } from './resnet.js';
 import { HISTORY_KEYS, parseHistory, type TrainingHistory } from '../report/history.js';
 
@@ -25,7 +32,13 @@ export const CHECKPOINT_DIR = CHECKPOINT_FOLDERS[0];
 export interface ModelMetadata {
   /** Output i is the probability of classNames[i]. */
   classNames: string[];
+  /**
+   * The class a two-class model screens for (`train --positive`): its P is thresholded, its recall is the
+   * sensitivity. Set for every two-class model (older ones without it: Parasitized); absent with more classes.
+   */
+  positiveClass?: string;
   imageSize: number;
+  /** Always 3: RGB. */
   channels: number;
   /** Pixels are divided by 255 (the tutorial's ImageDataGenerator(rescale=1/255)). */
   scaling: 'x/255';
@@ -33,16 +46,20 @@ export interface ModelMetadata {
   resize: ResizeMethod;
   /** What is done to a cell's colours after the resize (data/stain.ts); absent in older models: keep. */
   stain: StainMethod;
+  /** With stain `balance`: the colour each cell is balanced to (older models without it: REFERENCE_CELL_COLOUR). */
+  stainReference?: StainReference;
   /** The buildResNet options, when the model is one of ours. */
   architecture?: ResNetArchitecture;
   /** The TensorFlow.js backend that trained the model. */
   backend: string;
   /** ISO time the model was saved. */
   created: string;
-  /** Decision threshold on P(Parasitized) chosen for this model (`evaluate --save-threshold`); absent = 0.5. */
+  /** Decision threshold on P(positiveClass) chosen for this model (`evaluate --save-threshold`); absent = 0.5. */
   threshold?: number;
   /** Temperature fitted on the validation split after training (model/temperature.ts); absent = 1. */
   temperature?: number;
+  /** `train --exclude`: the sha256 of the list of files left out of training, and how many were left out. */
+  excluded?: { sha256: string; count: number };
 }
 
 // The history's shape (Keras' History.history names) and its parser live with the reports that draw it.
@@ -191,23 +208,47 @@ export async function saveModel(dir: string, model: tf.LayersModel, metadata: Mo
   }
 }
 
-function parseMetadata(value: unknown, file: string): ModelMetadata {
-  const bad = (what: string) => new UserError(`${file} ${what}; train the model again with \`malaria train\``);
+/** What to do about a metadata.json that `train` did not write as it is. */
+const RETRAIN = 'train the model again with `malaria train`';
+
+/**
+ * Checks a parsed metadata.json (`file` names it in errors) field by field: anything a later use depends on that is
+ * missing or not what `train` writes is one line naming the field and the file. Older models' missing fields get
+ * the values they were trained with (resize nearest, stain keep, Parasitized, the constant stain reference).
+ */
+export function parseMetadata(value: unknown, file: string): ModelMetadata {
+  const bad = (what: string, fix = RETRAIN) => new UserError(`${file} ${what}; ${fix}`);
   if (!isRecord(value)) throw bad('is not a JSON object');
-  const { classNames, imageSize, channels } = value;
-  if (!Array.isArray(classNames) || classNames.length < 2 || !classNames.every((c) => typeof c === 'string')) {
-    throw bad('lacks classNames (a list of at least two class names)');
+  const { classNames, imageSize, channels, scaling } = value;
+  if (
+    !Array.isArray(classNames) ||
+    classNames.length < 2 ||
+    !classNames.every((c) => typeof c === 'string' && c !== '') ||
+    new Set(classNames).size !== classNames.length
+  ) {
+    throw bad('lacks classNames (a list of at least two different class names)');
   }
   if (!Number.isInteger(imageSize) || (imageSize as number) <= 0) throw bad('lacks a positive whole imageSize');
-  if (!Number.isInteger(channels) || (channels as number) <= 0) throw bad('lacks a positive whole channels');
+  // Every use feeds RGB images scaled by 1/255: a model that takes anything else would get wrong inputs silently.
+  if (channels !== 3) throw bad(`has channels ${JSON.stringify(channels)}; models here take 3 (RGB)`);
+  if (scaling !== 'x/255') throw bad(`has scaling ${JSON.stringify(scaling)}; models here take pixels scaled "x/255"`);
   const { resize } = value;
   if (resize !== undefined && !RESIZE_METHODS.includes(resize as ResizeMethod)) {
     throw bad(`names an unknown resize method ${JSON.stringify(resize)} (known: ${RESIZE_METHODS.join(', ')})`);
   }
-  const { stain } = value;
+  const { stain, stainReference } = value;
   if (stain !== undefined && !STAIN_METHODS.includes(stain as StainMethod)) {
     throw bad(`names an unknown stain method ${JSON.stringify(stain)} (known: ${STAIN_METHODS.join(', ')})`);
   }
+  const balance = stain === 'balance';
+  if (stainReference !== undefined && !(balance && isStainReference(stainReference))) {
+    throw bad(
+      balance
+        ? `has a stainReference that is not three channel values above 0 and at most 255 (${JSON.stringify(stainReference)})`
+        : `has a stainReference but stain ${JSON.stringify(stain ?? 'keep')}; a reference goes with stain "balance"`,
+    );
+  }
+  const positiveClass = checkPositiveClass(value.positiveClass, classNames as string[], bad);
   const { threshold } = value;
   if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= 0 && threshold <= 1)) {
     throw new UserError(
@@ -223,16 +264,59 @@ function parseMetadata(value: unknown, file: string): ModelMetadata {
       `${file} has a temperature that is not a positive number; remove it (the model then uses 1) or train the model again`,
     );
   }
+  const { excluded } = value;
+  if (
+    excluded !== undefined &&
+    !(
+      isRecord(excluded) &&
+      typeof excluded.sha256 === 'string' &&
+      /^[0-9a-f]{64}$/.test(excluded.sha256) &&
+      Number.isSafeInteger(excluded.count) &&
+      (excluded.count as number) >= 0
+    )
+  ) {
+    throw bad('has an excluded that is not {"sha256": the list\'s 64 hex digits, "count": a whole number}');
+  }
   return {
     ...value,
+    ...(positiveClass === undefined ? {} : { positiveClass }),
     resize: (resize as ResizeMethod | undefined) ?? 'nearest',
     stain: (stain as StainMethod | undefined) ?? 'keep',
+    // Models saved before the reference was saved balanced to the constant of their version, which is this one.
+    ...(balance
+      ? { stainReference: (stainReference as StainReference | undefined) ?? [...REFERENCE_CELL_COLOUR] }
+      : {}),
   } as unknown as ModelMetadata;
+}
+
+/**
+ * The positive class of a metadata.json: the saved one, which must be one of the classes; for a two-class model
+ * saved before it was saved, Parasitized, the only class those versions could screen for by name (their others
+ * took the first class, a guess this version refuses: the fix names the field to add).
+ */
+function checkPositiveClass(
+  saved: unknown,
+  classNames: string[],
+  bad: (what: string, fix?: string) => UserError,
+): string | undefined {
+  if (saved !== undefined) {
+    if (typeof saved === 'string' && classNames.includes(saved)) return saved;
+    throw bad(
+      `has a positiveClass ${JSON.stringify(saved)} that is not one of its classNames (${classNames.join(', ')})`,
+    );
+  }
+  if (classNames.length !== 2) return undefined;
+  if (classNames.includes(DEFAULT_POSITIVE_CLASS)) return DEFAULT_POSITIVE_CLASS;
+  const [first, second] = classNames.map((name) => JSON.stringify(name));
+  throw bad(
+    `does not say which class the model screens for (no positiveClass, and neither class is ${DEFAULT_POSITIVE_CLASS})`,
+    `add "positiveClass": ${first} or ${second} to it (the class to screen for), or train the model again with --positive <class>`,
+  );
 }
 
 export async function loadMetadata(dir: string): Promise<ModelMetadata> {
   const file = path.join(dir, METADATA_FILE);
-  const parsed = await readJson(file, dir, `train the model again with \`malaria train\``);
+  const parsed = await readJson(file, dir, RETRAIN);
   return parseMetadata(parsed, file);
 }
 
@@ -281,7 +365,8 @@ export async function loadModel(dir: string): Promise<{ model: tf.LayersModel; m
 
 /**
  * Cleans a model folder of the temporary files and folders of killed runs (weights.bin, JSON and checkpoint
- * temporaries), and puts back a checkpoint a kill left under its `old` name. Run before reading or writing it.
+ * temporaries), and puts back a checkpoint a kill left under its `old` name. Run before writing it, once the
+ * folder has passed its ownership check (checkOutputFolder).
  */
 export async function sweepModelFolder(modelDir: string): Promise<SweepResult> {
   return sweepLeftovers(modelDir, [...Object.values(MODEL_ENTRIES), CHECKPOINT_DIR]);

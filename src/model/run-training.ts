@@ -6,22 +6,33 @@ import path from 'node:path';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
 import { selectBackend, type BackendChoice, type BackendName, type tf } from '../tf.js';
+import {
+  assertSameExclusion,
+  matchExcludeList,
+  readExcludeList,
+  type CheckpointExclusion,
+  type ExcludeList,
+  type Exclusion,
+} from '../data/exclude-list.js';
 import { openSplitSources, type SplitSources } from '../data/sources.js';
 import type { BatchSource } from '../data/types.js';
+import { assertOutsideFolder, checkOutputFile } from '../io/output-file.js';
 import { assertApart, checkOutputFolder, emptyOurFolder } from '../io/output-folder.js';
 import { formatTemperatureFit } from '../report/calibration.js';
 import { asciiChart } from '../report/chart.js';
 import { formatClassificationReport } from '../report/classification-report.js';
 import { evaluatePredictions, formatCalibration, formatScreening } from '../report/evaluation.js';
 import type { TrainingHistory } from '../report/history.js';
+import { choosePositiveClass } from '../report/positive-class.js';
+import { plural } from '../report/predictions.js';
 import { renderTrainingPlot } from '../report/plot.js';
 import type { ProgressBar } from '../report/progress.js';
 import type { Reporter } from '../report/reporter.js';
 import { epochLine, fraction4, modelLine } from '../report/training-log.js';
 import { calibrateTemperature } from './calibrate.js';
 import { hasCheckpoint, loadCheckpoint, loadCheckpointState } from './checkpoint.js';
-import { MODEL_FILE, sweepModelFolder } from './io.js';
-import { activationsPerImage, chooseMicroBatch } from './micro-batch.js';
+import { MODEL_FILE, sweepModelFolder, updateMetadata } from './io.js';
+import { activationsPerImage, chooseMicroBatch, outOfMemoryLine } from './micro-batch.js';
 import { predictionPatients, predictProbabilities } from './predict.js';
 import { formatPreset, withPreset, type PresetName, type TrainRecipe } from './presets.js';
 import { buildResNet, resolveArchitecture } from './resnet.js';
@@ -31,6 +42,7 @@ import {
   trainModel,
   type BatchEndInfo,
   type EpochEndInfo,
+  type OutOfMemoryInfo,
   type TrainResult,
   type TrainSettings,
 } from './train.js';
@@ -45,6 +57,10 @@ export interface TrainingOptions extends TrainRecipe {
   seed: number;
   backend: BackendChoice;
   preset: PresetName;
+  /** The class to screen for (--positive); resolved from the data's classes (choosePositiveClass) as the run starts. */
+  positive?: string;
+  /** --exclude: a CSV of training files to leave out (src/data/exclude-list.ts); validation and testing stay whole. */
+  exclude?: string;
   resume?: boolean;
   force?: boolean;
 }
@@ -141,6 +157,8 @@ export async function resumedOptions(
     l2: settings.architecture?.l2,
     ema: settings.ema ?? 0,
     preset: run.preset,
+    // Absent in older checkpoints: chosen from the data's classes as a new run's is.
+    positive: settings.positiveClass,
   };
   const resumed: Record<string, unknown> = { ...flags };
   for (const [key, value] of Object.entries(saved)) {
@@ -157,6 +175,28 @@ export async function resumedOptions(
   return resumed as unknown as TrainingOptions;
 }
 
+/** --exclude's list, read and (with --resume) checked against the interrupted run's before any work. */
+async function readExclusion(flags: TrainingOptions): Promise<ExcludeList | undefined> {
+  const list = flags.exclude === undefined ? undefined : await readExcludeList(flags.exclude);
+  if (flags.resume) {
+    const { settings } = await loadCheckpointState(flags.modelDir);
+    assertSameExclusion(settings.run?.excluded as CheckpointExclusion | undefined, list);
+  }
+  return list;
+}
+
+/** One line for what --exclude left out, and a warning when some listed files are not training images here. */
+function reportExclusion(file: string, { paths, unmatched }: Exclusion, report: Reporter): void {
+  report.result(
+    `--exclude ${file}: left out ${plural(paths.size, 'training image')} (validation and testing are not filtered)`,
+  );
+  if (unmatched > 0) {
+    report.note(
+      `warning: --exclude ${file} lists ${plural(unmatched, 'file')} not in the training split (in another split, or gone); nothing is done with them`,
+    );
+  }
+}
+
 /** Where a diverged run stands and what to do: the checkpoint before it (if any) is untouched. */
 function divergedError(err: DivergedError, flags: TrainingOptions): UserError {
   const lower = Number((flags.lr / 10).toPrecision(2));
@@ -169,7 +209,9 @@ function divergedError(err: DivergedError, flags: TrainingOptions): UserError {
 
 /**
  * --model-dir must be apart from the splits it reads (and so must --plot), and may be replaced by --force only when
- * it is empty or one of our model folders (src/io/output-folder.ts). Leftovers of killed runs are cleaned first.
+ * it is empty or one of our model folders (src/io/output-folder.ts). Leftovers of killed runs are cleaned after.
+ * --plot is checked here, before any work, not after a long run: outside --model-dir, and missing, one of our PNGs or
+ * (with --force) any file (src/io/output-file.ts).
  */
 export async function checkModelDir(flags: TrainingOptions): Promise<void> {
   const splits = Object.values(DATASET_DEFAULTS.splits).map((split) => ({
@@ -183,8 +225,17 @@ export async function checkModelDir(flags: TrainingOptions): Promise<void> {
     ],
     splits,
   );
-  await sweepModelFolder(flags.modelDir);
+  const plot = `--plot ${flags.plot}`;
+  await assertOutsideFolder(
+    { path: flags.plot, label: plot },
+    { path: flags.modelDir, label: `--model-dir ${flags.modelDir}` },
+    'the model',
+  );
+  // --resume refuses --force, so the advice leaves it out there.
+  await checkOutputFile(flags.plot, plot, { force: flags.force, forceAllowed: !flags.resume });
   await checkOutputFolder(flags.modelDir, 'model', `--model-dir ${flags.modelDir}`);
+  // Only once the folder is found ours: a refused run changes nothing, not even our own leftovers.
+  await sweepModelFolder(flags.modelDir);
   const checkpointed = await hasCheckpoint(flags.modelDir);
   if (flags.resume) {
     if (!checkpointed)
@@ -231,9 +282,11 @@ export async function resolveTrainingOptions(
 export async function runTraining(options: TrainingOptions, events: TrainingEvents): Promise<TrainingOutcome> {
   const { report } = events;
   const flags = await resolveTrainingOptions(options, events.given);
+  const excludeList = await readExclusion(flags);
   const backend = await selectBackend(flags.backend);
   report.note(backend.message);
   report.result(formatPreset(flags.preset, flags));
+  let exclusion: Exclusion | undefined;
 
   const skippedFiles: string[] = [];
   const sources = await openSplitSources({
@@ -246,10 +299,23 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
     rotation: flags.rotation,
     color: flags.color,
     onSkip: (s) => skippedFiles.push(`${s.path} (${s.reason})`),
+    excludeFromTraining:
+      excludeList && (async (listing) => (exclusion = await matchExcludeList(excludeList, listing)).paths),
   });
   const { train, val, test } = sources;
+  const excluded = excludeList && exclusion ? { sha256: excludeList.sha256, count: exclusion.paths.size } : undefined;
+  if (excludeList && exclusion) reportExclusion(excludeList.file, exclusion, report);
+  if (excludeList && train.files.length === 0) {
+    throw new UserError(`--exclude ${flags.exclude} leaves no training image: pass a list of fewer files`);
+  }
+  // Before anything is trained or written: the class the model will screen for, named or Parasitized, never a guess.
+  flags.positive = choosePositiveClass(
+    train.classNames,
+    flags.positive,
+    path.join(flags.data, DATASET_DEFAULTS.splits.train),
+  );
   report.result(
-    `found ${train.files.length} training, ${val.files.length} validation and ${test.files.length} testing images in ${train.classNames.length} classes (${train.classNames.join(', ')})`,
+    `found ${train.files.length} training, ${val.files.length} validation and ${test.files.length} testing images in ${train.classNames.length} classes (${train.classNames.join(', ')})${flags.positive === undefined ? '' : `; positive class: ${flags.positive}`}`,
   );
   if (val.files.length === 0)
     throw new UserError(
@@ -263,6 +329,7 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
       backend: backend.name,
       report,
       signal: interrupt?.signal,
+      excluded: excluded && excludeList && { ...excluded, file: excludeList.file },
     });
   } finally {
     interrupt?.release();
@@ -280,6 +347,8 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
     );
     return { stoppedEarly: true, epochsCompleted: result.epochsCompleted };
   }
+  // Beside the temperature fitted next: what the model was trained without, by the list's hash.
+  if (excluded) await updateMetadata(flags.modelDir, { excluded });
   report.result(`saved the model to ${flags.modelDir}`);
   try {
     await finalReport(model, val, test, result.history, flags, report);
@@ -289,11 +358,22 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
   return { stoppedEarly: false, epochsCompleted: result.epochsCompleted };
 }
 
-/** Builds the model (or loads the checkpoint) and runs the epochs, with a progress bar and one line per epoch. */
-async function trainOrResume(
+/**
+ * Builds the model (or loads the checkpoint in flags.modelDir when flags.resume) and runs the epochs on the sources
+ * given, with a progress bar and one line per epoch (`onEpochEnd` is told after the line). A caller that is not
+ * `train` (crossval's folds) passes its own sources and a model folder it checked.
+ */
+export async function trainOrResume(
   flags: TrainingOptions,
-  { train, val }: SplitSources,
-  run: { backend: BackendName; report: Reporter; signal?: AbortSignal },
+  { train, val }: Pick<SplitSources, 'train' | 'val'>,
+  run: {
+    backend: BackendName;
+    report: Reporter;
+    signal?: AbortSignal;
+    onEpochEnd?: (info: EpochEndInfo) => void;
+    /** `train --exclude`: recorded in the checkpoint, so a resume leaves out the same files. */
+    excluded?: CheckpointExclusion;
+  },
 ): Promise<{ model: tf.LayersModel; result: TrainResult; epochs: number }> {
   const { report } = run;
   let bar: ProgressBar | undefined;
@@ -315,12 +395,16 @@ async function trainOrResume(
       bar?.finish();
       bar = undefined;
       report.result(epochLine(info, epochs));
+      run.onEpochEnd?.(info);
       epochStartedAt = Date.now();
     },
+    onOutOfMemory: (info: OutOfMemoryInfo) => report.note(outOfMemoryLine(info)),
   };
   try {
     if (flags.resume) {
       const checkpoint = await loadCheckpoint(flags.modelDir);
+      // An older checkpoint lacks the positive class: the one chosen for this run is recorded from now on.
+      checkpoint.settings.positiveClass = flags.positive;
       epochs = checkpoint.settings.epochs;
       report.result(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
       report.result(modelLine(checkpoint.model, flags));
@@ -329,7 +413,8 @@ async function trainOrResume(
       return { model: checkpoint.model, result, epochs };
     }
     // checkModelDir found the folder missing, empty or one of our model folders.
-    if (flags.force && fs.existsSync(flags.modelDir)) await emptyOurFolder(flags.modelDir);
+    if (flags.force && fs.existsSync(flags.modelDir))
+      await emptyOurFolder(flags.modelDir, { kind: 'model', label: `--model-dir ${flags.modelDir}` });
     const architecture = resolveArchitecture({
       inputSize: flags.imageSize,
       classes: train.classNames.length,
@@ -354,6 +439,7 @@ async function trainOrResume(
       architecture,
       resize: flags.resize,
       stain: flags.stain,
+      positiveClass: flags.positive,
       run: {
         data: flags.data,
         batchSize: flags.batchSize,
@@ -362,6 +448,7 @@ async function trainOrResume(
         color: flags.color,
         backend: run.backend,
         preset: flags.preset,
+        ...(run.excluded ? { excluded: run.excluded } : {}),
       },
     };
     return { model, result: await trainModel(model, train, val, settings, { ...callbacks, microBatchSize }), epochs };
@@ -379,7 +466,7 @@ export async function finalReport(
   val: BatchSource,
   test: BatchSource,
   history: TrainingHistory,
-  flags: Pick<TrainingOptions, 'modelDir' | 'plot'>,
+  flags: Pick<TrainingOptions, 'modelDir' | 'plot' | 'positive' | 'force'>,
   report: Reporter,
 ): Promise<void> {
   const fit = await calibrateTemperature(model, val, flags.modelDir);
@@ -389,13 +476,14 @@ export async function finalReport(
   // The final report on the held-out testing split, as the tutorial prints it.
   report.result(`\nevaluating on ${test.files.length} testing images`);
   const predictions = await predictProbabilities(model, test, undefined, inference);
-  const evaluation = evaluatePredictions(predictions, [...test.classNames], undefined, {
+  const classes = { classNames: test.classNames, positiveClass: flags.positive };
+  const evaluation = evaluatePredictions(predictions, classes, undefined, {
     clusters: predictionPatients(test, predictions),
   });
   report.result(formatClassificationReport(evaluation.metrics));
   if (evaluation.screening) report.result(formatScreening(evaluation.screening));
   report.result(`${formatCalibration(evaluation.calibration, inference)}\n`);
   report.result(asciiChart(history, { color: process.stdout.isTTY }));
-  await renderTrainingPlot(history, flags.plot);
+  await renderTrainingPlot(history, { path: flags.plot, label: `--plot ${flags.plot}`, force: flags.force });
   report.result(`wrote the training plot to ${flags.plot}`);
 }

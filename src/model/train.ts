@@ -3,13 +3,15 @@
 // A custom loop rather than model.fit, because fit can neither accumulate gradients nor checkpoint the optimizer.
 import { tf } from '../tf.js';
 import { UserError } from '../errors.js';
+import { activeStepGuard, isGpuBackend, isOutOfMemory } from '../backends/device-memory.js';
 import type { BatchSource } from '../data/types.js';
 import type { ResNetArchitecture } from './resnet.js';
 import type { ResizeMethod } from '../data/resize.js';
-import type { StainMethod } from '../data/stain.js';
+import { REFERENCE_CELL_COLOUR, type StainMethod } from '../data/stain.js';
 import { learningRateAt, type ScheduleName } from './schedule.js';
 import { WeightAverage } from './ema.js';
 import { batchTensor, crossEntropyAndAccuracy, imageShape, predictProbabilities } from './predict.js';
+import { applyInTraining, leanVariableGrads } from './lean-grads.js';
 import { type Checkpoint, saveCheckpoint } from './checkpoint.js';
 import { type ModelMetadata, type TrainingHistory, emptyHistory, saveHistory, saveModel } from './io.js';
 
@@ -39,6 +41,8 @@ export interface TrainSettings {
   resize?: ResizeMethod;
   /** What the run did to its cells' colours after the resize, recorded in metadata.json (absent: keep). */
   stain?: StainMethod;
+  /** The class a two-class model screens for (`train --positive`), recorded in metadata.json (absent: none). */
+  positiveClass?: string;
   /** The caller's own options (data folder, batch size, augmentation...), kept so a resume can rebuild its sources. */
   run?: Record<string, unknown>;
 }
@@ -70,9 +74,17 @@ export interface EpochEndInfo {
   tensors: number;
 }
 
+/** A step ran out of GPU memory and is being retried with smaller micro-batches (kept for the rest of the run). */
+export interface OutOfMemoryInfo {
+  /** Images per pass that did not fit, and the number the step is retried with. */
+  microBatch: number;
+  retryWith: number;
+}
+
 export interface TrainCallbacks {
   onBatchEnd?: (info: BatchEndInfo) => void;
   onEpochEnd?: (info: EpochEndInfo) => void | Promise<void>;
+  onOutOfMemory?: (info: OutOfMemoryInfo) => void;
 }
 
 export interface TrainOptions extends TrainCallbacks {
@@ -80,7 +92,8 @@ export interface TrainOptions extends TrainCallbacks {
    * Images per forward/backward pass; each batch is split into micro-batches whose gradients are summed before
    * one optimizer step. Undefined (or >= the batch size) means one plain step per batch. An engine detail chosen
    * for the backend of this process (wasm's memory cap), not a setting of the run: a run started with full
-   * batches on one backend resumes with micro-batches on another, and the reverse.
+   * batches on one backend resumes with micro-batches on another, and the reverse. On a GPU backend a step that
+   * runs out of memory halves it (see trainStep) for the rest of this process's run; the checkpoint never says so.
    */
   microBatchSize?: number;
   /**
@@ -224,6 +237,8 @@ async function runEpochsAveraged(run: RunState, average: WeightAverage | undefin
     return (rate = next);
   };
 
+  // Halved for good when a step runs out of GPU memory.
+  let microBatchSize = options.microBatchSize;
   for (let epoch = run.startEpoch; epoch < settings.epochs; epoch++) {
     if (options.signal?.aborted) return stopped(epoch);
     const started = performance.now();
@@ -247,9 +262,11 @@ async function runEpochsAveraged(run: RunState, average: WeightAverage | undefin
         batch.labels,
         batch.size,
         classes,
-        options.microBatchSize,
+        microBatchSize,
         settings.labelSmoothing,
+        options.onOutOfMemory,
       );
+      if (step.microBatch < Math.min(microBatchSize ?? batch.size, batch.size)) microBatchSize = step.microBatch;
       if (!Number.isFinite(step.loss)) throw new DivergedError(epoch, batchIndex);
       average?.update();
       seen += batch.size;
@@ -323,11 +340,14 @@ function buildMetadata(model: tf.LayersModel, train: BatchSource, settings: Trai
   const [height, , channels] = imageShape(model);
   return {
     classNames: [...train.classNames],
+    ...(settings.positiveClass === undefined ? {} : { positiveClass: settings.positiveClass }),
     imageSize: height,
     channels,
     scaling: 'x/255',
     resize: settings.resize ?? 'nearest',
     stain: settings.stain ?? 'keep',
+    // The data sources balance to the constant reference; saved so later uses balance to the same colour.
+    ...(settings.stain === 'balance' ? { stainReference: [...REFERENCE_CELL_COLOUR] } : {}),
     architecture: settings.architecture,
     backend: tf.getBackend(),
     created: new Date().toISOString(),
@@ -342,6 +362,15 @@ export function regularizationPenalty(model: tf.LayersModel): tf.Scalar {
   });
 }
 
+/** What one optimizer step gives back. */
+export interface StepResult {
+  /** The batch loss (mean cross-entropy + penalty) and the number of correct predictions. */
+  loss: number;
+  correct: number;
+  /** Images per forward/backward pass the step was computed with (smaller than asked after running out of memory). */
+  microBatch: number;
+}
+
 /**
  * One optimizer step on one batch. The batch is cut into micro-batches of `microBatchSize` images; micro-batch i
  * of n_i images contributes (n_i / size) * its mean cross-entropy, so the summed gradients equal those of the whole
@@ -349,7 +378,10 @@ export function regularizationPenalty(model: tf.LayersModel): tf.Scalar {
  * it normalises each micro-batch by its own statistics (8 images when the wasm backend's 4 GB memory cap forces
  * micro-batches of 8) and updates its moving mean and variance once per micro-batch: the only way the result
  * differs from one big step.
- * Returns the batch loss (mean cross-entropy + penalty) and the number of correct predictions.
+ *
+ * On a GPU backend (webgpu, tensorflow) a step that runs out of device memory changes nothing (the weights, the
+ * optimizer and batch norm's moving statistics are as before it): it is retried with micro-batches half as large,
+ * after `onOutOfMemory` is told, until it fits; at one image per pass it gives up with a UserError.
  */
 export async function trainStep(
   model: tf.LayersModel,
@@ -361,12 +393,65 @@ export async function trainStep(
   classes: number,
   microBatchSize = size,
   labelSmoothing = 0,
+  onOutOfMemory?: (info: OutOfMemoryInfo) => void,
+): Promise<StepResult> {
+  let micro = Math.max(1, Math.min(microBatchSize, size));
+  const retry = isGpuBackend(tf.getBackend());
+  for (;;) {
+    // Handles on the moving statistics' data as it is now (no copy): a pass updates them before the step can fail.
+    const statistics = retry ? model.nonTrainableWeights.map((w) => tf.clone(w.read())) : [];
+    try {
+      const { loss, correct } = await stepInPasses(
+        model,
+        optimizer,
+        variables,
+        x,
+        labels,
+        size,
+        classes,
+        micro,
+        labelSmoothing,
+      );
+      return { loss, correct, microBatch: micro };
+    } catch (err) {
+      if (!retry || !isOutOfMemory(err)) throw err;
+      model.nonTrainableWeights.forEach((w, i) => w.write(statistics[i]));
+      if (micro === 1) {
+        throw new UserError(
+          'the GPU ran out of memory even for one image per pass: close other programs that use the GPU, or use --backend wasm',
+          1,
+        );
+      }
+      const retryWith = Math.ceil(micro / 2);
+      // The pool holds buffers sized for the passes that did not fit: free them for the smaller ones.
+      activeStepGuard()?.releasePooled();
+      onOutOfMemory?.({ microBatch: micro, retryWith });
+      micro = retryWith;
+    } finally {
+      tf.dispose(statistics);
+    }
+  }
+}
+
+/** trainStep's work at one micro-batch size; on a device with a step guard, its errors are caught per step. */
+async function stepInPasses(
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  variables: tf.Variable[],
+  x: Float32Array,
+  labels: Int32Array,
+  size: number,
+  classes: number,
+  micro: number,
+  labelSmoothing: number,
 ): Promise<{ loss: number; correct: number }> {
   const shape = imageShape(model);
-  const micro = Math.max(1, Math.min(microBatchSize, size));
+  const guard = activeStepGuard();
   let gradients: tf.NamedTensorMap | undefined;
   const losses: tf.Scalar[] = [];
   const corrects: tf.Scalar[] = [];
+  guard?.begin();
+  let guarded = guard !== undefined;
   try {
     for (let start = 0; start < size; start += micro) {
       const count = Math.min(micro, size - start);
@@ -376,18 +461,23 @@ export async function trainStep(
         const images = batchTensor(x, count, shape, start);
         const oneHot = tf.oneHot(tf.tensor1d(labels.subarray(start, start + count), 'int32'), classes);
         let correct: tf.Scalar | undefined;
-        const { value, grads } = tf.variableGrads(() => {
-          const probabilities = model.apply(images, { training: true }) as tf.Tensor;
-          correct = tf.keep(
-            tf.sum(tf.cast(tf.equal(tf.argMax(probabilities, -1), tf.argMax(oneHot, -1)), 'float32')) as tf.Scalar,
-          );
-          const targets =
-            labelSmoothing > 0 ? tf.add(tf.mul(oneHot, 1 - labelSmoothing), labelSmoothing / classes) : oneHot;
-          const crossEntropy = tf.mean(tf.metrics.categoricalCrossentropy(targets, probabilities)) as tf.Scalar;
-          const weighted = share === 1 ? crossEntropy : tf.mul(crossEntropy, share);
-          return (first ? tf.add(weighted, regularizationPenalty(model)) : weighted) as tf.Scalar;
-        }, variables);
-        return { value, grads, correct: correct as tf.Scalar };
+        try {
+          const { value, grads } = leanVariableGrads(() => {
+            const probabilities = applyInTraining(model, images);
+            correct = tf.keep(
+              tf.sum(tf.cast(tf.equal(tf.argMax(probabilities, -1), tf.argMax(oneHot, -1)), 'float32')) as tf.Scalar,
+            );
+            const targets =
+              labelSmoothing > 0 ? tf.add(tf.mul(oneHot, 1 - labelSmoothing), labelSmoothing / classes) : oneHot;
+            const crossEntropy = tf.mean(tf.metrics.categoricalCrossentropy(targets, probabilities)) as tf.Scalar;
+            const weighted = share === 1 ? crossEntropy : tf.mul(crossEntropy, share);
+            return (first ? tf.add(weighted, regularizationPenalty(model)) : weighted) as tf.Scalar;
+          }, variables);
+          return { value, grads, correct: correct as tf.Scalar };
+        } catch (err) {
+          correct?.dispose(); // kept, so no scope frees it
+          throw err;
+        }
       });
       losses.push(result.value);
       corrects.push(result.correct);
@@ -404,9 +494,19 @@ export async function trainStep(
     const totals = tf.tidy(() => tf.stack([tf.addN(losses), tf.addN(corrects)]));
     const [loss, correct] = await totals.data();
     totals.dispose();
+    // The device's verdict on the step before anything of it is applied.
+    guarded = false;
+    await guard?.end();
     // Check before stepping so a diverged batch never reaches the weights.
     if (Number.isFinite(loss) && gradients) optimizer.applyGradients(gradients);
     return { loss, correct };
+  } catch (err) {
+    // An error thrown in the middle of a step that ran out of memory is that error's consequence.
+    if (guarded)
+      await guard?.end().catch((deviceErr: unknown) => {
+        if (isOutOfMemory(deviceErr)) throw deviceErr;
+      });
+    throw err;
   } finally {
     tf.dispose([...losses, ...corrects]);
     if (gradients) tf.dispose(gradients);

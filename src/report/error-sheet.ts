@@ -4,6 +4,7 @@ import path from 'node:path';
 import sharp, { type OverlayOptions } from 'sharp';
 import type { Predictions } from '../model/predict.js';
 import { patientIdOf } from '../data/patients.js';
+import type { OutputFile } from '../io/output-file.js';
 import { writePngBuffer } from './plot.js';
 import { svgDocument, text } from './svg.js';
 
@@ -67,26 +68,32 @@ function sheetSize(tiles: number): { width: number; height: number } {
   return { width: SHEET.gap + SHEET.columns * tileWidth, height: SHEET.header + rows * tileHeight };
 }
 
-const shortName = (file: string): string => {
-  const base = path.basename(file);
-  return patientIdOf(base) ?? (base.length > 16 ? `${base.slice(0, 15)}…` : base);
-};
+/** One tile of a contact sheet: a cell's image file and the caption lines drawn under it (two fit). */
+export interface SheetTile {
+  file: string;
+  caption: readonly string[];
+}
 
-/** The header and one caption per tile ("true Parasitized" / "P 0.04 C116P77"), as an SVG overlay. */
-function captionsSvg(cells: readonly MisclassifiedCell[], total: number, title: string): string {
-  const { width, height } = sheetSize(cells.length);
-  const shown = cells.length < total ? `, the ${cells.length} most confident shown` : '';
+/** A contact sheet of cells: the tiles in drawing order and the two header lines. */
+export interface CellSheet {
+  /** Every cell; the first SHEET.limit are drawn. */
+  tiles: readonly SheetTile[];
+  /** The bold first line, given how many tiles are drawn (of tiles.length). */
+  heading: (drawn: number) => string;
+  /** The second line: how to read the tiles. */
+  subtitle: string;
+}
+
+/** The header and each tile's caption, as an SVG overlay. */
+function captionsSvg(tiles: readonly SheetTile[], heading: string, subtitle: string): string {
+  const { width, height } = sheetSize(tiles.length);
   const parts = [
-    text(SHEET.gap, 18, `${title}: ${total} misclassified${shown}`, { size: 14, weight: 'bold' }),
-    text(SHEET.gap, 34, 'most confident first; under each cell: its true class, the probability given to it', {
-      size: 11,
-    }),
+    text(SHEET.gap, 18, heading, { size: 14, weight: 'bold' }),
+    text(SHEET.gap, 34, subtitle, { size: 11 }),
   ];
-  cells.forEach((cell, i) => {
+  tiles.forEach((tile, i) => {
     const { left, top } = tileOrigin(i);
-    const y = top + SHEET.cell + 12;
-    parts.push(text(left, y, `true ${cell.truth}`, { size: 10 }));
-    parts.push(text(left, y + 12, `P ${cell.pTruth.toFixed(2)} ${shortName(cell.file)}`, { size: 10 }));
+    tile.caption.forEach((line, row) => parts.push(text(left, top + SHEET.cell + 12 + 12 * row, line, { size: 10 })));
   });
   return svgDocument(width, height, parts.join('\n'));
 }
@@ -104,20 +111,42 @@ async function tileImage(file: string): Promise<Buffer | undefined> {
   }
 }
 
+/** Draws the sheet (its first SHEET.limit tiles) and writes it to `file`; returns how many tiles were drawn. */
+export async function renderCellSheet(sheet: CellSheet, file: string | OutputFile): Promise<number> {
+  const drawn = sheet.tiles.slice(0, SHEET.limit);
+  const page = Buffer.from(captionsSvg(drawn, sheet.heading(drawn.length), sheet.subtitle));
+  const images: OverlayOptions[] = [];
+  for (const [i, tile] of drawn.entries()) {
+    const input = await tileImage(tile.file);
+    if (input) images.push({ input, ...tileOrigin(i) });
+  }
+  const png = await sharp(page).flatten({ background: '#FFFFFF' }).composite(images).png().toBuffer();
+  await writePngBuffer(png, file);
+  return drawn.length;
+}
+
+/** A cell's name on its tile: the patient id when the name carries one, else the name, shortened. */
+export const shortName = (file: string): string => {
+  const base = path.basename(file);
+  return patientIdOf(base) ?? (base.length > 16 ? `${base.slice(0, 15)}…` : base);
+};
+
 /** Writes the contact sheet of `cells` (the first SHEET.limit) to `file`; returns how many were drawn. */
 export async function renderErrorSheet(
   cells: readonly MisclassifiedCell[],
   title: string,
-  file: string,
+  file: string | OutputFile,
 ): Promise<number> {
-  const drawn = cells.slice(0, SHEET.limit);
-  const page = Buffer.from(captionsSvg(drawn, cells.length, title));
-  const tiles: OverlayOptions[] = [];
-  for (const [i, cell] of drawn.entries()) {
-    const input = await tileImage(cell.file);
-    if (input) tiles.push({ input, ...tileOrigin(i) });
-  }
-  const png = await sharp(page).flatten({ background: '#FFFFFF' }).composite(tiles).png().toBuffer();
-  await writePngBuffer(png, file);
-  return drawn.length;
+  return renderCellSheet(
+    {
+      tiles: cells.map((cell) => ({
+        file: cell.file,
+        caption: [`true ${cell.truth}`, `P ${cell.pTruth.toFixed(2)} ${shortName(cell.file)}`],
+      })),
+      heading: (drawn) =>
+        `${title}: ${cells.length} misclassified${drawn < cells.length ? `, the ${drawn} most confident shown` : ''}`,
+      subtitle: 'most confident first; under each cell: its true class, the probability given to it',
+    },
+    file,
+  );
 }

@@ -1,5 +1,5 @@
 // Turns a model's predictions on a split into the numbers `evaluate` and `train` report: sklearn's classification
-// metrics plus the screening statistics a clinic needs (positive class: Parasitized).
+// metrics plus the screening statistics a clinic needs, for the model's positive class (positive-class.ts).
 import type { Predictions as ModelPredictions } from '../model/predict.js';
 import type { InferenceOptions } from '../model/inference.js';
 import { DEFAULT_THRESHOLD } from '../config.js';
@@ -23,9 +23,7 @@ import {
   type RocPoint,
   type ScreeningMetrics,
 } from './metrics.js';
-
-/** The class a screener must not miss. Falls back to the first class for data sets without it. */
-export const POSITIVE_CLASS = 'Parasitized';
+import { negativeIndexOf, positiveIndexOf, type ClassLabels } from './positive-class.js';
 
 /** Where the decision threshold came from: 0.5, the model's metadata.json, --threshold, or a validation search. */
 export type ThresholdSource = 'default' | 'model' | 'flag' | 'validation';
@@ -44,6 +42,8 @@ export interface ThresholdSelection {
 /** The screening figures of a two-class model at one threshold. */
 export interface Screening extends Omit<ScreeningMetrics, 'ci95'> {
   positiveLabel: string;
+  /** The other class: the one a cell below the threshold is cleared as. */
+  negativeLabel: string;
   threshold: number;
   /**
    * 95% intervals: Wilson (per cell) for accuracy, sensitivity and specificity; a percentile bootstrap over
@@ -74,38 +74,31 @@ export interface EvaluationOptions {
   clusters?: readonly (string | undefined)[];
 }
 
-export function positiveIndexOf(classNames: readonly string[]): number {
-  const index = classNames.indexOf(POSITIVE_CLASS);
-  return index >= 0 ? index : 0;
-}
-
 /** The class decided for each row: P(positive) >= threshold for two-class models, else the most probable class. */
-export function predictedLabels(
-  predictions: ModelPredictions,
-  classNames: readonly string[],
-  threshold: number,
-): Int32Array {
+export function predictedLabels(predictions: ModelPredictions, labels: ClassLabels, threshold: number): Int32Array {
   const { probabilities, classes } = predictions;
   if (classes !== 2) return argmaxRows(probabilities, classes);
-  const positiveIndex = positiveIndexOf(classNames);
+  const positiveIndex = positiveIndexOf(labels);
   return predictAtThreshold(positiveProbabilities(probabilities, classes, positiveIndex), threshold, positiveIndex);
 }
 
 /**
- * Metrics of `predictions`; two-class models decide by threshold on P(positive), others by argmax. `clusters`
- * (one patient id per row) makes the bootstrap intervals resample patients.
+ * Metrics of `predictions` for a model of `classLabels` (its class names and positive class); two-class models
+ * decide by threshold on P(positive), others by argmax. `clusters` (one patient id per row) makes the bootstrap
+ * intervals resample patients.
  */
 export function evaluatePredictions(
   predictions: ModelPredictions,
-  classNames: string[],
+  classLabels: ClassLabels,
   threshold = DEFAULT_THRESHOLD,
   options: EvaluationOptions = {},
 ): Evaluation {
   const { probabilities, labels, classes } = predictions;
+  const classNames = [...classLabels.classNames];
   const calibration = calibrationOf(probabilities, labels, classes);
   if (classes !== 2)
     return { metrics: classificationMetrics(labels, { probs: probabilities }, classNames), calibration };
-  const positiveIndex = positiveIndexOf(classNames);
+  const positiveIndex = positiveIndexOf(classLabels);
   const pPositive = positiveProbabilities(probabilities, classes, positiveIndex);
   const predicted = predictAtThreshold(pPositive, threshold, positiveIndex);
   const screening = screeningMetrics(labels, predicted, positiveIndex, pPositive);
@@ -126,6 +119,7 @@ export function evaluatePredictions(
     screening: {
       ...screening,
       positiveLabel: classNames[positiveIndex],
+      negativeLabel: classNames[negativeIndexOf(classLabels)],
       threshold,
       ci95: { ...screening.ci95, balancedAccuracy, auc },
       ci95Method: bootstrapMethod(bootstrap),
@@ -151,12 +145,12 @@ function bootstrapMethod(bootstrap: Screening['bootstrap']): string {
 
 function twoClassScores(
   predictions: ModelPredictions,
-  classNames: readonly string[],
+  labels: ClassLabels,
   what: string,
 ): { pPositive: Float32Array; isPositive: boolean[]; positiveIndex: number } {
   if (predictions.classes !== 2)
     throw new UserError(`${what} needs a two-class model; this one has ${predictions.classes} classes`);
-  const positiveIndex = positiveIndexOf(classNames);
+  const positiveIndex = positiveIndexOf(labels);
   return {
     pPositive: positiveProbabilities(predictions.probabilities, predictions.classes, positiveIndex),
     isPositive: positiveMask(predictions.labels, positiveIndex),
@@ -186,15 +180,15 @@ export function readableThreshold(threshold: number): number {
  */
 export function selectThreshold(
   predictions: ModelPredictions,
-  classNames: readonly string[],
+  labels: ClassLabels,
   target: number,
   split: string,
 ): ThresholdSelection {
-  const { pPositive, isPositive, positiveIndex } = twoClassScores(predictions, classNames, '--target-sensitivity');
+  const { pPositive, isPositive, positiveIndex } = twoClassScores(predictions, labels, '--target-sensitivity');
   const exact = thresholdForSensitivity(pPositive, isPositive, target);
   if (exact === null) {
     throw new UserError(
-      `the ${split} split holds no ${classNames[positiveIndex]} images, so no threshold can be chosen on it; pass --threshold instead`,
+      `the ${split} split holds no ${labels.classNames[positiveIndex]} images, so no threshold can be chosen on it; pass --threshold instead`,
       1,
     );
   }
@@ -225,8 +219,8 @@ export interface RocData {
 }
 
 /** The ROC curve of a two-class model's predictions and the point of the threshold in force. */
-export function rocData(predictions: ModelPredictions, classNames: readonly string[], threshold: number): RocData {
-  const { pPositive, isPositive } = twoClassScores(predictions, classNames, 'a ROC curve');
+export function rocData(predictions: ModelPredictions, labels: ClassLabels, threshold: number): RocData {
+  const { pPositive, isPositive } = twoClassScores(predictions, labels, 'a ROC curve');
   const operatingPoint = rocPointAt(pPositive, isPositive, threshold) ?? undefined;
   return { curve: rocCurve(pPositive, isPositive) ?? [], auc: rocAuc(pPositive, isPositive), operatingPoint };
 }
@@ -361,12 +355,15 @@ export function formatScreening(screening: Screening, source?: ThresholdSource):
       : `${screening.auc.toFixed(4)}${bootstrapInterval(screening.ci95.auc, bootstrap, (v) => v.toFixed(4))}`;
   return [
     `positive class: ${screening.positiveLabel}, threshold P(${screening.positiveLabel}) >= ${screening.threshold}${origin}`,
-    `sensitivity: ${percent(screening.sensitivity)}${percentInterval(screening.ci95.sensitivity)}  (${counts.tp} of ${counts.tp + counts.fn} parasitized cells found)`,
-    `specificity: ${percent(screening.specificity)}${percentInterval(screening.ci95.specificity)}  (${counts.tn} of ${counts.tn + counts.fp} uninfected cells cleared)`,
+    `sensitivity: ${percent(screening.sensitivity)}${percentInterval(screening.ci95.sensitivity)}  (${counts.tp} of ${counts.tp + counts.fn} ${screening.positiveLabel.toLowerCase()} cells found)`,
+    `specificity: ${percent(screening.specificity)}${percentInterval(screening.ci95.specificity)}  (${counts.tn} of ${counts.tn + counts.fp} ${screening.negativeLabel.toLowerCase()} cells cleared)`,
     `accuracy:    ${percent(screening.accuracy)}${percentInterval(screening.ci95.accuracy)}`,
     `balanced accuracy: ${percent(screening.balancedAccuracy)}${bootstrapInterval(screening.ci95.balancedAccuracy, bootstrap, (v) => (100 * v).toFixed(1), '%')}`,
     `ROC AUC: ${auc}   MCC: ${screening.mcc.toFixed(4)}`,
-    formatPatientErrors(screening.patients ?? []),
+    formatPatientErrors(screening.patients ?? [], {
+      positive: screening.positiveLabel,
+      negative: screening.negativeLabel,
+    }),
   ]
     .filter((line) => line !== '')
     .join('\n');

@@ -161,7 +161,7 @@ export function classificationMetrics(
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Binary screening: one class is "positive" (Parasitized), every other class is negative.
+// Binary screening: one class is "positive" (the model's positiveClass, positive-class.ts), every other is negative.
 
 /** z for a two-sided 95% interval, the value the brief fixes (qnorm(0.975) to 6 digits). */
 export const WILSON_Z_95 = 1.959964;

@@ -1,6 +1,6 @@
-// The slide-level figure a microscopist reports: the share of the slide's cells that are parasitized, with its
-// 95% Wilson interval. `predict --summary` and the field app (which ships this module's compiled JS to the
-// browser) both use it, so it must import nothing a browser cannot load.
+// The slide-level figure a microscopist reports: the share of the slide's cells of the model's positive class
+// (parasitized), with its 95% Wilson interval. `predict --summary` and the field app (which ships this module's
+// compiled JS to the browser) both use it, so it must import nothing a browser cannot load.
 import { wilsonInterval, type Interval } from './metrics.js';
 
 /** Cells whose P(positive) lies closer than this to the threshold are marked for a human to check. */
@@ -76,8 +76,8 @@ export function formatParasitemia(summary: SlideSummary): string {
   return `${formatPercent(summary.parasitemia)} (95% CI ${formatPercent(summary.ci95.lower)} to ${formatPercent(summary.ci95.upper)}, Wilson)`;
 }
 
-/** The slide summary as the lines `predict --summary` prints. */
-export function formatSlideSummary(summary: SlideSummary, positiveLabel = 'Parasitized'): string[] {
+/** The slide summary as the lines `predict --summary` prints; `positiveLabel` is the model's positive class. */
+export function formatSlideSummary(summary: SlideSummary, positiveLabel: string): string[] {
   return [
     `slide summary: ${summary.cells} cells, ${summary.parasitized} ${positiveLabel}`,
     `parasitemia: ${formatParasitemia(summary)}`,

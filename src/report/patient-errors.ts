@@ -41,9 +41,14 @@ export function errorsByPatient(
 
 /**
  * "errors by patient (32 patients, 175 errors): C116P77 missed 68 of 219 parasitized, flagged 0 of 43 uninfected
- * (39% of the errors); ...": the `shown` patients with the most errors. Empty when there is no error.
+ * (39% of the errors); ...": the `shown` patients with the most errors, counted in the model's own class names.
+ * Empty when there is no error.
  */
-export function formatPatientErrors(rows: readonly PatientErrors[], shown = 3): string {
+export function formatPatientErrors(
+  rows: readonly PatientErrors[],
+  classes: { positive: string; negative: string } = { positive: 'Parasitized', negative: 'Uninfected' },
+  shown = 3,
+): string {
   const total = rows.reduce((sum, row) => sum + row.missed + row.flagged, 0);
   if (total === 0) return '';
   const worst = rows
@@ -51,8 +56,8 @@ export function formatPatientErrors(rows: readonly PatientErrors[], shown = 3): 
     .filter((row) => row.missed + row.flagged > 0)
     .map((row) => {
       const parts = [
-        row.positives > 0 ? `missed ${row.missed} of ${row.positives} parasitized` : '',
-        row.negatives > 0 ? `flagged ${row.flagged} of ${row.negatives} uninfected` : '',
+        row.positives > 0 ? `missed ${row.missed} of ${row.positives} ${classes.positive.toLowerCase()}` : '',
+        row.negatives > 0 ? `flagged ${row.flagged} of ${row.negatives} ${classes.negative.toLowerCase()}` : '',
       ].filter((part) => part !== '');
       return `${row.patient} ${parts.join(', ')} (${Math.round((100 * (row.missed + row.flagged)) / total)}% of the errors)`;
     });

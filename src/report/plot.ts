@@ -1,9 +1,11 @@
-// PNG plots without a display: an SVG string rasterised by sharp (librsvg + fontconfig fonts), written atomically.
+// PNG plots without a display: an SVG string rasterised by sharp (librsvg + fontconfig fonts), marked as ours and
+// written atomically, only where a file may be replaced (src/io/output-file.ts).
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describeFsError, UserError } from '../errors.js';
 import { sweepLeftovers, writeFileAtomic } from '../io/atomic.js';
+import { asOutputFile, checkOutputFile, markAsOurs, type OutputFile } from '../io/output-file.js';
 import { epochCount, type TrainingHistory } from './history.js';
 import type { RocPoint } from './metrics.js';
 import type { Calibration } from './calibration.js';
@@ -240,38 +242,49 @@ export function reliabilityPlotSvg(calibration: Calibration, title: string, size
 export async function renderReliabilityPlot(
   calibration: Calibration,
   title: string,
-  file: string,
+  file: string | OutputFile,
   size: PlotSize = {},
 ): Promise<void> {
   await writePng(reliabilityPlotSvg(calibration, title, size), file);
 }
 
-export async function renderTrainingPlot(history: TrainingHistory, file: string, size: PlotSize = {}): Promise<void> {
+export async function renderTrainingPlot(
+  history: TrainingHistory,
+  file: string | OutputFile,
+  size: PlotSize = {},
+): Promise<void> {
   await writePng(trainingPlotSvg(history, size), file);
 }
 
 export async function renderRocPlot(
   curve: readonly RocPoint[],
   info: RocPlotInfo,
-  file: string,
+  file: string | OutputFile,
   size: PlotSize = {},
 ): Promise<void> {
   await writePng(rocPlotSvg(curve, info, size), file);
 }
 
 /** Rasterise and write via a temp file + rename, so a crash never leaves a half-written PNG behind. */
-export async function writePng(svg: string, file: string): Promise<void> {
+export async function writePng(svg: string, file: string | OutputFile): Promise<void> {
   await writePngBuffer(await sharp(Buffer.from(svg)).flatten({ background: '#FFFFFF' }).png().toBuffer(), file);
 }
 
-/** Writes encoded PNG bytes the way writePng does: folders made, leftovers cleared, atomically. */
-export async function writePngBuffer(png: Buffer, file: string): Promise<void> {
+/**
+ * Writes encoded PNG bytes the way writePng does: marked as ours, only over nothing, our own PNG or (`force`) any
+ * file, folders made, leftovers cleared, atomically. A plain path is written without --force.
+ */
+export async function writePngBuffer(png: Buffer, target: string | OutputFile): Promise<void> {
+  const output = asOutputFile(target);
+  const file = output.path;
+  // Again as it is written: the command checked at its start, and a long run leaves time for a file to appear.
+  await checkOutputFile(file, output.label, { force: output.force });
   const dir = path.dirname(path.resolve(file));
   try {
     await mkdir(dir, { recursive: true });
-    // Leftovers of a plot killed while being written are ours to clear.
+    // Leftovers of a plot killed while being written are ours to clear, once the file itself may be replaced.
     await sweepLeftovers(dir, [path.basename(file)]);
-    await writeFileAtomic(file, png);
+    await writeFileAtomic(file, markAsOurs(png));
   } catch (err) {
     const message = describeFsError(err, file);
     if (message !== undefined) throw new UserError(message, 1);

@@ -1,7 +1,14 @@
 // Gradient kernels that the wasm backend lacks or runs slowly, registered so that it can train convolutional models.
 import { tf } from '../tf.js';
+import { makeAvgPoolGradKernel } from './avg-pool-grad.js';
 import { makeFusedBatchNormKernel } from './batch-norm.js';
 import { BATCH_NORM_GRAD_SUMS, batchNormGradSumsKernel, makeBatchNormGradConfig } from './batch-norm-grad.js';
+import {
+  BATCH_NORM_CENTRED_SUMS,
+  BATCH_NORM_TRAINING_DX,
+  batchNormCentredSumsKernel,
+  batchNormTrainingDxKernel,
+} from './batch-norm-training-grad.js';
 import { conv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInputKernel } from './conv2d-backprop-input.js';
 import { makeMeanGradConfig } from './mean-grad.js';
@@ -35,8 +42,9 @@ function wrapKernel(kernelName: string, make: (original: tf.KernelFunc | undefin
 
 /**
  * Registers the wasm training kernels once: Conv2DBackpropFilter (missing from wasm); faster Conv2DBackpropInput,
- * FusedBatchNorm, Tile, and Sum/Mean over leading axes; Identity and same-dtype Cast that share memory instead of
- * copying; and gradients of batch norm and Mean that take one or two passes instead of several (on wasm only).
+ * FusedBatchNorm, Tile, AvgPoolGrad of non-overlapping pools, and Sum/Mean over leading axes; Identity and
+ * same-dtype Cast that share memory instead of copying; and gradients of batch norm and Mean that take one or two
+ * passes instead of several (on wasm only).
  * Call after importing @tensorflow/tfjs-backend-wasm and before the backend is used.
  */
 export function registerWasmTrainingKernels(): void {
@@ -51,10 +59,14 @@ export function registerWasmTrainingKernels(): void {
   wrapKernel('Sum', makeSumKernel);
   wrapKernel('Mean', makeMeanKernel);
   wrapKernel('FusedBatchNorm', makeFusedBatchNormKernel);
+  wrapKernel('AvgPoolGrad', makeAvgPoolGradKernel);
 
   // Gradients of batch norm and of the means in tf.moments. Gradients are registered for every backend; ours
   // defer to the originals off wasm.
   setKernel({ kernelName: BATCH_NORM_GRAD_SUMS, backendName: BACKEND, kernelFunc: batchNormGradSumsKernel });
+  // The two kernels of training-mode batch norm's gradient (src/model/lean-grads.ts).
+  setKernel({ kernelName: BATCH_NORM_CENTRED_SUMS, backendName: BACKEND, kernelFunc: batchNormCentredSumsKernel });
+  setKernel({ kernelName: BATCH_NORM_TRAINING_DX, backendName: BACKEND, kernelFunc: batchNormTrainingDxKernel });
   const batchNormGrad = tf.getGradient('FusedBatchNorm');
   if (batchNormGrad) tf.registerGradient(makeBatchNormGradConfig(batchNormGrad));
   const meanGrad = tf.getGradient('Mean');

@@ -12,6 +12,7 @@ import { serveApp, type AppServer } from '../../src/app/serve.js';
 import { writeApp } from '../../src/app/write-app.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { decodeRgb } from '../../src/data/decode.js';
+import { REFERENCE_CELL_COLOUR, type StainReference } from '../../src/data/stain.js';
 import { applyTemperature } from '../../src/model/temperature.js';
 import { batchProbabilities } from '../../src/model/inference.js';
 import { loadModel } from '../../src/model/io.js';
@@ -372,18 +373,34 @@ describe('the field app in chromium', () => {
 });
 
 describe('the field app for a model trained with area resize and balanced stain', () => {
-  it('resizes and balances each cell as training did, not with nearest sampling or the colours kept', async () => {
+  it('resizes and balances each cell as training did (to its saved reference), not with nearest sampling, the colours kept or the constant reference', async () => {
     await selectBackend('cpu');
     const work = await makeTempDir('malaria-app-area-');
     let server: AppServer | undefined;
     let context: BrowserContext | undefined;
     try {
       const files = await cellImages(path.join(work, 'cells'), 2);
-      const model = await writeTinyModel(path.join(work, 'model'), files, { resize: 'area', stain: 'balance' });
-      const pOf = async (resize: 'nearest' | 'area', stain: 'keep' | 'balance') =>
-        predictRows(model, await nodeInputs(files, SIZE, resize, stain), files.length, SIZE).map((row) => row[0]);
+      // A reference other than the constant: the app must balance to the one saved with the model.
+      const stainReference: StainReference = [150, 120, 140];
+      const model = await writeTinyModel(path.join(work, 'model'), files, {
+        resize: 'area',
+        stain: 'balance',
+        stainReference,
+      });
+      const pOf = async (
+        resize: 'nearest' | 'area',
+        stain: 'keep' | 'balance',
+        reference: StainReference = stainReference,
+      ) =>
+        predictRows(model, await nodeInputs(files, SIZE, resize, stain, reference), files.length, SIZE).map(
+          (row) => row[0],
+        );
       const area = await pOf('area', 'balance');
-      const others = [await pOf('nearest', 'balance'), await pOf('area', 'keep')];
+      const others = [
+        await pOf('nearest', 'balance'),
+        await pOf('area', 'keep'),
+        await pOf('area', 'balance', REFERENCE_CELL_COLOUR),
+      ];
       model.dispose();
       for (const other of others)
         expect(Math.max(...area.map((p, i) => Math.abs(p - other[i])))).toBeGreaterThan(100 * TOLERANCE);

@@ -3,11 +3,12 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import seedrandom from 'seedrandom';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { UserError } from '../../src/errors.js';
 import { scaleToUnit } from '../../src/data/augment.js';
 import { resizeNearest } from '../../src/data/resize.js';
+import { REFERENCE_CELL_COLOUR } from '../../src/data/stain.js';
 import type { AppConfig } from '../../src/app/app-config.js';
 import { importsOf } from '../../src/app/browser-modules.js';
 import { APP_MARKER, writeApp } from '../../src/app/write-app.js';
@@ -152,11 +153,45 @@ describe('writeApp', () => {
     expect(saved).toMatchObject({ threshold: 0.27, thresholdSource: 'model', positiveIndex: 1, temperature: 1.8 });
   });
 
+  it("screens for the model's positive class and prepares cells with its saved stain reference", async () => {
+    const outDir = path.join(work, 'app');
+    (
+      await writeTinyModel(modelDir, [], {
+        classNames: ['Healthy', 'Sick'],
+        positiveClass: 'Sick',
+        stain: 'balance',
+        stainReference: [150, 120.5, 140],
+      })
+    ).dispose();
+    const app = await writeApp({ modelDir, outDir });
+    const config = await embeddedConfig(app.outDir);
+    expect(config).toMatchObject({ positiveIndex: 1, stain: 'balance', stainReference: [150, 120.5, 140] });
+    const html = await fs.readFile(path.join(outDir, 'index.html'), 'utf8');
+    expect(html).toContain('Threshold: Sick when P ≥');
+    // The model folder inside the app carries them too.
+    const copied = JSON.parse(await fs.readFile(path.join(outDir, 'model', 'metadata.json'), 'utf8'));
+    expect(copied).toMatchObject({ positiveClass: 'Sick', stainReference: [150, 120.5, 140] });
+
+    // An older model: balanced to the constant of its version, and said so in the config.
+    const older = JSON.parse(await fs.readFile(path.join(modelDir, 'metadata.json'), 'utf8'));
+    delete older.stainReference;
+    older.classNames = ['Parasitized', 'Uninfected'];
+    delete older.positiveClass;
+    await fs.writeFile(path.join(modelDir, 'metadata.json'), JSON.stringify(older));
+    const olderConfig = await embeddedConfig((await writeApp({ modelDir, outDir })).outDir);
+    expect(olderConfig).toMatchObject({ positiveIndex: 0, stainReference: [...REFERENCE_CELL_COLOUR] });
+  });
+
   it('replaces an earlier app completely and leaves no temporary folders', async () => {
     const outDir = path.join(work, 'app');
     await writeApp({ modelDir, outDir });
-    // A file an older version of the app had.
+    // A file an older version of the app had (and listed in its marker).
     await fs.writeFile(path.join(outDir, 'js', 'stale.js'), 'from an older app');
+    const marker = await fs.readFile(path.join(outDir, APP_MARKER), 'utf8');
+    const [first, listing] = marker.split('\n');
+    const { files } = JSON.parse(listing) as { files: Record<string, number> };
+    files['js/stale.js'] = 'from an older app'.length;
+    await fs.writeFile(path.join(outDir, APP_MARKER), `${first}\n${JSON.stringify({ files })}\n`);
     await writeApp({ modelDir, outDir });
     expect(await listFiles(outDir)).not.toContain('js/stale.js');
     expect((await fs.readdir(work)).sort()).toEqual(['app', 'model']);
@@ -181,6 +216,52 @@ describe('writeApp', () => {
       /lies inside the model folder/,
     );
     await expect(writeApp({ modelDir, outDir: work })).rejects.toThrow(/contains the model folder/);
+  });
+
+  it('its marker lists every file it wrote with its size; a file added or swapped at any depth makes the folder not ours', async () => {
+    const outDir = path.join(work, 'app');
+    const app = await writeApp({ modelDir, outDir });
+    const listing = (await fs.readFile(path.join(outDir, APP_MARKER), 'utf8')).split('\n')[1];
+    const { files } = JSON.parse(listing) as { files: Record<string, number> };
+    expect(Object.keys(files).sort()).toEqual([...app.files].sort());
+    for (const file of app.files) expect(files[file], file).toBe((await fs.stat(path.join(outDir, file))).size);
+
+    for (const [change, reason] of [
+      [
+        () => fs.writeFile(path.join(outDir, 'model', 'slide-7.png'), 'a slide'),
+        /\(model\/slide-7\.png is not part of the app\)/,
+      ],
+      [
+        () => fs.writeFile(path.join(outDir, 'app.css'), 'body { color: red }'),
+        /\(app\.css is not the file `malaria app` wrote/,
+      ],
+    ] as [() => Promise<void>, RegExp][]) {
+      await writeApp({ modelDir, outDir });
+      await change();
+      const before = await listFiles(outDir);
+      await expect(writeApp({ modelDir, outDir })).rejects.toThrow(reason);
+      expect(await listFiles(outDir)).toEqual(before);
+      await fs.rm(outDir, { recursive: true });
+    }
+  });
+
+  it('checks --out again right before the swap: a file someone put there while it wrote stops it, kept', async () => {
+    const outDir = path.join(work, 'app');
+    await writeApp({ modelDir, outDir });
+    const slide = path.join(outDir, 'slide-7.png');
+    const open = fs.open.bind(fs);
+    const spy = vi.spyOn(fs, 'open').mockImplementation(async (file, ...rest) => {
+      if (String(file).includes(`${path.sep}.app.malaria-tmp-`))
+        await fs.writeFile(slide, 'a slide').catch(() => undefined);
+      return open(file, ...rest);
+    });
+    try {
+      await expect(writeApp({ modelDir, outDir })).rejects.toThrow(/\(slide-7\.png is not part of the app\)/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await fs.readFile(slide, 'utf8')).toBe('a slide');
+    expect((await fs.readdir(work)).sort()).toEqual(['app', 'model']);
   });
 
   it('refuses a missing model folder, a model of more than two classes and a bad saved threshold, writing nothing', async () => {

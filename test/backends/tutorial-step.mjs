@@ -1,12 +1,14 @@
 // Child process of webgpu-tutorial-step.test.ts (one synchronous training step on a software GPU blocks the event
 // loop for minutes, longer than a vitest worker may stay silent). Imports the built code (npm test builds dist/).
-// Prints one JSON line: the wasm loss, the webgpu loss and what the webgpu step did to the weights.
+// Prints one JSON line: the wasm loss, the webgpu loss, what the webgpu step did to the weights, the images per pass
+// it was computed with, the most device memory tfjs held during it and the process's peak resident memory.
 import seedrandom from 'seedrandom';
 import { selectBackend, tf } from '../../dist/src/tf.js';
 import { buildResNet } from '../../dist/src/model/resnet.js';
 import { regularizationPenalty, trainStep } from '../../dist/src/model/train.js';
 import { batchTensor } from '../../dist/src/model/predict.js';
 import { TRAIN_DEFAULTS } from '../../dist/src/config.js';
+import { activeStepGuard } from '../../dist/src/backends/device-memory.js';
 
 const BATCH = 32;
 const size = TRAIN_DEFAULTS.imageSize;
@@ -45,6 +47,7 @@ model.setWeights(weights.map((w) => tf.tensor(w.values, w.shape)));
 const variables = model.trainableWeights.map((w) => w.read());
 const before = (await variables[0].data()).slice();
 const optimizer = tf.train.momentum(0.01, 0.9);
+activeStepGuard()?.resetPeak();
 const started = performance.now();
 const step = await trainStep(model, optimizer, variables, images, labels, BATCH, 2, BATCH);
 const seconds = (performance.now() - started) / 1000;
@@ -56,6 +59,9 @@ console.log(
     webgpuLoss: step.loss,
     weightsFinite: after.every(Number.isFinite),
     weightsChanged: after.some((v, i) => v !== before[i]),
+    microBatch: step.microBatch,
+    deviceBytes: activeStepGuard()?.bytes().peak,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
     seconds,
   }),
 );

@@ -1,8 +1,12 @@
 // The CLI end to end on the webgpu backend (in CI: Mesa's software Vulkan device), on the bundled sample: split,
 // train a tiny ResNet for a few epochs, evaluate, predict and export, each in its own process as a user runs them;
 // the predictions match the wasm backend's for the same model.
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Survey } from '../../src/backends/survey.js';
+import { TINY_MODEL_FLAGS } from '../support/models.js';
+import { requireWebgpuAdapter } from '../support/backends.js';
 import { runChild } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 
@@ -16,6 +20,7 @@ describe('malaria on --backend webgpu', () => {
   const data = () => path.join(dir, 'data');
   const model = () => path.join(dir, 'model');
   beforeAll(async () => {
+    await requireWebgpuAdapter();
     dir = await makeTempDir('malaria-webgpu-cli-');
   });
   afterAll(() => removeDir(dir));
@@ -108,5 +113,70 @@ describe('malaria on --backend webgpu', () => {
     // Nothing but the backend line and progress: no tfjs warnings (a synchronous read would warn, then fail).
     expect(ours(onGpu.stderr)[0]).toMatch(/^backend: webgpu/);
     expect(ours(onGpu.stderr).join('\n')).not.toMatch(/synchronously|error|warn/i);
+  });
+
+  it('keeps training when a step runs out of GPU memory: one line, micro-batches halved, every epoch done', async () => {
+    const folder = path.join(dir, 'oom');
+    const split = await runChild(['build-dataset', '--input', 'malaria/sample', '--output', path.join(folder, 'data')]);
+    expect(split.exitCode, split.stderr.join('\n')).toBe(0);
+    // This net's step needs ~8.4 MB of device memory at 16 images per pass and ~4.5 MB at 8 (on llvmpipe).
+    const train = await runChild(
+      [
+        'train',
+        '--backend',
+        'webgpu',
+        '--data',
+        path.join(folder, 'data'),
+        '--model-dir',
+        path.join(folder, 'model'),
+        '--plot',
+        path.join(folder, 'plot.png'),
+        '--epochs',
+        '2',
+        '--batch-size',
+        '16',
+        '--image-size',
+        '32',
+        '--stages',
+        '1,1,1',
+        '--filters',
+        '8,8,16,32',
+      ],
+      { env: { MALARIA_WEBGPU_MEMORY_LIMIT_MB: '6' } },
+    );
+    expect(train.exitCode, train.stderr.join('\n')).toBe(0);
+    const said = ours(train.stderr).filter((line) => /out of memory/.test(line));
+    expect(said).toEqual([
+      'the GPU ran out of memory with 16 images per pass: retrying the batch, and training from now on, in micro-batches of 8 with summed gradients (batch norm sees 8 images at a time)',
+    ]);
+    expect(train.stderr.join('\n')).not.toMatch(/^\s+at /m);
+    expect(train.stdout.filter((line) => /^Epoch \d\/2 .* loss: \d/.test(line))).toHaveLength(2);
+    const checkpoint = await fs.readdir(path.join(folder, 'model'));
+    for (const file of checkpoint.filter((name) => name.endsWith('.json'))) {
+      expect(await fs.readFile(path.join(folder, 'model', file), 'utf8'), file).not.toMatch(/micro/i);
+    }
+  });
+
+  it('backends reports the device memory a training step used on webgpu', async () => {
+    const result = await runChild([
+      'backends',
+      '--json',
+      '--only',
+      'webgpu',
+      ...TINY_MODEL_FLAGS,
+      '--batch-size',
+      '4',
+      '--seconds',
+      '0.2',
+    ]);
+    expect(result.exitCode, result.stderr.join('\n')).toBe(0);
+    const [webgpu] = (JSON.parse(result.stdout.join('\n')) as Survey).backends;
+    expect(webgpu).toMatchObject({
+      backend: 'webgpu',
+      loads: true,
+      memoryKind: 'device',
+      memoryBytes: expect.any(Number),
+    });
+    expect(webgpu.memoryBytes).toBeGreaterThan(0);
   });
 });

@@ -21,6 +21,11 @@ describe('malaria backends', () => {
       expect(b.inferImgPerSecond, b.backend).toBeGreaterThan(0);
       expect(b.trainImgPerSecond, b.backend).toBeGreaterThan(0);
     }
+    // The memory a training step used: the wasm heap (at least the 16 MB it starts with), tfjs' tensors on cpu.
+    expect(wasm).toMatchObject({ memoryKind: 'heap', memoryBytes: expect.any(Number) });
+    expect(wasm.memoryBytes).toBeGreaterThanOrEqual(16 * 2 ** 20);
+    expect(cpu).toMatchObject({ memoryKind: 'tensors', memoryBytes: expect.any(Number) });
+    expect(cpu.memoryBytes).toBeGreaterThan(0);
     expect(survey.auto).toMatch(/^backend: (tensorflow|webgpu|wasm|cpu)/);
   });
 

@@ -5,10 +5,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { downloadDataset } from '../../src/data/download-dataset.js';
 import { silentReporter } from '../../src/report/reporter.js';
 import { UserError } from '../../src/errors.js';
-import { runInProcess } from '../support/cli.js';
+import { expectOneErrorLine, runChild, runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { miniArchive } from '../support/zip.js';
-import { startServer, type TestServer } from '../support/server.js';
+import { startServer, TEST_CERT_PATH, type TestServer } from '../support/server.js';
 
 /** stderr without the progress bars (downloading, extracting) that runInProcess captures with the messages. */
 const messages = (stderr: string[]): string[] =>
@@ -80,6 +80,33 @@ describe('malaria download', () => {
     );
     expect(server.requests).toHaveLength(1); // the archive on disk was reused
     expect(await fse.pathExists(path.join(dir, 'cell_images', 'Parasitized', lost))).toBe(true);
+  });
+
+  it('refuses an https address that redirects to http: one line, exit 2, no folder made', async () => {
+    server = await startServer(archive.zip, { tls: true });
+    const plain = await startServer(archive.zip);
+    try {
+      const target = path.join(dir, 'new', 'data');
+      // The built CLI in a child that trusts the test certificate the way a user's Node trusts an extra CA.
+      const result = await runChild(['download', '--url', server.redirectTo(plain.url), '--dir', target], {
+        env: { NODE_EXTRA_CA_CERTS: TEST_CERT_PATH },
+      });
+      expect(result.exitCode).toBe(2);
+      expectOneErrorLine(
+        result,
+        new RegExp(`^malaria: could not download .*: it redirects from https to ${plain.url}, `),
+      );
+      expect(plain.requests).toEqual([]);
+      expect(await fsp.readdir(dir)).toEqual([]);
+
+      // Trusting the certificate is what made the https request work: the same address over https still downloads.
+      const direct = await runChild(['download', '--url', server.url, '--dir', target], {
+        env: { NODE_EXTRA_CA_CERTS: TEST_CERT_PATH },
+      });
+      expect(direct.exitCode, direct.stderr.join('\n')).toBe(0);
+    } finally {
+      await plain.close();
+    }
   });
 
   it('rejects a URL that is not http(s) with exit code 2', async () => {

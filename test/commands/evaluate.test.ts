@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { calibrationOf } from '../../src/report/calibration.js';
 import { SHEET, tileOrigin } from '../../src/report/error-sheet.js';
-import { runInProcess } from '../support/cli.js';
+import { expectOneErrorLine, runInProcess } from '../support/cli.js';
+import { snapshotTree } from '../support/sample.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { brightnessMetadata, pParasitized, saveBrightnessModel } from '../support/models.js';
 
@@ -300,6 +301,77 @@ describe('malaria evaluate --errors', () => {
       drawn.push((await sharp(sheet).extract(centre).raw().toBuffer())[0]);
     }
     expect(drawn).toEqual(expected);
+  });
+});
+
+describe('malaria evaluate: output files', () => {
+  /** `malaria evaluate` with `flags` must exit 2 with one line matching `pattern`, print no report, change nothing. */
+  async function expectRefused(flags: string[], pattern: RegExp): Promise<void> {
+    const before = await snapshotTree(dir);
+    const result = await evaluate(...flags);
+    expect(result.code, [...result.stdout, ...result.stderr].join('\n')).toBe(2);
+    expectOneErrorLine(result, pattern, flags.join(' '));
+    // Refused before the model ran: no report at all.
+    expect(result.stdout, flags.join(' ')).toEqual([]);
+    expect(await snapshotTree(dir)).toEqual(before);
+  }
+
+  it('--roc onto a file this tool did not write: refused, the file unchanged byte for byte; --force replaces it', async () => {
+    const notes = path.join(dir, 'notes', 'README.md');
+    await fs.mkdir(path.dirname(notes), { recursive: true });
+    await fs.writeFile(notes, '# Lab notes\n\nSlides of March: stain too dark.\n');
+    await expectRefused(
+      ['--roc', notes],
+      /^malaria: --roc .*README\.md is not a file this tool wrote \(it is not a PNG\); nothing was changed: choose another file, or pass --force to replace it$/,
+    );
+    const forced = await evaluate('--roc', notes, '--force');
+    expect(forced.code, forced.stderr.join('\n')).toBe(0);
+    const replaced = await sharp(notes).metadata();
+    expect(replaced.format).toBe('png');
+    expect(replaced.comments).toEqual([{ keyword: 'Software', text: 'malaria' }]);
+  });
+
+  it("replaces its own earlier PNG without --force, another program's PNG only with --force", async () => {
+    const diagram = path.join(dir, 'plots', 'again.png');
+    const sheet = path.join(dir, 'plots', 'again-errors.png');
+    for (const run of [1, 2]) {
+      const result = await evaluate('--calibration', diagram, '--errors', sheet);
+      expect(result.code, `run ${run}: ${result.stderr.join('\n')}`).toBe(0);
+      for (const file of [diagram, sheet]) {
+        expect((await sharp(file).metadata()).comments, file).toEqual([{ keyword: 'Software', text: 'malaria' }]);
+      }
+    }
+    const theirs = path.join(dir, 'plots', 'theirs.png');
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: '#336699' } })
+      .png()
+      .toFile(theirs);
+    await expectRefused(
+      ['--calibration', theirs],
+      /^malaria: --calibration .*theirs\.png is not a file this tool wrote \(it is a PNG another program wrote\); nothing was changed/,
+    );
+  });
+
+  it('refuses an output inside a split or the model folder, a folder, and two outputs naming one file', async () => {
+    await expectRefused(
+      ['--errors', path.join(data(), 'testing', 'Parasitized', 'errors.png')],
+      /^malaria: --errors .*errors\.png lies inside the testing split of --data .*data, which this command reads and must not change; choose a separate folder$/,
+    );
+    await expectRefused(
+      ['--split', 'validation', '--roc', path.join(data(), 'validation', 'roc.png')],
+      /^malaria: --roc .*roc\.png lies inside the validation split of --data/,
+    );
+    await expectRefused(
+      ['--calibration', path.join(modelDir(), 'calibration.png')],
+      /^malaria: --calibration .*calibration\.png lies inside --model-dir .*model, which this command reads/,
+    );
+    const folder = path.join(dir, 'a-folder');
+    await fs.mkdir(folder, { recursive: true });
+    await expectRefused(['--roc', folder, '--force'], /^malaria: --roc .*a-folder is a folder: name a file to write$/);
+    const same = path.join(dir, 'plots', 'same.png');
+    await expectRefused(
+      ['--roc', same, '--calibration', path.join(dir, 'plots', '..', 'plots', 'same.png')],
+      /^malaria: --roc .*same\.png and --calibration .*same\.png name the same file; give each its own$/,
+    );
   });
 });
 

@@ -7,7 +7,7 @@ import { buildDataset, type BuildDatasetOptions } from '../../src/data/build-dat
 import { formatBuildSummary } from '../../src/data/build-summary.js';
 import { parseCsv } from '../../src/data/csv.js';
 import { splitSizes } from '../../src/data/split.js';
-import { makeTempDir, removeDir } from '../support/temp.js';
+import { DEAD_PID, makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, snapshotTree } from '../support/sample.js';
 import { pngBomb, thumbsDb } from '../support/images.js';
 import { expectUserError } from '../support/errors.js';
@@ -20,12 +20,20 @@ interface ManifestRow {
   file: string;
   sha256: string;
   patient: string;
+  bytes: number;
 }
 
 async function readManifest(output: string): Promise<ManifestRow[]> {
   const [header, ...rows] = parseCsv(await fsp.readFile(path.join(output, 'splits.csv'), 'utf8'));
-  expect(header).toEqual(['split', 'label', 'file', 'sha256', 'patient']);
-  return rows.map(([split, label, file, sha256, patient]) => ({ split, label, file, sha256, patient }));
+  expect(header).toEqual(['split', 'label', 'file', 'sha256', 'patient', 'bytes']);
+  return rows.map(([split, label, file, sha256, patient, bytes]) => ({
+    split,
+    label,
+    file,
+    sha256,
+    patient,
+    bytes: Number(bytes),
+  }));
 }
 
 /** Relative paths of every file under `<output>/<split>/`. */
@@ -92,6 +100,7 @@ describe('buildDataset', () => {
       // Copies keep the source's modification time (to the millisecond utimes offers).
       expect(Math.abs(stats.mtimeMs - (source as { mtimeMs: number }).mtimeMs)).toBeLessThan(1);
       expect(stats.size).toBe((source as { size: number }).size);
+      expect(row.bytes).toBe(stats.size);
     }
     expect(result.classNames).toEqual(['Parasitized', 'Uninfected']);
     // No temporary folder is left behind.
@@ -164,16 +173,80 @@ describe('buildDataset', () => {
     expect(await snapshotTree(output)).toEqual(before);
   });
 
-  it('removes temporary folders left by interrupted runs', async () => {
+  it("removes temporary folders left by interrupted runs, and nothing named like an earlier version's", async () => {
     await copySample(input, 3);
     // A pid far above any real one: that run is gone.
-    const leftover = path.join(output, '.build-dataset-999999999-tmp');
+    const leftover = path.join(output, `.split.malaria-tmp-${DEAD_PID}-0123abcd`);
     await fsp.mkdir(path.join(leftover, 'training', 'Parasitized'), { recursive: true });
     await fsp.writeFile(path.join(leftover, 'training', 'Parasitized', 'half.png'), 'x');
+    // Named as an earlier version named its temporary folder, but nothing proves that it wrote it.
+    const lookalike = path.join(output, `.build-dataset-${DEAD_PID}-tmp`);
+    await copySample(lookalike, 1);
+    const kept = await snapshotTree(lookalike);
     const result = await buildDataset(options);
-    expect(result.removedLeftovers).toEqual(['.build-dataset-999999999-tmp']);
+    expect(result.removedLeftovers).toEqual([`.split.malaria-tmp-${DEAD_PID}-0123abcd`]);
     expect(await fse.pathExists(leftover)).toBe(false);
+    expect(await snapshotTree(lookalike)).toEqual(kept);
     expect(formatBuildSummary(result).join('\n')).toMatch(/removed 1 temporary folder left by an interrupted run/);
+  });
+
+  it("finishes a killed run's swap only after what it left in the output is found to be ours", async () => {
+    await copySample(input, 5);
+    // The state a run killed in the middle of its swap leaves: the old split moved out into .replaced/ (here there
+    // was none), its complete new split still in its temporary folder.
+    const fresh = path.join(dir, 'fresh');
+    await buildDataset({ ...options, output: fresh, seed: 3 });
+    const manifest = await fsp.readFile(path.join(fresh, 'splits.csv'), 'utf8');
+    const temp = path.join(output, `.split.malaria-tmp-${DEAD_PID}-0123abcd`);
+    await fsp.mkdir(path.join(temp, '.replaced'), { recursive: true });
+    for (const entry of ['training', 'validation', 'testing', 'splits.csv'])
+      await fsp.rename(path.join(fresh, entry), path.join(temp, entry));
+
+    // Someone put a training folder of their own where the old split had been: nothing may move.
+    await copySample(path.join(output, 'training'), 1);
+    let before = await snapshotTree(output);
+    await expectUserError(
+      buildDataset({ ...options, force: true }),
+      /^--output .*out holds files that are not a split written by `malaria build-dataset` \(it has training but no splits\.csv\); nothing was changed/,
+    );
+    expect(await snapshotTree(output)).toEqual(before);
+
+    // The killed run had moved its new training/ in already, and someone added a file to it: refused too.
+    await fsp.rm(path.join(output, 'training'), { recursive: true });
+    await fsp.rename(path.join(temp, 'training'), path.join(output, 'training'));
+    await fsp.writeFile(path.join(output, 'training', 'Parasitized', 'mine.png'), 'added by someone');
+    before = await snapshotTree(output);
+    await expectUserError(
+      buildDataset({ ...options, force: true }),
+      /\(training\/Parasitized holds \d+ files where splits\.csv lists \d+\)/,
+    );
+    expect(await snapshotTree(output)).toEqual(before);
+
+    // Only its own entries (checked against the manifest in its temporary folder): the move is finished, even by a
+    // run that then refuses to replace the split without --force.
+    await fsp.rm(path.join(output, 'training', 'Parasitized', 'mine.png'));
+    await expectUserError(buildDataset(options), /already holds a split .*pass --force/);
+    expect((await fsp.readdir(output)).sort()).toEqual(['splits.csv', 'testing', 'training', 'validation']);
+    expect(await fsp.readFile(path.join(output, 'splits.csv'), 'utf8')).toBe(manifest);
+  });
+
+  it('checks the split again before replacing it: a file someone added while it copied stops the run, kept', async () => {
+    await copySample(input, 5);
+    await buildDataset(options);
+    let copies = 0;
+    const realCopy = fse.copy.bind(fse);
+    vi.spyOn(fse, 'copy').mockImplementation(async (...args: Parameters<typeof fse.copy>) => {
+      if (++copies === 3)
+        await fsp.writeFile(path.join(output, 'testing', 'Uninfected', 'mine.png'), 'added meanwhile');
+      return realCopy(...args);
+    });
+    await expectUserError(
+      buildDataset({ ...options, seed: 2, force: true }),
+      /\(testing\/Uninfected holds \d+ files where splits\.csv lists \d+\)/,
+    );
+    expect(await fsp.readFile(path.join(output, 'testing', 'Uninfected', 'mine.png'), 'utf8')).toBe('added meanwhile');
+    // The old split is as it was, and the run's temporary folder is gone.
+    expect((await fsp.readdir(output)).sort()).toEqual(['splits.csv', 'testing', 'training', 'validation']);
   });
 
   it('handles the Kaggle layout: nested copy and Thumbs.db', async () => {

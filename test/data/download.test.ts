@@ -1,12 +1,13 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
+import https from 'node:https';
 import path from 'node:path';
 import fse from 'fs-extra';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { downloadWithResume, parseContentRange, partPath } from '../../src/data/download.js';
 import { UserError } from '../../src/errors.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { miniArchive } from '../support/zip.js';
-import { startServer, type TestServer } from '../support/server.js';
+import { startServer, TEST_CERT_PATH, type TestServer } from '../support/server.js';
 
 describe('parseContentRange', () => {
   it('reads ranges and the 416 form', () => {
@@ -112,6 +113,28 @@ describe('downloadWithResume', () => {
     );
   });
 
+  it("makes the destination's folder only once the file comes, and says so when it cannot", async () => {
+    const nested = path.join(dir, 'new', 'data', 'cell_images.zip');
+    server = await startServer(body, { failWith: 503 });
+    await expectFailure(downloadWithResume({ url: server.url, dest: nested }), /HTTP 503/);
+    expect(await fsp.readdir(dir)).toEqual([]);
+    await server.close();
+
+    server = await startServer(body);
+    await downloadWithResume({ url: server.url, dest: nested });
+    expect(await fsp.readFile(nested)).toEqual(body);
+    // A file where the folder should be: one line, exit 2.
+    const blocked = path.join(dir, 'blocked');
+    await fsp.writeFile(blocked, 'a file');
+    for (const dest of [path.join(blocked, 'cell_images.zip'), path.join(blocked, 'sub', 'cell_images.zip')]) {
+      const err = await downloadWithResume({ url: server.url, dest }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as UserError).exitCode).toBe(2);
+      expect((err as UserError).message).toBe(`cannot create ${path.dirname(dest)}: not a folder`);
+    }
+    expect(await fsp.readFile(blocked, 'utf8')).toBe('a file');
+  });
+
   it('reports HTTP errors and refused connections in one line naming the URL', async () => {
     server = await startServer(body, { failWith: 503 });
     await expectFailure(
@@ -125,5 +148,88 @@ describe('downloadWithResume', () => {
       downloadWithResume({ url: gone.url, dest }),
       new RegExp(`^could not download ${gone.url}: connection refused`),
     );
+  });
+});
+
+describe('downloadWithResume and https', () => {
+  let dir: string;
+  let dest: string;
+  let body: Buffer;
+  let secure: TestServer;
+  let plain: TestServer;
+  // Trust the test server's self-signed certificate in this process, as NODE_EXTRA_CA_CERTS does for a child.
+  const previousCa = https.globalAgent.options.ca;
+  beforeAll(async () => {
+    https.globalAgent.options.ca = readFileSync(TEST_CERT_PATH);
+    body = (await miniArchive(2)).zip;
+  });
+  afterAll(() => {
+    https.globalAgent.options.ca = previousCa;
+  });
+  beforeEach(async () => {
+    dir = await makeTempDir();
+    dest = path.join(dir, 'cell_images.zip');
+    secure = await startServer(body, { tls: true });
+    plain = await startServer(body);
+  });
+  afterEach(async () => {
+    await secure.close();
+    await plain.close();
+    await removeDir(dir);
+  });
+
+  /** Refused in one line with exit code 2, naming the http:// address; the http server was never asked. */
+  async function expectDowngradeRefused(url: string, httpUrl: string): Promise<void> {
+    const err = await downloadWithResume({ url, dest }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).exitCode).toBe(2);
+    expect((err as UserError).message).toBe(
+      `could not download ${url}: it redirects from https to ${httpUrl}, which is not encrypted (anyone on the way could change the file); pass that http:// address itself to accept an unencrypted download`,
+    );
+    expect(plain.requests).toEqual([]);
+    expect(await fsp.readdir(dir)).toEqual([]);
+  }
+
+  it('downloads over https, and follows a redirect that stays on https', async () => {
+    const result = await downloadWithResume({ url: secure.redirectTo(secure.url), dest });
+    expect(result.bytes).toBe(body.length);
+    expect(await fsp.readFile(dest)).toEqual(body);
+  });
+
+  it('refuses a redirect from https to http, writing nothing', () =>
+    expectDowngradeRefused(secure.redirectTo(plain.url), plain.url));
+
+  it('refuses the downgrade at any hop of a redirect chain', async () => {
+    // https -> https -> http
+    await expectDowngradeRefused(secure.redirectTo(secure.redirectTo(plain.url)), plain.url);
+    // http -> https -> http: the address asked for was plain, but once on https the chain may not leave it.
+    const start = new URL(plain.redirectTo(secure.redirectTo(plain.url)));
+    const err = await downloadWithResume({ url: start.href, dest }).catch((e: unknown) => e);
+    expect((err as UserError).exitCode).toBe(2);
+    expect((err as UserError).message).toMatch(new RegExp(`: it redirects from https to ${plain.url}, which is not`));
+    // The first hop only: the file itself was never asked for.
+    expect(plain.requests.map((r) => r.path)).toEqual([start.pathname + start.search]);
+    expect(await fsp.readdir(dir)).toEqual([]);
+  });
+
+  it('leaves a partial file from an earlier run as it was when it refuses', async () => {
+    const earlier = body.subarray(0, 10);
+    await fsp.writeFile(partPath(dest), earlier);
+    const err = await downloadWithResume({ url: secure.redirectTo(plain.url), dest }).catch((e: unknown) => e);
+    expect((err as UserError).exitCode).toBe(2);
+    expect(plain.requests).toEqual([]);
+    expect(await fsp.readdir(dir)).toEqual([path.basename(partPath(dest))]);
+    expect(await fsp.readFile(partPath(dest))).toEqual(earlier);
+  });
+
+  it('follows exactly maxRedirects redirects, and refuses one more', async () => {
+    const twice = secure.redirectTo(secure.redirectTo(secure.url));
+    expect((await downloadWithResume({ url: twice, dest, maxRedirects: 2 })).bytes).toBe(body.length);
+    const thrice = secure.redirectTo(twice);
+    const err = await downloadWithResume({ url: thrice, dest: path.join(dir, 'x.zip'), maxRedirects: 2 }).catch(
+      (e: unknown) => e,
+    );
+    expect((err as UserError).message).toMatch(/: more than 2 redirects;/);
+    expect(await fse.pathExists(path.join(dir, 'x.zip.part'))).toBe(false);
   });
 });

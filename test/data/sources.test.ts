@@ -5,7 +5,7 @@ import { scaleToUnit } from '../../src/data/augment.js';
 import { decodeRgb } from '../../src/data/decode.js';
 import { resizeImage, type ResizeMethod } from '../../src/data/resize.js';
 import { balanceStain } from '../../src/data/stain.js';
-import { openSplitSources } from '../../src/data/sources.js';
+import { openListSources, openSplitSources } from '../../src/data/sources.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, splitOptions } from '../support/sample.js';
 
@@ -82,6 +82,33 @@ describe('openSplitSources', () => {
     for await (const batch of train.batches(0)) {
       expect(batch.x.subarray(0, plain.length)).not.toEqual(plain);
       break;
+    }
+  });
+});
+
+describe('openListSources', () => {
+  it('reads explicit file lists as the split folders are read: same batches, labels and class order', async () => {
+    const options = { imageSize: 24, batchSize: 4, seed: 3, rotation: 30, color: 0.1 };
+    const folders = await openSplitSources({ data: data(), ...options });
+    const lists = openListSources(
+      {
+        classNames: folders.train.classNames,
+        train: folders.train.files,
+        val: folders.val.files,
+        test: folders.test.files,
+      },
+      options,
+    );
+    for (const split of ['train', 'val', 'test'] as const) {
+      expect(lists[split].files).toEqual(folders[split].files);
+      expect(lists[split].classNames).toEqual(folders[split].classNames);
+      const batches = async (epoch: number, source = lists[split]) => {
+        const all = [];
+        for await (const batch of source.batches(epoch))
+          all.push({ x: Array.from(batch.x), labels: Array.from(batch.labels) });
+        return all;
+      };
+      expect(await batches(1)).toEqual(await batches(1, folders[split]));
     }
   });
 });

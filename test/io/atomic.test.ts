@@ -28,15 +28,31 @@ describe('temporary names', () => {
     });
   });
 
-  it("knows the names earlier versions used, and no one else's", () => {
-    expect(parseTempName('.weights.bin.tmp-123-0a1b2c3d')).toEqual({ base: 'weights.bin', kind: 'tmp', pid: 123 });
-    expect(parseTempName('checkpoint.tmp-123-0a1b2c3d')).toEqual({ base: 'checkpoint', kind: 'tmp', pid: 123 });
-    expect(parseTempName('.out.export-123-0a1b2c3d.tmp')).toEqual({ base: 'out', kind: 'tmp', pid: 123 });
-    expect(parseTempName('.out.export-123-0a1b2c3d.tmp.old')).toEqual({ base: 'out', kind: 'old', pid: 123 });
-    expect(parseTempName('app.old-123-0a1b2c3d')).toEqual({ base: 'app', kind: 'old', pid: 123 });
-    expect(parseTempName('.build-dataset-123-tmp')).toEqual({ base: 'split', kind: 'tmp', pid: 123 });
-    expect(parseTempName('.cell_images-123-old')).toEqual({ base: 'cell_images', kind: 'old', pid: 123 });
-    expect(parseTempName('.plot.png.123.0a1b2c3d.tmp')).toEqual({ base: 'plot.png', kind: 'tmp', pid: 123 });
+  it("reads only names of the current scheme, random part included: no earlier version's, no one else's", () => {
+    expect(parseTempName('.weights.bin.malaria-tmp-123-0a1b2c3d')).toEqual({
+      base: 'weights.bin',
+      kind: 'tmp',
+      pid: 123,
+    });
+    expect(parseTempName('.app.malaria-old-123-0a1b2c3d')).toEqual({ base: 'app', kind: 'old', pid: 123 });
+    // Names earlier versions used are indistinguishable from a user's own (".app-2024-old"): never ours.
+    for (const name of [
+      '.weights.bin.tmp-123-0a1b2c3d',
+      'checkpoint.tmp-123-0a1b2c3d',
+      '.out.export-123-0a1b2c3d.tmp',
+      '.out.export-123-0a1b2c3d.tmp.old',
+      'app.old-123-0a1b2c3d',
+      '.build-dataset-123-tmp',
+      '.cell_images-123-old',
+      '.app-2024-old',
+      '.plot.png.123.0a1b2c3d.tmp',
+      // The scheme without its random part, or with a part that is not 8 hex digits.
+      '.app.malaria-old-123',
+      '.app.malaria-old-123-0a1b2c3',
+      '.app.malaria-old-123-0A1B2C3D',
+      'app.malaria-old-123-0a1b2c3d',
+    ])
+      expect(parseTempName(name), name).toBeUndefined();
     for (const name of ['notes.tmp', 'model.json', '.DS_Store', 'cell.png', 'backup.old', 'x.tmp-12-zz'])
       expect(parseTempName(name), name).toBeUndefined();
   });
@@ -134,12 +150,30 @@ describe('sweepLeftovers', () => {
     ];
     for (const name of kept) await fs.mkdir(path.join(dir, name));
     await fs.mkdir(path.join(dir, `.out.malaria-tmp-${DEAD_PID}-89abcdef`, '.replaced'));
-    await fs.writeFile(path.join(dir, `.weights.bin.tmp-${DEAD_PID}-0123abcd`), 'half');
+    await fs.writeFile(path.join(dir, `.weights.bin.malaria-tmp-${DEAD_PID}-0123abcd`), 'half');
     expect(await sweepLeftovers(dir, ['out', 'weights.bin'])).toEqual({
       restored: [],
-      removed: [`.weights.bin.tmp-${DEAD_PID}-0123abcd`],
+      removed: [`.weights.bin.malaria-tmp-${DEAD_PID}-0123abcd`],
     });
     expect(await list()).toEqual([...kept].sort());
     expect(await sweepLeftovers(path.join(dir, 'missing'))).toEqual({ restored: [], removed: [] });
+  });
+
+  it("never touches a name of an earlier scheme or a user's look-alike, even with the target missing", async () => {
+    // A user's folder named like the old `.<name>-<n>-old` leftovers was once renamed over a missing target.
+    const theirs = [
+      '.app-2024-old',
+      `.app-${DEAD_PID}-old`,
+      `.app-${DEAD_PID}-tmp`,
+      `.app.old-${DEAD_PID}-0a1b2c3d`,
+      `.weights.bin.tmp-${DEAD_PID}-0a1b2c3d`,
+    ];
+    for (const name of theirs) {
+      await fs.mkdir(path.join(dir, name));
+      await fs.writeFile(path.join(dir, name, 'slide.png'), 'mine');
+    }
+    expect(await sweepLeftovers(dir, ['app', 'weights.bin'])).toEqual({ restored: [], removed: [] });
+    expect(await sweepLeftovers(dir)).toEqual({ restored: [], removed: [] });
+    expect(await list()).toEqual([...theirs].sort());
   });
 });

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint.js';
 import { sweepModelFolder } from '../../src/model/io.js';
@@ -54,11 +54,13 @@ describe('checkpoints', () => {
       const settings = tinySettings();
       const history = { loss: [1], accuracy: [0], val_loss: [1], val_accuracy: [0], lr: [0.1] };
       await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 1, history, settings });
-      // Stale temporary folders of killed runs (this version's name and an earlier one's) are cleared by the next save.
+      // A stale temporary folder of a killed run is cleared by the next save; a name an earlier version used is
+      // not this version's to judge, and stays.
       await fs.mkdir(path.join(dir, `.checkpoint.malaria-tmp-${DEAD_PID}-0123abcd`));
       await fs.mkdir(path.join(dir, `checkpoint.tmp-${DEAD_PID}-0123abcd`));
       await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 2, history, settings });
-      expect(await fs.readdir(dir)).toEqual(['checkpoint']);
+      expect((await fs.readdir(dir)).sort()).toEqual(['checkpoint', `checkpoint.tmp-${DEAD_PID}-0123abcd`]);
+      await fs.rm(path.join(dir, `checkpoint.tmp-${DEAD_PID}-0123abcd`), { recursive: true });
       let checkpoint = await loadCheckpoint(dir);
       track(checkpoint.model);
       tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
@@ -84,6 +86,40 @@ describe('checkpoints', () => {
       expect(checkpoint.epochsCompleted).toBe(2);
       await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 3, history, settings });
       expect(await fs.readdir(dir)).toEqual(['checkpoint']);
+      optimizer.dispose();
+    });
+  });
+
+  it('checks the checkpoint folder right before replacing it: a file someone put there stops the save, kept', async () => {
+    await withTempDir(async (dir) => {
+      const { model, optimizer } = await trainedModel(11);
+      track(model);
+      const settings = tinySettings();
+      const history = { loss: [1], accuracy: [0], val_loss: [1], val_accuracy: [0], lr: [0.1] };
+      await saveCheckpoint(dir, { model, optimizer, epochsCompleted: 1, history, settings });
+      const notes = path.join(dir, 'checkpoint', 'notes.txt');
+      const open = fs.open.bind(fs);
+      // While the next checkpoint is written, someone saves notes into the current one.
+      const spy = vi.spyOn(fs, 'open').mockImplementation(async (file, ...rest) => {
+        if (path.basename(path.dirname(String(file))).startsWith('.checkpoint.malaria-tmp-'))
+          await fs.writeFile(notes, 'epoch 1 looked fine').catch(() => undefined);
+        return open(file, ...rest);
+      });
+      try {
+        await expectUserError(
+          saveCheckpoint(dir, { model, optimizer, epochsCompleted: 2, history, settings }),
+          /holds files that are not a model .*\(checkpoint\/notes\.txt is not a file this tool writes\); nothing was changed/,
+        );
+      } finally {
+        spy.mockRestore();
+      }
+      expect(await fs.readFile(notes, 'utf8')).toBe('epoch 1 looked fine');
+      expect(await fs.readdir(dir)).toEqual(['checkpoint']);
+      await fs.rm(notes);
+      const checkpoint = await loadCheckpoint(dir);
+      track(checkpoint.model);
+      tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
+      expect(checkpoint.epochsCompleted).toBe(1);
       optimizer.dispose();
     });
   });

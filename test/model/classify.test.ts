@@ -123,10 +123,14 @@ describe('classifyFiles', () => {
       .toFile(stripes);
     await saveBrightnessModel(path.join(dir, 'brightness'));
     const brightness = await loadModel(path.join(dir, 'brightness'));
-    const pOf = async (resize: 'nearest' | 'area', stain: 'keep' | 'balance' = 'keep') => {
+    const pOf = async (
+      resize: 'nearest' | 'area',
+      stain: 'keep' | 'balance' = 'keep',
+      stainReference?: [number, number, number],
+    ) => {
       const [result] = await classifyFiles(
         brightness.model,
-        { ...brightnessMetadata, resize, stain },
+        { ...brightnessMetadata, resize, stain, stainReference },
         [{ file: 'stripes.png', path: stripes }],
         { batchSize: 1, threshold: 0.5 },
       );
@@ -139,6 +143,8 @@ describe('classifyFiles', () => {
     const balanced = 1 / (1 + Math.exp(-10 * (506 / 765 - 0.5)));
     expect(await pOf('nearest', 'balance')).toBeCloseTo(balanced, 2);
     expect(await pOf('area', 'balance')).toBeCloseTo(balanced, 2);
+    // The reference saved with the model, not the constant: a dark grey one gives m = 51 / 255 = 0.2.
+    expect(await pOf('nearest', 'balance', [51, 51, 51])).toBeCloseTo(1 / (1 + Math.exp(3)), 2);
     brightness.model.dispose();
   });
 

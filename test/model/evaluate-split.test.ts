@@ -30,8 +30,12 @@ afterAll(async () => removeDir(dir));
 describe('predictSplit', () => {
   it("resizes the split's images and treats their colours the way the model's metadata says", async () => {
     const { model } = await loadModel(path.join(dir, 'model'));
-    const pOf = async (resize: 'nearest' | 'area', stain: 'keep' | 'balance' = 'keep') => {
-      const metadata = { ...brightnessMetadata, resize, stain };
+    const pOf = async (
+      resize: 'nearest' | 'area',
+      stain: 'keep' | 'balance' = 'keep',
+      stainReference?: [number, number, number],
+    ) => {
+      const metadata = { ...brightnessMetadata, resize, stain, stainReference };
       const options = { data: path.join(dir, 'data'), batchSize: 4 };
       const predictions = await predictSplit(model, metadata, options, 'testing', silentReporter);
       return predictions.probabilities[0];
@@ -41,6 +45,8 @@ describe('predictSplit', () => {
     expect(await pOf('area')).toBeCloseTo(1 / (1 + Math.exp(10 / 6)), 4);
     // Balanced, the white cell takes the reference colour: m = mean(186, 155, 165) / 255.
     expect(await pOf('nearest', 'balance')).toBeCloseTo(1 / (1 + Math.exp(-10 * (506 / 765 - 0.5))), 2);
+    // The reference saved with the model, not the constant: a dark grey one gives m = 51 / 255 = 0.2.
+    expect(await pOf('nearest', 'balance', [51, 51, 51])).toBeCloseTo(1 / (1 + Math.exp(3)), 2);
     model.dispose();
   });
 });

@@ -1,9 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
 import { exportModel } from '../../src/model/export.js';
-import { loadModel, saveModel } from '../../src/model/io.js';
+import { REFERENCE_CELL_COLOUR } from '../../src/data/stain.js';
+import { loadModel, saveModel, type ModelMetadata } from '../../src/model/io.js';
 import { trainStep } from '../../src/model/train.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { IMAGE_SIZE, noBatchNormModel, tinyMetadata, tinyResNet } from '../support/models.js';
@@ -183,6 +184,29 @@ describe('exportModel', () => {
     }
   });
 
+  it('carries the positive class and the stain reference, and writes out those an older model was trained with', async () => {
+    const exported = async (name: string, saved: object) => {
+      const source = path.join(dir, `${name}-model`);
+      await saveModel(source, model, saved as unknown as ModelMetadata);
+      await exportModel({ modelDir: source, outDir: path.join(dir, name), quantization: 'float16', checkImages: 0 });
+      return JSON.parse(await fs.readFile(path.join(dir, name, 'metadata.json'), 'utf8'));
+    };
+    const sick = tinyMetadata({
+      classNames: ['Healthy', 'Sick'],
+      positiveClass: 'Sick',
+      stain: 'balance',
+      stainReference: [150, 120.5, 140],
+    });
+    expect(await exported('sick', sick)).toEqual({ ...sick, quantization: 'float16' });
+    // Saved before either field was: Parasitized and the constant reference, now written down.
+    const { positiveClass: _unsaid, ...older } = tinyMetadata({ stain: 'balance' });
+    expect(await exported('older', older)).toMatchObject({
+      positiveClass: 'Parasitized',
+      stain: 'balance',
+      stainReference: [...REFERENCE_CELL_COLOUR],
+    });
+  });
+
   it('a kernel-heavy model shrinks to about 1/4 with uint8', async () => {
     const dense = noBatchNormModel(9);
     try {
@@ -248,5 +272,43 @@ describe('exportModel', () => {
       checkImages: 0,
     });
     expect((await fs.readdir(path.join(dir, 'empty'))).length).toBe(3);
+  });
+});
+
+describe('exportModel: what --force may replace', () => {
+  it("refuses a folder of only model.json and weights.bin (any TensorFlow.js program's model.save), even with --force", async () => {
+    const tfjs = path.join(dir, 'tfjs');
+    await fs.mkdir(tfjs);
+    for (const name of ['model.json', 'weights.bin'])
+      await fs.copyFile(path.join(modelDir(), name), path.join(tfjs, name));
+    await expect(
+      exportModel({ modelDir: modelDir(), outDir: tfjs, quantization: 'uint8', force: true }),
+    ).rejects.toThrow(
+      /\(it has no metadata\.json of ours and no checkpoint with our state\.json\); nothing was changed/,
+    );
+    expect((await fs.readdir(tfjs)).sort()).toEqual(['model.json', 'weights.bin']);
+  });
+
+  it('checks --out again right before the swap: a file someone put there meanwhile stops it, the earlier export kept', async () => {
+    const out = path.join(dir, 'checked-twice');
+    await exportModel({ modelDir: modelDir(), outDir: out, quantization: 'float16', checkImages: 0 });
+    const before = await fs.readFile(path.join(out, 'weights.bin'));
+    const open = fs.open.bind(fs);
+    const spy = vi.spyOn(fs, 'open').mockImplementation(async (file, ...rest) => {
+      // The new export is being written beside --out: someone saves their notes into --out at that moment.
+      if (path.basename(path.dirname(String(file))).startsWith('.checked-twice.malaria-tmp-'))
+        await fs.writeFile(path.join(out, 'notes.txt'), 'mine').catch(() => undefined);
+      return open(file, ...rest);
+    });
+    try {
+      await expect(
+        exportModel({ modelDir: modelDir(), outDir: out, quantization: 'uint8', force: true, checkImages: 0 }),
+      ).rejects.toThrow(/\(notes\.txt is not a file this tool writes\); nothing was changed/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect((await fs.readdir(out)).sort()).toEqual(['metadata.json', 'model.json', 'notes.txt', 'weights.bin']);
+    expect(await fs.readFile(path.join(out, 'weights.bin'))).toEqual(before);
+    expect((await fs.readdir(dir)).filter((name) => name.startsWith('.checked-twice.'))).toEqual([]);
   });
 });

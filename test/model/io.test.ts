@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
-import { loadHistory, loadModel, saveHistory, saveModel } from '../../src/model/io.js';
+import { REFERENCE_CELL_COLOUR } from '../../src/data/stain.js';
+import { loadHistory, loadMetadata, loadModel, saveHistory, saveModel } from '../../src/model/io.js';
 import { expectUserError } from '../support/errors.js';
 import { trackModels } from '../support/tensors.js';
 import { withTempDir } from '../support/temp.js';
@@ -109,7 +110,10 @@ describe('saveModel / loadModel', () => {
       await expectUserError(loadModel(dir), /has no metadata\.json/);
       await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify({ imageSize: 32, channels: 3 }));
       await expectUserError(loadModel(dir), /lacks classNames/);
-      await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify({ ...metadata, classNames: ['a', 'b', 'c'] }));
+      await fs.writeFile(
+        path.join(dir, 'metadata.json'),
+        JSON.stringify({ ...metadata, classNames: ['Parasitized', 'b', 'c'] }),
+      );
       await expectUserError(loadModel(dir), /2 outputs but metadata\.json names 3 classes/);
       await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify({ ...metadata, resize: 'bicubic' }));
       await expectUserError(loadModel(dir), /unknown resize method "bicubic" \(known: nearest, area\)/);
@@ -129,6 +133,84 @@ describe('saveModel / loadModel', () => {
   });
 });
 
+describe('metadata.json', () => {
+  /** loadMetadata of a metadata.json holding `value`. */
+  async function load(dir: string, value: unknown) {
+    await fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify(value));
+    return loadMetadata(dir);
+  }
+  const file = (dir: string) => path.join(dir, 'metadata.json').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+  it('refuses what a model of ours cannot be used with, naming the field and the file in one line', async () => {
+    await withTempDir(async (dir) => {
+      const f = file(dir);
+      await expectUserError(load(dir, { ...metadata, channels: 4 }), new RegExp(`^${f} has channels 4; .*3 \\(RGB\\)`));
+      await expectUserError(load(dir, { ...metadata, channels: 1 }), new RegExp(`^${f} has channels 1;`));
+      await expectUserError(
+        load(dir, { ...metadata, scaling: 'x/127.5-1' }),
+        new RegExp(`^${f} has scaling "x/127.5-1";`),
+      );
+      const { scaling: _none, ...unscaled } = metadata;
+      await expectUserError(load(dir, unscaled), new RegExp(`^${f} has scaling undefined;`));
+      await expectUserError(load(dir, { ...metadata, classNames: ['a', 'a'] }), /lacks classNames/);
+      for (const reference of [[186, 155], [186, 155, 0], [186, 155, 300], ['186', 155, 165], 'pink', null]) {
+        await expectUserError(
+          load(dir, { ...metadata, stain: 'balance', stainReference: reference }),
+          new RegExp(`^${f} has a stainReference that is not three channel values above 0 and at most 255`),
+        );
+      }
+      await expectUserError(
+        load(dir, { ...metadata, stain: 'keep', stainReference: [150, 150, 150] }),
+        new RegExp(`^${f} has a stainReference but stain "keep"; a reference goes with stain "balance"`),
+      );
+      await expectUserError(
+        load(dir, { ...metadata, positiveClass: 'Sick' }),
+        new RegExp(`^${f} has a positiveClass "Sick" that is not one of its classNames \\(Parasitized, Uninfected\\)`),
+      );
+    });
+  });
+
+  it('keeps the positive class and the stain reference it was saved with', async () => {
+    await withTempDir(async (dir) => {
+      const saved = tinyMetadata({
+        classNames: ['Healthy', 'Sick'],
+        positiveClass: 'Sick',
+        stain: 'balance',
+        stainReference: [150, 120.5, 140],
+      });
+      await saveModel(dir, track(tinyResNet(8)), saved);
+      const onDisk = JSON.parse(await fs.readFile(path.join(dir, 'metadata.json'), 'utf8'));
+      expect(onDisk).toMatchObject({ positiveClass: 'Sick', stainReference: [150, 120.5, 140] });
+      expect(await loadMetadata(dir)).toEqual(saved);
+      // The first class is positive only when named so.
+      expect((await load(dir, { ...saved, positiveClass: 'Healthy' })).positiveClass).toBe('Healthy');
+    });
+  });
+
+  it('gives older models what they were trained with, and refuses to guess their positive class', async () => {
+    await withTempDir(async (dir) => {
+      const { positiveClass: _unsaid, ...older } = metadata;
+      // No positiveClass: Parasitized, wherever it stands among the classes.
+      expect((await load(dir, older)).positiveClass).toBe('Parasitized');
+      expect((await load(dir, { ...older, classNames: ['Uninfected', 'Parasitized'] })).positiveClass).toBe(
+        'Parasitized',
+      );
+      // More than two classes: no screening, so no positive class.
+      expect((await load(dir, { ...older, classNames: ['a', 'b', 'c'] })).positiveClass).toBeUndefined();
+      // Older versions took the first class of these; the fix is one field.
+      await expectUserError(
+        load(dir, { ...older, classNames: ['Healthy', 'Sick'] }),
+        new RegExp(
+          `^${file(dir)} does not say which class the model screens for \\(no positiveClass, and neither class is Parasitized\\); add "positiveClass": "Healthy" or "Sick" to it`,
+        ),
+      );
+      // stain balance without a reference: the constant those versions balanced to.
+      expect((await load(dir, { ...older, stain: 'balance' })).stainReference).toEqual([...REFERENCE_CELL_COLOUR]);
+      expect((await load(dir, older)).stainReference).toBeUndefined();
+    });
+  });
+});
+
 describe('history', () => {
   it('round-trips history.json', async () => {
     await withTempDir(async (dir) => {
@@ -143,6 +225,21 @@ describe('history', () => {
       expect(await loadHistory(dir)).toEqual(history);
       await fs.writeFile(path.join(dir, 'history.json'), JSON.stringify({ loss: [] }));
       await expectUserError(loadHistory(dir), /lacks the loss\/accuracy\/val_loss\/val_accuracy\/lr arrays/);
+    });
+  });
+});
+
+describe('metadata.json of a model trained with --exclude', () => {
+  it('keeps the list’s sha256 and count, and refuses an excluded field of another shape', async () => {
+    await withTempDir(async (dir) => {
+      const write = (value: unknown) => fs.writeFile(path.join(dir, 'metadata.json'), JSON.stringify(value));
+      const excluded = { sha256: 'ab'.repeat(32), count: 3 };
+      await write({ ...metadata, excluded });
+      expect((await loadMetadata(dir)).excluded).toEqual(excluded);
+      for (const bad of [{ sha256: 'ab', count: 3 }, { sha256: 'ab'.repeat(32), count: -1 }, 'list.csv']) {
+        await write({ ...metadata, excluded: bad });
+        await expectUserError(loadMetadata(dir), /has an excluded that is not \{"sha256"/);
+      }
     });
   });
 });

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend, tf } from '../../src/tf.js';
-import { activationsPerImage, chooseMicroBatch, wasmTrainBytes } from '../../src/model/micro-batch.js';
+import { activationsPerImage, chooseMicroBatch, outOfMemoryLine, wasmTrainBytes } from '../../src/model/micro-batch.js';
 import { buildResNet } from '../../src/model/resnet.js';
 import { PRESETS } from '../../src/model/presets.js';
 
@@ -61,5 +61,15 @@ describe('chooseMicroBatch', () => {
     expect(chooseMicroBatch('webgpu', 32, tutorial)).toBe(32);
     expect(chooseMicroBatch('wasm', 32, laptop, 4)).toBe(4);
     expect(chooseMicroBatch('tensorflow', 32, tutorial, 16)).toBe(16);
+  });
+});
+
+describe('outOfMemoryLine', () => {
+  it('says in one line what changes: the micro-batch, for the rest of the run, and what batch norm now sees', () => {
+    const line = outOfMemoryLine({ microBatch: 32, retryWith: 16 });
+    expect(line).not.toMatch(/\n/);
+    expect(line).toBe(
+      'the GPU ran out of memory with 32 images per pass: retrying the batch, and training from now on, in micro-batches of 16 with summed gradients (batch norm sees 16 images at a time)',
+    );
   });
 });

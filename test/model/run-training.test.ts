@@ -1,9 +1,10 @@
 // runTraining driven as a library, without the CLI: its lines go to a reporter, a stop comes from an AbortSignal.
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
+import { REFERENCE_CELL_COLOUR } from '../../src/data/stain.js';
 import { hasCheckpoint } from '../../src/model/checkpoint.js';
 import { loadMetadata } from '../../src/model/io.js';
 import { runTraining, type TrainingOptions } from '../../src/model/run-training.js';
@@ -101,6 +102,61 @@ describe('runTraining', () => {
     expect(await resumeWith('nearest', () => false)).toEqual({ stoppedEarly: false, epochsCompleted: 2 });
     const metadata = await loadMetadata(modelDir);
     expect([metadata.resize, metadata.stain]).toEqual(['area', 'balance']);
+    // The colour the cells were balanced to is saved with them, so later uses balance to it.
+    const saved = JSON.parse(await fsp.readFile(path.join(modelDir, 'metadata.json'), 'utf8'));
+    expect(saved.stainReference).toEqual([...REFERENCE_CELL_COLOUR]);
+  });
+
+  it('keeps the positive class through a resume, refuses another, and asks for it when an older checkpoint lacks it', async () => {
+    // Healthy and Sick: the sample's classes renamed, so no class is Parasitized.
+    const cells = path.join(dir, 'sick-cells');
+    await copySample(cells, 12);
+    await fsp.rename(path.join(cells, 'Parasitized'), path.join(cells, 'Sick'));
+    await fsp.rename(path.join(cells, 'Uninfected'), path.join(cells, 'Healthy'));
+    const sickData = path.join(dir, 'sick-data');
+    await buildDataset(splitOptions(cells, sickData));
+    const sick = (modelDir: string, positive?: string): TrainingOptions => ({
+      ...options(modelDir),
+      data: sickData,
+      positive,
+    });
+    const stopAfterEpoch1 = () => {
+      const controller = new AbortController();
+      const report = { ...recorder(), result: (t: string) => void (/^Epoch 1\/2 - /.test(t) && controller.abort()) };
+      return { report, interrupt: () => ({ signal: controller.signal, release: () => {} }) };
+    };
+
+    const modelDir = path.join(dir, 'sick');
+    expect(await runTraining(sick(modelDir, 'Sick'), stopAfterEpoch1())).toMatchObject({ stoppedEarly: true });
+    await expect(
+      runTraining(
+        { ...sick(modelDir, 'Healthy'), resume: true },
+        { report: recorder(), given: (key) => key === 'positive' },
+      ),
+    ).rejects.toThrow("--positive Healthy differs from the interrupted run's Sick");
+    expect(await runTraining({ ...sick(modelDir), resume: true }, { report: recorder(), given: () => false })).toEqual({
+      stoppedEarly: false,
+      epochsCompleted: 2,
+    });
+    expect((await loadMetadata(modelDir)).positiveClass).toBe('Sick');
+
+    // A checkpoint of an older version, without the positive class: resumed only once it is named.
+    const older = path.join(dir, 'sick-older');
+    expect(await runTraining(sick(older, 'Sick'), stopAfterEpoch1())).toMatchObject({ stoppedEarly: true });
+    const stateFile = path.join(older, 'checkpoint', 'state.json');
+    const state = JSON.parse(await fsp.readFile(stateFile, 'utf8'));
+    expect(state.settings.positiveClass).toBe('Sick');
+    delete state.settings.positiveClass;
+    await fsp.writeFile(stateFile, JSON.stringify(state));
+    await expect(
+      runTraining({ ...sick(older), resume: true }, { report: recorder(), given: () => false }),
+    ).rejects.toThrow(/neither of them Parasitized: name the class to screen for with --positive <class>$/);
+    const resumed = await runTraining(
+      { ...sick(older, 'Sick'), resume: true },
+      { report: recorder(), given: (key) => key === 'positive' },
+    );
+    expect(resumed).toEqual({ stoppedEarly: false, epochsCompleted: 2 });
+    expect((await loadMetadata(older)).positiveClass).toBe('Sick');
   });
 
   it('stops at the interrupt signal before the first epoch, saving nothing, and releases the interrupt', async () => {

@@ -3,12 +3,13 @@
 // refusal is one line, exit code 2, and every file where it was, byte for byte.
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { sweepLeftovers } from '../../src/io/atomic.js';
 import { expectOneErrorLine, HOLD_HOOK, runChild, runInProcess } from '../support/cli.js';
-import { makeTempDir, removeDir } from '../support/temp.js';
+import { DEAD_PID, makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, snapshotTree, splitOptions } from '../support/sample.js';
 import { miniArchive } from '../support/zip.js';
 import { saveBrightnessModel, TINY_MODEL_FLAGS } from '../support/models.js';
@@ -165,9 +166,10 @@ describe('export killed between its two renames', () => {
       },
     );
     expect(killed.signal).toBe('SIGKILL');
-    // The old export moved aside, the complete new one not yet in place.
+    // The old export moved aside, the complete new one not yet in place, and the killed run's lock.
     const leftovers = (await fsp.readdir(dir)).filter((name) => name.startsWith('.exported.'));
-    expect(leftovers.map((name) => name.replace(/\d+-[0-9a-f]{8}$/, ''))).toEqual([
+    expect(leftovers.map((name) => name.replace(/\d+-[0-9a-f]{8}$/, '')).sort()).toEqual([
+      '.exported.malaria-lock',
       '.exported.malaria-old-',
       '.exported.malaria-tmp-',
     ]);
@@ -198,6 +200,219 @@ describe('app killed between its two renames', () => {
       restored: [expect.stringMatching(/^\.field-app\.malaria-old-\d+-[0-9a-f]{8} -> field-app$/)],
     });
     expect(await snapshotTree(out)).toEqual(before);
+    // Only the killed run's lock is left; the next run takes it over (its process is gone) and removes it.
+    expect((await fsp.readdir(dir)).filter((name) => name.startsWith('.field-app.'))).toEqual([
+      '.field-app.malaria-lock',
+    ]);
+    expect((await runInProcess(['app', '--model-dir', model(), '--out', out])).code).toBe(0);
     expect((await fsp.readdir(dir)).filter((name) => name.startsWith('.field-app.'))).toEqual([]);
+  });
+});
+
+describe('single-file outputs: replaced only when this tool wrote them, or with --force', () => {
+  const files = () => path.join(dir, 'single-files');
+  // Enough cells for the validation split a run needs (the shared set is too small to train on).
+  const trainable = () => path.join(files(), 'data');
+  beforeAll(async () => {
+    await copySample(path.join(files(), 'cell_images'), 12);
+    await buildDataset(splitOptions(path.join(files(), 'cell_images'), trainable()));
+  });
+  const evaluate = (...flags: string[]) => [
+    'evaluate',
+    '--data',
+    base(),
+    '--model-dir',
+    model(),
+    '--backend',
+    'cpu',
+    ...flags,
+  ];
+  /** A file of the user's (not a PNG) at `name` under files(); returns its path. */
+  async function theirFile(name: string): Promise<string> {
+    await fsp.mkdir(files(), { recursive: true });
+    const file = path.join(files(), name);
+    await fsp.writeFile(file, '# Field notes\n\nSlide 14: stain too dark, recount.\n');
+    return file;
+  }
+
+  it('evaluate --roc README.md: refused, README.md unchanged byte for byte', async () => {
+    const readme = await theirFile('README.md');
+    await expectRefusedUntouched(
+      evaluate('--roc', readme),
+      dir,
+      /^malaria: --roc .*README\.md is not a file this tool wrote \(it is not a PNG\); nothing was changed: choose another file, or pass --force to replace it$/,
+    );
+  });
+
+  it('evaluate --errors inside the split it evaluates: refused, the split untouched', async () => {
+    await expectRefusedUntouched(
+      evaluate('--errors', path.join(base(), 'testing', 'Parasitized', 'errors.png')),
+      dir,
+      /^malaria: --errors .*errors\.png lies inside the testing split of --data .*malaria, which this command reads and must not change; choose a separate folder$/,
+    );
+  });
+
+  it('train --plot onto a file this tool did not write: refused before training starts; --force replaces it', async () => {
+    const notes = await theirFile('notes.txt');
+    const train = (modelDir: string, ...flags: string[]) => [
+      'train',
+      '--data',
+      trainable(),
+      '--model-dir',
+      path.join(files(), modelDir),
+      '--plot',
+      notes,
+      ...TINY_TRAIN,
+      ...flags,
+    ];
+    // Nothing in `dir` changes: no model folder, no checkpoint, so not one epoch ran.
+    await expectRefusedUntouched(
+      train('model'),
+      dir,
+      /^malaria: --plot .*notes\.txt is not a file this tool wrote \(it is not a PNG\); nothing was changed: choose another file, or pass --force to replace it$/,
+    );
+    const forced = await runInProcess(train('model', '--force'));
+    expect(forced.code, forced.stderr.join('\n')).toBe(0);
+    expect((await sharp(notes).metadata()).format).toBe('png');
+    // Now it is a plot of ours: the next run replaces it without --force.
+    const before = await fsp.readFile(notes);
+    const again = await runInProcess(train('model-2', '--epochs', '2'));
+    expect(again.code, again.stderr.join('\n')).toBe(0);
+    expect(await fsp.readFile(notes)).not.toEqual(before);
+  });
+
+  it('train --plot inside --model-dir: refused, so the model folder stays one of ours', async () => {
+    const modelDir = path.join(files(), 'model-with-plot');
+    await expectRefusedUntouched(
+      [
+        'train',
+        '--data',
+        trainable(),
+        '--model-dir',
+        modelDir,
+        '--plot',
+        path.join(modelDir, 'plot.png'),
+        ...TINY_TRAIN,
+      ],
+      dir,
+      /^malaria: --plot .*plot\.png lies inside --model-dir .*model-with-plot, which holds the model and nothing else; choose a path outside it$/,
+    );
+  });
+});
+
+describe('leftover sweeps: only names of this version, and only once the output is found ours', () => {
+  const sweeps = () => path.join(dir, 'sweeps');
+  /** A folder of the user's named like an earlier version's leftover (`.app-2024-old`), holding an image. */
+  async function theirLookalike(parent: string, name: string): Promise<string> {
+    const folder = path.join(parent, name);
+    await copySample(folder, { Parasitized: 1 });
+    return folder;
+  }
+  /** A leftover of this version's scheme, of a run that is gone. */
+  async function deadLeftover(parent: string, base: string): Promise<void> {
+    const folder = path.join(parent, `.${base}.malaria-tmp-${DEAD_PID}-0123abcd`);
+    await fsp.mkdir(folder, { recursive: true });
+    await fsp.writeFile(path.join(folder, 'half-written'), 'x');
+  }
+
+  it('app, export, download, build-dataset: a folder of theirs named like an old leftover stays as it was', async () => {
+    const cases: [what: string, lookalikes: string[], args: (parent: string) => string[], output: string][] = [
+      ['app', ['.app-2024-old'], (p) => ['app', '--model-dir', model(), '--out', path.join(p, 'app')], 'app'],
+      [
+        'export',
+        ['.exported-2024-old'],
+        (p) => ['export', '--model-dir', model(), '--out', path.join(p, 'exported'), '--backend', 'cpu'],
+        'exported',
+      ],
+      ['download', ['.cell_images-2024-old'], (p) => ['download', '--dir', p], 'cell_images'],
+      [
+        'build-dataset',
+        ['split/.build-dataset-2024-tmp', 'split/.split-2024-tmp'],
+        (p) => ['build-dataset', '--input', images(), '--output', path.join(p, 'split')],
+        'split/splits.csv',
+      ],
+    ];
+    for (const [what, lookalikes, args, output] of cases) {
+      const parent = path.join(sweeps(), what);
+      await fsp.mkdir(parent, { recursive: true });
+      if (what === 'download') await fsp.writeFile(path.join(parent, 'cell_images.zip'), (await miniArchive(1)).zip);
+      const theirs = await Promise.all(lookalikes.map((name) => theirLookalike(parent, name)));
+      const before = await Promise.all(theirs.map((folder) => snapshotTree(folder)));
+      const result = await runInProcess(args(parent));
+      expect(result.code, `${what}: ${result.stderr.join('\n')}`).toBe(0);
+      expect(await Promise.all(theirs.map((folder) => snapshotTree(folder))), what).toEqual(before);
+      expect(await fsp.stat(path.join(parent, output)).then(() => true), what).toBe(true);
+    }
+  });
+
+  it('train --force: a backup of theirs named like an old leftover makes the model folder not ours; it stays', async () => {
+    const modelDir = path.join(sweeps(), 'train-model');
+    await fsp.cp(model(), modelDir, { recursive: true });
+    await fsp.copyFile(path.join(modelDir, 'weights.bin'), path.join(modelDir, '.weights.bin-2024-old'));
+    await expectRefusedUntouched(
+      ['train', '--data', base(), '--model-dir', modelDir, '--force', ...TINY_TRAIN],
+      modelDir,
+      /^malaria: --model-dir .*train-model holds files that are not a model .* \(\.weights\.bin-2024-old is not a file this tool writes\); nothing was changed/,
+    );
+  });
+
+  it('a refused command removes not even leftovers of our own killed runs', async () => {
+    const refused = path.join(sweeps(), 'refused');
+    await copySample(path.join(refused, 'theirs-app'), 1);
+    await deadLeftover(refused, 'theirs-app');
+    await expectRefusedUntouched(
+      ['app', '--model-dir', model(), '--out', path.join(refused, 'theirs-app')],
+      refused,
+      /--out .*theirs-app holds files that are not a web app written by `malaria app` \(it has no \.malaria-app marker\)/,
+    );
+    await copySample(path.join(refused, 'theirs-export'), 1);
+    await deadLeftover(refused, 'theirs-export');
+    await expectRefusedUntouched(
+      ['export', '--model-dir', model(), '--out', path.join(refused, 'theirs-export'), '--force', '--backend', 'cpu'],
+      refused,
+      /--out .*theirs-export holds files that are not a model .*\(Parasitized is not a file this tool writes\)/,
+    );
+    await copySample(path.join(refused, 'theirs-model'), 1);
+    await deadLeftover(path.join(refused, 'theirs-model'), 'weights.bin');
+    await expectRefusedUntouched(
+      ['train', '--data', base(), '--model-dir', path.join(refused, 'theirs-model'), '--force', ...TINY_TRAIN],
+      refused,
+      /--model-dir .*theirs-model holds files that are not a model .*\(Parasitized is not a file this tool writes\)/,
+    );
+    const downloads = path.join(refused, 'downloads');
+    await fsp.mkdir(downloads);
+    await fsp.writeFile(path.join(downloads, 'cell_images.zip'), (await miniArchive(1)).zip);
+    await copySample(path.join(downloads, 'cell_images'), 2, 10);
+    await deadLeftover(downloads, 'cell_images');
+    await expectRefusedUntouched(
+      ['download', '--dir', downloads, '--force'],
+      refused,
+      /cell_images holds files that are not images extracted from .*cell_images\.zip/,
+    );
+    await copySample(path.join(refused, 'theirs-split', 'training'), 1);
+    await deadLeftover(path.join(refused, 'theirs-split'), 'split');
+    await expectRefusedUntouched(
+      ['build-dataset', '--input', images(), '--output', path.join(refused, 'theirs-split'), '--force'],
+      refused,
+      /--output .*theirs-split holds files that are not a split .*\(it has training but no splits\.csv\)/,
+    );
+  });
+
+  it("export --force and train --force refuse a folder of only model.json and weights.bin (any TensorFlow.js program's model.save)", async () => {
+    const tfjs = path.join(sweeps(), 'tfjs-model');
+    await fsp.mkdir(tfjs, { recursive: true });
+    for (const name of ['model.json', 'weights.bin'])
+      await fsp.copyFile(path.join(model(), name), path.join(tfjs, name));
+    const reason = /\(it has no metadata\.json of ours and no checkpoint with our state\.json\); nothing was changed/;
+    await expectRefusedUntouched(
+      ['export', '--model-dir', model(), '--out', tfjs, '--force', '--backend', 'cpu'],
+      tfjs,
+      reason,
+    );
+    await expectRefusedUntouched(
+      ['train', '--data', base(), '--model-dir', tfjs, '--force', ...TINY_TRAIN],
+      tfjs,
+      reason,
+    );
   });
 });

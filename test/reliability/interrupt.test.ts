@@ -7,7 +7,7 @@ import { selectBackend } from '../../src/tf.js';
 import { buildDataset } from '../../src/data/build-dataset.js';
 import { hasCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.js';
 import { loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
-import { ctrlCAt, expectOneErrorLine, HOLD_HOOK, runChild, runInProcess } from '../support/cli.js';
+import { ctrlCAt, expectOneErrorLine, HOLD_HOOK, runChild, runInProcess, type CliResult } from '../support/cli.js';
 import { TINY_MODEL_FLAGS } from '../support/models.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, snapshotTree, splitOptions } from '../support/sample.js';
@@ -29,6 +29,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => removeDir(dir));
+
+/** The lock files (`.<name>.malaria-lock`) in `folder`. */
+async function locksIn(folder: string): Promise<string[]> {
+  return (await fsp.readdir(folder)).filter((name) => name.endsWith('.malaria-lock'));
+}
 
 /** Entries of `output`, without the temporary folders of interrupted runs. */
 async function visibleEntries(output: string): Promise<string[]> {
@@ -52,6 +57,8 @@ describe('train interrupted and resumed', () => {
     );
     // The checkpoint and the history of the completed epochs; no final model, no half-written checkpoint.
     expect((await fsp.readdir(modelDir)).sort()).toEqual(['checkpoint', 'history.json']);
+    // The stopped run let go of --model-dir.
+    expect(await locksIn(dir)).toEqual([]);
     const before: TrainingHistory = await loadHistory(modelDir);
     expect(before.lr).toHaveLength(completed);
     await fsp.cp(modelDir, stoppedCopy(), { recursive: true, preserveTimestamps: true });
@@ -199,6 +206,8 @@ describe('build-dataset interrupted', () => {
       },
     );
     expect(stopped.signal).toBe('SIGINT');
+    // Ended by the signal as before, its lock removed on the way out.
+    expect(await locksIn(dir)).toEqual([]);
     const after = await snapshotTree(output);
     for (const key of after.keys()) if (key.startsWith('.split.malaria-tmp-')) after.delete(key);
     expect(after).toEqual(before);
@@ -254,5 +263,114 @@ describe('build-dataset interrupted', () => {
         entry === 'dir' ? 'dir' : (entry as { sha256: string }).sha256,
       ]);
     expect(await files(output)).toEqual(await files(reference));
+  });
+});
+
+describe('two runs on one folder', () => {
+  it('build-dataset: a second run on the --output of a running one stops with one line, changing nothing', async () => {
+    const output = path.join(dir, 'busy-split');
+    const args = ['build-dataset', '--input', input(), '--output', output];
+    let second: Promise<{ result: CliResult; before: unknown; after: unknown; pid?: number }> | undefined;
+    const first = await runChild(args, {
+      nodeArgs: HOLD_HOOK,
+      env: { MALARIA_TEST_HOLD: 'copy:3' },
+      onLine: (line, child) => {
+        if (line !== HOLDING) return;
+        // Everything but the running copy's own temporary folder (its other copies go on meanwhile).
+        const snapshot = async () => {
+          const tree = await snapshotTree(dir);
+          for (const key of tree.keys()) if (/^busy-split\/\.split\.malaria-tmp-/.test(key)) tree.delete(key);
+          return tree;
+        };
+        second = (async () => {
+          try {
+            const before = await snapshot();
+            const result = await runInProcess([...args, '--force']);
+            return { result, before, after: await snapshot(), pid: child.pid };
+          } finally {
+            child.kill('SIGINT');
+          }
+        })();
+      },
+    });
+    expect(second, 'the first run never reached its copies').toBeDefined();
+    const { result, before, after, pid } = await second!;
+    expect(result.code).toBe(2);
+    expectOneErrorLine(
+      result,
+      new RegExp(
+        `^malaria: --output .*busy-split is in use by malaria \\(pid ${pid}\\); wait for it or stop it \\(if no malaria runs, delete .*\\.busy-split\\.malaria-lock\\)$`,
+      ),
+    );
+    expect(after).toEqual(before);
+    expect(first.signal).toBe('SIGINT');
+    expect(await locksIn(dir)).toEqual([]);
+  });
+
+  it('a run killed outright leaves its lock; the next run takes it over, and leaves none', async () => {
+    const output = path.join(dir, 'killed-lock-split');
+    const args = ['build-dataset', '--input', input(), '--output', output];
+    const killed = await runChild(args, {
+      nodeArgs: HOLD_HOOK,
+      env: { MALARIA_TEST_HOLD: 'copy:3' },
+      onLine: (line, child) => void (line === HOLDING && child.kill('SIGKILL')),
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    expect(await locksIn(dir)).toEqual(['.killed-lock-split.malaria-lock']);
+    const next = await runInProcess(args);
+    expect(next.code, next.stderr.join('\n')).toBe(0);
+    expect(await locksIn(dir)).toEqual([]);
+  });
+
+  it('train: another train or evaluate --save-threshold on its --model-dir stops; Ctrl-C twice still removes the lock', async () => {
+    const modelDir = path.join(dir, 'busy-model');
+    const args = ['train', '--data', data(), '--model-dir', modelDir, ...TRAIN];
+    let others: Promise<{ results: CliResult[]; pid?: number }> | undefined;
+    let interrupted = 0;
+    const first = await runChild(args, {
+      nodeArgs: HOLD_HOOK,
+      // Stalls forever while writing the first checkpoint: the first Ctrl-C cannot end it, the second must.
+      env: { MALARIA_TEST_HOLD: 'checkpoint:1' },
+      onLine: (line, child) => {
+        if (line === HOLDING) {
+          others = (async () => {
+            try {
+              const results = [
+                await runInProcess([...args, '--force']),
+                await runInProcess([
+                  'evaluate',
+                  '--data',
+                  data(),
+                  '--model-dir',
+                  modelDir,
+                  '--threshold',
+                  '0.4',
+                  '--save-threshold',
+                ]),
+              ];
+              return { results, pid: child.pid };
+            } finally {
+              interrupted++;
+              child.kill('SIGINT');
+            }
+          })();
+        } else if (line.startsWith('stopping: ') && interrupted === 1) {
+          interrupted++;
+          child.kill('SIGINT');
+        }
+      },
+    });
+    expect(others, 'the first run never reached its checkpoint').toBeDefined();
+    const { results, pid } = await others!;
+    for (const result of results) {
+      expect(result.code).toBe(2);
+      expectOneErrorLine(
+        result,
+        new RegExp(`^malaria: --model-dir .*busy-model is in use by malaria \\(pid ${pid}\\);`),
+      );
+    }
+    expect(interrupted).toBe(2);
+    expect(first.exitCode).toBe(130);
+    expect(await locksIn(dir)).toEqual([]);
   });
 });

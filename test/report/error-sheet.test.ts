@@ -45,7 +45,12 @@ describe('misclassifiedCells', () => {
   it('lists only the wrong decisions, lowest probability of the true class first, ties in file order', () => {
     const predictions = twoClass([0.95, 0.2, 0.45, 0.7, 0.1, 0.2, 0.8], [0, 0, 0, 1, 1, 0, 1]);
     const files = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
-    const cells = misclassifiedCells(predictions, predictedLabels(predictions, CLASSES, 0.5), files, CLASSES);
+    const cells = misclassifiedCells(
+      predictions,
+      predictedLabels(predictions, { classNames: CLASSES, positiveClass: 'Parasitized' }, 0.5),
+      files,
+      CLASSES,
+    );
     expect(cells.map((cell) => [cell.file, cell.truth])).toEqual([
       ['b', 'Parasitized'],
       ['f', 'Parasitized'],
@@ -55,7 +60,12 @@ describe('misclassifiedCells', () => {
     ]);
     expect(cells.map((cell) => cell.pTruth)).toEqual([0.2, 0.2, 0.2, 0.3, 0.45].map(Math.fround));
     // A lower threshold turns the missed 0.45 into a hit and flags nothing new here.
-    const lower = misclassifiedCells(predictions, predictedLabels(predictions, CLASSES, 0.4), files, CLASSES);
+    const lower = misclassifiedCells(
+      predictions,
+      predictedLabels(predictions, { classNames: CLASSES, positiveClass: 'Parasitized' }, 0.4),
+      files,
+      CLASSES,
+    );
     expect(lower.map((cell) => cell.file)).toEqual(['b', 'f', 'g', 'd']);
   });
 

@@ -12,7 +12,7 @@ import {
   selectThreshold,
 } from '../../src/report/evaluation.js';
 
-const CLASSES = ['Parasitized', 'Uninfected'];
+const CLASSES = { classNames: ['Parasitized', 'Uninfected'], positiveClass: 'Parasitized' };
 
 /** Two-class predictions from P(Parasitized) per image and the true class indices (0 = Parasitized). */
 function predictions(pParasitized: number[], labels: number[]): Predictions {
@@ -67,7 +67,9 @@ describe('selectThreshold', () => {
       labels: Int32Array.from([2]),
       classes: 3,
     };
-    expect(() => selectThreshold(three, ['a', 'b', 'c'], 0.9, 'validation')).toThrow(/needs a two-class model/);
+    expect(() => selectThreshold(three, { classNames: ['a', 'b', 'c'] }, 0.9, 'validation')).toThrow(
+      /needs a two-class model/,
+    );
   });
 });
 
@@ -217,18 +219,48 @@ describe('balanced accuracy and the bootstrap intervals', () => {
   });
 });
 
+describe('the positive class', () => {
+  it("is the model's, named, not the first class: sensitivity and the screening lines are about it", () => {
+    // Healthy (label 0) and Sick (label 1); the second column is P(Sick). 3 Sick cells, 4 Healthy ones.
+    const pSick = [0.9, 0.8, 0.3, 0.6, 0.2, 0.1, 0.05];
+    const cells: Predictions = {
+      probabilities: Float32Array.from(pSick.flatMap((p) => [1 - p, p])),
+      labels: Int32Array.of(1, 1, 1, 0, 0, 0, 0),
+      classes: 2,
+    };
+    const sick = { classNames: ['Healthy', 'Sick'], positiveClass: 'Sick' };
+    const screening = evaluatePredictions(cells, sick, 0.5).screening!;
+    // Taking the first class (Healthy) as positive would give 0.75 and 2/3 instead.
+    expect(screening.sensitivity).toBeCloseTo(2 / 3, 10);
+    expect(screening.specificity).toBe(0.75);
+    expect(screening.counts).toEqual({ tp: 2, fn: 1, fp: 1, tn: 3 });
+    const lines = formatScreening(screening).split('\n');
+    expect(lines[0]).toBe('positive class: Sick, threshold P(Sick) >= 0.5');
+    expect(lines[1]).toMatch(/\(2 of 3 sick cells found\)$/);
+    expect(lines[2]).toMatch(/\(3 of 4 healthy cells cleared\)$/);
+    expect(evaluationJson(evaluatePredictions(cells, sick, 0.5))).toMatchObject({ positive: 'Sick' });
+    expect(Array.from(predictedLabels(cells, sick, 0.5))).toEqual([1, 1, 0, 1, 0, 0, 0]);
+    expect(selectThreshold(cells, sick, 1, 'validation')).toMatchObject({ threshold: 0.3, positives: 3 });
+    expect(rocData(cells, sick, 0.5).operatingPoint).toEqual({ fpr: 0.25, tpr: 2 / 3, threshold: 0.5 });
+  });
+});
+
 describe('predictedLabels', () => {
   it('decides two classes by the threshold on P(Parasitized) (a tie is positive), more classes by argmax', () => {
     const two = predictions([0.9, 0.3, 0.29, 0.1], [0, 0, 1, 1]);
     expect(Array.from(predictedLabels(two, CLASSES, 0.3))).toEqual([0, 0, 1, 1]);
     expect(Array.from(predictedLabels(two, CLASSES, 0.5))).toEqual([0, 1, 1, 1]);
     // Parasitized second: the threshold applies to the second column (P = 0.1, 0.7, 0.71, 0.9).
-    expect(Array.from(predictedLabels(two, ['Uninfected', 'Parasitized'], 0.75))).toEqual([0, 0, 0, 1]);
+    expect(
+      Array.from(
+        predictedLabels(two, { classNames: ['Uninfected', 'Parasitized'], positiveClass: 'Parasitized' }, 0.75),
+      ),
+    ).toEqual([0, 0, 0, 1]);
     const three = {
       probabilities: Float32Array.from([0.2, 0.5, 0.3, 0.6, 0.1, 0.3]),
       labels: Int32Array.of(1, 2),
       classes: 3,
     };
-    expect(Array.from(predictedLabels(three, ['a', 'b', 'c'], 0.5))).toEqual([1, 0]);
+    expect(Array.from(predictedLabels(three, { classNames: ['a', 'b', 'c'] }, 0.5))).toEqual([1, 0]);
   });
 });

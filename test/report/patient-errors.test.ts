@@ -18,9 +18,13 @@ describe('errorsByPatient', () => {
 
   it('formats the worst patients with their share of the errors, and nothing when there is no error', () => {
     const rows = errorsByPatient(isPositive, predictedPositive, patients);
-    expect(formatPatientErrors(rows, 2)).toBe(
+    expect(formatPatientErrors(rows, undefined, 2)).toBe(
       'errors by patient (3 patients, 3 errors): A missed 2 of 3 parasitized (67% of the errors); ' +
         'B flagged 1 of 2 uninfected (33% of the errors)',
+    );
+    // Another pair of classes is counted in its own names.
+    expect(formatPatientErrors(rows, { positive: 'Sick', negative: 'Healthy' }, 1)).toBe(
+      'errors by patient (3 patients, 3 errors): A missed 2 of 3 sick (67% of the errors)',
     );
     expect(formatPatientErrors(errorsByPatient(isPositive, isPositive, patients))).toBe('');
   });
@@ -33,13 +37,22 @@ describe('errorsByPatient', () => {
       labels: Int32Array.from(isPositive.map((positive) => (positive ? 0 : 1))),
       classes: 2,
     };
-    const evaluation = evaluatePredictions(predictions, ['Parasitized', 'Uninfected'], 0.5, { clusters: patients });
+    const evaluation = evaluatePredictions(
+      predictions,
+      { classNames: ['Parasitized', 'Uninfected'], positiveClass: 'Parasitized' },
+      0.5,
+      { clusters: patients },
+    );
     expect(formatScreening(evaluation.screening!)).toContain(
       '\nerrors by patient (3 patients, 3 errors): A missed 2 of 3 parasitized',
     );
     expect(evaluationJson(evaluation).patients).toEqual(errorsByPatient(isPositive, predictedPositive, patients));
     // Without ids there is nothing per patient.
-    const anonymous = evaluatePredictions(predictions, ['Parasitized', 'Uninfected'], 0.5);
+    const anonymous = evaluatePredictions(
+      predictions,
+      { classNames: ['Parasitized', 'Uninfected'], positiveClass: 'Parasitized' },
+      0.5,
+    );
     expect(anonymous.screening!.patients).toBeUndefined();
     expect(formatScreening(anonymous.screening!)).not.toContain('errors by patient');
   });

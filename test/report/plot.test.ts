@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,9 @@ import {
 } from '../../src/report/plot.js';
 import { calibrationOf } from '../../src/report/calibration.js';
 import { escapeXml, niceTicks } from '../../src/report/svg.js';
-import { makeTempDir, removeDir } from '../support/temp.js';
+import { readPngText } from '../../src/io/png-text.js';
+import { expectUserError } from '../support/errors.js';
+import { DEAD_PID, makeTempDir, removeDir } from '../support/temp.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -167,5 +169,45 @@ describe('renderReliabilityPlot', () => {
     expect(reliabilityPlotSvg(calibrationOf(new Float32Array(0), new Int32Array(0), 2), 'empty')).toContain(
       'no images',
     );
+  });
+});
+
+describe('the PNG files the plots write', () => {
+  const software = async (file: string) => readPngText(await readFile(file)).get('Software');
+
+  it('carry the Software text chunk that names this tool', async () => {
+    const files = ['marked-training.png', 'marked-roc.png', 'marked-reliability.png'].map((name) =>
+      path.join(dir, name),
+    );
+    await renderTrainingPlot(history(2), files[0]);
+    await renderRocPlot([], { auc: null }, files[1]);
+    await renderReliabilityPlot(calibrationOf(new Float32Array(0), new Int32Array(0), 2), 'empty', files[2]);
+    for (const file of files) {
+      expect(await software(file), file).toBe('malaria');
+      expect((await sharp(file).metadata()).comments, file).toEqual([{ keyword: 'Software', text: 'malaria' }]);
+    }
+  });
+
+  it("replace their own earlier PNG; another file only with force, and only then sweep the plot's leftovers", async () => {
+    const folder = path.join(dir, 'replace');
+    const file = path.join(folder, 'plot.png');
+    await renderTrainingPlot(history(2), file);
+    await renderTrainingPlot(history(5), { path: file, label: '--plot plot.png' });
+    expect(await software(file)).toBe('malaria');
+
+    await writeFile(file, 'my notes, not a plot');
+    // A plot killed while being written, by a process long gone.
+    const leftover = `.plot.png.malaria-tmp-${DEAD_PID}-0badcafe`;
+    await writeFile(path.join(folder, leftover), 'half a PNG');
+    await expectUserError(
+      renderTrainingPlot(history(2), { path: file, label: '--plot plot.png' }),
+      /^--plot plot\.png is not a file this tool wrote \(it is not a PNG\); nothing was changed/,
+    );
+    expect(await readFile(file, 'utf8')).toBe('my notes, not a plot');
+    expect((await readdir(folder)).sort()).toEqual([leftover, 'plot.png']);
+
+    await renderTrainingPlot(history(2), { path: file, label: '--plot plot.png', force: true });
+    expect(await software(file)).toBe('malaria');
+    expect(await readdir(folder)).toEqual(['plot.png']);
   });
 });

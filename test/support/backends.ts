@@ -2,12 +2,30 @@
 import { expect } from 'vitest';
 import seedrandom from 'seedrandom';
 import { selectBackend, tf } from '../../src/tf.js';
+import { probeAdapter } from '../../src/backends/webgpu.js';
 
 /** Loads wasm (with the training kernels) and cpu in one process. */
 export async function loadBothBackends(): Promise<void> {
   await selectBackend('wasm');
   await selectBackend('cpu'); // through selectBackend, which silences the cpu backend's banner
   await tf.setBackend('wasm');
+}
+
+/** How a contributor gets a WebGPU adapter on this platform (scripts/test-setup.sh gives the same advice). */
+function webgpuFix(): string {
+  if (process.platform === 'darwin')
+    return 'macOS gives WebGPU through Metal: reinstall the optional package webgpu (npm ci)';
+  return "install a Vulkan driver: on Debian as root, bash scripts/test-setup.sh installs Mesa's (mesa-vulkan-drivers 23.1+, llvmpipe on the CPU); elsewhere your GPU's driver or Mesa 23.1+";
+}
+
+/**
+ * For the set-up of the webgpu tests: resolves when the `webgpu` package finds an adapter in a process with `env`
+ * (any: Metal, a GPU's Vulkan driver, Mesa's llvmpipe), else fails, never skips, in one line naming what is missing
+ * and how to get it.
+ */
+export async function requireWebgpuAdapter(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const probe = await probeAdapter(env);
+  if (!probe.adapter) throw new Error(`no WebGPU adapter (the webgpu package ${probe.reason}): ${webgpuFix()}`);
 }
 
 export interface HostTensor {

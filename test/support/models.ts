@@ -4,7 +4,7 @@ import { tf } from '../../src/tf.js';
 import { scaleToUnit } from '../../src/data/augment.js';
 import { decodeResized } from '../../src/data/decode.js';
 import type { ResizeMethod } from '../../src/data/resize.js';
-import type { StainMethod } from '../../src/data/stain.js';
+import type { StainMethod, StainReference } from '../../src/data/stain.js';
 import { saveModel, type ModelMetadata } from '../../src/model/io.js';
 import {
   buildResNet,
@@ -93,6 +93,7 @@ export function maxAbsDifference(a: Float32Array[], b: Float32Array[]): number {
 export function tinyMetadata(overrides: Partial<ModelMetadata> = {}): ModelMetadata {
   return {
     classNames: [...CLASS_NAMES],
+    positiveClass: 'Parasitized',
     imageSize: IMAGE_SIZE,
     channels: 3,
     scaling: 'x/255',
@@ -130,17 +131,21 @@ export async function writeTinyModel(
   return model;
 }
 
-/** The network's inputs as training and `evaluate` prepare them: sharp decode, the resize, the stain step, x/255. */
+/**
+ * The network's inputs as training and `evaluate` prepare them: sharp decode, the resize, the stain step (balanced
+ * to `stainReference`, default the constant), x/255.
+ */
 export async function nodeInputs(
   files: readonly string[],
   size: number,
   resize: ResizeMethod = 'nearest',
   stain: StainMethod = 'keep',
+  stainReference?: StainReference,
 ): Promise<Float32Array> {
   const pixels = size * size * 3;
   const x = new Float32Array(files.length * pixels);
   for (let i = 0; i < files.length; i++)
-    scaleToUnit(await decodeResized(files[i], size, undefined, resize, stain), x, i * pixels);
+    scaleToUnit(await decodeResized(files[i], size, undefined, resize, stain, stainReference), x, i * pixels);
   return x;
 }
 
@@ -178,6 +183,7 @@ export const BRIGHTNESS_SIZE = 32;
 
 export const brightnessMetadata: ModelMetadata = {
   classNames: ['Parasitized', 'Uninfected'],
+  positiveClass: 'Parasitized',
   imageSize: BRIGHTNESS_SIZE,
   channels: 3,
   scaling: 'x/255',

@@ -1,7 +1,18 @@
-// A local HTTP server for the download tests: serves one body with Range support, and can misbehave
+// A local HTTP(S) server for the download tests: serves one body with Range support, and can misbehave
 // on request (cut the connection half-way, ignore Range, redirect). Never reaches the internet.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+
+/**
+ * The https server's self-signed certificate for 127.0.0.1 and localhost (valid 2000-2100), made for these tests
+ * with `openssl ca -selfsign -startdate 20000101000000Z -enddate 21000101000000Z`. Clients trust it only when told
+ * to: NODE_EXTRA_CA_CERTS for a child process, https.globalAgent's `ca` in this one.
+ */
+export const TEST_CERT_PATH = path.resolve('test/support/localhost-cert.pem');
+const TEST_KEY_PATH = path.resolve('test/support/localhost-key.pem');
 
 export interface ServerBehaviour {
   /** Cut the connection after sending this many body bytes, on the first `cutTimes` requests. */
@@ -11,6 +22,8 @@ export interface ServerBehaviour {
   ignoreRange?: boolean;
   /** Status to answer every request with (for error tests). */
   failWith?: number;
+  /** Serve https with the certificate at TEST_CERT_PATH instead of plain http. */
+  tls?: boolean;
 }
 
 export interface TestServer {
@@ -19,6 +32,8 @@ export interface TestServer {
   /** URL that redirects (302) to `url`, and one that redirects to itself forever. */
   redirectUrl: string;
   loopUrl: string;
+  /** A URL of this server that redirects (302) to `target`, any URL. */
+  redirectTo: (target: string) => string;
   requests: { path: string; range: string | undefined }[];
   close: () => Promise<void>;
 }
@@ -26,8 +41,13 @@ export interface TestServer {
 export async function startServer(body: Buffer, behaviour: ServerBehaviour = {}): Promise<TestServer> {
   const requests: TestServer['requests'] = [];
   let cuts = 0;
-  const server = http.createServer((req, res) => {
+  const handle: http.RequestListener = (req, res) => {
     requests.push({ path: req.url ?? '', range: req.headers.range });
+    if (req.url?.startsWith('/to?')) {
+      res.writeHead(302, { Location: new URLSearchParams(req.url.slice('/to?'.length)).get('url') ?? '/' });
+      res.end();
+      return;
+    }
     if (req.url === '/old/cell_images.zip') {
       res.writeHead(302, { Location: '/files/cell_images.zip' });
       res.end();
@@ -67,14 +87,18 @@ export async function startServer(body: Buffer, behaviour: ServerBehaviour = {})
       return;
     }
     res.end(rest);
-  });
+  };
+  const server = behaviour.tls
+    ? https.createServer({ cert: readFileSync(TEST_CERT_PATH), key: readFileSync(TEST_KEY_PATH) }, handle)
+    : http.createServer(handle);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const base = `http://127.0.0.1:${port}`;
+  const base = `${behaviour.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   return {
     url: `${base}/files/cell_images.zip`,
     redirectUrl: `${base}/old/cell_images.zip`,
     loopUrl: `${base}/loop`,
+    redirectTo: (target) => `${base}/to?${new URLSearchParams({ url: target })}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {

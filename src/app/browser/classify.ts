@@ -2,7 +2,7 @@
 // colour management), the model's resize and stain step (the same compiled modules Node uses), scale by 1/255
 // (scaleToUnit, also shared), NHWC float32.
 import type { ResizeMethod, RgbImage } from '../../data/resize.js';
-import { prepareCell, type StainMethod } from '../../data/stain.js';
+import { prepareCell, type StainMethod, type StainReference } from '../../data/stain.js';
 import { scaleToUnit } from '../../data/augment.js';
 import { batchProbabilities, type InferenceOptions } from '../../model/inference.js';
 import { tf, type LayersModel } from './tf-global.js';
@@ -48,15 +48,19 @@ function canvas2d(width: number, height: number): Canvas2d {
   return context;
 }
 
+/** How the model wants its cells prepared (the app's config, from metadata.json). */
+export interface CellPreparation {
+  imageSize: number;
+  resize: ResizeMethod;
+  stain: StainMethod;
+  stainReference?: StainReference;
+  maxInputPixels: number;
+}
+
 /** The network's input for one image: size x size x 3 float32 in [0, 1]. */
-export async function cellInput(
-  file: Blob,
-  size: number,
-  resize: ResizeMethod,
-  stain: StainMethod,
-  maxPixels: number,
-): Promise<Float32Array> {
-  const pixels = prepareCell(await decodeRgb(file, maxPixels), size, resize, stain);
+export async function cellInput(file: Blob, preparation: CellPreparation): Promise<Float32Array> {
+  const { imageSize, resize, stain, stainReference, maxInputPixels } = preparation;
+  const pixels = prepareCell(await decodeRgb(file, maxInputPixels), imageSize, resize, stain, stainReference);
   const input = new Float32Array(pixels.length);
   scaleToUnit(pixels, input);
   return input;

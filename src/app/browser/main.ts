@@ -104,7 +104,7 @@ async function classifyQueued(): Promise<void> {
         try {
           readable.push({
             result,
-            input: await cellInput(file, config.imageSize, config.resize, config.stain, config.maxInputPixels),
+            input: await cellInput(file, config),
           });
         } catch (err) {
           result.error = err instanceof Error && err.message ? err.message : 'not an image this browser can decode';
