@@ -1,19 +1,8 @@
 // crossval's picture: the ROC curve of every fold's held-out patients over the pooled curve, so the spread between
 // folds (which patients are tested) is seen at a glance, beside the chance diagonal.
 import type { RocPoint } from './metrics.js';
-import { writePng } from './plot.js';
-import {
-  dataLine,
-  drawAxes,
-  fontScale,
-  GGPLOT_COLORS,
-  legend,
-  makeFrame,
-  niceTicks,
-  panelClip,
-  svgDocument,
-  type LegendEntry,
-} from './svg.js';
+import { CLIP_ID, rocPanel, writePng } from './plot.js';
+import { dataLine, GGPLOT_COLORS, legend, svgDocument, type LegendEntry } from './svg.js';
 
 export interface FoldCurve {
   fold: number;
@@ -21,7 +10,6 @@ export interface FoldCurve {
   auc: number | null;
 }
 
-const CLIP_ID = 'panel';
 const POOLED_COLOR = '#222222';
 const aucText = (auc: number | null): string => (auc === null ? 'AUC undefined' : `AUC ${auc.toFixed(4)}`);
 
@@ -33,30 +21,7 @@ export function crossvalRocSvg(
   width = 800,
   height = 600,
 ): string {
-  const frame = makeFrame(width, height, [0, 1], [0, 1]);
-  const scale = fontScale(frame);
-  const ticks = niceTicks(0, 1, 6);
-  const parts = [`<defs>${panelClip(frame, CLIP_ID)}</defs>`];
-  parts.push(
-    drawAxes(frame, {
-      title,
-      xLabel: 'False positive rate (1 - specificity)',
-      yLabel: 'True positive rate (sensitivity)',
-      xTicks: ticks,
-      yTicks: ticks,
-    }),
-  );
-  const chance = { color: GGPLOT_COLORS[3], width: 1.5 * scale, dash: `${6 * scale},${5 * scale}` };
-  parts.push(
-    dataLine(
-      frame,
-      [
-        [0, 0],
-        [1, 1],
-      ],
-      chance,
-    ),
-  );
+  const { frame, scale, parts, chance } = rocPanel(width, height, title);
   const entries: LegendEntry[] = [];
   // Grey is the chance line's colour: the folds take the palette without it.
   const palette = GGPLOT_COLORS.filter((_, i) => i !== 3);

@@ -26,6 +26,7 @@ import {
   yPixel,
   type Frame,
   type LegendEntry,
+  type LineStyle,
 } from './svg.js';
 
 export interface PlotSize {
@@ -33,7 +34,8 @@ export interface PlotSize {
   height?: number;
 }
 
-const CLIP_ID = 'panel';
+/** The id of the panel's clip path, which every data line of a plot refers to. */
+export const CLIP_ID = 'panel';
 /** Dots on every epoch only while they stay apart; with many epochs they would just thicken the line. */
 const MAX_EPOCHS_WITH_MARKERS = 30;
 
@@ -112,16 +114,19 @@ export interface RocPlotInfo {
   title?: string;
 }
 
-/** ROC curve with the chance diagonal, the AUC in the legend and the operating point marked. */
-export function rocPlotSvg(curve: readonly RocPoint[], info: RocPlotInfo, size: PlotSize = {}): string {
-  const { width, height } = checkedSize(size);
+/** An ROC panel's start, shared by every ROC plot: the unit square's axes and the dashed chance diagonal. */
+export function rocPanel(
+  width: number,
+  height: number,
+  title: string,
+): { frame: Frame; scale: number; parts: string[]; chance: LineStyle & { dash: string } } {
   const frame = makeFrame(width, height, [0, 1], [0, 1]);
   const scale = fontScale(frame);
   const ticks = niceTicks(0, 1, 6);
   const parts = [`<defs>${panelClip(frame, CLIP_ID)}</defs>`];
   parts.push(
     drawAxes(frame, {
-      title: info.title ?? 'ROC Curve',
+      title,
       xLabel: 'False positive rate (1 - specificity)',
       yLabel: 'True positive rate (sensitivity)',
       xTicks: ticks,
@@ -139,6 +144,13 @@ export function rocPlotSvg(curve: readonly RocPoint[], info: RocPlotInfo, size: 
       chance,
     ),
   );
+  return { frame, scale, parts, chance };
+}
+
+/** ROC curve with the chance diagonal, the AUC in the legend and the operating point marked. */
+export function rocPlotSvg(curve: readonly RocPoint[], info: RocPlotInfo, size: PlotSize = {}): string {
+  const { width, height } = checkedSize(size);
+  const { frame, scale, parts, chance } = rocPanel(width, height, info.title ?? 'ROC Curve');
   const curveColor = GGPLOT_COLORS[0];
   parts.push(
     dataLine(
