@@ -4,24 +4,13 @@
 // overlap, dx is each dy value divided by the window size and repeated over its window: one scaled channel vector
 // per window, doubled in place with memmove (copyWithin), a pass over dx.
 import { tf } from '../tf.js';
-import { asWasmBackend, floatIndex, heapF32 } from './wasm-heap.js';
+import { asWasmBackend, floatIndex, heapF32, repeatInPlace } from './wasm-heap.js';
 
 interface PoolGradAttrs {
   filterSize: number | [number, number];
   strides: number | [number, number];
   pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
-}
-
-/** Writes `count` copies of the `length` floats at `start`, the first of which is already in place. */
-function repeatInPlace(heap: Float32Array, start: number, length: number, count: number): void {
-  let filled = length;
-  const total = length * count;
-  while (filled < total) {
-    const chunk = Math.min(filled, total - filled);
-    heap.copyWithin(start + filled, start, start + chunk);
-    filled += chunk;
-  }
 }
 
 export function makeAvgPoolGradKernel(fallback: tf.KernelFunc | undefined): tf.KernelFunc {

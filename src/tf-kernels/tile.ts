@@ -3,20 +3,9 @@
 // made Tile a quarter of a ResNet training step. Copying the input once and then doubling the filled region
 // with memmove (copyWithin) costs about one pass over the output.
 import { tf } from '../tf.js';
-import { asWasmBackend, byteOffset } from './wasm-heap.js';
+import { asWasmBackend, byteOffset, repeatInPlace } from './wasm-heap.js';
 
 const BYTES: Partial<Record<tf.DataType, number>> = { float32: 4, int32: 4, bool: 1 };
-
-/** Writes `count` copies of the `length` bytes at `start`, the first of which is already in place. */
-function repeatInPlace(heap: Uint8Array, start: number, length: number, count: number): void {
-  let filled = length;
-  const total = length * count;
-  while (filled < total) {
-    const chunk = Math.min(filled, total - filled);
-    heap.copyWithin(start + filled, start, start + chunk);
-    filled += chunk;
-  }
-}
 
 /**
  * Tiles the sub-tensor of `shape` starting at `axis` (input at byte `src`) into the output at byte `dst`.

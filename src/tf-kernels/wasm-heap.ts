@@ -42,3 +42,17 @@ export function heapF32(backend: WasmBackendInternals): Float32Array {
 export function floatIndex(backend: WasmBackendInternals, t: tf.TensorInfo): number {
   return byteOffset(backend, t) >>> 2;
 }
+
+/**
+ * Writes `count` copies of the `length` elements at `start`, the first of which is already in place: each copy
+ * doubles what is done, so a large repeat costs a few memmoves, not `count` of them.
+ */
+export function repeatInPlace(heap: Uint8Array | Float32Array, start: number, length: number, count: number): void {
+  let filled = length;
+  const total = length * count;
+  while (filled < total) {
+    const chunk = Math.min(filled, total - filled);
+    heap.copyWithin(start + filled, start, start + chunk);
+    filled += chunk;
+  }
+}
