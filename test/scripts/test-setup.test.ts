@@ -6,13 +6,13 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeAdapter } from '../../src/backends/webgpu.js';
-import { requireWebgpuAdapter } from '../support/backends.js';
+import { NO_GPU_DRIVER_ENV, requireWebgpuAdapter } from '../support/backends.js';
 import { CHROME_LOCATIONS, findChrome } from '../support/browser.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 
 const SCRIPT = path.resolve('scripts/test-setup.sh');
 /** The Vulkan loader reads its drivers from these lists: pointing them at nothing hides every driver (on Linux). */
-const NO_VULKAN = { VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' };
+const NO_VULKAN = NO_GPU_DRIVER_ENV;
 const MISSING_CHROME = '/nonexistent/chrome';
 
 /**

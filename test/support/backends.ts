@@ -11,6 +11,18 @@ export async function loadBothBackends(): Promise<void> {
   await tf.setBackend('wasm');
 }
 
+/**
+ * A child process's environment in which it sees no GPU driver: Vulkan's loader reads its driver list from these
+ * variables, so on Linux this hides every driver. Metal (macOS) and Direct3D (Windows) have no such switch, so the
+ * tests of a machine without a driver run only where one can be made (GPU_DRIVERS_CAN_BE_HIDDEN), and say so in
+ * their names; everywhere else the webgpu tests need the adapter itself.
+ */
+export const NO_GPU_DRIVER_ENV = {
+  VK_ICD_FILENAMES: '/nonexistent/icd.json',
+  VK_DRIVER_FILES: '/nonexistent/icd.json',
+};
+export const GPU_DRIVERS_CAN_BE_HIDDEN = process.platform === 'linux';
+
 /** How a contributor gets a WebGPU adapter on this platform (scripts/test-setup.sh gives the same advice). */
 function webgpuFix(): string {
   if (process.platform === 'darwin')
