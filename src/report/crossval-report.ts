@@ -158,6 +158,22 @@ function meanAndSd(values: (number | null)[]): { mean: number | null; sd: number
   return { mean, sd: Math.sqrt(variance) };
 }
 
+/** One fold's figures, on the cells it held out (those of `cells` in that fold). */
+export function foldFigures(cells: readonly OutOfFoldCell[], model: FoldModel, positive: string): FoldFigures {
+  const own = cells.filter((cell) => cell.fold === model.fold);
+  return {
+    ...model,
+    cells: own.length,
+    patients: distinctPatients(own),
+    ...figuresOf(scored(own, positive, () => model.threshold)),
+  };
+}
+
+/** "2,408 held-out cells of 39 patients: balanced accuracy 95.1%, sensitivity ..., AUC 0.9876, ECE 0.0123". */
+export function formatFoldFigures(fold: FoldFigures): string {
+  return `${fold.cells.toLocaleString('en-US')} held-out cells of ${fold.patients} patients: balanced accuracy ${percent(fold.balancedAccuracy)}, sensitivity ${percent(fold.sensitivity)}, specificity ${percent(fold.specificity)}, AUC ${decimal(fold.auc)}, ECE ${decimal(fold.ece)}`;
+}
+
 /** Every figure of the cross-validation: per fold, mean and sd over folds, pooled with patient intervals. */
 export function crossvalFigures(
   cells: readonly OutOfFoldCell[],
@@ -166,15 +182,7 @@ export function crossvalFigures(
 ): CrossvalFigures {
   const thresholds = new Map(models.map((model) => [model.fold, model.threshold]));
   const thresholdOf = (fold: number) => thresholds.get(fold) ?? 0.5;
-  const folds = models.map((model): FoldFigures => {
-    const own = cells.filter((cell) => cell.fold === model.fold);
-    return {
-      ...model,
-      cells: own.length,
-      patients: distinctPatients(own),
-      ...figuresOf(scored(own, classes.positive, thresholdOf)),
-    };
-  });
+  const folds = models.map((model) => foldFigures(cells, model, classes.positive));
   const spread = FIGURE_KEYS.map((key) => [key, meanAndSd(folds.map((fold) => fold[key]))] as const);
   const all = scored(cells, classes.positive, thresholdOf);
   const patientBootstrap = clusterBootstrap(all);

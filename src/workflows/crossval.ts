@@ -37,7 +37,9 @@ import { renderCrossvalRoc } from '../report/crossval-plot.js';
 import {
   crossvalFigures,
   crossvalRocCurves,
+  foldFigures,
   formatCrossval,
+  formatFoldFigures,
   formatTimeLeft,
   type CrossvalFigures,
   type FoldModel,
@@ -465,26 +467,52 @@ async function runFold(context: RunContext, fold: number): Promise<'done' | 'sto
     // Last: its presence is what makes the fold done.
     await writeFileAtomic(foldCsv(options.out, fold), csv);
     clock.left[fold - 1] = 0;
+    const rows = (await readFoldRows(options.out, fold)) as OutOfFoldCell[];
+    const rule = { fold, threshold: thresholdInForce(undefined, await loadMetadata(modelDir)).threshold };
+    report.result(`fold ${fold}: ${formatFoldFigures(foldFigures(rows, rule, settings.positiveClass))}`);
     return 'done';
   } finally {
     model.dispose();
   }
 }
 
-/** After the last fold: oof.csv, the figures (crossval.json), the ROC plot and the report. */
-async function summarise(context: RunContext): Promise<CrossvalFigures> {
-  const { options, settings, report } = context;
+/** The folds of `out` that are done (their fold-N.csv written): their out-of-fold rows and their models' rules. */
+async function readFinishedFolds(out: string, folds: number): Promise<{ rows: OutOfFoldCell[]; models: FoldModel[] }> {
   const rows: OutOfFoldCell[] = [];
   const models: FoldModel[] = [];
-  for (let fold = 1; fold <= options.folds; fold++) {
-    rows.push(...((await readFoldRows(options.out, fold)) ?? []));
-    const metadata = await loadMetadata(foldFolder(options.out, fold));
+  for (let fold = 1; fold <= folds; fold++) {
+    const foldRows = await readFoldRows(out, fold);
+    if (!foldRows) continue;
+    rows.push(...foldRows);
+    const metadata = await loadMetadata(foldFolder(out, fold));
     models.push({
       fold,
       threshold: thresholdInForce(undefined, metadata).threshold,
       ...(metadata.temperature === undefined ? {} : { temperature: metadata.temperature }),
     });
   }
+  return { rows, models };
+}
+
+const classesOfSettings = (settings: CrossvalSettings): { positive: string; negative: string } => ({
+  positive: settings.positiveClass,
+  negative: settings.classNames.find((name) => name !== settings.positiveClass) as string,
+});
+
+/**
+ * The figures of the folds a cross-validation in `out` has finished so far (undefined before the first), for a
+ * look at a run that is still going: the same figures the last fold's summary gives, over fewer patients.
+ */
+export async function crossvalSoFar(out: string): Promise<CrossvalFigures | undefined> {
+  const settings = await readSettings(out);
+  const { rows, models } = await readFinishedFolds(out, settings.folds);
+  return models.length === 0 ? undefined : crossvalFigures(rows, models, classesOfSettings(settings));
+}
+
+/** After the last fold: oof.csv, the figures (crossval.json), the ROC plot and the report. */
+async function summarise(context: RunContext): Promise<CrossvalFigures> {
+  const { options, settings, report } = context;
+  const { rows, models } = await readFinishedFolds(options.out, options.folds);
   rows.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
   const sha = new Map(settings.cells.map((cell) => [cell.file, cell.sha256]));
   let oof = csvLine(OOF_HEADER);
@@ -495,8 +523,7 @@ async function summarise(context: RunContext): Promise<CrossvalFigures> {
   const missing = settings.cells.length - rows.length;
   if (missing > 0) report.note(`${missing} cells have no out-of-fold probability: their images could not be decoded`);
 
-  const negative = settings.classNames.find((name) => name !== settings.positiveClass) as string;
-  const figures = crossvalFigures(rows, models, { positive: settings.positiveClass, negative });
+  const figures = crossvalFigures(rows, models, classesOfSettings(settings));
   const summary = {
     format: CROSSVAL_FORMAT,
     input: options.input,
@@ -531,7 +558,7 @@ async function summarise(context: RunContext): Promise<CrossvalFigures> {
   const review = await writeLabelReview({
     outDir: options.out,
     rows: rows.map((row) => ({ ...row, sha256: sha.get(row.file) ?? '' })),
-    classes: { positive: settings.positiveClass, negative },
+    classes: classesOfSettings(settings),
     inputDir: options.input,
   });
   report.result(formatLabelReview(review, rows.length));

@@ -10,7 +10,7 @@ import { hasCheckpoint } from '../../src/model/checkpoint.js';
 import { loadModel } from '../../src/model/io.js';
 import { findLabelSuspects } from '../../src/report/label-issues.js';
 import { silentReporter, type Reporter } from '../../src/report/reporter.js';
-import { runCrossval, type CrossvalOptions } from '../../src/workflows/crossval.js';
+import { crossvalSoFar, runCrossval, type CrossvalOptions } from '../../src/workflows/crossval.js';
 import { copySample, SAMPLE_DIR, snapshotTree } from '../support/sample.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 
@@ -193,6 +193,18 @@ describe('runCrossval', () => {
     expect(released).toBe(true);
     expect(await hasCheckpoint(path.join(out, 'fold-2'))).toBe(true);
     await expect(fsp.stat(path.join(out, 'oof.csv'))).rejects.toThrow();
+    // The finished fold's figures, printed as it ended and readable while the run is stopped, are those the whole
+    // run reports for it.
+    const wholeSummary = JSON.parse(await fsp.readFile(path.join(whole(), 'crossval.json'), 'utf8'));
+    const soFar = await crossvalSoFar(out);
+    expect(soFar?.folds.map((fold) => fold.fold)).toEqual([1]);
+    expect(soFar?.folds[0]).toEqual(wholeSummary.perFold[0]);
+    const fold1 = wholeSummary.perFold[0];
+    const pct = (value: number) => `${(100 * value).toFixed(1)}%`;
+    expect(first.lines).toContain(
+      `fold 1: ${fold1.cells} held-out cells of ${fold1.patients} patients: balanced accuracy ${pct(fold1.balancedAccuracy)}, ` +
+        `sensitivity ${pct(fold1.sensitivity)}, specificity ${pct(fold1.specificity)}, AUC ${fold1.auc.toFixed(4)}, ECE ${fold1.ece.toFixed(4)}`,
+    );
 
     const second = recorder();
     const resumed = await runCrossval(options(out), { report: second });
