@@ -1,6 +1,7 @@
 // A tiny tutorial ResNet's training step (loss and every gradient) computed the same way on any backend, so that
 // wasm and webgpu can each be compared with the cpu backend.
 import { expect } from 'vitest';
+import seedrandom from 'seedrandom';
 import { tf } from '../../src/tf.js';
 import { buildResNet } from '../../src/model/resnet.js';
 import { expectClose, onBackend, randomHost, toTensor, type HostTensor } from './backends.js';
@@ -42,7 +43,13 @@ export async function expectStepMatchesCpu(
   gradientTolerance: number,
 ): Promise<void> {
   await tf.setBackend('cpu');
+  // The initialisers draw from Math.random: seeded, every run compares the same weights. Over 12 seeded draws the
+  // worst gradient error on webgpu was 1e-6 to 2e-5 of its largest value, but one unseeded draw gave 7e-4 (beyond
+  // the tolerance): a rare draw puts an activation where the two backends' rounding falls on either side of a kink.
+  const restoreRandom = Math.random;
+  seedrandom('resnet/weights', { global: true });
   const reference = buildResNet(STEP_RESNET);
+  Math.random = restoreRandom;
   const weights = reference.getWeights().map((w) => ({ shape: w.shape.slice(), values: w.dataSync() as Float32Array }));
   const images = randomHost([BATCH, SIZE, SIZE, 3], 'resnet/images');
   const labels = [0, 1, 1];
