@@ -45,7 +45,7 @@ export async function expectStepMatchesCpu(
   await tf.setBackend('cpu');
   // The initialisers draw from Math.random: seeded, every run compares the same weights. Over 12 seeded draws the
   // worst gradient error on webgpu was 1e-6 to 2e-5 of its largest value, but one unseeded draw gave 7e-4 (beyond
-  // the tolerance): a rare draw puts an activation where the two backends' rounding falls on either side of a kink.
+  // the tolerance), likely a draw that puts an activation where the two backends round to either side of a kink.
   const restoreRandom = Math.random;
   seedrandom('resnet/weights', { global: true });
   const reference = buildResNet(STEP_RESNET);
