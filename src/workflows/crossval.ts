@@ -459,15 +459,15 @@ async function runFold(context: RunContext, fold: number): Promise<'done' | 'sto
     const positiveIndex = settings.classNames.indexOf(settings.positiveClass);
     const byPath = new Map(held.map((cell) => [cell.absolutePath, cell]));
     let csv = csvLine(OOF_HEADER);
-    files.forEach((file, row) => {
+    const rows: OutOfFoldCell[] = files.map((file, row) => {
       const cell = byPath.get(file) as Cell;
       const probability = predictions.probabilities[row * predictions.classes + positiveIndex];
       csv += csvLine([cell.file, cell.sha256, cell.patient, cell.label, fold, probability]);
+      return { file: cell.file, patient: cell.patient, label: cell.label, fold, probability };
     });
     // Last: its presence is what makes the fold done.
     await writeFileAtomic(foldCsv(options.out, fold), csv);
     clock.left[fold - 1] = 0;
-    const rows = (await readFoldRows(options.out, fold)) as OutOfFoldCell[];
     const rule = { fold, threshold: thresholdInForce(undefined, await loadMetadata(modelDir)).threshold };
     report.result(`fold ${fold}: ${formatFoldFigures(foldFigures(rows, rule, settings.positiveClass))}`);
     return 'done';

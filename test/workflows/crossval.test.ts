@@ -8,6 +8,7 @@ import { parseCsv } from '../../src/data/csv.js';
 import { patientIdOf } from '../../src/data/patients.js';
 import { hasCheckpoint } from '../../src/model/checkpoint.js';
 import { loadModel } from '../../src/model/io.js';
+import { PRESETS } from '../../src/model/presets.js';
 import { findLabelSuspects } from '../../src/report/label-issues.js';
 import { silentReporter, type Reporter } from '../../src/report/reporter.js';
 import { crossvalSoFar, runCrossval, type CrossvalOptions } from '../../src/workflows/crossval.js';
@@ -31,25 +32,17 @@ beforeAll(async () => {
 
 afterAll(async () => removeDir(dir));
 
+// The tutorial's recipe on a tiny network for two epochs.
 const options = (out: string, overrides: Partial<CrossvalOptions> = {}): CrossvalOptions => ({
+  ...PRESETS.tutorial,
   input: input(),
   out,
   folds: 3,
   epochs: 2,
-  batchSize: 32,
   lr: 0.05,
   imageSize: 16,
-  resize: 'nearest',
-  stain: 'keep',
   stages: [1, 1, 1],
   filters: [4, 4, 8, 8],
-  schedule: 'linear',
-  warmup: 0,
-  labelSmoothing: 0,
-  l2: 5e-4,
-  ema: 0,
-  rotation: 20,
-  color: 0,
   seed: 42,
   preset: 'tutorial',
   backend: 'wasm',
