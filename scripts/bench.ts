@@ -8,23 +8,24 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { TRAIN_DEFAULTS } from '../src/config.js';
+import { tf } from '../src/tf.js';
 import {
   BACKEND_HELP,
   parseBackendChoice,
   selectBackend,
-  tf,
   type BackendChoice,
   type BackendName,
-} from '../src/tf.js';
-import { listSplit } from '../src/data/dataset.js';
-import { batchSourceFromListing } from '../src/data/batches.js';
+} from '../src/backends/select.js';
+import { listSplit } from '../src/input/split-folder.js';
+import { batchSourceFromListing } from '../src/input/batches.js';
 import { activationsPerImage, chooseMicroBatch } from '../src/model/micro-batch.js';
 import { buildResNet } from '../src/model/resnet.js';
 import { trainStep } from '../src/model/train.js';
 import { activeStepGuard } from '../src/backends/device-memory.js';
 import { batchProbabilities } from '../src/model/inference.js';
 import { positiveInt } from '../src/commands/options.js';
-import { PRESETS, PRESET_NAMES, type PresetName, type TrainRecipe } from '../src/model/presets.js';
+import { PRESETS, PRESET_NAMES, type PresetName } from '../src/model/presets.js';
+import { type TrainRecipe } from '../src/model/recipe.js';
 import { defaultPeersDir, peerThreads, runPresetPeer } from './peers.js';
 
 interface BenchFlags {

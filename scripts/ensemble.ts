@@ -8,7 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { UserError } from '../src/errors.js';
-import { DEFAULT_POSITIVE_CLASS } from '../src/report/positive-class.js';
+import { DEFAULT_POSITIVE_CLASS } from '../src/stats/positive-class.js';
 import { runScript } from './run-script.js';
 
 /** One model's `predict --json`: P(positive) by file. */

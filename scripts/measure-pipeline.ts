@@ -14,8 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { createBatchSource, type DecodeImage } from '../src/data/batches.js';
-import { DecodeError, MAX_INPUT_PIXELS, resizeNearest } from '../src/data/decode.js';
+import { createBatchSource, type DecodeImage } from '../src/input/batches.js';
+import { DecodeError, MAX_INPUT_PIXELS, resizeNearest } from '../src/input/decode.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TrainRecipe } from '../src/model/presets.js';
-import { wasmThreads, type BackendName } from '../src/tf.js';
+import type { TrainRecipe } from '../src/model/recipe.js';
+import { wasmThreads, type BackendName } from '../src/backends/select.js';
 
 export const PRESET_PEER_SCRIPT = 'torch_resnet_preset.py';
 

@@ -7,7 +7,8 @@
 // the figure is the median img/s over the steps after 2 warm-up steps. Inference: model.predict at --infer-batch.
 // --profile prints the kernels that take the most time in one training step (tf.profile). Threads: as the CLI
 // (one per core; MALARIA_WASM_THREADS=N for N).
-import { selectBackend, tf } from '../src/tf.js';
+import { tf } from '../src/tf.js';
+import { selectBackend } from '../src/backends/select.js';
 import { buildResNet } from '../src/model/resnet.js';
 
 interface ProbeOptions {

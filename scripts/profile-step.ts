@@ -8,7 +8,8 @@
 // Threads: MALARIA_WASM_THREADS, as in the CLI; pin the process (`taskset -c 1`) for steady figures.
 import { Command, Option } from 'commander';
 import { TRAIN_DEFAULTS } from '../src/config.js';
-import { selectBackend, tf } from '../src/tf.js';
+import { tf } from '../src/tf.js';
+import { selectBackend } from '../src/backends/select.js';
 import { activationsPerImage, chooseMicroBatch } from '../src/model/micro-batch.js';
 import { buildResNet } from '../src/model/resnet.js';
 import { trainStep } from '../src/model/train.js';

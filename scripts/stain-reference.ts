@@ -1,5 +1,5 @@
 // `npm run build && node dist/scripts/stain-reference.js --data <split>/training [--every 6] [--per-patient]`
-// Measures the reference colour of `--stain balance` (REFERENCE_CELL_COLOUR in src/data/stain.ts): each cell's mean
+// Measures the reference colour of `--stain balance` (REFERENCE_CELL_COLOUR in src/input/stain.ts): each cell's mean
 // colour over its foreground pixels (the black around it left out, as balanceStain does), averaged per patient,
 // then over the patients, so a patient with many cells counts once. Every --every'th cell of the folder's listing
 // (class order, then file name) is measured. With --per-patient it also prints each patient's mean (how C116P77's
@@ -8,11 +8,11 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { listSplit } from '../src/data/dataset.js';
-import { decodeRgb } from '../src/data/decode.js';
-import { mapLimit } from '../src/data/map-limit.js';
-import { patientIdOf } from '../src/data/patients.js';
-import { BACKGROUND_SUM } from '../src/data/stain.js';
+import { listSplit } from '../src/input/split-folder.js';
+import { decodeRgb } from '../src/input/decode.js';
+import { mapLimit } from '../src/io/map-limit.js';
+import { patientIdOf } from '../src/dataset/patients.js';
+import { BACKGROUND_SUM } from '../src/input/stain.js';
 import { UserError } from '../src/errors.js';
 import { runScript } from './run-script.js';
 

@@ -6,7 +6,8 @@
 // buffer size and by kind (storage, uniform, staging). `--tape tfjs` computes the gradients with tf.variableGrads
 // (what trainStep did before src/model/lean-grads.ts) for comparison. Figures: BENCHMARKS.md, webgpu section.
 import { Command, Option } from 'commander';
-import { selectBackend, tf } from '../src/tf.js';
+import { tf } from '../src/tf.js';
+import { selectBackend } from '../src/backends/select.js';
 import { buildResNet } from '../src/model/resnet.js';
 import { batchTensor, imageShape } from '../src/model/predict.js';
 import { regularizationPenalty } from '../src/model/train.js';

@@ -1,8 +1,8 @@
 // What the page needs to know about the model, computed once in Node and embedded in index.html, so the page
 // does not repeat the rules (which class is positive, where the threshold comes from). Types only: the browser
 // modules import it as a type, which compiles away.
-import type { ResizeMethod } from '../data/resize.js';
-import type { StainMethod, StainReference } from '../data/stain.js';
+import type { ResizeMethod } from '../input/resize.js';
+import type { StainMethod, StainReference } from '../input/stain.js';
 
 export interface AppConfig {
   /** Output i of the model is the probability of classNames[i]. */

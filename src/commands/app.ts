@@ -2,7 +2,7 @@
 // unless --host names another address).
 import type { Command } from '@commander-js/extra-typings';
 import { APP_DEFAULTS } from '../config.js';
-import { selectBackend } from '../tf.js';
+import { selectBackend } from '../backends/select.js';
 import { serveApp } from '../app/serve.js';
 import { untilInterrupted } from '../io/interrupt.js';
 import { withFolderLock } from '../io/lock.js';

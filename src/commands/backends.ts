@@ -2,10 +2,10 @@
 import { Option, type Command } from '@commander-js/extra-typings';
 import { TRAIN_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
-import { BACKEND_CHOICES, BACKEND_NAMES, type BackendName } from '../tf.js';
-import { measureBackend, type MeasureOptions } from '../backends/measure.js';
-import { formatSurvey, surveyBackends } from '../backends/survey.js';
-import { checkArchitectureFlags } from '../model/run-training.js';
+import { BACKEND_CHOICES, BACKEND_NAMES, type BackendName } from '../backends/select.js';
+import { measureBackend, type MeasureOptions } from '../workflows/measure-backends.js';
+import { formatSurvey, surveyBackends } from '../workflows/backends-survey.js';
+import { checkArchitectureFlags } from '../workflows/train.js';
 import { createReporter } from '../report/reporter.js';
 import {
   batchSizeOption,

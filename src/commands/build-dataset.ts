@@ -1,8 +1,8 @@
 // `malaria build-dataset`: flags -> buildDataset() -> summary on stdout (progress bars on stderr).
 import { Option, type Command } from '@commander-js/extra-typings';
 import { DATASET_DEFAULTS } from '../config.js';
-import { buildDataset } from '../data/build-dataset.js';
-import { formatBuildSummary } from '../data/build-summary.js';
+import { buildDataset } from '../dataset/build.js';
+import { formatBuildSummary } from '../report/build-summary.js';
 import { withFolderLock } from '../io/lock.js';
 import { createReporter } from '../report/reporter.js';
 import { fraction, nonNegativeInt } from './options.js';
@@ -39,7 +39,7 @@ export function registerBuildDataset(program: Command): void {
     .action(async (flags) => {
       const report = createReporter();
       const result = await withFolderLock(flags.output, `--output ${flags.output}`, () =>
-        buildDataset({ ...flags, progressStream: process.stderr }),
+        buildDataset({ ...flags, progress: (total, label) => report.progress({ total, label }) }),
       );
       for (const line of formatBuildSummary(result)) report.result(line);
     });

@@ -1,7 +1,7 @@
 // `malaria download`: fetch cell_images.zip (resumable) and extract it to <dir>/cell_images/<Class>/.
 import type { Command } from '@commander-js/extra-typings';
 import { DOWNLOAD_DEFAULTS } from '../config.js';
-import { ARCHIVE_NAME, downloadDataset, IMAGES_FOLDER } from '../data/download-dataset.js';
+import { ARCHIVE_NAME, downloadDataset, IMAGES_FOLDER } from '../workflows/download.js';
 import { withFolderLock } from '../io/lock.js';
 import { createReporter } from '../report/reporter.js';
 

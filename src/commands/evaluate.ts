@@ -7,8 +7,8 @@ import { DATASET_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
 import { checkOutputFiles, type OutputFile } from '../io/output-file.js';
 import { withFolderLock } from '../io/lock.js';
-import { selectBackend } from '../tf.js';
-import { chooseThreshold, inferenceUsed, predictSplit, type SplitPredictions } from '../model/evaluate-split.js';
+import { selectBackend } from '../backends/select.js';
+import { chooseThreshold, inferenceUsed, predictSplit, type SplitPredictions } from '../workflows/evaluate.js';
 import { loadModel, METADATA_FILE, updateMetadata } from '../model/io.js';
 import {
   evaluatePredictions,
@@ -17,9 +17,9 @@ import {
   formatCalibration,
   formatScreening,
   rocData,
-} from '../report/evaluation.js';
+} from '../stats/evaluation.js';
 import { formatClassificationReport, formatConfusionMatrix } from '../report/classification-report.js';
-import type { ClassLabels } from '../report/positive-class.js';
+import type { ClassLabels } from '../stats/positive-class.js';
 import { renderReliabilityPlot, renderRocPlot } from '../report/plot.js';
 import { createReporter, type Reporter } from '../report/reporter.js';
 import { misclassifiedCells, renderErrorSheet, SHEET } from '../report/error-sheet.js';

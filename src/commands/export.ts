@@ -1,7 +1,7 @@
 // `malaria export`: the model folder as a TensorFlow.js layers model with uint8 or float16 weights, for the web
 // or the field; stock tf.loadLayersModel loads it, and so do `evaluate` and `predict`.
 import { Option, type Command } from '@commander-js/extra-typings';
-import { selectBackend } from '../tf.js';
+import { selectBackend } from '../backends/select.js';
 import { withFolderLock } from '../io/lock.js';
 import { exportModel } from '../model/export.js';
 import { QUANTIZATIONS, type Quantization } from '../model/quantize.js';

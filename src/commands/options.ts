@@ -4,11 +4,11 @@
 // definitions (@commander-js/extra-typings), not from hand-written interfaces.
 import { InvalidArgumentError, Option, type Command, type OptionValues } from '@commander-js/extra-typings';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
-import { RESIZE_METHODS, type ResizeMethod } from '../data/resize.js';
-import { STAIN_METHODS, type StainMethod } from '../data/stain.js';
+import { RESIZE_METHODS, type ResizeMethod } from '../input/resize.js';
+import { STAIN_METHODS, type StainMethod } from '../input/stain.js';
 import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from '../model/presets.js';
 import { SCHEDULES, type ScheduleName } from '../model/schedule.js';
-import { BACKEND_CHOICES, type BackendChoice } from '../tf.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../backends/select.js';
 
 export function positiveInt(value: string): number {
   const n = Number(value);

@@ -1,12 +1,12 @@
 // `malaria predict`: classifies image files and folders with a saved (or exported) model, for use in the field.
 import type { Command } from '@commander-js/extra-typings';
 import { UserError } from '../errors.js';
-import { selectBackend } from '../tf.js';
+import { selectBackend } from '../backends/select.js';
 import { loadModel } from '../model/io.js';
 import { classifyFiles, gatherImageFiles, isFailed, slideSummary } from '../model/classify.js';
-import { formatInference, thresholdOrigin } from '../report/evaluation.js';
-import { positiveIndexOf } from '../report/positive-class.js';
-import { formatSlideSummary } from '../report/parasitemia.js';
+import { formatInference, thresholdOrigin } from '../stats/evaluation.js';
+import { positiveIndexOf } from '../stats/positive-class.js';
+import { formatSlideSummary } from '../stats/parasitemia.js';
 import { formatClassifiedCounts, formatPredictionTable, plural, predictionsJson } from '../report/predictions.js';
 import { createReporter } from '../report/reporter.js';
 import { backendOption, batchSizeOption, jsonOption, modelDirOption, thresholdOption, ttaOption } from './options.js';

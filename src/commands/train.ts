@@ -1,10 +1,10 @@
 // `malaria train`: the tutorial's ResNet on <data>/training, validated on <data>/validation, reported on <data>/testing.
-// The work is runTraining (src/model/run-training.ts); this file declares the flags and handles Ctrl-C.
+// The work is runTraining (src/workflows/train.ts); this file declares the flags and handles Ctrl-C.
 import type { Command } from '@commander-js/extra-typings';
 import { TRAIN_DEFAULTS } from '../config.js';
 import { abortOnInterrupt } from '../io/interrupt.js';
 import { withFolderLock } from '../io/lock.js';
-import { runTraining } from '../model/run-training.js';
+import { runTraining } from '../workflows/train.js';
 import { createReporter } from '../report/reporter.js';
 import { addTrainingRunOptions, dataOption, modelDirOption, positiveOption, presetOption } from './options.js';
 

@@ -14,8 +14,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { UserError, describeFsError } from '../errors.js';
-import { HISTORY_KEYS } from '../report/history.js';
-import { parseCsv } from '../data/csv.js';
+import { parseCsv } from './csv.js';
 import { parseTempName, tempPath } from './atomic.js';
 
 export type OutputKind = 'model' | 'app' | 'crossval';
@@ -26,6 +25,8 @@ export const MODEL_ENTRIES = {
   metadata: 'metadata.json',
   history: 'history.json',
 } as const;
+/** history.json's series, in Keras' History.history names (src/model/history.ts is the record itself). */
+export const HISTORY_KEYS = ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr'] as const;
 export const CHECKPOINT_FOLDERS = ['checkpoint', 'checkpoint.old'] as const;
 const CHECKPOINT_ENTRIES = new Set([
   'model.json',

@@ -1,8 +1,8 @@
 // After training: fit the temperature on the validation split, record it in metadata.json (where evaluate, predict,
 // export and the app read it) and measure the calibration error before and after.
 import { tf } from '../tf.js';
-import type { BatchSource } from '../data/types.js';
-import { calibrationOf } from '../report/calibration.js';
+import type { BatchSource } from '../input/types.js';
+import { calibrationOf } from '../stats/calibration.js';
 import { updateMetadata } from './io.js';
 import { predictProbabilities } from './predict.js';
 import { applyTemperature, fitTemperature, type TemperatureFit } from './temperature.js';

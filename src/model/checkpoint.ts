@@ -17,8 +17,8 @@ import {
   sweepModelFolder,
   writeModelFiles,
 } from './io.js';
-import type { TrainSettings } from './train.js';
-import type { TrainingHistory } from '../report/history.js';
+import type { TrainSettings } from './recipe.js';
+import type { TrainingHistory } from './history.js';
 
 const OPTIMIZER_FILE = 'optimizer.json';
 const OPTIMIZER_WEIGHTS_FILE = 'optimizer.bin';

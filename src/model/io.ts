@@ -9,17 +9,17 @@ import { tf } from '../tf.js';
 import { UserError, asWriteError, describeFsError } from '../errors.js';
 import { sweepLeftovers, writeFileAtomic, writeFileSynced, type SweepResult } from '../io/atomic.js';
 import { CHECKPOINT_FOLDERS, MODEL_ENTRIES } from '../io/output-folder.js';
-import { RESIZE_METHODS, type ResizeMethod } from '../data/resize.js';
+import { RESIZE_METHODS, type ResizeMethod } from '../input/resize.js';
 import {
   isStainReference,
   REFERENCE_CELL_COLOUR,
   STAIN_METHODS,
   type StainMethod,
   type StainReference,
-} from '../data/stain.js';
-import { DEFAULT_POSITIVE_CLASS } from '../report/positive-class.js';
+} from '../input/stain.js';
+import { DEFAULT_POSITIVE_CLASS } from '../stats/positive-class.js';
 import type { ResNetArchitecture } from './resnet.js';
-import { HISTORY_KEYS, parseHistory, type TrainingHistory } from '../report/history.js';
+import { HISTORY_KEYS, parseHistory, type TrainingHistory } from './history.js';
 
 // The names every model folder rule (src/io/output-folder.ts) recognises as ours.
 export const MODEL_FILE = MODEL_ENTRIES.model;
@@ -42,9 +42,9 @@ export interface ModelMetadata {
   channels: number;
   /** Pixels are divided by 255 (the tutorial's ImageDataGenerator(rescale=1/255)). */
   scaling: 'x/255';
-  /** How images are resized to imageSize (data/resize.ts); absent in older models: nearest, Keras' default. */
+  /** How images are resized to imageSize (input/resize.ts); absent in older models: nearest, Keras' default. */
   resize: ResizeMethod;
-  /** What is done to a cell's colours after the resize (data/stain.ts); absent in older models: keep. */
+  /** What is done to a cell's colours after the resize (input/stain.ts); absent in older models: keep. */
   stain: StainMethod;
   /** With stain `balance`: the colour each cell is balanced to (older models without it: REFERENCE_CELL_COLOUR). */
   stainReference?: StainReference;
@@ -63,7 +63,7 @@ export interface ModelMetadata {
 }
 
 // The history's shape (Keras' History.history names) and its parser live with the reports that draw it.
-export { emptyHistory, type TrainingHistory } from '../report/history.js';
+export { emptyHistory, type TrainingHistory } from './history.js';
 
 async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
   await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`);

@@ -1,7 +1,8 @@
 // How many images one forward/backward pass takes. wasm32 caps the heap at 4 GB: the tutorial's ResNet at 64x64 ran
 // out at 16 images and fits 8, so it trains in micro-batches with summed gradients. A smaller net fits the whole
 // batch, which is faster (fewer, larger kernels) and lets batch norm see the whole batch, as in the tutorial.
-import type { BackendName, tf } from '../tf.js';
+import type { tf } from '../tf.js';
+import type { BackendName } from '../backends/select.js';
 
 // The wasm heap of a training step, fitted to what BENCHMARKS.md measured: base + images * bytes * activations.
 // The tutorial's ResNet (21.4 M activation values an image) took 2.5 GB at 8 images and 3.45 GB at 12; stages

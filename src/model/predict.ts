@@ -1,8 +1,8 @@
 // Class probabilities for every image of an evaluation source, batch by batch, in inference mode.
 import path from 'node:path';
 import { tf } from '../tf.js';
-import { patientIdOf } from '../data/patients.js';
-import type { BatchSource } from '../data/types.js';
+import { patientIdOf } from '../dataset/patients.js';
+import type { BatchSource } from '../input/types.js';
 import { batchProbabilities, type InferenceOptions } from './inference.js';
 
 export interface Predictions {

@@ -2,35 +2,7 @@
 // recipe sized for about 40 minutes of CPU training on the per-patient split of 12,000 images. A flag given on the
 // command line overrides the preset's value for that setting.
 import { TRAIN_DEFAULTS } from '../config.js';
-import type { ResizeMethod } from '../data/resize.js';
-import type { StainMethod } from '../data/stain.js';
-import type { ScheduleName } from './schedule.js';
-
-/** The settings a preset chooses; every one of them is also a `train` flag. */
-export interface TrainRecipe {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  imageSize: number;
-  /** How cells are brought to imageSize; saved with the model, so every later use resizes the same way. */
-  resize: ResizeMethod;
-  /** What is done to each cell's colours after the resize (data/stain.ts); saved with the model like resize. */
-  stain: StainMethod;
-  stages: number[];
-  filters: number[];
-  schedule: ScheduleName;
-  /** Epochs of linear warm-up. */
-  warmup: number;
-  labelSmoothing: number;
-  /** L2 factor on every convolution and dense kernel (the tutorial's 5e-4): the weight decay. */
-  l2: number;
-  /** Decay of the weights' moving average saved as the model; 0: the last weights. */
-  ema: number;
-  /** Degrees of random rotation of the training images. */
-  rotation: number;
-  /** Range of the random per-channel factors of the training images; 0: off. */
-  color: number;
-}
+import type { TrainRecipe } from './recipe.js';
 
 export const PRESETS = {
   tutorial: {

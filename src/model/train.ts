@@ -4,48 +4,15 @@
 import { tf } from '../tf.js';
 import { UserError } from '../errors.js';
 import { activeStepGuard, isGpuBackend, isOutOfMemory } from '../backends/device-memory.js';
-import type { BatchSource } from '../data/types.js';
-import type { ResNetArchitecture } from './resnet.js';
-import type { ResizeMethod } from '../data/resize.js';
-import { REFERENCE_CELL_COLOUR, type StainMethod } from '../data/stain.js';
-import { learningRateAt, type ScheduleName } from './schedule.js';
+import type { BatchSource } from '../input/types.js';
+import { REFERENCE_CELL_COLOUR } from '../input/stain.js';
+import { learningRateAt } from './schedule.js';
 import { WeightAverage } from './ema.js';
+import type { TrainSettings } from './recipe.js';
 import { batchTensor, crossEntropyAndAccuracy, imageShape, predictProbabilities } from './predict.js';
 import { applyInTraining, leanVariableGrads } from './lean-grads.js';
 import { type Checkpoint, saveCheckpoint } from './checkpoint.js';
 import { type ModelMetadata, type TrainingHistory, emptyHistory, saveHistory, saveModel } from './io.js';
-
-/**
- * Everything that defines a run; stored in the checkpoint so `resume` continues with the same schedule. How the
- * engine computes a step (the micro-batch size) is not part of it: see TrainOptions.microBatchSize.
- */
-export interface TrainSettings {
-  epochs: number;
-  /** Learning rate of epoch 0; later epochs follow polynomialDecay. */
-  initialLr: number;
-  /** Exponent of the polynomial decay (the tutorial uses 1: linear). */
-  power: number;
-  momentum: number;
-  /** After any warm-up, the rate follows this (absent in older checkpoints: linear). */
-  schedule?: ScheduleName;
-  /** Epochs of linear warm-up (absent: 0). */
-  warmupEpochs?: number;
-  /** The targets are (1 - s) * one-hot + s / classes (absent: 0, plain one-hot). */
-  labelSmoothing?: number;
-  /** Decay of the moving average of the weights that is saved as the model (absent or 0: the last weights). */
-  ema?: number;
-  seed: number;
-  /** Recorded in metadata.json when the final model is saved. */
-  architecture?: ResNetArchitecture;
-  /** How the run's images were resized, recorded in metadata.json (absent in older checkpoints: nearest). */
-  resize?: ResizeMethod;
-  /** What the run did to its cells' colours after the resize, recorded in metadata.json (absent: keep). */
-  stain?: StainMethod;
-  /** The class a two-class model screens for (`train --positive`), recorded in metadata.json (absent: none). */
-  positiveClass?: string;
-  /** The caller's own options (data folder, batch size, augmentation...), kept so a resume can rebuild its sources. */
-  run?: Record<string, unknown>;
-}
 
 export interface BatchEndInfo {
   /** 0-based epoch and batch index. */

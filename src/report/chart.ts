@@ -1,6 +1,6 @@
 // Terminal charts of the training history (loss and accuracy per epoch) drawn with asciichart.
 import asciichart from 'asciichart';
-import { epochCount, type TrainingHistory } from './history.js';
+import { epochCount, type TrainingHistory } from '../model/history.js';
 
 export interface AsciiChartOptions {
   /** ANSI colours; off by default because the output often goes to a log file. */

@@ -1,5 +1,5 @@
 // Text reports: sklearn's classification_report layout, character for character, and a confusion table.
-import type { ClassificationMetrics } from './metrics.js';
+import type { ClassificationMetrics } from '../stats/metrics.js';
 
 const HEADERS = ['precision', 'recall', 'f1-score', 'support'];
 /** sklearn sizes the name column so its longest fixed heading fits. */

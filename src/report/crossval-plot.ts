@@ -1,6 +1,6 @@
 // crossval's picture: the ROC curve of every fold's held-out patients over the pooled curve, so the spread between
 // folds (which patients are tested) is seen at a glance, beside the chance diagonal.
-import type { RocPoint } from './metrics.js';
+import type { RocPoint } from '../stats/metrics.js';
 import { CLIP_ID, rocPanel, writePng } from './plot.js';
 import { dataLine, GGPLOT_COLORS, legend, svgDocument, type LegendEntry } from './svg.js';
 

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import sharp, { type OverlayOptions } from 'sharp';
 import type { Predictions } from '../model/predict.js';
-import { patientIdOf } from '../data/patients.js';
+import { patientIdOf } from '../dataset/patients.js';
 import type { OutputFile } from '../io/output-file.js';
 import { writePngBuffer } from './plot.js';
 import { svgDocument, text } from './svg.js';

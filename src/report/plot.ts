@@ -6,9 +6,9 @@ import sharp from 'sharp';
 import { describeFsError, UserError } from '../errors.js';
 import { sweepLeftovers, writeFileAtomic } from '../io/atomic.js';
 import { asOutputFile, checkOutputFile, markAsOurs, type OutputFile } from '../io/output-file.js';
-import { epochCount, type TrainingHistory } from './history.js';
-import type { RocPoint } from './metrics.js';
-import type { Calibration } from './calibration.js';
+import { epochCount, type TrainingHistory } from '../model/history.js';
+import type { RocPoint } from '../stats/metrics.js';
+import type { Calibration } from '../stats/calibration.js';
 import {
   dataLine,
   drawAxes,

@@ -9,14 +9,14 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { DATASET_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
-import { selectBackend, type BackendChoice, type BackendName } from '../tf.js';
-import { csvLine, parseCsv } from '../data/csv.js';
-import { assignFolds } from '../data/folds.js';
-import { listDataset, type ListedImage } from '../data/listing.js';
-import { patientIdOf, splitByPatient } from '../data/patients.js';
-import { openListSources } from '../data/sources.js';
-import type { LabelledFile } from '../data/types.js';
-import { ImageCache } from '../data/image-cache.js';
+import { selectBackend, type BackendChoice, type BackendName } from '../backends/select.js';
+import { csvLine, parseCsv } from '../io/csv.js';
+import { assignFolds } from '../dataset/folds.js';
+import { listDataset, type ListedImage } from '../dataset/find-images.js';
+import { patientIdOf, splitByPatient } from '../dataset/patients.js';
+import { openListSources } from '../input/sources.js';
+import type { LabelledFile } from '../input/types.js';
+import { ImageCache } from '../input/image-cache.js';
 import { sweepLeftovers, writeFileAtomic } from '../io/atomic.js';
 import {
   CROSSVAL_FORMAT,
@@ -29,10 +29,11 @@ import { calibrateTemperature } from '../model/calibrate.js';
 import { hasCheckpoint, loadCheckpointState } from '../model/checkpoint.js';
 import { loadMetadata, sweepModelFolder } from '../model/io.js';
 import { predictionFiles, predictProbabilities } from '../model/predict.js';
-import { formatPreset, withPreset, type PresetName, type TrainRecipe } from '../model/presets.js';
-import { trainOrResume, validateTrainingOptions, type TrainingOptions } from '../model/run-training.js';
+import { formatPreset, withPreset, type PresetName } from '../model/presets.js';
+import { type TrainRecipe } from '../model/recipe.js';
+import { trainOrResume, validateTrainingOptions, type TrainingOptions } from './train.js';
 import { thresholdInForce } from '../model/threshold.js';
-import { formatTemperatureFit } from '../report/calibration.js';
+import { formatTemperatureFit } from '../stats/calibration.js';
 import { renderCrossvalRoc } from '../report/crossval-plot.js';
 import {
   crossvalFigures,
@@ -44,8 +45,8 @@ import {
   type CrossvalFigures,
   type FoldModel,
   type OutOfFoldCell,
-} from '../report/crossval-report.js';
-import { choosePositiveClass } from '../report/positive-class.js';
+} from '../stats/crossval-figures.js';
+import { choosePositiveClass } from '../stats/positive-class.js';
 import type { ProgressBar } from '../report/progress.js';
 import type { Reporter } from '../report/reporter.js';
 import { writeLabelReview, type LabelReview } from './label-review.js';

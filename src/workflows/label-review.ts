@@ -1,10 +1,10 @@
-// The label review a cross-validation ends with: the suspects of confident learning (src/report/label-issues.ts)
+// The label review a cross-validation ends with: the suspects of confident learning (src/stats/label-issues.ts)
 // written for a person to look at. suspects.csv lists them most doubtful first (and is what `train --exclude`
 // reads), suspects-per-patient.csv shows where they cluster, review.png draws them like `evaluate --errors`. Labels
 // are never changed here: the review only says which cells to look at.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { csvLine } from '../data/csv.js';
+import { csvLine } from '../io/csv.js';
 import { asWriteError } from '../errors.js';
 import { sweepLeftovers, writeFileAtomic } from '../io/atomic.js';
 import { renderCellSheet, shortName } from '../report/error-sheet.js';
@@ -16,7 +16,7 @@ import {
   type LabelSuspect,
   type OutOfFoldRow,
   type PatientSuspectCount,
-} from '../report/label-issues.js';
+} from '../stats/label-issues.js';
 
 export const SUSPECTS_FILE = 'suspects.csv';
 export const SUSPECTS_HEADER = ['file', 'sha256', 'patient', 'label', 'suggested', 'probability', 'margin'];

@@ -2,7 +2,8 @@
 // install downloads libtensorflow), so the import is replaced by a fake that registers a 'tensorflow' backend
 // object carrying the flag tfjs-node's own backend sets (isUsingGpuDevice).
 import { afterEach, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { describeTensorflowDevice, loadTensorflow } from '../../src/backends/tensorflow.js';
 
 const missing = (name: string) =>

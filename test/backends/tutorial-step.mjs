@@ -3,7 +3,8 @@
 // Prints one JSON line: the wasm loss, the webgpu loss, what the webgpu step did to the weights, the images per pass
 // it was computed with, the most device memory tfjs held during it and the process's peak resident memory.
 import seedrandom from 'seedrandom';
-import { selectBackend, tf } from '../../dist/src/tf.js';
+import { tf } from '../../dist/src/tf.js';
+import { selectBackend } from '../../dist/src/backends/select.js';
 import { buildResNet } from '../../dist/src/model/resnet.js';
 import { regularizationPenalty, trainStep } from '../../dist/src/model/train.js';
 import { batchTensor } from '../../dist/src/model/predict.js';

@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Survey } from '../../src/backends/survey.js';
+import type { Survey } from '../../src/workflows/backends-survey.js';
 import { TINY_MODEL_FLAGS } from '../support/models.js';
 import { requireWebgpuAdapter } from '../support/backends.js';
 import { runChild } from '../support/cli.js';

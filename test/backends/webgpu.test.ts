@@ -3,7 +3,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { UserError } from '../../src/errors.js';
 import { activeStepGuard, type StepGuard } from '../../src/backends/device-memory.js';
 import { setDeviceMemoryLimit } from '../../src/backends/webgpu.js';

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { selectBackend } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { runCli } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { writeTinyModel } from '../support/models.js';

@@ -1,6 +1,6 @@
 // `malaria backends`: each backend loaded and measured in its own process, as JSON and as a table.
 import { describe, expect, it } from 'vitest';
-import type { Survey } from '../../src/backends/survey.js';
+import type { Survey } from '../../src/workflows/backends-survey.js';
 import { expectOneErrorLine, runChild } from '../support/cli.js';
 import { TINY_MODEL_FLAGS } from '../support/models.js';
 import { GPU_DRIVERS_CAN_BE_HIDDEN, NO_GPU_DRIVER_ENV } from '../support/backends.js';

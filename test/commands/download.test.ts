@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import fse from 'fs-extra';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { downloadDataset } from '../../src/data/download-dataset.js';
+import { downloadDataset } from '../../src/workflows/download.js';
 import { silentReporter } from '../../src/report/reporter.js';
 import { UserError } from '../../src/errors.js';
 import { expectOneErrorLine, runChild, runInProcess } from '../support/cli.js';

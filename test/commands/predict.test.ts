@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { saveModel } from '../../src/model/io.js';
 import { applyTemperature } from '../../src/model/temperature.js';
 import { runInProcess } from '../support/cli.js';

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { selectBackend } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { UserError } from '../../src/errors.js';
 import {
   APP_MARKER,
@@ -14,7 +14,7 @@ import {
 } from '../../src/io/output-folder.js';
 import { saveHistory, saveModel } from '../../src/model/io.js';
 import { saveCheckpoint } from '../../src/model/checkpoint.js';
-import { buildDataset, SPLIT_NAMES } from '../../src/data/build-dataset.js';
+import { buildDataset, SPLIT_NAMES } from '../../src/dataset/build.js';
 import { DEAD_PID, makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, snapshotTree } from '../support/sample.js';
 import { tinyMetadata, tinyResNet, tinySettings, trainedModel } from '../support/models.js';

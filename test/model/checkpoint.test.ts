@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../../src/model/checkpoint.js';
 import { sweepModelFolder } from '../../src/model/io.js';
 import { expectUserError } from '../support/errors.js';

@@ -1,8 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
-import { decodeResized } from '../../src/data/decode.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
+import { decodeResized } from '../../src/input/decode.js';
 import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile } from '../../src/model/classify.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { CLASS_NAMES, SAMPLE_DIR, sampleNames } from '../support/sample.js';

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { WeightAverage } from '../../src/model/ema.js';
 import { noBatchNormModel, weightValues } from '../support/models.js';
 import { trackModels } from '../support/tensors.js';

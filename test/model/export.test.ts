@@ -1,9 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { exportModel } from '../../src/model/export.js';
-import { REFERENCE_CELL_COLOUR } from '../../src/data/stain.js';
+import { REFERENCE_CELL_COLOUR } from '../../src/input/stain.js';
 import { loadModel, saveModel, type ModelMetadata } from '../../src/model/io.js';
 import { trainStep } from '../../src/model/train.js';
 import { makeTempDir, removeDir } from '../support/temp.js';

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import seedrandom from 'seedrandom';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { batchProbabilities, dihedralViews, TTA_VIEWS } from '../../src/model/inference.js';
 import { applyTemperature } from '../../src/model/temperature.js';
 import { IMAGE_SIZE, spreadOutputs, tinyResNet } from '../support/models.js';

@@ -2,7 +2,8 @@
 // training mode (batch norm's statistics, ReLU, residual additions, L2), and nothing left behind, even when f throws.
 // Its memory is measured on webgpu, where it matters (test/backends/webgpu.test.ts).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { buildResNet } from '../../src/model/resnet.js';
 import { leanVariableGrads } from '../../src/model/lean-grads.js';
 import { expectClose, randomHost, toTensor, type HostTensor } from '../support/backends.js';

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { activationsPerImage, chooseMicroBatch, outOfMemoryLine, wasmTrainBytes } from '../../src/model/micro-batch.js';
 import { buildResNet } from '../../src/model/resnet.js';
 import { PRESETS } from '../../src/model/presets.js';

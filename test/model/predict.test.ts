@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
-import { batchSourceFromListing } from '../../src/data/batches.js';
-import { DecodeError } from '../../src/data/decode.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
+import { batchSourceFromListing } from '../../src/input/batches.js';
+import { DecodeError } from '../../src/input/decode.js';
 import {
   crossEntropyAndAccuracy,
   predictionFiles,

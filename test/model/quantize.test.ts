@@ -1,6 +1,7 @@
 import seedrandom from 'seedrandom';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { UserError } from '../../src/errors.js';
 import {
   codecFor,

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { buildResNet, finalMapSize, parameterCounts, resolveArchitecture } from '../../src/model/resnet.js';
 
 beforeAll(async () => {

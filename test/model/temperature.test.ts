@@ -1,7 +1,7 @@
 import seedrandom from 'seedrandom';
 import { describe, expect, it } from 'vitest';
 import { applyTemperature, fitTemperature, temperatureNll, TEMPERATURE_RANGE } from '../../src/model/temperature.js';
-import { calibrationOf } from '../../src/report/calibration.js';
+import { calibrationOf } from '../../src/stats/calibration.js';
 
 /** A standard normal draw (Box-Muller). */
 function normal(random: () => number): number {

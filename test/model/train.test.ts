@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { UserError } from '../../src/errors.js';
 import { loadCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.js';
 import { loadHistory, loadModel } from '../../src/model/io.js';

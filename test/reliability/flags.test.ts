@@ -3,7 +3,8 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { loadCheckpointState, saveCheckpoint } from '../../src/model/checkpoint.js';
 import { expectOneErrorLine, runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';

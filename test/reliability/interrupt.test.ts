@@ -3,8 +3,8 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend } from '../../src/tf.js';
-import { buildDataset } from '../../src/data/build-dataset.js';
+import { selectBackend } from '../../src/backends/select.js';
+import { buildDataset } from '../../src/dataset/build.js';
 import { hasCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.js';
 import { loadHistory, loadModel, type TrainingHistory } from '../../src/model/io.js';
 import { ctrlCAt, expectOneErrorLine, HOLD_HOOK, runChild, runInProcess, type CliResult } from '../support/cli.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { asciiChart } from '../../src/report/chart.js';
-import type { TrainingHistory } from '../../src/report/history.js';
+import type { TrainingHistory } from '../../src/model/history.js';
 
 const ESC = '\x1b[';
 

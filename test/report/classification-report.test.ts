@@ -4,7 +4,7 @@ import {
   formatConfusionMatrix,
   formatFixed,
 } from '../../src/report/classification-report.js';
-import { metricsFromConfusion } from '../../src/report/metrics.js';
+import { metricsFromConfusion } from '../../src/stats/metrics.js';
 
 // Expected strings are written out from sklearn's format strings:
 //   header '{:>{width}s} ' + ' {:>9}' * 4, rows '{:>{width}s} ' + ' {:>9.{digits}f}' * 3 + ' {:>9}\n',

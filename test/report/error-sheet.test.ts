@@ -2,7 +2,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { misclassifiedCells, renderErrorSheet, SHEET, tileOrigin } from '../../src/report/error-sheet.js';
-import { predictedLabels } from '../../src/report/evaluation.js';
+import { predictedLabels } from '../../src/stats/evaluation.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 
 const CLASSES = ['Parasitized', 'Uninfected'];

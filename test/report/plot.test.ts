@@ -3,7 +3,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
-import type { TrainingHistory } from '../../src/report/history.js';
+import type { TrainingHistory } from '../../src/model/history.js';
 import {
   renderReliabilityPlot,
   renderRocPlot,
@@ -12,7 +12,7 @@ import {
   rocPlotSvg,
   trainingPlotSvg,
 } from '../../src/report/plot.js';
-import { calibrationOf } from '../../src/report/calibration.js';
+import { calibrationOf } from '../../src/stats/calibration.js';
 import { escapeXml, niceTicks } from '../../src/report/svg.js';
 import { readPngText } from '../../src/io/png-text.js';
 import { expectUserError } from '../support/errors.js';

@@ -1,7 +1,8 @@
 // Test helpers: run the same computation on two backends (wasm or webgpu against cpu) and compare the results.
 import { expect } from 'vitest';
 import seedrandom from 'seedrandom';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { probeAdapter } from '../../src/backends/webgpu.js';
 
 /** Loads wasm (with the training kernels) and cpu in one process. */

@@ -1,10 +1,10 @@
 // Models for tests: a tiny ResNet of the tutorial's shape with its metadata and settings, a net without batch
 // norm, a model whose answers are known in advance, and ways to compare weights and predictions.
 import { tf } from '../../src/tf.js';
-import { scaleToUnit } from '../../src/data/augment.js';
-import { decodeResized } from '../../src/data/decode.js';
-import type { ResizeMethod } from '../../src/data/resize.js';
-import type { StainMethod, StainReference } from '../../src/data/stain.js';
+import { scaleToUnit } from '../../src/input/augment.js';
+import { decodeResized } from '../../src/input/decode.js';
+import type { ResizeMethod } from '../../src/input/resize.js';
+import type { StainMethod, StainReference } from '../../src/input/stain.js';
 import { saveModel, type ModelMetadata } from '../../src/model/io.js';
 import {
   buildResNet,
@@ -12,7 +12,8 @@ import {
   type ResNetArchitecture,
   type ResNetOptions,
 } from '../../src/model/resnet.js';
-import { trainStep, type TrainSettings } from '../../src/model/train.js';
+import { trainStep } from '../../src/model/train.js';
+import { type TrainSettings } from '../../src/model/recipe.js';
 import { CLASS_NAMES } from './sample.js';
 import { CHANNELS, IMAGE_SIZE, syntheticImages } from './sources.js';
 

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { BuildDatasetOptions } from '../../src/data/build-dataset.js';
+import type { BuildDatasetOptions } from '../../src/dataset/build.js';
 
 export const SAMPLE_DIR = path.resolve('malaria/sample');
 /** The sample's class folders, in sorted order: also the class names of every test model. */

@@ -1,6 +1,6 @@
 // Training data without files: an in-memory BatchSource and a synthetic two-class image set.
 import seedrandom from 'seedrandom';
-import type { Batch, BatchSource, LabelledFile } from '../../src/data/types.js';
+import type { Batch, BatchSource, LabelledFile } from '../../src/input/types.js';
 import { CLASS_NAMES } from './sample.js';
 
 /** The synthetic images' size, which the tiny test models (models.ts) take. */

@@ -2,7 +2,8 @@
 // the same convolution gradients as cpu, and never keeps a process alive after it failed to start.
 import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend, tf } from '../../src/tf.js';
+import { tf } from '../../src/tf.js';
+import { selectBackend } from '../../src/backends/select.js';
 import { expectClose, onBackend, randomHost, toTensor } from '../support/backends.js';
 
 describe('threaded wasm backend', () => {

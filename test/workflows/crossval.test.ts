@@ -3,13 +3,13 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { selectBackend } from '../../src/tf.js';
-import { parseCsv } from '../../src/data/csv.js';
-import { patientIdOf } from '../../src/data/patients.js';
+import { selectBackend } from '../../src/backends/select.js';
+import { parseCsv } from '../../src/io/csv.js';
+import { patientIdOf } from '../../src/dataset/patients.js';
 import { hasCheckpoint } from '../../src/model/checkpoint.js';
 import { loadModel } from '../../src/model/io.js';
 import { PRESETS } from '../../src/model/presets.js';
-import { findLabelSuspects } from '../../src/report/label-issues.js';
+import { findLabelSuspects } from '../../src/stats/label-issues.js';
 import { silentReporter, type Reporter } from '../../src/report/reporter.js';
 import { crossvalSoFar, runCrossval, type CrossvalOptions } from '../../src/workflows/crossval.js';
 import { copySample, SAMPLE_DIR, snapshotTree } from '../support/sample.js';

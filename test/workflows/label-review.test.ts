@@ -2,9 +2,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCsv } from '../../src/data/csv.js';
+import { parseCsv } from '../../src/io/csv.js';
 import { SHEET, tileOrigin } from '../../src/report/error-sheet.js';
-import type { OutOfFoldRow } from '../../src/report/label-issues.js';
+import type { OutOfFoldRow } from '../../src/stats/label-issues.js';
 import { PATIENTS_HEADER, SUSPECTS_HEADER, writeLabelReview } from '../../src/workflows/label-review.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 

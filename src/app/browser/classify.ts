@@ -1,9 +1,9 @@
 // The browser side of inference, preprocessing exactly as training does: decode to 8-bit RGB (alpha dropped, no
 // colour management), the model's resize and stain step (the same compiled modules Node uses), scale by 1/255
 // (scaleToUnit, also shared), NHWC float32.
-import type { ResizeMethod, RgbImage } from '../../data/resize.js';
-import { prepareCell, type StainMethod, type StainReference } from '../../data/stain.js';
-import { scaleToUnit } from '../../data/augment.js';
+import type { ResizeMethod, RgbImage } from '../../input/resize.js';
+import { prepareCell, type StainMethod, type StainReference } from '../../input/stain.js';
+import { scaleToUnit } from '../../input/augment.js';
 import { batchProbabilities, type InferenceOptions } from '../../model/inference.js';
 import { tf, type LayersModel } from './tf-global.js';
 

@@ -1,6 +1,6 @@
 // The slide's cells as data: the label each gets at the current threshold, filtering, sorting and the CSV export.
-import { csvLine } from '../../data/csv.js';
-import { isPositive, needsReview, summariseSlide, type SlideSummary } from '../../report/parasitemia.js';
+import { csvLine } from '../../io/csv.js';
+import { isPositive, needsReview, summariseSlide, type SlideSummary } from '../../stats/parasitemia.js';
 import type { AppConfig } from '../app-config.js';
 
 export interface CellResult {

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import {
+  crossvalFigures,
+  crossvalRocCurves,
+  formatCrossval,
+  type OutOfFoldCell,
+} from '../../src/stats/crossval-figures.js';
+
+const cell = (fold: number, patient: string, label: string, probability: number): OutOfFoldCell => ({
+  file: `${label}/${patient}_${probability}.png`,
+  patient,
+  label,
+  fold,
+  probability,
+});
+const P = 'Parasitized';
+const U = 'Uninfected';
+// Fold 1 at 0.5: tp 2, fn 1, tn 1, fp 1; AUC 5/6. Fold 2 at 0.3 (its model's threshold): tp 1, tn 1, fp 1; AUC 1.
+const CELLS = [
+  cell(1, 'A', P, 0.9),
+  cell(1, 'A', U, 0.2),
+  cell(1, 'B', P, 0.8),
+  cell(1, 'B', U, 0.6),
+  cell(1, 'C', P, 0.3),
+  cell(2, 'D', P, 0.7),
+  cell(2, 'D', U, 0.1),
+  cell(2, 'E', U, 0.4),
+];
+const MODELS = [
+  { fold: 1, threshold: 0.5, temperature: 1.5 },
+  { fold: 2, threshold: 0.3 },
+];
+
+describe('crossvalFigures', () => {
+  const figures = crossvalFigures(CELLS, MODELS, { positive: P, negative: U });
+
+  it('scores each fold at its own threshold', () => {
+    const [one, two] = figures.folds;
+    expect(one).toMatchObject({ fold: 1, cells: 5, patients: 3, threshold: 0.5, temperature: 1.5 });
+    expect(one.sensitivity).toBeCloseTo(2 / 3, 12);
+    expect(one.specificity).toBeCloseTo(1 / 2, 12);
+    expect(one.balancedAccuracy).toBeCloseTo(7 / 12, 12);
+    expect(one.auc).toBeCloseTo(5 / 6, 12);
+    expect(two).toMatchObject({ fold: 2, cells: 3, patients: 2, sensitivity: 1, specificity: 0.5, auc: 1 });
+  });
+
+  it('gives the mean and sample sd over folds, and the pooled figures with patient intervals', () => {
+    expect(figures.mean.balancedAccuracy).toBeCloseTo((7 / 12 + 0.75) / 2, 12);
+    expect(figures.sd.balancedAccuracy).toBeCloseTo(Math.abs(7 / 12 - 0.75) / Math.SQRT2, 12);
+    const { pooled } = figures;
+    expect(pooled).toMatchObject({ cells: 8, patients: 5, threshold: "each fold's own" });
+    expect(pooled.sensitivity).toBeCloseTo(3 / 4, 12);
+    expect(pooled.specificity).toBeCloseTo(2 / 4, 12);
+    expect(pooled.ci95Method).toMatch(/over 5 patients/);
+    for (const key of ['balancedAccuracy', 'sensitivity', 'specificity', 'auc'] as const) {
+      const ci = pooled.ci95[key];
+      expect(ci, key).not.toBeNull();
+      expect(ci!.lower).toBeLessThanOrEqual(pooled[key]!);
+      expect(ci!.upper).toBeGreaterThanOrEqual(pooled[key]!);
+      expect(ci!.upper - ci!.lower, key).toBeGreaterThan(0);
+    }
+    expect(formatCrossval(figures)).toMatch(/^all\s+8\s+5\s+62\.5%\s+75\.0%\s+50\.0%/m);
+  });
+
+  it('draws one ROC curve per fold and the pooled one', () => {
+    const curves = crossvalRocCurves(CELLS, [1, 2], P);
+    expect(curves.folds.map((fold) => fold.fold)).toEqual([1, 2]);
+    expect(curves.folds[1].curve?.at(-1)).toMatchObject({ fpr: 1, tpr: 1 });
+    expect(curves.pooled?.length).toBeGreaterThan(2);
+  });
+});
