@@ -24,9 +24,9 @@ import { trainStep } from '../src/model/train.js';
 import { activeStepGuard } from '../src/backends/device-memory.js';
 import { batchProbabilities } from '../src/model/inference.js';
 import { positiveInt } from '../src/commands/options.js';
-import { PRESETS, PRESET_NAMES, type PresetName } from '../src/model/presets.js';
-import { type TrainRecipe } from '../src/model/recipe.js';
+import { PRESETS, PRESET_NAMES, type PresetName, type PresetSettings } from '../src/model/presets.js';
 import { defaultPeersDir, peerThreads, runPresetPeer } from './peers.js';
+import { preprocessingOf } from '../src/input/preprocessing.js';
 
 interface BenchFlags {
   images: string;
@@ -55,8 +55,7 @@ async function benchPipeline(flags: BenchFlags): Promise<{ first: number; cached
   const listing = await listSplit(flags.images);
   listing.files = listing.files.slice(0, flags.limit);
   const source = batchSourceFromListing(listing, {
-    imageSize: PRESETS[flags.preset].imageSize,
-    resize: PRESETS[flags.preset].resize,
+    preprocessing: preprocessingOf(PRESETS[flags.preset]),
     batchSize: TRAIN_DEFAULTS.batchSize,
     augment: true,
     shuffle: true,
@@ -87,7 +86,7 @@ async function benchModel(
   gpuBytes?: number;
   gpuPeakBytes?: number;
 }> {
-  const recipe: TrainRecipe = PRESETS[flags.preset];
+  const recipe: PresetSettings = PRESETS[flags.preset];
   const batch = TRAIN_DEFAULTS.batchSize;
   const size = recipe.imageSize;
   const model = buildResNet({ inputSize: size, classes: 2, stages: recipe.stages, filters: recipe.filters, seed: 1 });

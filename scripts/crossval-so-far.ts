@@ -3,7 +3,7 @@
 // each fold of a long run as it ends). Reads only; the same figures the run prints when its last fold is done.
 import { pathToFileURL } from 'node:url';
 import { UserError } from '../src/errors.js';
-import { formatCrossval } from '../src/stats/crossval-figures.js';
+import { formatCrossval } from '../src/report/crossval-report.js';
 import { crossvalSoFar } from '../src/workflows/crossval.js';
 import { runScript } from './run-script.js';
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { UserError } from '../src/errors.js';
+import { decide } from '../src/stats/decide.js';
 import { DEFAULT_POSITIVE_CLASS } from '../src/stats/positive-class.js';
 import { runScript } from './run-script.js';
 
@@ -41,7 +42,7 @@ export interface Scores {
 export function scores(probabilities: ModelProbabilities, positive: string, threshold: number): Scores {
   const counts = { tp: 0, fn: 0, tn: 0, fp: 0 };
   for (const [file, p] of probabilities) {
-    const called = p >= threshold;
+    const called = decide(p, threshold);
     if (truthOf(file) === positive) counts[called ? 'tp' : 'fn']++;
     else counts[called ? 'fp' : 'tn']++;
   }
@@ -73,7 +74,7 @@ export function sharedMistakes(models: readonly ModelProbabilities[], positive: 
   let all = 0;
   let any = 0;
   for (const file of models[0].keys()) {
-    const wrong = models.filter((m) => m.get(file)! >= threshold !== (truthOf(file) === positive)).length;
+    const wrong = models.filter((m) => decide(m.get(file)!, threshold) !== (truthOf(file) === positive)).length;
     if (wrong === models.length) all++;
     if (wrong > 0) any++;
   }

@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { createBatchSource, type DecodeImage } from '../src/input/batches.js';
 import { DecodeError, MAX_INPUT_PIXELS, resizeNearest } from '../src/input/decode.js';
+import { preprocessingOf } from '../src/input/preprocessing.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
   try {
     const source = await createBatchSource({
       dir,
-      imageSize: Number(args.size),
+      preprocessing: preprocessingOf({ imageSize: Number(args.size) }),
       batchSize: Number(args.batch),
       augment: true,
       shuffle: true,

@@ -1,22 +1,15 @@
 // What the page needs to know about the model, computed once in Node and embedded in index.html, so the page
 // does not repeat the rules (which class is positive, where the threshold comes from). Types only: the browser
 // modules import it as a type, which compiles away.
-import type { ResizeMethod } from '../input/resize.js';
-import type { StainMethod, StainReference } from '../input/stain.js';
+import type { Preprocessing } from '../input/preprocessing.js';
 
 export interface AppConfig {
   /** Output i of the model is the probability of classNames[i]. */
   classNames: string[];
   /** Index of the class a screener must not miss: the model's positiveClass (metadata.json). */
   positiveIndex: number;
-  /** The model's input is imageSize x imageSize x 3, pixels scaled by 1/255. */
-  imageSize: number;
-  /** How a cell is resized to imageSize (metadata.json), as training resized it. */
-  resize: ResizeMethod;
-  /** What is done to a cell's colours after the resize (metadata.json), as training did. */
-  stain: StainMethod;
-  /** With stain `balance`: the colour each cell is balanced to (metadata.json), as training balanced it. */
-  stainReference?: StainReference;
+  /** How a cell becomes the model's input (size, resize, stain step: metadata.json), as training prepared it. */
+  preprocessing: Preprocessing;
   /** The decision threshold the page starts from: P(positive) >= threshold is positive. */
   threshold: number;
   /** Where the starting threshold came from: saved with the model, or the default 0.5. */

@@ -1,5 +1,7 @@
 // Writes the field app: a folder of static files that classifies a slide's cells in the browser, with the model,
 // TensorFlow.js' own browser build and every script inside it (no CDN, nothing fetched from the network).
+import { selectBackend } from '../backends/select.js';
+import { preprocessingOf } from '../input/preprocessing.js';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -74,10 +76,7 @@ async function appFiles(modelDir: string): Promise<{ files: AppFiles; config: Ap
     classNames: metadata.classNames,
     // loadModel has checked the positive class (saved, or Parasitized for older models).
     positiveIndex: positiveIndexOf(metadata),
-    imageSize: metadata.imageSize,
-    resize: metadata.resize,
-    stain: metadata.stain,
-    ...(metadata.stainReference ? { stainReference: metadata.stainReference } : {}),
+    preprocessing: preprocessingOf(metadata),
     // loadModel has checked that a saved threshold is a probability.
     threshold: metadata.threshold ?? DEFAULT_THRESHOLD,
     thresholdSource: metadata.threshold === undefined ? 'default' : 'model',
@@ -110,6 +109,8 @@ export async function writeApp(options: { modelDir: string; outDir: string }): P
   // back, then checked like any other.
   const { restored } = await sweepLeftovers(path.dirname(outDir), [path.basename(outDir)]);
   if (restored.length > 0) await checkOutputFolder(outDir, 'app', label);
+  // The model is loaded once to check it; the pure-JS backend is enough for that.
+  await selectBackend('cpu');
   const { files, config } = await appFiles(options.modelDir);
   let bytes = 0;
   const sizes: Record<string, number> = {};

@@ -2,7 +2,6 @@
 // unless --host names another address).
 import type { Command } from '@commander-js/extra-typings';
 import { APP_DEFAULTS } from '../config.js';
-import { selectBackend } from '../backends/select.js';
 import { serveApp } from '../app/serve.js';
 import { untilInterrupted } from '../io/interrupt.js';
 import { withFolderLock } from '../io/lock.js';
@@ -42,8 +41,6 @@ export const SECURE_CONTEXT_NOTE =
   'but does not load offline. For offline use serve it over https (for example behind a reverse proxy with a certificate), or open it as http://localhost on the device that serves it.';
 
 async function runApp(flags: AppFlags): Promise<void> {
-  // Writing the app loads the model once to check it; the pure-JS backend is enough for that.
-  await selectBackend('cpu');
   const report = createReporter();
   // Held while writing, not while serving: another run may write the app anew meanwhile.
   const app = await withFolderLock(flags.out, `--out ${flags.out}`, () =>

@@ -5,7 +5,7 @@ import { UserError } from '../errors.js';
 import { BACKEND_CHOICES, BACKEND_NAMES, type BackendName } from '../backends/select.js';
 import { measureBackend, type MeasureOptions } from '../workflows/measure-backends.js';
 import { formatSurvey, surveyBackends } from '../workflows/backends-survey.js';
-import { checkArchitectureFlags } from '../workflows/train.js';
+import { checkArchitectureFlags } from '../model/recipe.js';
 import { createReporter } from '../report/reporter.js';
 import {
   batchSizeOption,

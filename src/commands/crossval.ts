@@ -5,7 +5,7 @@ import { DATASET_DEFAULTS } from '../config.js';
 import { abortOnInterrupt } from '../io/interrupt.js';
 import { withFolderLock } from '../io/lock.js';
 import { createReporter } from '../report/reporter.js';
-import { runCrossval } from '../workflows/crossval.js';
+import { checkFolds, runCrossval } from '../workflows/crossval.js';
 import { addTrainingRunOptions, positiveInt, positiveOption, presetOption } from './options.js';
 
 const DEFAULT_INPUT = DATASET_DEFAULTS.input as string;
@@ -30,7 +30,7 @@ function declareCrossval(program: Command) {
     .option(
       '--folds <k>',
       'number of folds (patients are dealt into k folds of about equal cell counts)',
-      positiveInt,
+      (value: string) => checkFolds(positiveInt(value)),
       5,
     )
     .addOption(presetOption());

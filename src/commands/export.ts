@@ -1,9 +1,8 @@
 // `malaria export`: the model folder as a TensorFlow.js layers model with uint8 or float16 weights, for the web
 // or the field; stock tf.loadLayersModel loads it, and so do `evaluate` and `predict`.
 import { Option, type Command } from '@commander-js/extra-typings';
-import { selectBackend } from '../backends/select.js';
 import { withFolderLock } from '../io/lock.js';
-import { exportModel } from '../model/export.js';
+import { exportForField } from '../workflows/export.js';
 import { QUANTIZATIONS, type Quantization } from '../model/quantize.js';
 import { formatExport } from '../report/export-summary.js';
 import { createReporter } from '../report/reporter.js';
@@ -38,16 +37,9 @@ export function registerExport(program: Command): void {
 
 async function runExport(flags: ExportFlags): Promise<void> {
   const report = createReporter();
-  const backend = await selectBackend(flags.backend);
+  const options = { modelDir: flags.modelDir, outDir: flags.out, quantization: flags.quantize, force: flags.force };
   const result = await withFolderLock(flags.out, `--out ${flags.out}`, () =>
-    exportModel({
-      modelDir: flags.modelDir,
-      outDir: flags.out,
-      quantization: flags.quantize,
-      force: flags.force,
-    }),
+    exportForField({ ...options, backend: flags.backend }, report),
   );
-  // After the work, so a model folder that is not ours is one line and nothing else.
-  report.note(backend.message);
   for (const line of formatExport(result, flags.out)) report.result(line);
 }

@@ -1,12 +1,15 @@
 // The option vocabulary of the commands: the parsers (each throws commander's InvalidArgumentError with the fix in
 // words, which commander prints as one line, exit 2) and one factory per option that several commands share, so a
-// flag has one spelling, one help text, one default and one validation. The flags' TypeScript types come from these
-// definitions (@commander-js/extra-typings), not from hand-written interfaces.
+// flag has one spelling, one help text, one default and one validation. A recipe setting's range is its rule in
+// model/recipe.ts (inRange), checked here as the flag is read and by checkRecipe for a recipe built in code: the same
+// one-line UserError either way. The flags' TypeScript types come from these definitions
+// (@commander-js/extra-typings), not from hand-written interfaces.
 import { InvalidArgumentError, Option, type Command, type OptionValues } from '@commander-js/extra-typings';
 import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
 import { RESIZE_METHODS, type ResizeMethod } from '../input/resize.js';
 import { STAIN_METHODS, type StainMethod } from '../input/stain.js';
 import { DEFAULT_PRESET, PRESET_NAMES, type PresetName } from '../model/presets.js';
+import { inRange, type RangedSetting } from '../model/recipe.js';
 import { SCHEDULES, type ScheduleName } from '../model/schedule.js';
 import { BACKEND_CHOICES, type BackendChoice } from '../backends/select.js';
 
@@ -78,6 +81,12 @@ export function targetSensitivity(value: string): number {
   return n;
 }
 
+/** `parse`, then the range of the recipe setting `key` (a UserError naming the flag, as checkRecipe's). */
+const inRangeOf =
+  (key: RangedSetting, parse: (value: string) => number) =>
+  (value: string): number =>
+    inRange(key, parse(value));
+
 /** A TCP port; 0 lets the system pick a free one. */
 export function portNumber(value: string): number {
   const n = Number(value);
@@ -107,7 +116,7 @@ export const modelDirOption = (use: 'read' | 'write' = 'read') =>
 /** --image-size, --stages, --filters: the ResNet's shape (train, backends). */
 export const imageSizeOption = () =>
   new Option('--image-size <n>', 'images are resized to n x n')
-    .argParser(positiveInt)
+    .argParser(inRangeOf('imageSize', positiveInt))
     .default<number>(TRAIN_DEFAULTS.imageSize);
 export const stagesOption = () =>
   new Option('--stages <list>', 'residual modules per stage')
@@ -179,7 +188,12 @@ export function addTrainingRunOptions<Args extends unknown[], Opts extends Optio
       `images per forward/backward pass; a batch's gradients are summed over its micro-batches (default: the batch, on wasm halved until it fits its 4 GB: 8 for the tutorial's ResNet; on a GPU halved when a step runs out of memory)`,
       positiveInt,
     )
-    .option('--lr <f>', 'initial learning rate (decays linearly to 0)', positiveNumber, TRAIN_DEFAULTS.lr as number)
+    .option(
+      '--lr <f>',
+      'learning rate after any --warmup, falling towards 0 over the epochs as --schedule says',
+      positiveNumber,
+      TRAIN_DEFAULTS.lr as number,
+    )
     .addOption(imageSizeOption())
     .addOption(
       new Option(
@@ -216,31 +230,31 @@ export function addTrainingRunOptions<Args extends unknown[], Opts extends Optio
     .option(
       '--label-smoothing <f>',
       'train towards (1 - f) * the label + f / classes instead of the bare label (0: off)',
-      nonNegativeNumber,
+      inRangeOf('labelSmoothing', nonNegativeNumber),
       TRAIN_DEFAULTS.labelSmoothing as number,
     )
     .option(
       '--l2 <f>',
       "L2 penalty on every kernel, f * sum(w^2) (the tutorial's weight decay; 0: off)",
-      nonNegativeNumber,
+      inRangeOf('l2', nonNegativeNumber),
       TRAIN_DEFAULTS.l2 as number,
     )
     .option(
       '--ema <decay>',
       'save a moving average of the weights, updated each step with this decay, as the model (0: the last weights)',
-      nonNegativeNumber,
+      inRangeOf('ema', nonNegativeNumber),
       TRAIN_DEFAULTS.ema as number,
     )
     .option(
       '--rotation <degrees>',
       'training images are rotated by a random angle in [-degrees, degrees] (cells have no orientation: 180 covers all)',
-      nonNegativeNumber,
+      inRangeOf('rotation', nonNegativeNumber),
       TRAIN_DEFAULTS.rotation as number,
     )
     .option(
       '--color <f>',
       "each channel of a training image is multiplied by a random factor in [1 - f, 1 + f], like slides' stains and lighting (0: off)",
-      nonNegativeNumber,
+      inRangeOf('color', nonNegativeNumber),
       TRAIN_DEFAULTS.color as number,
     )
     .option(

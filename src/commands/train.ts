@@ -32,12 +32,12 @@ function declareTrain(program: Command) {
     );
 }
 
-type TrainFlags = ReturnType<ReturnType<typeof declareTrain>['opts']>;
+type ParsedFlags = ReturnType<ReturnType<typeof declareTrain>['opts']>;
 
 export function registerTrain(program: Command): void {
   declareTrain(program).action(async (flags, command) => {
     const report = createReporter();
-    const given = (key: string) => command.getOptionValueSource(key as keyof TrainFlags) === 'cli';
+    const given = (key: string) => command.getOptionValueSource(key as keyof ParsedFlags) === 'cli';
     const interrupt = () =>
       abortOnInterrupt(() =>
         report.note(

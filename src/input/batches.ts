@@ -12,9 +12,8 @@ import {
   type AugmentationRanges,
 } from './augment.js';
 import { listSplit, type SplitListing } from './split-folder.js';
-import { DecodeError, decodeResized } from './decode.js';
-import type { ResizeMethod } from './resize.js';
-import { REFERENCE_CELL_COLOUR, type StainMethod, type StainReference } from './stain.js';
+import { DecodeError, decodeCell } from './decode.js';
+import { preprocessingKey, type Preprocessing } from './preprocessing.js';
 import { ImageCache, DEFAULT_CACHE_BYTES } from './image-cache.js';
 import type { Batch, BatchSource, LabelledFile } from './types.js';
 
@@ -51,13 +50,8 @@ export interface PipelineStats {
 }
 
 export interface BatchPipelineOptions {
-  imageSize: number;
-  /** How a decoded cell is brought to imageSize (default nearest, the tutorial's). */
-  resize?: ResizeMethod;
-  /** What is done to each cell's colours after the resize (default keep, the tutorial's). */
-  stain?: StainMethod;
-  /** The colour `balance` brings each cell to: the model's saved one (default: the constant training uses). */
-  stainReference?: StainReference;
+  /** How a cell becomes the network's input: its size, resize and stain step (the model's, when it has one). */
+  preprocessing: Preprocessing;
   batchSize: number;
   /** Random ImageDataGenerator transform per image (training); off = resize and scale only (evaluation). */
   augment: boolean;
@@ -219,7 +213,7 @@ class DirectoryBatchSource implements ImageBatchSource {
     this.classNames = listing.classNames;
     this.files = listing.files;
     this.nonImages = listing.nonImages;
-    this.imageSize = positiveInt(options.imageSize, 'image size');
+    this.imageSize = positiveInt(options.preprocessing.imageSize, 'image size');
     this.batchSize = positiveInt(options.batchSize, 'batch size');
     this.batchesPerEpoch = Math.ceil(this.files.length / this.batchSize);
     this.prefetch = positiveInt(options.prefetch ?? DEFAULT_PREFETCH, 'prefetch');
@@ -230,13 +224,9 @@ class DirectoryBatchSource implements ImageBatchSource {
       ),
     );
     this.cache = options.cache ?? new ImageCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
-    const resize = options.resize ?? 'nearest';
-    const stain = options.stain ?? 'keep';
-    const reference = options.stainReference ?? REFERENCE_CELL_COLOUR;
-    this.decode = options.decode ?? ((file, size) => decodeResized(file, size, file, resize, stain, reference));
-    // A balanced cell also depends on the colour it was balanced to.
-    const stainStep = stain === 'balance' ? `balance(${reference.join(',')})` : stain;
-    this.cachePrefix = `${resize}:${stainStep}:${this.imageSize}:`;
+    const preprocessing = options.preprocessing;
+    this.decode = options.decode ?? ((file) => decodeCell(file, preprocessing, file));
+    this.cachePrefix = preprocessingKey(preprocessing);
     this.pixels = this.imageSize * this.imageSize * 3;
     for (const rejected of listing.rejected) this.skip(rejected.path, rejected.reason);
   }

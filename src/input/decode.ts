@@ -1,7 +1,7 @@
 // Decoding with sharp to 8-bit RGB, and the resize to the network's input size.
 import sharp from 'sharp';
-import { prepareCell, type StainMethod, type StainReference } from './stain.js';
-import { resizeNearest, type ResizeMethod, type RgbImage } from './resize.js';
+import { prepareCell, type Preprocessing } from './preprocessing.js';
+import { resizeNearest, type RgbImage } from './resize.js';
 
 // Moved to resize.ts so the browser app can run the same code; re-exported for existing imports.
 export { resizeNearest, type RgbImage };
@@ -46,14 +46,11 @@ export async function decodeRgb(
   }
 }
 
-/** Decode, resize, then the stain step: the size x size x 3 uint8 image the network sees (before scaling to [0,1]). */
-export async function decodeResized(
+/** Decode, then prepareCell: the imageSize x imageSize x 3 uint8 image the network sees (before scaling to [0,1]). */
+export async function decodeCell(
   input: string | Buffer,
-  size: number,
+  preprocessing: Preprocessing,
   name?: string,
-  resize: ResizeMethod = 'nearest',
-  stain: StainMethod = 'keep',
-  stainReference?: StainReference,
 ): Promise<Uint8Array> {
-  return prepareCell(await decodeRgb(input, name), size, resize, stain, stainReference);
+  return prepareCell(await decodeRgb(input, name), preprocessing);
 }

@@ -12,8 +12,7 @@ import {
 } from './batches.js';
 import { listSplit, type SplitListing } from './split-folder.js';
 import { ImageCache } from './image-cache.js';
-import type { ResizeMethod } from './resize.js';
-import type { StainMethod } from './stain.js';
+import type { Preprocessing } from './preprocessing.js';
 import type { LabelledFile } from './types.js';
 
 export interface SplitSources {
@@ -24,11 +23,8 @@ export interface SplitSources {
 
 /** How the sources decode, augment and batch their images. */
 export interface SourcePipelineOptions {
-  imageSize: number;
-  /** How cells are resized to imageSize (default nearest, the tutorial's). */
-  resize?: ResizeMethod;
-  /** What is done to each cell's colours after the resize (default keep, the tutorial's). */
-  stain?: StainMethod;
+  /** How a cell becomes the network's input (the recipe's, or a saved model's). */
+  preprocessing: Preprocessing;
   batchSize: number;
   seed: number;
   /** Degrees of the training images' random rotation (Keras' rotation_range); default: the tutorial's 20. */
@@ -61,14 +57,14 @@ function pipelines(options: SourcePipelineOptions): {
   training: BatchPipelineOptions;
   evaluation: BatchPipelineOptions;
 } {
-  const { imageSize, resize, stain, batchSize, seed, onSkip } = options;
+  const { preprocessing, batchSize, seed, onSkip } = options;
   const augmentation = {
     ...TUTORIAL_AUGMENTATION,
     rotationRange: options.rotation ?? TUTORIAL_AUGMENTATION.rotationRange,
     channelGainRange: options.color ?? 0,
   };
   const cache = options.cache ?? new ImageCache();
-  const shared = { imageSize, resize, stain, batchSize, seed, cache, onSkip };
+  const shared = { preprocessing, batchSize, seed, cache, onSkip };
   return {
     training: { ...shared, augment: true, augmentation, shuffle: true },
     evaluation: { ...shared, augment: false, shuffle: false },

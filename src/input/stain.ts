@@ -1,7 +1,6 @@
 // Stain balance: each cell's colour brought to one reference, so a slide stained darker or bluer than any the model
 // was trained on looks like the others. Shared byte for byte by training (Node) and the field app (browser): it
 // must stay dependency-free, like resize.ts.
-import { resizeImage, type ResizeMethod, type RgbImage } from './resize.js';
 
 /**
  * What is done to a cell's colours after the resize: `keep` them (the tutorial), or `balance` each cell to the
@@ -72,18 +71,4 @@ export function applyStain(
   reference: StainReference = REFERENCE_CELL_COLOUR,
 ): Uint8Array {
   return method === 'balance' ? balanceStain(pixels, reference) : pixels;
-}
-
-/**
- * A decoded cell as the network sees it before scaling: resized, then the stain step (with the model's saved
- * reference). Node (decode.ts) and the field app both call this, so their inputs match byte for byte.
- */
-export function prepareCell(
-  image: RgbImage,
-  size: number,
-  resize: ResizeMethod,
-  stain: StainMethod,
-  reference: StainReference = REFERENCE_CELL_COLOUR,
-): Uint8Array {
-  return applyStain(resizeImage(image, size, resize), stain, reference);
 }

@@ -184,14 +184,14 @@ async function checkpointEntry(dir: string): Promise<EntryVerdict> {
   const state = (await fs.lstat(path.join(dir, CHECKPOINT_STATE))).isFile()
     ? await readJson(path.join(dir, CHECKPOINT_STATE))
     : undefined;
+  const isObject = (value: unknown) => typeof value === 'object' && value !== null;
+  // The run's recipe; version 1 kept the training loop's `settings` instead.
   const ours =
     state !== undefined &&
     Number.isInteger(state.version) &&
     Number.isInteger(state.epochsCompleted) &&
-    typeof state.settings === 'object' &&
-    state.settings !== null &&
-    typeof state.history === 'object' &&
-    state.history !== null;
+    (isObject(state.recipe) || isObject(state.settings)) &&
+    isObject(state.history);
   return ours
     ? { evidence: true }
     : { reason: `${path.basename(dir)}/${CHECKPOINT_STATE} is not our checkpoint state`, evidence: false };

@@ -1,6 +1,7 @@
 // The per-epoch checkpoint in `<modelDir>/checkpoint/` that `train --resume` continues from: the model in the
 // layers format (written by io.ts' code), the momentum optimizer's weights, and the run's state (epochs completed,
-// history, settings). The folder is swapped in whole, so a kill leaves the previous checkpoint or the new one.
+// history, the recipe whole and the data folder). The folder is swapped in whole, so a kill leaves the previous
+// checkpoint or the new one.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import fse from 'fs-extra';
@@ -17,7 +18,8 @@ import {
   sweepModelFolder,
   writeModelFiles,
 } from './io.js';
-import type { TrainSettings } from './recipe.js';
+import { recipeOfVersion1 } from './checkpoint-v1.js';
+import type { TrainRecipe } from './recipe.js';
 import type { TrainingHistory } from './history.js';
 
 const OPTIMIZER_FILE = 'optimizer.json';
@@ -27,21 +29,29 @@ const AVERAGE_FILE = 'average.json';
 const AVERAGE_WEIGHTS_FILE = 'average.bin';
 /** Where earlier versions kept the previous checkpoint while the new one was renamed into place. */
 const PREVIOUS_CHECKPOINT_DIR = CHECKPOINT_FOLDERS[1];
-const CHECKPOINT_VERSION = 1;
+/** 2: the recipe saved whole; 1: the loop's `settings` (read by checkpoint-v1.ts). */
+const CHECKPOINT_VERSION = 2;
 
 /** A named optimizer weight ({ name, tensor }); tfjs does not export the type itself. */
 export type NamedTensor = Awaited<ReturnType<tf.Optimizer['getWeights']>>[number];
 
+/** Where a run stands after a completed epoch (state.json): enough to check a resume and rebuild its sources. */
+export interface CheckpointState {
+  epochsCompleted: number;
+  history: TrainingHistory;
+  /** What the run is; a resume follows it. */
+  recipe: TrainRecipe;
+  /** The folder the run reads its images from (a resume reads it there unless told another). */
+  data?: string;
+}
+
 /** The training state after a completed epoch, as written to `<modelDir>/checkpoint/`. */
-export interface Checkpoint {
+export interface Checkpoint extends CheckpointState {
   /** The model with the weights (and batch-norm statistics) after `epochsCompleted` epochs. */
   model: tf.LayersModel;
   /** optimizer.getWeights() of the momentum optimizer: the iteration count, then one accumulator per variable. */
   optimizerWeights: NamedTensor[];
-  epochsCompleted: number;
-  history: TrainingHistory;
-  settings: TrainSettings;
-  /** The moving average of the weights (settings.ema), in the model's weight order, after `steps` updates. */
+  /** The moving average of the weights (recipe.ema), in the model's weight order, after `steps` updates. */
   average?: SavedAverage;
 }
 
@@ -50,19 +60,14 @@ export interface SavedAverage {
   weights: tf.Tensor[];
 }
 
-interface CheckpointState {
-  version: number;
-  epochsCompleted: number;
-  history: TrainingHistory;
-  settings: TrainSettings;
+/** state.json as this version writes it. */
+interface StateFile extends CheckpointState {
+  version: typeof CHECKPOINT_VERSION;
 }
 
-type CheckpointContents = {
+type CheckpointContents = CheckpointState & {
   model: tf.LayersModel;
   optimizer: tf.Optimizer;
-  epochsCompleted: number;
-  history: TrainingHistory;
-  settings: TrainSettings;
   /** Written beside the optimizer's state; the tensors stay the caller's. */
   average?: { steps: number; weights: { name: string; tensor: tf.Tensor }[] };
 };
@@ -107,11 +112,12 @@ async function writeCheckpoint(dir: string, state: CheckpointContents): Promise<
       JSON.stringify({ steps: state.average.steps, weights: average.specs }),
     );
   }
-  const checkpointState: CheckpointState = {
+  const checkpointState: StateFile = {
     version: CHECKPOINT_VERSION,
     epochsCompleted: state.epochsCompleted,
     history: state.history,
-    settings: state.settings,
+    recipe: state.recipe,
+    ...(state.data === undefined ? {} : { data: state.data }),
   };
   await writeFileSynced(path.join(dir, STATE_FILE), JSON.stringify(checkpointState, null, 2));
 }
@@ -129,7 +135,10 @@ export async function hasCheckpoint(modelDir: string): Promise<boolean> {
   return (await checkpointFolder(modelDir)) !== undefined;
 }
 
-/** Reads only the checkpoint's state (epoch, history, settings): enough to rebuild the data sources before resuming. */
+/**
+ * Reads only the checkpoint's state (epoch, history, recipe, data folder): enough to check a resume and rebuild the
+ * data sources. A state.json of version 1 (an older version's run) is read through recipeOfVersion1.
+ */
 export async function loadCheckpointState(modelDir: string): Promise<CheckpointState> {
   const dir = await checkpointFolder(modelDir);
   if (!dir) {
@@ -137,21 +146,25 @@ export async function loadCheckpointState(modelDir: string): Promise<CheckpointS
   }
   const file = path.join(dir, STATE_FILE);
   const state = await readJson(file, dir, `start a new run with \`malaria train\``, 1);
-  if (
-    !isRecord(state) ||
-    state.version !== CHECKPOINT_VERSION ||
-    !Number.isInteger(state.epochsCompleted) ||
-    !isRecord(state.settings)
-  ) {
+  const run = isRecord(state) ? runOf(state) : undefined;
+  if (!isRecord(state) || !run || !Number.isInteger(state.epochsCompleted)) {
     throw new UserError(
       `${file} is not a checkpoint this version can resume; start a new run with \`malaria train\``,
       1,
     );
   }
-  return state as unknown as CheckpointState;
+  return { epochsCompleted: state.epochsCompleted as number, history: state.history as TrainingHistory, ...run };
 }
 
-/** Loads the newest checkpoint: model, optimizer state, epochs completed, history and the run's settings. */
+/** The recipe and data folder of a state.json of this version or of version 1; undefined for anything else. */
+function runOf(state: Record<string, unknown>): Pick<CheckpointState, 'recipe' | 'data'> | undefined {
+  if (state.version === 1) return recipeOfVersion1(state.settings);
+  if (state.version !== CHECKPOINT_VERSION || !isRecord(state.recipe)) return undefined;
+  const data = typeof state.data === 'string' ? { data: state.data } : {};
+  return { recipe: state.recipe as unknown as TrainRecipe, ...data };
+}
+
+/** Loads the newest checkpoint: model, optimizer state, epochs completed, history, recipe and data folder. */
 export async function loadCheckpoint(modelDir: string): Promise<Checkpoint> {
   const state = await loadCheckpointState(modelDir);
   const dir = (await checkpointFolder(modelDir)) as string;
@@ -163,14 +176,7 @@ export async function loadCheckpoint(modelDir: string): Promise<Checkpoint> {
     const decoded = await readWeights(path.join(dir, OPTIMIZER_WEIGHTS_FILE), optimizerJson.weights);
     // The momentum optimizer matches accumulators to variables by position, so keep the manifest's order.
     const optimizerWeights = optimizerJson.weights.map((spec) => ({ name: spec.name, tensor: decoded[spec.name] }));
-    return {
-      model,
-      optimizerWeights,
-      epochsCompleted: state.epochsCompleted,
-      history: state.history,
-      settings: state.settings,
-      average: await readAverage(dir),
-    };
+    return { ...state, model, optimizerWeights, average: await readAverage(dir) };
   } catch (err) {
     model.dispose();
     if (err instanceof UserError) throw err;

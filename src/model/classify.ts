@@ -6,11 +6,11 @@ import path from 'node:path';
 import { tf } from '../tf.js';
 import { UserError, describeFsError } from '../errors.js';
 import { scaleToUnit } from '../input/augment.js';
-import { DecodeError, decodeResized } from '../input/decode.js';
-import type { ResizeMethod } from '../input/resize.js';
-import type { StainMethod, StainReference } from '../input/stain.js';
+import { DecodeError, decodeCell } from '../input/decode.js';
+import { preprocessingOf, type Preprocessing } from '../input/preprocessing.js';
 import { classifyFile, readHeader, walkFiles } from '../io/image-files.js';
 import { negativeIndexOf, positiveIndexOf, type ClassLabels } from '../stats/positive-class.js';
+import { decide } from '../stats/decide.js';
 import { summariseSlide, type SlideSummary } from '../stats/parasitemia.js';
 import type { ModelMetadata } from './io.js';
 import { batchProbabilities } from './inference.js';
@@ -125,10 +125,7 @@ async function decodeBatch(
   items: readonly GatheredFile[],
   start: number,
   end: number,
-  size: number,
-  resize: ResizeMethod,
-  stain: StainMethod,
-  stainReference: StainReference | undefined,
+  preprocessing: Preprocessing,
 ): Promise<Decoded[]> {
   const decodes: Promise<Decoded>[] = [];
   for (let index = start; index < end; index++) {
@@ -138,7 +135,7 @@ async function decodeBatch(
       continue;
     }
     decodes.push(
-      decodeResized(item.path, size, item.file, resize, stain, stainReference).then(
+      decodeCell(item.path, preprocessing, item.file).then(
         (image) => ({ index, image }),
         (err: unknown) => ({ index, error: fileError(err) }),
       ),
@@ -169,25 +166,18 @@ export async function classifyFiles(
   const twoClasses = classNames.length === 2;
   const positiveIndex = twoClasses ? positiveIndexOf(metadata) : -1;
   const negativeIndex = twoClasses ? negativeIndexOf(metadata) : -1;
-  const decide = (row: ArrayLike<number>): number => {
-    if (twoClasses) return row[positiveIndex] >= options.threshold ? positiveIndex : negativeIndex;
+  const classOf = (row: ArrayLike<number>): number => {
+    if (twoClasses) return decide(row[positiveIndex], options.threshold) ? positiveIndex : negativeIndex;
     let best = 0;
     for (let c = 1; c < row.length; c++) if (row[c] > row[best]) best = c;
     return best;
   };
   const pixels = size * size * 3;
+  const preprocessing = preprocessingOf(metadata);
   const results: FileResult[] = new Array(items.length);
   const batchSize = options.batchSize;
   const decodeAt = (start: number) =>
-    decodeBatch(
-      items,
-      start,
-      Math.min(items.length, start + batchSize),
-      size,
-      metadata.resize,
-      metadata.stain,
-      metadata.stainReference,
-    );
+    decodeBatch(items, start, Math.min(items.length, start + batchSize), preprocessing);
   let pending = items.length > 0 ? decodeAt(0) : undefined;
   for (let start = 0; start < items.length; start += batchSize) {
     const decoded = await pending!;
@@ -210,7 +200,7 @@ export async function classifyFiles(
             1,
           );
         }
-        const label = decide(row);
+        const label = classOf(row);
         results[d.index] = {
           file: items[d.index].file,
           label: classNames[label],

@@ -9,14 +9,9 @@ import { tf } from '../tf.js';
 import { UserError, asWriteError, describeFsError } from '../errors.js';
 import { sweepLeftovers, writeFileAtomic, writeFileSynced, type SweepResult } from '../io/atomic.js';
 import { CHECKPOINT_FOLDERS, MODEL_ENTRIES } from '../io/output-folder.js';
+import { preprocessingOf, type Preprocessing } from '../input/preprocessing.js';
 import { RESIZE_METHODS, type ResizeMethod } from '../input/resize.js';
-import {
-  isStainReference,
-  REFERENCE_CELL_COLOUR,
-  STAIN_METHODS,
-  type StainMethod,
-  type StainReference,
-} from '../input/stain.js';
+import { isStainReference, STAIN_METHODS, type StainMethod, type StainReference } from '../input/stain.js';
 import { DEFAULT_POSITIVE_CLASS } from '../stats/positive-class.js';
 import type { ResNetArchitecture } from './resnet.js';
 import { HISTORY_KEYS, parseHistory, type TrainingHistory } from './history.js';
@@ -28,8 +23,11 @@ export const METADATA_FILE = MODEL_ENTRIES.metadata;
 export const HISTORY_FILE = MODEL_ENTRIES.history;
 export const CHECKPOINT_DIR = CHECKPOINT_FOLDERS[0];
 
-/** What inference needs besides the weights: how to prepare an image and what the outputs mean. */
-export interface ModelMetadata {
+/**
+ * What inference needs besides the weights: how to prepare an image (the Preprocessing fields, stored flat in
+ * metadata.json) and what the outputs mean.
+ */
+export interface ModelMetadata extends Preprocessing {
   /** Output i is the probability of classNames[i]. */
   classNames: string[];
   /**
@@ -37,17 +35,10 @@ export interface ModelMetadata {
    * sensitivity. Set for every two-class model (older ones without it: Parasitized); absent with more classes.
    */
   positiveClass?: string;
-  imageSize: number;
   /** Always 3: RGB. */
   channels: number;
   /** Pixels are divided by 255 (the tutorial's ImageDataGenerator(rescale=1/255)). */
   scaling: 'x/255';
-  /** How images are resized to imageSize (input/resize.ts); absent in older models: nearest, Keras' default. */
-  resize: ResizeMethod;
-  /** What is done to a cell's colours after the resize (input/stain.ts); absent in older models: keep. */
-  stain: StainMethod;
-  /** With stain `balance`: the colour each cell is balanced to (older models without it: REFERENCE_CELL_COLOUR). */
-  stainReference?: StainReference;
   /** The buildResNet options, when the model is one of ours. */
   architecture?: ResNetArchitecture;
   /** The TensorFlow.js backend that trained the model. */
@@ -280,12 +271,14 @@ export function parseMetadata(value: unknown, file: string): ModelMetadata {
   return {
     ...value,
     ...(positiveClass === undefined ? {} : { positiveClass }),
-    resize: (resize as ResizeMethod | undefined) ?? 'nearest',
-    stain: (stain as StainMethod | undefined) ?? 'keep',
-    // Models saved before the reference was saved balanced to the constant of their version, which is this one.
-    ...(balance
-      ? { stainReference: (stainReference as StainReference | undefined) ?? [...REFERENCE_CELL_COLOUR] }
-      : {}),
+    // Absent in older models: the tutorial's resize and stain; a balance without a saved reference used the
+    // constant of its version, which is this one.
+    ...preprocessingOf({
+      imageSize: imageSize as number,
+      resize: resize as ResizeMethod | undefined,
+      stain: stain as StainMethod | undefined,
+      stainReference: stainReference as StainReference | undefined,
+    }),
   } as unknown as ModelMetadata;
 }
 

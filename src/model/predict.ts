@@ -3,15 +3,8 @@ import path from 'node:path';
 import { tf } from '../tf.js';
 import { patientIdOf } from '../dataset/patients.js';
 import type { BatchSource } from '../input/types.js';
+import type { LabelledProbabilities } from '../stats/labelled-probabilities.js';
 import { batchProbabilities, type InferenceOptions } from './inference.js';
-
-export interface Predictions {
-  /** Row-major n x classes: probabilities[i * classes + c] is P(class c | image i). */
-  probabilities: Float32Array;
-  /** True label of image i. */
-  labels: Int32Array;
-  classes: number;
-}
 
 /** Input shape [height, width, channels] of a model with one image input. */
 export function imageShape(model: tf.LayersModel): [number, number, number] {
@@ -42,7 +35,7 @@ export async function predictProbabilities(
   source: BatchSource,
   onBatchEnd?: (done: number, total: number) => void,
   options: InferenceOptions = {},
-): Promise<Predictions> {
+): Promise<LabelledProbabilities> {
   imageShape(model); // refuses a model without one image input before any batch is read
   const outputShape = model.outputs[0].shape;
   const classes = outputShape[outputShape.length - 1] as number;
@@ -73,7 +66,7 @@ export async function predictProbabilities(
  */
 export function predictionFiles(
   source: Pick<BatchSource, 'files'> & { skipped?: readonly { path: string }[] },
-  predictions: Pick<Predictions, 'labels'>,
+  predictions: Pick<LabelledProbabilities, 'labels'>,
 ): string[] | undefined {
   const skipped = new Set(source.skipped?.map((s) => s.path));
   const kept = skipped.size === 0 ? source.files : source.files.filter((file) => !skipped.has(file.path));
@@ -88,7 +81,7 @@ export function predictionFiles(
  */
 export function predictionPatients(
   source: Pick<BatchSource, 'files'> & { skipped?: readonly { path: string }[] },
-  predictions: Pick<Predictions, 'labels'>,
+  predictions: Pick<LabelledProbabilities, 'labels'>,
 ): (string | undefined)[] | undefined {
   const files = predictionFiles(source, predictions);
   return files && patientsOfFiles(files);
@@ -99,7 +92,7 @@ export const patientsOfFiles = (files: readonly string[]): (string | undefined)[
   files.map((file) => patientIdOf(path.basename(file)));
 
 /** Keras' categorical cross-entropy (probabilities clipped to [1e-7, 1 - 1e-7]) and accuracy, averaged over images. */
-export function crossEntropyAndAccuracy(predictions: Predictions): { loss: number; accuracy: number } {
+export function crossEntropyAndAccuracy(predictions: LabelledProbabilities): { loss: number; accuracy: number } {
   const { probabilities, labels, classes } = predictions;
   const epsilon = 1e-7;
   let loss = 0;

@@ -1,8 +1,39 @@
 // Named training recipes for `train --preset`: `tutorial` is the Keras tutorial's (the defaults), `laptop` a
 // recipe sized for about 40 minutes of CPU training on the per-patient split of 12,000 images. A flag given on the
-// command line overrides the preset's value for that setting.
+// command line overrides the preset's value for that setting. A preset chooses part of a run's recipe (recipe.ts).
 import { TRAIN_DEFAULTS } from '../config.js';
-import type { TrainRecipe } from './recipe.js';
+import type { ResizeMethod } from '../input/resize.js';
+import type { StainMethod } from '../input/stain.js';
+import type { ScheduleName } from './schedule.js';
+
+/** The settings a preset chooses; every one of them is also a flag of `train` and `crossval`. */
+export interface PresetSettings {
+  epochs: number;
+  batchSize: number;
+  /** The learning rate at the end of any warm-up, the start of the schedule's fall. */
+  lr: number;
+  imageSize: number;
+  /** How cells are brought to imageSize; saved with the model, so every later use resizes the same way. */
+  resize: ResizeMethod;
+  /** What is done to each cell's colours after the resize (input/stain.ts); saved with the model like resize. */
+  stain: StainMethod;
+  stages: number[];
+  filters: number[];
+  /** How the rate falls after any warm-up. */
+  schedule: ScheduleName;
+  /** Epochs of linear warm-up. */
+  warmup: number;
+  /** The targets are (1 - s) * one-hot + s / classes (0: plain one-hot). */
+  labelSmoothing: number;
+  /** L2 factor on every convolution and dense kernel (the tutorial's 5e-4): the weight decay. */
+  l2: number;
+  /** Decay of the weights' moving average saved as the model; 0: the last weights. */
+  ema: number;
+  /** Degrees of random rotation of the training images. */
+  rotation: number;
+  /** Range of the random per-channel factors of the training images; 0: off. */
+  color: number;
+}
 
 export const PRESETS = {
   tutorial: {
@@ -47,38 +78,40 @@ export const PRESETS = {
     rotation: 180,
     color: 0.1,
   },
-} as const satisfies Record<string, TrainRecipe>;
+} as const satisfies Record<string, PresetSettings>;
 
 export type PresetName = keyof typeof PRESETS;
 export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
 export const DEFAULT_PRESET: PresetName = 'tutorial';
 
-const RECIPE_KEYS = Object.keys(PRESETS.tutorial) as (keyof TrainRecipe)[];
+/** The settings a preset chooses, in the order they are printed and stored. */
+export const PRESET_KEYS = Object.keys(PRESETS.tutorial) as (keyof PresetSettings)[];
 
-/** `flags` with every recipe setting not given on the command line taken from the preset. */
-export function withPreset<T extends TrainRecipe>(flags: T, name: PresetName, given: (key: string) => boolean): T {
-  const preset: TrainRecipe = PRESETS[name];
+/** `flags` with every preset setting not given on the command line taken from the preset. */
+export function withPreset<T extends PresetSettings>(flags: T, name: PresetName, given: (key: string) => boolean): T {
+  const preset: PresetSettings = PRESETS[name];
   const resolved = { ...flags };
-  for (const key of RECIPE_KEYS) {
+  for (const key of PRESET_KEYS) {
     if (!given(key))
-      (resolved as TrainRecipe)[key] = (
+      (resolved as PresetSettings)[key] = (
         Array.isArray(preset[key]) ? [...(preset[key] as number[])] : preset[key]
       ) as never;
   }
   return resolved;
 }
 
-const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-const shown = (value: string | number | readonly number[]): string =>
-  Array.isArray(value) ? value.join(',') : String(value);
+/** The flag that sets a recipe's `key`: labelSmoothing -> --label-smoothing. */
+export const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+/** A setting's value as its flag takes it: lists comma-separated. */
+export const flagValue = (value: unknown): string => (Array.isArray(value) ? value.join(',') : String(value));
 
 /** "preset laptop: --epochs 13 --batch-size 32 ...; changed by flags: --epochs 2", the recipe a run follows. */
-export function formatPreset(name: PresetName, flags: TrainRecipe): string {
-  const preset: TrainRecipe = PRESETS[name];
-  const settings = RECIPE_KEYS.map((key) => `${flagName(key)} ${shown(preset[key])}`).join(' ');
-  const changed = RECIPE_KEYS.filter((key) => shown(flags[key]) !== shown(preset[key]));
+export function formatPreset(name: PresetName, flags: PresetSettings): string {
+  const preset: PresetSettings = PRESETS[name];
+  const settings = PRESET_KEYS.map((key) => `${flagName(key)} ${flagValue(preset[key])}`).join(' ');
+  const changed = PRESET_KEYS.filter((key) => flagValue(flags[key]) !== flagValue(preset[key]));
   const note = changed.length
-    ? `; changed by flags: ${changed.map((key) => `${flagName(key)} ${shown(flags[key])}`).join(' ')}`
+    ? `; changed by flags: ${changed.map((key) => `${flagName(key)} ${flagValue(flags[key])}`).join(' ')}`
     : '';
   return `preset ${name}: ${settings}${note}`;
 }

@@ -14,27 +14,27 @@ export function polynomialDecay(initialLr: number, epoch: number, epochs: number
 export const SCHEDULES = ['linear', 'cosine'] as const;
 export type ScheduleName = (typeof SCHEDULES)[number];
 
+/** What the rate follows: the recipe's fields of the same names (TrainRecipe). */
 export interface Schedule {
-  initialLr: number;
+  /** The rate at the end of any warm-up, where the fall starts. */
+  lr: number;
   epochs: number;
-  /** Exponent of the linear (polynomial) decay. */
-  power: number;
-  /** Default: linear. */
-  schedule?: ScheduleName;
-  /** Epochs over which the rate climbs linearly from near 0 to initialLr, step by step (default 0). */
-  warmupEpochs?: number;
+  schedule: ScheduleName;
+  /** Epochs over which the rate climbs linearly from near 0 to lr, step by step. */
+  warmup: number;
 }
 
 /**
  * The rate for the step that ends `done` of the way through 0-based `epoch` (done in (0, 1]). The linear schedule
- * without warm-up changes only between epochs, exactly as the tutorial's; warm-up and cosine change every step.
+ * without warm-up changes only between epochs, exactly as the tutorial's (poly_decay with power 1); warm-up and
+ * cosine change every step.
  */
 export function learningRateAt(schedule: Schedule, epoch: number, done: number): number {
-  const { initialLr, epochs, power } = schedule;
-  const warmup = Math.min(schedule.warmupEpochs ?? 0, epochs);
+  const { lr, epochs } = schedule;
+  const warmup = Math.min(schedule.warmup, epochs);
   const position = epoch + done;
-  if (position <= warmup) return (initialLr * position) / warmup;
-  if ((schedule.schedule ?? 'linear') === 'linear') return polynomialDecay(initialLr, epoch, epochs, power);
+  if (position <= warmup) return (lr * position) / warmup;
+  if (schedule.schedule === 'linear') return polynomialDecay(lr, epoch, epochs);
   const progress = (position - warmup) / (epochs - warmup);
-  return initialLr * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress)));
+  return lr * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, progress)));
 }

@@ -1,14 +1,15 @@
-// The training loop: SGD with momentum under the polynomial schedule, gradient accumulation over micro-batches,
+// The training loop: SGD with momentum under the recipe's schedule, gradient accumulation over micro-batches,
 // validation, history, a checkpoint after every epoch, divergence detection and a clean stop on request.
 // A custom loop rather than model.fit, because fit can neither accumulate gradients nor checkpoint the optimizer.
 import { tf } from '../tf.js';
 import { UserError } from '../errors.js';
 import { activeStepGuard, isGpuBackend, isOutOfMemory } from '../backends/device-memory.js';
 import type { BatchSource } from '../input/types.js';
-import { REFERENCE_CELL_COLOUR } from '../input/stain.js';
+import { preprocessingOf } from '../input/preprocessing.js';
 import { learningRateAt } from './schedule.js';
 import { WeightAverage } from './ema.js';
-import type { TrainSettings } from './recipe.js';
+import type { TrainRecipe } from './recipe.js';
+import { resolveArchitecture } from './resnet.js';
 import { batchTensor, crossEntropyAndAccuracy, imageShape, predictProbabilities } from './predict.js';
 import { applyInTraining, leanVariableGrads } from './lean-grads.js';
 import { type Checkpoint, saveCheckpoint } from './checkpoint.js';
@@ -54,7 +55,8 @@ export interface TrainCallbacks {
   onOutOfMemory?: (info: OutOfMemoryInfo) => void;
 }
 
-export interface TrainOptions extends TrainCallbacks {
+/** How this process runs a recipe, and where it saves: none of it is part of the run's recipe. */
+export interface EngineOptions extends TrainCallbacks {
   /**
    * Images per forward/backward pass; each batch is split into micro-batches whose gradients are summed before
    * one optimizer step. Undefined (or >= the batch size) means one plain step per batch. An engine detail chosen
@@ -68,6 +70,8 @@ export interface TrainOptions extends TrainCallbacks {
    * (model.json, weights.bin, metadata.json) once the last epoch completes.
    */
   modelDir?: string;
+  /** The folder the images come from, recorded in the checkpoint so a resume finds them without being told. */
+  data?: string;
   /** Abort to stop: the current epoch is abandoned and nothing of it is saved. */
   signal?: AbortSignal;
 }
@@ -97,31 +101,31 @@ export class DivergedError extends UserError {
   }
 }
 
-/** Trains `model` from scratch for settings.epochs epochs. */
+/** Trains `model` from scratch for recipe.epochs epochs. */
 export async function trainModel(
   model: tf.LayersModel,
   train: BatchSource,
   val: BatchSource,
-  settings: TrainSettings,
-  options: TrainOptions = {},
+  recipe: TrainRecipe,
+  options: EngineOptions = {},
 ): Promise<TrainResult> {
-  const optimizer = tf.train.momentum(settings.initialLr, settings.momentum);
+  const optimizer = tf.train.momentum(recipe.lr, recipe.momentum);
   try {
-    return await runEpochs({ model, optimizer, train, val, settings, options, startEpoch: 0, history: emptyHistory() });
+    return await runEpochs({ model, optimizer, train, val, recipe, options, startEpoch: 0, history: emptyHistory() });
   } finally {
     disposeOptimizer(optimizer);
   }
 }
 
-/** Continues a checkpointed run at the epoch after the checkpoint, with its settings, history and optimizer state. */
+/** Continues a checkpointed run at the epoch after the checkpoint, with its recipe, history and optimizer state. */
 export async function resumeTraining(
   checkpoint: Checkpoint,
   train: BatchSource,
   val: BatchSource,
-  options: TrainOptions = {},
+  options: EngineOptions = {},
 ): Promise<TrainResult> {
-  const settings = runSettings(checkpoint.settings);
-  const optimizer = tf.train.momentum(settings.initialLr, settings.momentum);
+  const { recipe } = checkpoint;
+  const optimizer = tf.train.momentum(recipe.lr, recipe.momentum);
   try {
     // setWeights makes variables that share the decoded tensors' data; dropping our handles frees nothing in use.
     await optimizer.setWeights(checkpoint.optimizerWeights);
@@ -132,7 +136,7 @@ export async function resumeTraining(
       optimizer,
       train,
       val,
-      settings,
+      recipe,
       options,
       startEpoch: checkpoint.epochsCompleted,
       history: checkpoint.history,
@@ -140,15 +144,6 @@ export async function resumeTraining(
   } finally {
     disposeOptimizer(optimizer);
   }
-}
-
-/**
- * The run's settings without what older versions stored beside them: their micro-batch size was the engine's of
- * the backend that started the run, and must neither apply on this one nor be written into the next checkpoint.
- */
-function runSettings(saved: TrainSettings & { microBatchSize?: unknown }): TrainSettings {
-  const { microBatchSize: _engineDetail, ...settings } = saved;
-  return settings;
 }
 
 /** MomentumOptimizer.dispose() (tfjs 4.22) skips SGDOptimizer's, leaking the learning-rate scalar: free both. */
@@ -162,8 +157,8 @@ interface RunState {
   optimizer: tf.MomentumOptimizer;
   train: BatchSource;
   val: BatchSource;
-  settings: TrainSettings;
-  options: TrainOptions;
+  recipe: TrainRecipe;
+  options: EngineOptions;
   startEpoch: number;
   history: TrainingHistory;
   /** A resumed run's moving average (its tensors become the average's). */
@@ -179,9 +174,9 @@ async function runEpochs(run: RunState): Promise<TrainResult> {
   }
 }
 
-/** The run's moving average of the weights, when its settings ask for one (restored from the checkpoint if any). */
+/** The run's moving average of the weights, when its recipe asks for one (restored from the checkpoint if any). */
 function movingAverage(run: RunState): WeightAverage | undefined {
-  const decay = run.settings.ema ?? 0;
+  const decay = run.recipe.ema;
   try {
     return decay > 0 ? new WeightAverage(run.model, decay, run.average?.steps, run.average?.weights) : undefined;
   } finally {
@@ -191,7 +186,7 @@ function movingAverage(run: RunState): WeightAverage | undefined {
 }
 
 async function runEpochsAveraged(run: RunState, average: WeightAverage | undefined): Promise<TrainResult> {
-  const { model, optimizer, train, val, settings, options } = run;
+  const { model, optimizer, train, val, recipe, options } = run;
   const history = cloneHistory(run.history);
   const stopped = (epochsCompleted: number): TrainResult => ({ history, epochsCompleted, stoppedEarly: true });
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -199,14 +194,14 @@ async function runEpochsAveraged(run: RunState, average: WeightAverage | undefin
   let rate = Number.NaN;
   // The optimizer reads its rate on every step (SGDOptimizer keeps -lr in a scalar that setLearningRate replaces).
   const setRate = (epoch: number, done: number): number => {
-    const next = learningRateAt(settings, epoch, done);
+    const next = learningRateAt(recipe, epoch, done);
     if (next !== rate) optimizer.setLearningRate(next);
     return (rate = next);
   };
 
   // Halved for good when a step runs out of GPU memory.
   let microBatchSize = options.microBatchSize;
-  for (let epoch = run.startEpoch; epoch < settings.epochs; epoch++) {
+  for (let epoch = run.startEpoch; epoch < recipe.epochs; epoch++) {
     if (options.signal?.aborted) return stopped(epoch);
     const started = performance.now();
     const lr = setRate(epoch, 1 / Math.max(1, train.batchesPerEpoch));
@@ -230,7 +225,7 @@ async function runEpochsAveraged(run: RunState, average: WeightAverage | undefin
         batch.size,
         classes,
         microBatchSize,
-        settings.labelSmoothing,
+        recipe.labelSmoothing,
         options.onOutOfMemory,
       );
       if (step.microBatch < Math.min(microBatchSize ?? batch.size, batch.size)) microBatchSize = step.microBatch;
@@ -269,7 +264,8 @@ async function runEpochsAveraged(run: RunState, average: WeightAverage | undefin
         optimizer,
         epochsCompleted: epoch + 1,
         history,
-        settings,
+        recipe,
+        data: options.data,
         average: average && { steps: average.stepCount, weights: average.weights() },
       });
       await saveHistory(options.modelDir, history);
@@ -289,8 +285,8 @@ async function runEpochsAveraged(run: RunState, average: WeightAverage | undefin
   }
 
   average?.install();
-  if (options.modelDir) await saveModel(options.modelDir, model, buildMetadata(model, train, settings));
-  return { history, epochsCompleted: settings.epochs, stoppedEarly: false };
+  if (options.modelDir) await saveModel(options.modelDir, model, buildMetadata(model, train, recipe));
+  return { history, epochsCompleted: recipe.epochs, stoppedEarly: false };
 }
 
 function cloneHistory(history: TrainingHistory): TrainingHistory {
@@ -303,19 +299,25 @@ function cloneHistory(history: TrainingHistory): TrainingHistory {
   };
 }
 
-function buildMetadata(model: tf.LayersModel, train: BatchSource, settings: TrainSettings): ModelMetadata {
+function buildMetadata(model: tf.LayersModel, train: BatchSource, recipe: TrainRecipe): ModelMetadata {
   const [height, , channels] = imageShape(model);
+  const { stages, filters, l2 } = recipe;
   return {
     classNames: [...train.classNames],
-    ...(settings.positiveClass === undefined ? {} : { positiveClass: settings.positiveClass }),
-    imageSize: height,
+    ...(recipe.positive === undefined ? {} : { positiveClass: recipe.positive }),
+    // The data sources balance to the constant reference; saved so later uses balance to the same colour.
+    ...preprocessingOf({ imageSize: height, resize: recipe.resize, stain: recipe.stain }),
     channels,
     scaling: 'x/255',
-    resize: settings.resize ?? 'nearest',
-    stain: settings.stain ?? 'keep',
-    // The data sources balance to the constant reference; saved so later uses balance to the same colour.
-    ...(settings.stain === 'balance' ? { stainReference: [...REFERENCE_CELL_COLOUR] } : {}),
-    architecture: settings.architecture,
+    // The network trainOrResume built from the recipe (resolveArchitecture of the same settings).
+    architecture: resolveArchitecture({
+      inputSize: height,
+      channels,
+      classes: train.classNames.length,
+      stages,
+      filters,
+      l2,
+    }),
     backend: tf.getBackend(),
     created: new Date().toISOString(),
   };

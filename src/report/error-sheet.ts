@@ -2,7 +2,7 @@
 // first. Split-wide figures cannot tell a model's blind spot from a doubtful label; looking at the cells can.
 import path from 'node:path';
 import sharp, { type OverlayOptions } from 'sharp';
-import type { Predictions } from '../model/predict.js';
+import type { LabelledProbabilities } from '../stats/labelled-probabilities.js';
 import { patientIdOf } from '../dataset/patients.js';
 import type { OutputFile } from '../io/output-file.js';
 import { writePngBuffer } from './plot.js';
@@ -18,7 +18,7 @@ export interface MisclassifiedCell {
 
 /** The cells whose decision (`predicted`, one class index per row) is not their label, lowest P(true class) first. */
 export function misclassifiedCells(
-  predictions: Predictions,
+  predictions: LabelledProbabilities,
   predicted: ArrayLike<number>,
   files: readonly string[],
   classNames: readonly string[],

@@ -77,3 +77,10 @@ export function formatSeconds(seconds: number): string {
   if (m < 60) return `${m}m${String(whole % 60).padStart(2, '0')}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
+
+/** "about 1h04m left" from the seconds an epoch took so far and the epochs still to run. */
+export function formatTimeLeft(secondsPerEpoch: number | undefined, epochsLeft: number): string {
+  if (epochsLeft <= 0) return 'no epoch left to train';
+  if (secondsPerEpoch === undefined) return `${epochsLeft} epochs left (the time they take is known after the first)`;
+  return `about ${formatSeconds(secondsPerEpoch * epochsLeft)} left (${epochsLeft} epochs)`;
+}

@@ -1,12 +1,12 @@
 // Turns a model's predictions on a split into the numbers `evaluate` and `train` report: sklearn's classification
 // metrics plus the screening statistics a clinic needs, for the model's positive class (positive-class.ts).
-import type { Predictions as ModelPredictions } from '../model/predict.js';
-import type { InferenceOptions } from '../model/inference.js';
 import { DEFAULT_THRESHOLD } from '../config.js';
 import { UserError } from '../errors.js';
 import { clusterBootstrap, type BootstrapIntervals } from './bootstrap.js';
-import { calibrationOf, formatEce, type Calibration } from './calibration.js';
-import { errorsByPatient, formatPatientErrors, type PatientErrors } from './patient-errors.js';
+import { calibrationOf, type Calibration } from './calibration.js';
+import { decide } from './decide.js';
+import type { LabelledProbabilities } from './labelled-probabilities.js';
+import { errorsByPatient, type PatientErrors } from './patient-errors.js';
 import {
   argmaxRows,
   classificationMetrics,
@@ -74,8 +74,8 @@ export interface EvaluationOptions {
   clusters?: readonly (string | undefined)[];
 }
 
-/** The class decided for each row: P(positive) >= threshold for two-class models, else the most probable class. */
-export function predictedLabels(predictions: ModelPredictions, labels: ClassLabels, threshold: number): Int32Array {
+/** The class index decided for each row: P(positive) >= threshold for two-class models, else the most probable class. */
+export function decidedClasses(predictions: LabelledProbabilities, labels: ClassLabels, threshold: number): Int32Array {
   const { probabilities, classes } = predictions;
   if (classes !== 2) return argmaxRows(probabilities, classes);
   const positiveIndex = positiveIndexOf(labels);
@@ -88,7 +88,7 @@ export function predictedLabels(predictions: ModelPredictions, labels: ClassLabe
  * intervals resample patients.
  */
 export function evaluatePredictions(
-  predictions: ModelPredictions,
+  predictions: LabelledProbabilities,
   classLabels: ClassLabels,
   threshold = DEFAULT_THRESHOLD,
   options: EvaluationOptions = {},
@@ -96,11 +96,11 @@ export function evaluatePredictions(
   const { probabilities, labels, classes } = predictions;
   const classNames = [...classLabels.classNames];
   const calibration = calibrationOf(probabilities, labels, classes);
-  if (classes !== 2)
-    return { metrics: classificationMetrics(labels, { probs: probabilities }, classNames), calibration };
+  const predicted = decidedClasses(predictions, classLabels, threshold);
+  const metrics = classificationMetrics(labels, predicted, classNames);
+  if (classes !== 2) return { metrics, calibration };
   const positiveIndex = positiveIndexOf(classLabels);
   const pPositive = positiveProbabilities(probabilities, classes, positiveIndex);
-  const predicted = predictAtThreshold(pPositive, threshold, positiveIndex);
   const screening = screeningMetrics(labels, predicted, positiveIndex, pPositive);
   const isPositive = positiveMask(labels, positiveIndex);
   const predictedPositive = Array.from(predicted, (label) => label === positiveIndex);
@@ -114,7 +114,7 @@ export function evaluatePredictions(
     ? errorsByPatient(isPositive, predictedPositive, options.clusters)
     : undefined;
   return {
-    metrics: classificationMetrics(labels, { labels: predicted }, classNames),
+    metrics,
     calibration,
     screening: {
       ...screening,
@@ -131,8 +131,11 @@ export function evaluatePredictions(
 
 const plural = (count: number, one: string, many = `${one}s`): string => `${count} ${count === 1 ? one : many}`;
 
-/** "32 patients", "2400 cells" or "32 patients and 5 cells without a patient id": the units resampled. */
-function bootstrapUnits({ clusters, unnamed }: Pick<BootstrapIntervals, 'clusters' | 'unnamed'>): string {
+/**
+ * "32 patients", "2400 cells" or "32 patients and 5 cells without a patient id": the units resampled, which the
+ * screening's `ci95Method` names (it is part of the figures `evaluate --json` prints) and report/evaluation.ts too.
+ */
+export function bootstrapUnits({ clusters, unnamed }: Pick<BootstrapIntervals, 'clusters' | 'unnamed'>): string {
   if (unnamed === clusters) return plural(clusters, 'cell');
   const patients = plural(clusters - unnamed, 'patient');
   return unnamed === 0 ? patients : `${patients} and ${plural(unnamed, 'cell')} without a patient id`;
@@ -144,7 +147,7 @@ function bootstrapMethod(bootstrap: Screening['bootstrap']): string {
 }
 
 function twoClassScores(
-  predictions: ModelPredictions,
+  predictions: LabelledProbabilities,
   labels: ClassLabels,
   what: string,
 ): { pPositive: Float32Array; isPositive: boolean[]; positiveIndex: number } {
@@ -179,7 +182,7 @@ export function readableThreshold(threshold: number): number {
  * `target`; a UserError when the split holds no positive image.
  */
 export function selectThreshold(
-  predictions: ModelPredictions,
+  predictions: LabelledProbabilities,
   labels: ClassLabels,
   target: number,
   split: string,
@@ -198,7 +201,7 @@ export function selectThreshold(
   isPositive.forEach((positive, i) => {
     if (!positive) return;
     positives++;
-    if (pPositive[i] >= threshold) positivesFlagged++;
+    if (decide(pPositive[i], threshold)) positivesFlagged++;
   });
   return {
     split,
@@ -219,152 +222,14 @@ export interface RocData {
 }
 
 /** The ROC curve of a two-class model's predictions and the point of the threshold in force. */
-export function rocData(predictions: ModelPredictions, labels: ClassLabels, threshold: number): RocData {
+export function rocData(predictions: LabelledProbabilities, labels: ClassLabels, threshold: number): RocData {
   const { pPositive, isPositive } = twoClassScores(predictions, labels, 'a ROC curve');
   const operatingPoint = rocPointAt(pPositive, isPositive, threshold) ?? undefined;
   return { curve: rocCurve(pPositive, isPositive) ?? [], auc: rocAuc(pPositive, isPositive), operatingPoint };
 }
 
-const round = (value: number | null, digits = 6): number | null =>
-  value === null ? null : Number(value.toFixed(digits));
-const roundInterval = (interval: Interval | null): [number, number] | null =>
-  interval === null ? null : [round(interval.lower) as number, round(interval.upper) as number];
-
 /** How the threshold was set, for `evaluate --json`. */
 export interface ThresholdOrigin {
   source: ThresholdSource;
   selection?: ThresholdSelection;
-}
-
-/** The object `evaluate --json` prints. */
-export function evaluationJson(
-  evaluation: Evaluation,
-  origin?: ThresholdOrigin,
-  inference: InferenceOptions = {},
-): Record<string, unknown> {
-  const { metrics, screening } = evaluation;
-  const json: Record<string, unknown> = {
-    n: metrics.total,
-    labels: metrics.labels,
-    accuracy: round(metrics.accuracy),
-    classes: Object.fromEntries(
-      metrics.perClass.map((c) => [
-        c.label,
-        { precision: round(c.precision), recall: round(c.recall), f1: round(c.f1), support: c.support },
-      ]),
-    ),
-    confusion: metrics.confusion,
-    ece: round(evaluation.calibration.ece),
-  };
-  if (inference.temperature !== undefined) json.temperature = inference.temperature;
-  if (inference.tta) json.tta = true;
-  if (screening) {
-    Object.assign(json, {
-      positive: screening.positiveLabel,
-      threshold: screening.threshold,
-      sensitivity: round(screening.sensitivity),
-      specificity: round(screening.specificity),
-      balancedAccuracy: round(screening.balancedAccuracy),
-      auc: round(screening.auc),
-      mcc: round(screening.mcc),
-      ci95: {
-        accuracy: roundInterval(screening.ci95.accuracy),
-        sensitivity: roundInterval(screening.ci95.sensitivity),
-        specificity: roundInterval(screening.ci95.specificity),
-        balancedAccuracy: roundInterval(screening.ci95.balancedAccuracy),
-        auc: roundInterval(screening.ci95.auc),
-      },
-      ci95Method: screening.ci95Method,
-    });
-    if (screening.patients) json.patients = screening.patients;
-    if (origin) json.thresholdSource = origin.source;
-    if (origin?.selection) {
-      const { split, targetSensitivity, sensitivity, positivesFlagged, positives } = origin.selection;
-      json.thresholdSelection = {
-        split,
-        targetSensitivity,
-        sensitivity: round(sensitivity),
-        positivesFlagged,
-        positives,
-      };
-    }
-  }
-  return json;
-}
-
-const percent = (value: number | null): string => (value === null ? 'n/a' : `${(100 * value).toFixed(2)}%`);
-const percentInterval = (interval: Interval | null): string =>
-  interval === null ? '' : ` (95% CI ${(100 * interval.lower).toFixed(1)}-${(100 * interval.upper).toFixed(1)}%)`;
-
-const THRESHOLD_ORIGINS: Record<ThresholdSource, string> = {
-  default: 'the default',
-  model: 'saved with the model',
-  flag: 'from --threshold',
-  validation: 'chosen on validation',
-};
-
-/** Where a threshold came from, in words ("saved with the model"). */
-export function thresholdOrigin(source: ThresholdSource): string {
-  return THRESHOLD_ORIGINS[source];
-}
-
-/** "threshold 0.31 chosen on validation for sensitivity >= 95.00%: it flags 40 of 42 Parasitized images there (...)". */
-export function formatThresholdSelection(selection: ThresholdSelection, positiveLabel: string): string {
-  return (
-    `threshold ${selection.threshold} chosen on ${selection.split} for sensitivity >= ${percent(selection.targetSensitivity)}: ` +
-    `it flags ${selection.positivesFlagged} of ${selection.positives} ${positiveLabel} images there (sensitivity ${percent(selection.sensitivity)})`
-  );
-}
-
-/** "calibration: ECE 0.0213 (...), temperature 1.53 saved with the model, test-time augmentation (8 views)". */
-export function formatCalibration(calibration: Calibration, inference: InferenceOptions = {}): string {
-  return `calibration: ECE ${formatEce(calibration.ece)}, ${formatInference(inference)}`;
-}
-
-/** "temperature 1.53 saved with the model, test-time augmentation (...)": how the probabilities were made. */
-export function formatInference(inference: InferenceOptions): string {
-  const parts = [
-    inference.temperature === undefined
-      ? 'no temperature (T = 1)'
-      : `temperature ${inference.temperature} saved with the model`,
-  ];
-  if (inference.tta) parts.push('test-time augmentation (mean of 8 flips and rotations)');
-  return parts.join(', ');
-}
-
-/** " (95% CI 95.1-97.6%, bootstrap over 32 patients)", or why there is no interval. */
-function bootstrapInterval(
-  interval: Interval | null,
-  bootstrap: Screening['bootstrap'],
-  format: (value: number) => string,
-  unit = '',
-): string {
-  if (interval !== null)
-    return ` (95% CI ${format(interval.lower)}-${format(interval.upper)}${unit}, bootstrap over ${bootstrapUnits(bootstrap)})`;
-  if (bootstrap.skipped === bootstrap.replicates) return '';
-  return ` (no 95% CI: ${bootstrap.skipped} of ${bootstrap.replicates} bootstrap replicates over ${bootstrapUnits(bootstrap)} lacked a class)`;
-}
-
-/** Screening lines printed under the classification report; `source` says where the threshold came from. */
-export function formatScreening(screening: Screening, source?: ThresholdSource): string {
-  const { counts, bootstrap } = screening;
-  const origin = source ? ` (${thresholdOrigin(source)})` : '';
-  const auc =
-    screening.auc === null
-      ? 'n/a (one class absent)'
-      : `${screening.auc.toFixed(4)}${bootstrapInterval(screening.ci95.auc, bootstrap, (v) => v.toFixed(4))}`;
-  return [
-    `positive class: ${screening.positiveLabel}, threshold P(${screening.positiveLabel}) >= ${screening.threshold}${origin}`,
-    `sensitivity: ${percent(screening.sensitivity)}${percentInterval(screening.ci95.sensitivity)}  (${counts.tp} of ${counts.tp + counts.fn} ${screening.positiveLabel.toLowerCase()} cells found)`,
-    `specificity: ${percent(screening.specificity)}${percentInterval(screening.ci95.specificity)}  (${counts.tn} of ${counts.tn + counts.fp} ${screening.negativeLabel.toLowerCase()} cells cleared)`,
-    `accuracy:    ${percent(screening.accuracy)}${percentInterval(screening.ci95.accuracy)}`,
-    `balanced accuracy: ${percent(screening.balancedAccuracy)}${bootstrapInterval(screening.ci95.balancedAccuracy, bootstrap, (v) => (100 * v).toFixed(1), '%')}`,
-    `ROC AUC: ${auc}   MCC: ${screening.mcc.toFixed(4)}`,
-    formatPatientErrors(screening.patients ?? [], {
-      positive: screening.positiveLabel,
-      negative: screening.negativeLabel,
-    }),
-  ]
-    .filter((line) => line !== '')
-    .join('\n');
 }

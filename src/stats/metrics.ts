@@ -1,6 +1,7 @@
 // Classification metrics with sklearn's definitions (zero division -> 0), plus binary screening statistics
 // (sensitivity, specificity, ROC AUC, MCC, Wilson intervals, threshold choice) for one positive class.
 import { UserError } from '../errors.js';
+import { decide } from './decide.js';
 
 export interface ClassScores {
   label: string;
@@ -29,9 +30,6 @@ export interface ClassificationMetrics {
   macro: AverageScores;
   weighted: AverageScores;
 }
-
-/** Predictions as class indices, or as an n x classes row-major probability matrix (argmax is taken). */
-export type Predictions = { labels: ArrayLike<number> } | { probs: Float32Array };
 
 /** sklearn's default zero_division: an undefined ratio counts as 0 (and is not NaN). */
 function ratioOrZero(numerator: number, denominator: number): number {
@@ -146,17 +144,14 @@ export function metricsFromConfusion(confusion: number[][], labels: string[]): C
   };
 }
 
-export function predictedLabels(predictions: Predictions, numClasses: number): ArrayLike<number> {
-  return 'labels' in predictions ? predictions.labels : argmaxRows(predictions.probs, numClasses);
-}
-
-/** The full sklearn-style metrics for true class indices against predicted labels or probabilities. */
+/**
+ * The full sklearn-style metrics for true class indices against the decided ones (evaluation.ts's decidedClasses).
+ */
 export function classificationMetrics(
   yTrue: ArrayLike<number>,
-  predictions: Predictions,
+  yPred: ArrayLike<number>,
   labels: string[],
 ): ClassificationMetrics {
-  const yPred = predictedLabels(predictions, labels.length);
   return metricsFromConfusion(confusionMatrix(yTrue, yPred, labels.length), labels);
 }
 
@@ -231,7 +226,7 @@ export function predictAtThreshold(
   negativeIndex: number = positiveIndex === 0 ? 1 : 0,
 ): Int32Array {
   assertFinite(pPositive, 'positive-class probabilities');
-  return Int32Array.from(pPositive, (p) => (p >= threshold ? positiveIndex : negativeIndex));
+  return Int32Array.from(pPositive, (p) => (decide(p, threshold) ? positiveIndex : negativeIndex));
 }
 
 export function binaryCounts(yTrue: ArrayLike<number>, yPred: ArrayLike<number>, positiveIndex: number): BinaryCounts {
@@ -349,7 +344,7 @@ export function rocPointAt(
   let fp = 0;
   let positives = 0;
   for (let i = 0; i < pPositive.length; i++) {
-    const flagged = pPositive[i] >= threshold;
+    const flagged = decide(pPositive[i], threshold);
     if (isPositive[i]) {
       positives++;
       if (flagged) tp++;

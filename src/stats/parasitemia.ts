@@ -1,6 +1,7 @@
 // The slide-level figure a microscopist reports: the share of the slide's cells of the model's positive class
 // (parasitized), with its 95% Wilson interval. `predict --summary` and the field app (which ships this module's
 // compiled JS to the browser) both use it, so it must import nothing a browser cannot load.
+import { decide } from './decide.js';
 import { wilsonInterval, type Interval } from './metrics.js';
 
 /** Cells whose P(positive) lies closer than this to the threshold are marked for a human to check. */
@@ -27,11 +28,6 @@ function checkThreshold(threshold: number): void {
   }
 }
 
-/** The decision rule of `predictAtThreshold` in metrics.ts: a tie with the threshold counts as positive. */
-export function isPositive(pPositive: number, threshold: number): boolean {
-  return pPositive >= threshold;
-}
-
 export function needsReview(pPositive: number, threshold: number, reviewMargin = DEFAULT_REVIEW_MARGIN): boolean {
   return Math.abs(pPositive - threshold) < reviewMargin;
 }
@@ -50,7 +46,7 @@ export function summariseSlide(
     // A NaN would silently count as negative and bias the parasitemia down.
     if (!Number.isFinite(p))
       throw new RangeError(`cell ${i} has a non-finite probability (${p}); the model probably diverged`);
-    if (isPositive(p, threshold)) parasitized++;
+    if (decide(p, threshold)) parasitized++;
     if (needsReview(p, threshold, reviewMargin)) toReview++;
   }
   const cells = pPositive.length;
@@ -63,25 +59,4 @@ export function summariseSlide(
     toReview,
     reviewMargin,
   };
-}
-
-/** A fraction as a percentage with one decimal, e.g. 0.4351 -> "43.5%". */
-export function formatPercent(fraction: number): string {
-  return `${(fraction * 100).toFixed(1)}%`;
-}
-
-/** "43.5% (95% CI 36.8% to 50.4%, Wilson)", or "n/a (no cells)". */
-export function formatParasitemia(summary: SlideSummary): string {
-  if (summary.parasitemia === null || summary.ci95 === null) return 'n/a (no cells)';
-  return `${formatPercent(summary.parasitemia)} (95% CI ${formatPercent(summary.ci95.lower)} to ${formatPercent(summary.ci95.upper)}, Wilson)`;
-}
-
-/** The slide summary as the lines `predict --summary` prints; `positiveLabel` is the model's positive class. */
-export function formatSlideSummary(summary: SlideSummary, positiveLabel: string): string[] {
-  return [
-    `slide summary: ${summary.cells} cells, ${summary.parasitized} ${positiveLabel}`,
-    `parasitemia: ${formatParasitemia(summary)}`,
-    `threshold: P(${positiveLabel}) >= ${summary.threshold}`,
-    `near the threshold (within ${summary.reviewMargin}): ${summary.toReview} cells to check by eye`,
-  ];
 }

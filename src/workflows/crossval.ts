@@ -29,35 +29,40 @@ import { calibrateTemperature } from '../model/calibrate.js';
 import { hasCheckpoint, loadCheckpointState } from '../model/checkpoint.js';
 import { loadMetadata, sweepModelFolder } from '../model/io.js';
 import { predictionFiles, predictProbabilities } from '../model/predict.js';
-import { formatPreset, withPreset, type PresetName } from '../model/presets.js';
-import { type TrainRecipe } from '../model/recipe.js';
-import { trainOrResume, validateTrainingOptions, type TrainingOptions } from './train.js';
+import {
+  flagName,
+  flagValue,
+  formatPreset,
+  PRESET_KEYS,
+  withPreset,
+  type PresetName,
+  type PresetSettings,
+} from '../model/presets.js';
+import { checkRecipe, recipeOf, type RecipeFlags } from '../model/recipe.js';
+import { trainOrResume } from './train.js';
 import { thresholdInForce } from '../model/threshold.js';
-import { formatTemperatureFit } from '../stats/calibration.js';
+import { formatTemperatureFit } from '../report/calibration.js';
 import { renderCrossvalRoc } from '../report/crossval-plot.js';
 import {
   crossvalFigures,
   crossvalRocCurves,
   foldFigures,
-  formatCrossval,
-  formatFoldFigures,
-  formatTimeLeft,
   type CrossvalFigures,
   type FoldModel,
   type OutOfFoldCell,
 } from '../stats/crossval-figures.js';
+import { formatCrossval, formatFoldFigures } from '../report/crossval-report.js';
 import { choosePositiveClass } from '../stats/positive-class.js';
-import type { ProgressBar } from '../report/progress.js';
+import { formatTimeLeft, type ProgressBar } from '../report/progress.js';
 import type { Reporter } from '../report/reporter.js';
 import { writeLabelReview, type LabelReview } from './label-review.js';
+import { preprocessingOf } from '../input/preprocessing.js';
 
 /** The crossval flags: where it reads and writes, how many folds, and the training recipe of every fold. */
-export interface CrossvalOptions extends TrainRecipe {
+export interface CrossvalOptions extends RecipeFlags {
   input: string;
   out: string;
   folds: number;
-  seed: number;
-  preset: PresetName;
   backend: BackendChoice;
   /** Images per forward/backward pass; default: chosen for the backend (an engine detail, free on a re-run). */
   microBatch?: number;
@@ -118,7 +123,8 @@ interface CrossvalSettings {
   folds: number;
   seed: number;
   preset: PresetName;
-  recipe: TrainRecipe;
+  /** The preset's settings as the flags changed them (the rest of every fold's recipe is beside them). */
+  recipe: PresetSettings;
   classNames: string[];
   positiveClass: string;
   /** 'patient' unless no file name carries a patient id. */
@@ -127,31 +133,17 @@ interface CrossvalSettings {
   cells: { file: string; sha256: string; patient: string; label: string; fold: number }[];
 }
 
-const RECIPE_KEYS: (keyof TrainRecipe)[] = [
-  'epochs',
-  'batchSize',
-  'lr',
-  'imageSize',
-  'resize',
-  'stain',
-  'stages',
-  'filters',
-  'schedule',
-  'warmup',
-  'labelSmoothing',
-  'l2',
-  'ema',
-  'rotation',
-  'color',
-];
-const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-const shown = (value: unknown): string => (Array.isArray(value) ? value.join(',') : String(value));
-
-/** The options as a `train` run would check them (architecture, ranges), plus --folds. */
-function validate(options: CrossvalOptions): void {
-  validateTrainingOptions({ ...options, data: options.input, modelDir: options.out, plot: '' });
-  if (!Number.isSafeInteger(options.folds) || options.folds < 2)
+/** --folds: `folds` when it is 2 or more (the flag's parser checks the same as it reads it). */
+export function checkFolds(folds: number): number {
+  if (!Number.isSafeInteger(folds) || folds < 2)
     throw new UserError(`--folds must be 2 or more (each fold is tested by a model trained on the others)`);
+  return folds;
+}
+
+/** The recipe as a `train` run checks it (ranges, architecture, warm-up), and --folds. */
+function validate(options: CrossvalOptions): void {
+  checkRecipe(options);
+  checkFolds(options.folds);
 }
 
 async function checkInput(input: string): Promise<string> {
@@ -225,7 +217,7 @@ function newSettings(
     report.note(
       `${assignment.withoutId} cells carry no patient id in their names: each is dealt as a patient of its own`,
     );
-  const recipe = Object.fromEntries(RECIPE_KEYS.map((key) => [key, options[key]])) as unknown as TrainRecipe;
+  const recipe = Object.fromEntries(PRESET_KEYS.map((key) => [key, options[key]])) as unknown as PresetSettings;
   return {
     format: CROSSVAL_FORMAT,
     version: SETTINGS_VERSION,
@@ -253,10 +245,10 @@ function difference(stored: CrossvalSettings, wanted: CrossvalSettings): string 
     ['--folds', stored.folds, wanted.folds],
     ['--seed', stored.seed, wanted.seed],
     ['--positive', stored.positiveClass, wanted.positiveClass],
-    ...RECIPE_KEYS.map((key): [string, unknown, unknown] => [flagName(key), stored.recipe?.[key], wanted.recipe[key]]),
+    ...PRESET_KEYS.map((key): [string, unknown, unknown] => [flagName(key), stored.recipe?.[key], wanted.recipe[key]]),
   ];
   for (const [flag, was, now] of pairs)
-    if (shown(was) !== shown(now)) return `was run with ${flag} ${shown(was)}, not ${shown(now)}`;
+    if (flagValue(was) !== flagValue(now)) return `was run with ${flag} ${flagValue(was)}, not ${flagValue(now)}`;
   const storedCells = stored.cells ?? [];
   const index = wanted.cells.findIndex(
     (cell, i) =>
@@ -396,9 +388,7 @@ async function runFold(context: RunContext, fold: number): Promise<'done' | 'sto
       test: labelled(held),
     },
     {
-      imageSize: options.imageSize,
-      resize: options.resize,
-      stain: options.stain,
+      preprocessing: preprocessingOf(options),
       batchSize: options.batchSize,
       seed: options.seed,
       rotation: options.rotation,
@@ -419,19 +409,15 @@ async function runFold(context: RunContext, fold: number): Promise<'done' | 'sto
   const resume = await hasCheckpoint(modelDir);
   // Without a checkpoint nothing of the fold is worth keeping.
   if (!resume && state === 'ours') await emptyOurFolder(modelDir);
-  const flags: TrainingOptions = {
+  // Every fold's recipe: the run's settings, seed, preset and positive class (a resumed fold follows its checkpoint's).
+  const recipe = recipeOf({
     ...settings.recipe,
-    data: options.input,
-    modelDir,
-    plot: '',
-    microBatch: options.microBatch,
     seed: options.seed,
-    backend: options.backend,
     preset: options.preset,
     positive: settings.positiveClass,
-    resume,
-  };
-  const { model, result } = await trainOrResume(flags, sources, {
+  });
+  const setup = { data: options.input, modelDir, microBatch: options.microBatch, resume };
+  const { model, result } = await trainOrResume(recipe, setup, sources, {
     backend: context.backend,
     report,
     signal: context.signal,

@@ -1,9 +1,10 @@
-// `malaria train`'s work, apart from the command line: reconcile the flags with the preset or the checkpoint being
-// resumed, check --model-dir, train (or resume) in micro-batches the backend can hold, fit the temperature and report
-// on the testing split. `runTraining` runs the steps in order; each is exported so a test can drive one alone.
+// `malaria train`'s work, apart from the command line: the run's recipe from the flags and the preset, or read from
+// the checkpoint being resumed; check --model-dir; train (or resume) in micro-batches the backend can hold, fit the
+// temperature and report on the testing split. `runTraining` runs the steps in order; each is exported so a test can
+// drive one alone.
 import fs from 'node:fs';
 import path from 'node:path';
-import { DATASET_DEFAULTS, TRAIN_DEFAULTS } from '../config.js';
+import { DATASET_DEFAULTS } from '../config.js';
 import { UserError } from '../errors.js';
 import type { tf } from '../tf.js';
 import { selectBackend, type BackendChoice, type BackendName } from '../backends/select.js';
@@ -11,7 +12,6 @@ import {
   assertSameExclusion,
   matchExcludeList,
   readExcludeList,
-  type CheckpointExclusion,
   type ExcludeList,
   type Exclusion,
 } from '../input/exclude-list.js';
@@ -19,10 +19,11 @@ import { openSplitSources, type SplitSources } from '../input/sources.js';
 import type { BatchSource } from '../input/types.js';
 import { assertOutsideFolder, checkOutputFile } from '../io/output-file.js';
 import { assertApart, checkOutputFolder, emptyOurFolder } from '../io/output-folder.js';
-import { formatTemperatureFit } from '../stats/calibration.js';
+import { formatTemperatureFit } from '../report/calibration.js';
 import { asciiChart } from '../report/chart.js';
 import { formatClassificationReport } from '../report/classification-report.js';
-import { evaluatePredictions, formatCalibration, formatScreening } from '../stats/evaluation.js';
+import { evaluatePredictions } from '../stats/evaluation.js';
+import { formatCalibration, formatScreening } from '../report/evaluation.js';
 import type { TrainingHistory } from '../model/history.js';
 import { choosePositiveClass } from '../stats/positive-class.js';
 import { plural } from '../report/predictions.js';
@@ -35,8 +36,8 @@ import { hasCheckpoint, loadCheckpoint, loadCheckpointState } from '../model/che
 import { MODEL_FILE, sweepModelFolder, updateMetadata } from '../model/io.js';
 import { activationsPerImage, chooseMicroBatch, outOfMemoryLine } from '../model/micro-batch.js';
 import { predictionPatients, predictProbabilities } from '../model/predict.js';
-import { formatPreset, withPreset, type PresetName } from '../model/presets.js';
-import { type TrainRecipe } from '../model/recipe.js';
+import { flagName, flagValue, formatPreset, withPreset, type PresetSettings } from '../model/presets.js';
+import { checkRecipe, RECIPE_FLAGS, recipeOf, type RecipeFlags, type TrainRecipe } from '../model/recipe.js';
 import { buildResNet, resolveArchitecture } from '../model/resnet.js';
 import {
   DivergedError,
@@ -47,24 +48,32 @@ import {
   type OutOfMemoryInfo,
   type TrainResult,
 } from '../model/train.js';
-import { type TrainSettings } from '../model/recipe.js';
+import { preprocessingOf } from '../input/preprocessing.js';
 
-/** The `train` flags: the run's recipe (a preset's settings), where it reads and writes, and how it starts. */
-export interface TrainingOptions extends TrainRecipe {
+/**
+ * Where a training run reads and writes, and how this process runs it: the `train` flags that are not its recipe,
+ * free to differ when the run is resumed (--data only in that the folder may have moved).
+ */
+export interface TrainingSetup {
   data: string;
   modelDir: string;
   plot: string;
+  backend: BackendChoice;
   /** Images per forward/backward pass; default: chooseMicroBatch's for the backend and network. */
   microBatch?: number;
-  seed: number;
-  backend: BackendChoice;
-  preset: PresetName;
-  /** The class to screen for (--positive); resolved from the data's classes (choosePositiveClass) as the run starts. */
-  positive?: string;
-  /** --exclude: a CSV of training files to leave out (src/input/exclude-list.ts); validation and testing stay whole. */
+  /** --exclude: a CSV of training files to leave out (src/input/exclude-list.ts); the recipe keeps its sha256. */
   exclude?: string;
   resume?: boolean;
   force?: boolean;
+}
+
+/** The `train` flags: the recipe they give (--positive resolved from the data's classes as the run starts) and the setup. */
+export type TrainFlags = RecipeFlags & TrainingSetup;
+
+/** A run ready to start: what it is (a resumed run's, read from its checkpoint) and where it reads and writes. */
+export interface ResolvedTraining {
+  recipe: TrainRecipe;
+  setup: TrainingSetup;
 }
 
 export interface TrainingEvents {
@@ -88,102 +97,59 @@ export interface TrainingOutcome {
   epochsCompleted: number;
 }
 
-/** --stages and --filters describe one ResNet: the stem's filters, then one count per stage, each a multiple of 4. */
-export function checkArchitectureFlags(flags: { stages: number[]; filters: number[] }): void {
-  if (flags.filters.length !== flags.stages.length + 1) {
-    throw new UserError(
-      `--filters needs ${flags.stages.length + 1} numbers (the stem, then one per stage of --stages ${flags.stages.join(',')}), got ${flags.filters.length}`,
-    );
-  }
-  if (flags.filters.slice(1).some((k) => k % 4 !== 0)) {
-    throw new UserError('--filters of the stages must be multiples of 4 (the bottleneck uses K/4 filters)');
-  }
+/**
+ * The checks after parsing, once a preset filled in the recipe: the recipe's (checkRecipe: the ranges the parsers
+ * checked, for a recipe built in code, then the settings that must agree) and the setup's.
+ */
+export function checkTrainingFlags(recipe: PresetSettings, setup: Pick<TrainingSetup, 'resume' | 'force'>): void {
+  checkRecipe(recipe);
+  if (setup.resume && setup.force) throw new UserError('--resume and --force contradict each other: pass one of them');
 }
 
-export function validateTrainingOptions(flags: TrainingOptions): void {
-  checkArchitectureFlags(flags);
-  if (flags.imageSize < 8) throw new UserError('--image-size must be at least 8');
-  if (flags.warmup >= flags.epochs)
-    throw new UserError(
-      `--warmup ${flags.warmup} leaves no epoch to train at the full rate: use fewer than --epochs ${flags.epochs}`,
-    );
-  if (!(flags.rotation >= 0 && flags.rotation <= 180))
-    throw new UserError('--rotation must be between 0 and 180 degrees (180 turns the images every way)');
-  if (!(flags.color >= 0 && flags.color < 1))
-    throw new UserError('--color must be at least 0 and below 1, for example 0.1');
-  if (!(flags.labelSmoothing >= 0 && flags.labelSmoothing < 1))
-    throw new UserError('--label-smoothing must be at least 0 and below 1, for example 0.1');
-  if (!(flags.l2 < 0.1))
-    throw new UserError('--l2 must be below 0.1 (the tutorial uses 0.0005; 0 turns the penalty off)');
-  if (!(flags.ema === 0 || (flags.ema > 0 && flags.ema < 1)))
-    throw new UserError('--ema must be 0 (off) or a decay between 0 and 1, for example 0.999');
-  if (flags.resume && flags.force) throw new UserError('--resume and --force contradict each other: pass one of them');
-}
-
-function checkData(flags: TrainingOptions): void {
-  if (!fs.existsSync(flags.data)) {
-    throw new UserError(`data folder ${flags.data} not found: run \`malaria build-dataset\` first, or pass --data`);
+function checkData(setup: TrainingSetup): void {
+  if (!fs.existsSync(setup.data)) {
+    throw new UserError(`data folder ${setup.data} not found: run \`malaria build-dataset\` first, or pass --data`);
   }
 }
 
-const formatFlag = (value: unknown): string => (Array.isArray(value) ? value.join(',') : String(value));
+/** The flags that say where the run reads and writes and how this process runs it. */
+function setupOf(flags: TrainFlags): TrainingSetup {
+  const { data, modelDir, plot, backend, microBatch, exclude, resume, force } = flags;
+  return { data, modelDir, plot, backend, microBatch, exclude, resume, force };
+}
 
 /**
- * `--resume` continues the checkpointed run as it was: same image size, batch, seed (so the same shuffles),
- * epochs, learning-rate schedule and architecture, and its data folder unless --data is given (the folder may have
- * moved). Flags may repeat those values; a different value is refused rather than silently ignored. The
- * micro-batch is not among them: it is chosen for the backend the run resumes on (or by --micro-batch).
+ * `--resume` continues the checkpointed run as it was: the recipe its checkpoint holds (so the same shuffles,
+ * schedule and network), and its data folder unless --data is given (the folder may have moved). A flag may repeat a
+ * setting of the recipe; a different value is refused rather than silently ignored. The rest of the setup (backend,
+ * micro-batch, plot) is this process's to choose.
  */
-export async function resumedOptions(
-  flags: TrainingOptions,
+export async function resumedRun(
+  asked: TrainRecipe,
+  setup: TrainingSetup,
   given: (key: string) => boolean,
-): Promise<TrainingOptions> {
-  const { settings } = await loadCheckpointState(flags.modelDir);
-  const run = settings.run ?? {};
-  const saved: Partial<Record<keyof TrainingOptions, unknown>> = {
-    data: run.data,
-    imageSize: run.imageSize,
-    resize: settings.resize ?? 'nearest',
-    stain: settings.stain ?? 'keep',
-    batchSize: run.batchSize,
-    rotation: run.rotation ?? TRAIN_DEFAULTS.rotation,
-    color: run.color ?? 0,
-    epochs: settings.epochs,
-    lr: settings.initialLr,
-    seed: settings.seed,
-    stages: settings.architecture?.stages,
-    filters: settings.architecture?.filters,
-    schedule: settings.schedule ?? 'linear',
-    warmup: settings.warmupEpochs ?? 0,
-    labelSmoothing: settings.labelSmoothing ?? 0,
-    l2: settings.architecture?.l2,
-    ema: settings.ema ?? 0,
-    preset: run.preset,
-    // Absent in older checkpoints: chosen from the data's classes as a new run's is.
-    positive: settings.positiveClass,
-  };
-  const resumed: Record<string, unknown> = { ...flags };
-  for (const [key, value] of Object.entries(saved)) {
-    if (value === undefined || (key === 'data' && given(key))) continue;
-    const option = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-    const mine = flags[key as keyof TrainingOptions];
-    if (given(key) && formatFlag(mine) !== formatFlag(value)) {
-      throw new UserError(
-        `${option} ${formatFlag(mine)} differs from the interrupted run's ${formatFlag(value)}: resume with the same flags, or leave ${option} out`,
-      );
-    }
-    resumed[key] = value;
+): Promise<ResolvedTraining> {
+  const saved = await loadCheckpointState(setup.modelDir);
+  for (const key of RECIPE_FLAGS) {
+    const value = saved.recipe[key];
+    if (value === undefined || !given(key) || flagValue(asked[key]) === flagValue(value)) continue;
+    const flag = flagName(key);
+    throw new UserError(
+      `${flag} ${flagValue(asked[key])} differs from the interrupted run's ${flagValue(value)}: resume with the same flags, or leave ${flag} out`,
+    );
   }
-  return resumed as unknown as TrainingOptions;
+  // Absent in older checkpoints: the positive class is then chosen from the data's classes as a new run's is.
+  const positive = saved.recipe.positive ?? asked.positive;
+  return {
+    recipe: { ...saved.recipe, ...(positive === undefined ? {} : { positive }) },
+    setup: { ...setup, data: given('data') ? setup.data : (saved.data ?? setup.data) },
+  };
 }
 
 /** --exclude's list, read and (with --resume) checked against the interrupted run's before any work. */
-async function readExclusion(flags: TrainingOptions): Promise<ExcludeList | undefined> {
-  const list = flags.exclude === undefined ? undefined : await readExcludeList(flags.exclude);
-  if (flags.resume) {
-    const { settings } = await loadCheckpointState(flags.modelDir);
-    assertSameExclusion(settings.run?.excluded as CheckpointExclusion | undefined, list);
-  }
+async function readExclusion({ recipe, setup }: ResolvedTraining): Promise<ExcludeList | undefined> {
+  const list = setup.exclude === undefined ? undefined : await readExcludeList(setup.exclude);
+  if (setup.resume) assertSameExclusion(recipe.excluded, list);
   return list;
 }
 
@@ -200,13 +166,13 @@ function reportExclusion(file: string, { paths, unmatched }: Exclusion, report: 
 }
 
 /** Where a diverged run stands and what to do: the checkpoint before it (if any) is untouched. */
-function divergedError(err: DivergedError, flags: TrainingOptions): UserError {
-  const lower = Number((flags.lr / 10).toPrecision(2));
+function divergedError(err: DivergedError, lr: number, modelDir: string): UserError {
+  const lower = Number((lr / 10).toPrecision(2));
   const kept =
     err.epoch > 0
-      ? `, with --force to start over; the checkpoint of epoch ${err.epoch} in ${flags.modelDir} is kept`
+      ? `, with --force to start over; the checkpoint of epoch ${err.epoch} in ${modelDir} is kept`
       : '; no epoch completed, so nothing was saved';
-  return new UserError(`${err.message} than ${flags.lr}, such as --lr ${lower}${kept}`, 1);
+  return new UserError(`${err.message} than ${lr}, such as --lr ${lower}${kept}`, 1);
 }
 
 /**
@@ -215,7 +181,7 @@ function divergedError(err: DivergedError, flags: TrainingOptions): UserError {
  * --plot is checked here, before any work, not after a long run: outside --model-dir, and missing, one of our PNGs or
  * (with --force) any file (src/io/output-file.ts).
  */
-export async function checkModelDir(flags: TrainingOptions): Promise<void> {
+export async function checkModelDir(flags: TrainingSetup): Promise<void> {
   const splits = Object.values(DATASET_DEFAULTS.splits).map((split) => ({
     path: path.join(flags.data, split),
     label: `the ${split} split of --data ${flags.data}`,
@@ -253,53 +219,60 @@ export async function checkModelDir(flags: TrainingOptions): Promise<void> {
 }
 
 /** The micro-batch for this model on this backend, announced when a batch is split into several. */
-function microBatchFor(model: tf.LayersModel, flags: TrainingOptions, backend: BackendName, report: Reporter): number {
-  const microBatch = chooseMicroBatch(backend, flags.batchSize, activationsPerImage(model), flags.microBatch);
-  if (microBatch < flags.batchSize) {
+function microBatchFor(
+  model: tf.LayersModel,
+  batchSize: number,
+  asked: number | undefined,
+  backend: BackendName,
+  report: Reporter,
+): number {
+  const microBatch = chooseMicroBatch(backend, batchSize, activationsPerImage(model), asked);
+  if (microBatch < batchSize) {
     report.result(
-      `batch ${flags.batchSize} is trained as ${Math.ceil(flags.batchSize / microBatch)} micro-batches of ${microBatch} with summed gradients (one optimizer step per batch; batch norm sees ${microBatch} images at a time)`,
+      `batch ${batchSize} is trained as ${Math.ceil(batchSize / microBatch)} micro-batches of ${microBatch} with summed gradients (one optimizer step per batch; batch norm sees ${microBatch} images at a time)`,
     );
   }
   return microBatch;
 }
 
 /**
- * The settings the run follows: the preset's where no flag is given, or (--resume) the checkpoint's, after checking
- * them and --model-dir. Throws a UserError for anything the user must change.
+ * The recipe the run follows: the flags', with the preset's settings where no flag is given, or (--resume) the one
+ * its checkpoint holds; after checking it, the setup and --model-dir. Throws a UserError for anything the user must
+ * change.
  */
-export async function resolveTrainingOptions(
-  options: TrainingOptions,
+export async function resolveTraining(
+  flags: TrainFlags,
   given: (key: string) => boolean = () => true,
-): Promise<TrainingOptions> {
-  // A resumed run takes its recipe from its checkpoint instead.
-  let resolved = options.resume ? { ...options } : withPreset(options, options.preset, given);
-  validateTrainingOptions(resolved);
-  await checkModelDir(resolved);
-  if (resolved.resume) resolved = await resumedOptions(resolved, given);
-  checkData(resolved);
+): Promise<ResolvedTraining> {
+  const setup = setupOf(flags);
+  // A resumed run takes its recipe from its checkpoint: the flags are only checked against it.
+  const asked = recipeOf(setup.resume ? flags : withPreset(flags, flags.preset, given));
+  checkTrainingFlags(asked, setup);
+  await checkModelDir(setup);
+  const resolved = setup.resume ? await resumedRun(asked, setup, given) : { recipe: asked, setup };
+  checkData(resolved.setup);
   return resolved;
 }
 
-/** Trains (or resumes) with the options resolved, then fits the temperature and reports on the testing split. */
-export async function runTraining(options: TrainingOptions, events: TrainingEvents): Promise<TrainingOutcome> {
+/** Trains (or resumes) the run the flags resolve to, then fits the temperature and reports on the testing split. */
+export async function runTraining(flags: TrainFlags, events: TrainingEvents): Promise<TrainingOutcome> {
   const { report } = events;
-  const flags = await resolveTrainingOptions(options, events.given);
-  const excludeList = await readExclusion(flags);
-  const backend = await selectBackend(flags.backend);
+  const resolved = await resolveTraining(flags, events.given);
+  const { recipe, setup } = resolved;
+  const excludeList = await readExclusion(resolved);
+  const backend = await selectBackend(setup.backend);
   report.note(backend.message);
-  report.result(formatPreset(flags.preset, flags));
+  report.result(formatPreset(recipe.preset, recipe));
   let exclusion: Exclusion | undefined;
 
   const skippedFiles: string[] = [];
   const sources = await openSplitSources({
-    data: flags.data,
-    imageSize: flags.imageSize,
-    resize: flags.resize,
-    stain: flags.stain,
-    batchSize: flags.batchSize,
-    seed: flags.seed,
-    rotation: flags.rotation,
-    color: flags.color,
+    data: setup.data,
+    preprocessing: preprocessingOf(recipe),
+    batchSize: recipe.batchSize,
+    seed: recipe.seed,
+    rotation: recipe.rotation,
+    color: recipe.color,
     onSkip: (s) => skippedFiles.push(`${s.path} (${s.reason})`),
     excludeFromTraining:
       excludeList && (async (listing) => (exclusion = await matchExcludeList(excludeList, listing)).paths),
@@ -308,31 +281,28 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
   const excluded = excludeList && exclusion ? { sha256: excludeList.sha256, count: exclusion.paths.size } : undefined;
   if (excludeList && exclusion) reportExclusion(excludeList.file, exclusion, report);
   if (excludeList && train.files.length === 0) {
-    throw new UserError(`--exclude ${flags.exclude} leaves no training image: pass a list of fewer files`);
+    throw new UserError(`--exclude ${setup.exclude} leaves no training image: pass a list of fewer files`);
   }
+  // What a new run leaves out is part of its recipe, so a resume leaves out the same (a resumed one has it already).
+  if (excluded && excludeList && !setup.resume) recipe.excluded = { ...excluded, file: excludeList.file };
   // Before anything is trained or written: the class the model will screen for, named or Parasitized, never a guess.
-  flags.positive = choosePositiveClass(
+  recipe.positive = choosePositiveClass(
     train.classNames,
-    flags.positive,
-    path.join(flags.data, DATASET_DEFAULTS.splits.train),
+    recipe.positive,
+    path.join(setup.data, DATASET_DEFAULTS.splits.train),
   );
   report.result(
-    `found ${train.files.length} training, ${val.files.length} validation and ${test.files.length} testing images in ${train.classNames.length} classes (${train.classNames.join(', ')})${flags.positive === undefined ? '' : `; positive class: ${flags.positive}`}`,
+    `found ${train.files.length} training, ${val.files.length} validation and ${test.files.length} testing images in ${train.classNames.length} classes (${train.classNames.join(', ')})${recipe.positive === undefined ? '' : `; positive class: ${recipe.positive}`}`,
   );
   if (val.files.length === 0)
     throw new UserError(
-      `${flags.data}/${DATASET_DEFAULTS.splits.val} holds no images: rebuild the splits with \`malaria build-dataset\``,
+      `${setup.data}/${DATASET_DEFAULTS.splits.val} holds no images: rebuild the splits with \`malaria build-dataset\``,
     );
 
   const interrupt = events.interrupt?.();
   let trained;
   try {
-    trained = await trainOrResume(flags, sources, {
-      backend: backend.name,
-      report,
-      signal: interrupt?.signal,
-      excluded: excluded && excludeList && { ...excluded, file: excludeList.file },
-    });
+    trained = await trainOrResume(recipe, setup, sources, { backend: backend.name, report, signal: interrupt?.signal });
   } finally {
     interrupt?.release();
   }
@@ -344,16 +314,16 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
   if (result.stoppedEarly) {
     report.result(
       result.epochsCompleted > 0
-        ? `stopped after ${result.epochsCompleted} of ${epochs} epochs; continue with \`malaria train --resume --model-dir ${flags.modelDir}\``
+        ? `stopped after ${result.epochsCompleted} of ${epochs} epochs; continue with \`malaria train --resume --model-dir ${setup.modelDir}\``
         : `stopped before the first epoch completed; nothing was saved`,
     );
     return { stoppedEarly: true, epochsCompleted: result.epochsCompleted };
   }
   // Beside the temperature fitted next: what the model was trained without, by the list's hash.
-  if (excluded) await updateMetadata(flags.modelDir, { excluded });
-  report.result(`saved the model to ${flags.modelDir}`);
+  if (excluded) await updateMetadata(setup.modelDir, { excluded });
+  report.result(`saved the model to ${setup.modelDir}`);
   try {
-    await finalReport(model, val, test, result.history, flags, report);
+    await finalReport(model, val, test, result.history, { ...setup, positive: recipe.positive }, report);
   } finally {
     model.dispose();
   }
@@ -361,29 +331,32 @@ export async function runTraining(options: TrainingOptions, events: TrainingEven
 }
 
 /**
- * Builds the model (or loads the checkpoint in flags.modelDir when flags.resume) and runs the epochs on the sources
- * given, with a progress bar and one line per epoch (`onEpochEnd` is told after the line). A caller that is not
- * `train` (crossval's folds) passes its own sources and a model folder it checked.
+ * Builds the model from the recipe (or, with setup.resume, loads the checkpoint in setup.modelDir and follows the
+ * recipe it holds) and runs the epochs on the sources given, with a progress bar and one line per epoch (`onEpochEnd`
+ * is told after the line). A caller that is not `train` (crossval's folds) passes its own sources and a model folder
+ * it checked.
  */
 export async function trainOrResume(
-  flags: TrainingOptions,
+  recipe: TrainRecipe,
+  setup: Pick<TrainingSetup, 'data' | 'modelDir' | 'microBatch' | 'resume' | 'force'>,
   { train, val }: Pick<SplitSources, 'train' | 'val'>,
   run: {
     backend: BackendName;
     report: Reporter;
     signal?: AbortSignal;
     onEpochEnd?: (info: EpochEndInfo) => void;
-    /** `train --exclude`: recorded in the checkpoint, so a resume leaves out the same files. */
-    excluded?: CheckpointExclusion;
   },
 ): Promise<{ model: tf.LayersModel; result: TrainResult; epochs: number }> {
   const { report } = run;
   let bar: ProgressBar | undefined;
   // The bar appears after the first batch; its clock starts with the epoch so the first ETA is not zero.
   let epochStartedAt = Date.now();
-  let epochs = flags.epochs;
+  // The recipe the epochs follow: a resumed run's is its checkpoint's.
+  let followed = recipe;
+  let epochs = recipe.epochs;
   const callbacks = {
-    modelDir: flags.modelDir,
+    modelDir: setup.modelDir,
+    data: setup.data,
     signal: run.signal,
     onBatchEnd: (info: BatchEndInfo) => {
       bar ??= report.progress({
@@ -403,59 +376,34 @@ export async function trainOrResume(
     onOutOfMemory: (info: OutOfMemoryInfo) => report.note(outOfMemoryLine(info)),
   };
   try {
-    if (flags.resume) {
-      const checkpoint = await loadCheckpoint(flags.modelDir);
+    if (setup.resume) {
+      const checkpoint = await loadCheckpoint(setup.modelDir);
+      followed = checkpoint.recipe;
       // An older checkpoint lacks the positive class: the one chosen for this run is recorded from now on.
-      checkpoint.settings.positiveClass = flags.positive;
-      epochs = checkpoint.settings.epochs;
-      report.result(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${flags.modelDir}`);
-      report.result(modelLine(checkpoint.model, flags));
-      const microBatchSize = microBatchFor(checkpoint.model, flags, run.backend, report);
+      followed.positive ??= recipe.positive;
+      epochs = followed.epochs;
+      report.result(`resuming after epoch ${checkpoint.epochsCompleted} of ${epochs} from ${setup.modelDir}`);
+      report.result(modelLine(checkpoint.model, followed));
+      const microBatchSize = microBatchFor(checkpoint.model, followed.batchSize, setup.microBatch, run.backend, report);
       const result = await resumeTraining(checkpoint, train, val, { ...callbacks, microBatchSize });
       return { model: checkpoint.model, result, epochs };
     }
     // checkModelDir found the folder missing, empty or one of our model folders.
-    if (flags.force && fs.existsSync(flags.modelDir))
-      await emptyOurFolder(flags.modelDir, { kind: 'model', label: `--model-dir ${flags.modelDir}` });
+    if (setup.force && fs.existsSync(setup.modelDir))
+      await emptyOurFolder(setup.modelDir, { kind: 'model', label: `--model-dir ${setup.modelDir}` });
     const architecture = resolveArchitecture({
-      inputSize: flags.imageSize,
+      inputSize: recipe.imageSize,
       classes: train.classNames.length,
-      stages: flags.stages,
-      filters: flags.filters,
-      l2: flags.l2,
-      seed: flags.seed,
+      stages: recipe.stages,
+      filters: recipe.filters,
+      l2: recipe.l2,
     });
-    const model = buildResNet({ ...architecture, seed: flags.seed });
-    report.result(modelLine(model, flags));
-    const microBatchSize = microBatchFor(model, flags, run.backend, report);
-    const settings: TrainSettings = {
-      epochs: flags.epochs,
-      initialLr: flags.lr,
-      power: 1,
-      schedule: flags.schedule,
-      warmupEpochs: flags.warmup,
-      labelSmoothing: flags.labelSmoothing,
-      ema: flags.ema,
-      momentum: TRAIN_DEFAULTS.momentum,
-      seed: flags.seed,
-      architecture,
-      resize: flags.resize,
-      stain: flags.stain,
-      positiveClass: flags.positive,
-      run: {
-        data: flags.data,
-        batchSize: flags.batchSize,
-        imageSize: flags.imageSize,
-        rotation: flags.rotation,
-        color: flags.color,
-        backend: run.backend,
-        preset: flags.preset,
-        ...(run.excluded ? { excluded: run.excluded } : {}),
-      },
-    };
-    return { model, result: await trainModel(model, train, val, settings, { ...callbacks, microBatchSize }), epochs };
+    const model = buildResNet({ ...architecture, seed: recipe.seed });
+    report.result(modelLine(model, recipe));
+    const microBatchSize = microBatchFor(model, recipe.batchSize, setup.microBatch, run.backend, report);
+    return { model, result: await trainModel(model, train, val, recipe, { ...callbacks, microBatchSize }), epochs };
   } catch (err) {
-    throw err instanceof DivergedError ? divergedError(err, flags) : err;
+    throw err instanceof DivergedError ? divergedError(err, followed.lr, setup.modelDir) : err;
   } finally {
     // An epoch cut short keeps its bar as it was (not drawn as complete); just end its line.
     if (bar && process.stderr.isTTY) process.stderr.write('\n');
@@ -468,7 +416,7 @@ export async function finalReport(
   val: BatchSource,
   test: BatchSource,
   history: TrainingHistory,
-  flags: Pick<TrainingOptions, 'modelDir' | 'plot' | 'positive' | 'force'>,
+  flags: Pick<TrainingSetup, 'modelDir' | 'plot' | 'force'> & Pick<TrainRecipe, 'positive'>,
   report: Reporter,
 ): Promise<void> {
   const fit = await calibrateTemperature(model, val, flags.modelDir);

@@ -17,7 +17,9 @@ import { REFERENCE_CELL_COLOUR, type StainReference } from '../../src/input/stai
 import { applyTemperature } from '../../src/model/temperature.js';
 import { batchProbabilities } from '../../src/model/inference.js';
 import { loadModel } from '../../src/model/io.js';
-import { formatPercent, isPositive, needsReview, summariseSlide } from '../../src/stats/parasitemia.js';
+import { decide } from '../../src/stats/decide.js';
+import { needsReview, summariseSlide } from '../../src/stats/parasitemia.js';
+import { formatPercent } from '../../src/report/parasitemia.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { cellImages } from '../support/images.js';
 import { launchChromium } from '../support/browser.js';
@@ -123,7 +125,7 @@ describe('the field app in chromium', () => {
       const expected = nodeP.get(card.name) as number;
       expect(card.state, card.name).toBe('done');
       maxDifference = Math.max(maxDifference, Math.abs((card.p as number) - expected));
-      expect(card.label, card.name).toBe(isPositive(expected, SAVED_THRESHOLD) ? 'Parasitized' : 'Uninfected');
+      expect(card.label, card.name).toBe(decide(expected, SAVED_THRESHOLD) ? 'Parasitized' : 'Uninfected');
       expect(card.review, card.name).toBe(needsReview(expected, SAVED_THRESHOLD));
     }
     console.info(
@@ -181,7 +183,7 @@ describe('the field app in chromium', () => {
     const cards = await readCards(page);
     for (const card of cards) {
       const p = nodeP.get(card.name) as number;
-      expect(card.label, card.name).toBe(isPositive(p, threshold) ? 'Parasitized' : 'Uninfected');
+      expect(card.label, card.name).toBe(decide(p, threshold) ? 'Parasitized' : 'Uninfected');
       expect(card.review, card.name).toBe(needsReview(p, threshold));
     }
     const expected = summariseSlide([...nodeP.values()], threshold);
@@ -199,7 +201,7 @@ describe('the field app in chromium', () => {
   it('filters by label and review flag, and sorts by probability', async () => {
     const visible = async () => (await readCards(page)).filter((c) => !c.hidden);
     await page.selectOption('#filter', 'positive');
-    const positives = [...nodeP].filter(([, p]) => isPositive(p, SAVED_THRESHOLD)).map(([name]) => name);
+    const positives = [...nodeP].filter(([, p]) => decide(p, SAVED_THRESHOLD)).map(([name]) => name);
     expect((await visible()).map((c) => c.name).sort()).toEqual(positives.sort());
     expect(await text(page, '#shown')).toBe(`${positives.length} of ${files.length} shown`);
 

@@ -58,9 +58,9 @@ describe('writeApp', () => {
       'sw.js',
       'vendor/tf.min.js',
       'js/app/browser/main.js',
-      'js/data/resize.js',
-      'js/data/stain.js',
-      'js/report/parasitemia.js',
+      'js/input/resize.js',
+      'js/input/stain.js',
+      'js/stats/parasitemia.js',
     ]) {
       expect(written).toContain(name);
     }
@@ -78,10 +78,10 @@ describe('writeApp', () => {
   it('ships the resize and scaling code training uses, as ES modules a browser can load', async () => {
     const outDir = path.join(work, 'app');
     await writeApp({ modelDir, outDir });
-    const shipped = (await import(pathToFileURL(path.join(outDir, 'js/data/resize.js')).href)) as {
+    const shipped = (await import(pathToFileURL(path.join(outDir, 'js/input/resize.js')).href)) as {
       resizeNearest: typeof resizeNearest;
     };
-    const shippedScale = (await import(pathToFileURL(path.join(outDir, 'js/data/augment.js')).href)) as {
+    const shippedScale = (await import(pathToFileURL(path.join(outDir, 'js/input/augment.js')).href)) as {
       scaleToUnit: typeof scaleToUnit;
     };
     const random = seedrandom('resize');
@@ -138,7 +138,7 @@ describe('writeApp', () => {
       threshold: 0.5,
       thresholdSource: 'default',
       positiveIndex: 0,
-      imageSize: 32,
+      preprocessing: { imageSize: 32 },
       classNames: ['Parasitized', 'Uninfected'],
       temperature: 1,
     });
@@ -165,7 +165,10 @@ describe('writeApp', () => {
     ).dispose();
     const app = await writeApp({ modelDir, outDir });
     const config = await embeddedConfig(app.outDir);
-    expect(config).toMatchObject({ positiveIndex: 1, stain: 'balance', stainReference: [150, 120.5, 140] });
+    expect(config).toMatchObject({
+      positiveIndex: 1,
+      preprocessing: { stain: 'balance', stainReference: [150, 120.5, 140] },
+    });
     const html = await fs.readFile(path.join(outDir, 'index.html'), 'utf8');
     expect(html).toContain('Threshold: Sick when P ≥');
     // The model folder inside the app carries them too.
@@ -179,7 +182,10 @@ describe('writeApp', () => {
     delete older.positiveClass;
     await fs.writeFile(path.join(modelDir, 'metadata.json'), JSON.stringify(older));
     const olderConfig = await embeddedConfig((await writeApp({ modelDir, outDir })).outDir);
-    expect(olderConfig).toMatchObject({ positiveIndex: 0, stainReference: [...REFERENCE_CELL_COLOUR] });
+    expect(olderConfig).toMatchObject({
+      positiveIndex: 0,
+      preprocessing: { stainReference: [...REFERENCE_CELL_COLOUR] },
+    });
   });
 
   it('replaces an earlier app completely and leaves no temporary folders', async () => {

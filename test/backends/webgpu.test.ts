@@ -11,7 +11,7 @@ import { setDeviceMemoryLimit } from '../../src/backends/webgpu.js';
 import { activationsPerImage } from '../../src/model/micro-batch.js';
 import { buildResNet } from '../../src/model/resnet.js';
 import { regularizationPenalty, trainModel, trainStep, type OutOfMemoryInfo } from '../../src/model/train.js';
-import { maxAbsDifference, tinyResNet, tinySettings } from '../support/models.js';
+import { maxAbsDifference, tinyResNet, tinyRecipe } from '../support/models.js';
 import { MemorySource, syntheticImages, syntheticSource } from '../support/sources.js';
 import { withTempDir } from '../support/temp.js';
 import { expectClose, onBackend, randomHost, requireWebgpuAdapter, toTensor } from '../support/backends.js';
@@ -74,7 +74,7 @@ describe('training on webgpu', () => {
       model,
       syntheticSource(8, 3, 8),
       syntheticSource(8, 4, 8),
-      tinySettings({ epochs: 3 }),
+      tinyRecipe({ epochs: 3 }),
       {
         onEpochEnd: (info) => void counts.push(info.tensors),
       },
@@ -228,7 +228,7 @@ describe('device memory of a training step on webgpu', () => {
       const told: OutOfMemoryInfo[] = [];
       const epochs: number[] = [];
       setDeviceMemoryLimit((whole + half) / 2);
-      const result = await trainModel(model, wideSource(24, 3), wideSource(8, 4), tinySettings({ epochs: 2 }), {
+      const result = await trainModel(model, wideSource(24, 3), wideSource(8, 4), tinyRecipe({ epochs: 2 }), {
         modelDir: dir,
         onOutOfMemory: (info) => told.push(info),
         onEpochEnd: (info) => void epochs.push(info.epoch),

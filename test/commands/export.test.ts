@@ -8,7 +8,7 @@ import { trainModel } from '../../src/model/train.js';
 import { runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { CLASS_NAMES, copySample } from '../support/sample.js';
-import { IMAGE_SIZE, nodeInputs, tinyMetadata, tinyResNet, tinySettings } from '../support/models.js';
+import { IMAGE_SIZE, nodeInputs, tinyMetadata, tinyResNet, tinyRecipe } from '../support/models.js';
 import { MemorySource } from '../support/sources.js';
 
 const metadata = tinyMetadata();
@@ -33,7 +33,7 @@ beforeAll(async () => {
     CLASS_NAMES.indexOf(path.dirname(file) as (typeof CLASS_NAMES)[number]),
   );
   const images = new MemorySource(x, labels, IMAGE_SIZE, labels.length);
-  await trainModel(model, images, images, tinySettings({ epochs: 30, initialLr: 0.1 }));
+  await trainModel(model, images, images, tinyRecipe({ epochs: 30, lr: 0.1 }));
   // Batch norm's moving statistics (momentum 0.99) lag 30 steps behind: let them settle on the same images.
   const batch = tf.tensor4d(x, [labels.length, IMAGE_SIZE, IMAGE_SIZE, 3]);
   for (let pass = 0; pass < 100; pass++) tf.tidy(() => void model.apply(batch, { training: true }));

@@ -51,13 +51,9 @@ describe('malaria train --preset', () => {
         (line) => line.startsWith('model: ResNet stages 2,3,4 filters 4,4,8,8: ') && line.endsWith('16x16 input'),
       ),
     ).toBe(true);
-    const { settings } = await loadCheckpointState(modelDir());
-    expect(settings).toMatchObject({
-      epochs: 1,
-      initialLr: 0.1,
-      architecture: { stages: [2, 3, 4], filters: [4, 4, 8, 8], l2: 1e-4 },
-    });
-    expect(settings.run).toMatchObject({ preset: 'laptop', imageSize: 16, batchSize: 8 });
+    const { recipe } = await loadCheckpointState(modelDir());
+    expect(recipe).toMatchObject({ epochs: 1, lr: 0.1, stages: [2, 3, 4], filters: [4, 4, 8, 8], l2: 1e-4 });
+    expect(recipe).toMatchObject({ preset: 'laptop', imageSize: 16, batchSize: 8 });
 
     // The temperature line says whether T was saved; metadata.json agrees.
     const metadata = JSON.parse(await fs.readFile(path.join(modelDir(), 'metadata.json'), 'utf8'));
@@ -144,21 +140,21 @@ describe('malaria train --preset', () => {
       /changed by flags: --epochs 2 --batch-size 8 --image-size 16 --resize area --stain balance .*--schedule cosine --warmup 0\.5 --label-smoothing 0\.1 --l2 0\.001 --ema 0\.9 --rotation 180 --color 0\.2$/,
     );
     expect(stdout.filter((l) => l.includes('(average of the weights; the weights themselves: '))).toHaveLength(2);
-    const { settings } = await loadCheckpointState(dirOf);
-    expect(settings).toMatchObject({
+    const { recipe } = await loadCheckpointState(dirOf);
+    expect(recipe).toMatchObject({
       schedule: 'cosine',
-      warmupEpochs: 0.5,
+      warmup: 0.5,
       labelSmoothing: 0.1,
       ema: 0.9,
       resize: 'area',
       stain: 'balance',
-      architecture: { l2: 0.001 },
+      l2: 0.001,
     });
     expect(JSON.parse(await fs.readFile(path.join(dirOf, 'metadata.json'), 'utf8'))).toMatchObject({
       resize: 'area',
       stain: 'balance',
     });
-    expect(settings.run).toMatchObject({ rotation: 180, color: 0.2 });
+    expect(recipe).toMatchObject({ rotation: 180, color: 0.2 });
 
     const changed = await runInProcess(['train', '--model-dir', dirOf, '--resume', '--ema', '0.5']);
     expect(changed.code).toBe(2);

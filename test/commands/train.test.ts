@@ -88,6 +88,13 @@ describe('malaria train', () => {
     expect(millions.length).toBeGreaterThan(0);
     expect(new Set(millions)).toEqual(new Set(['2,163,918']));
   });
+
+  it('says in --help that --lr falls as --schedule says, not that it always decays linearly', async () => {
+    const help = (await runInProcess(['train', '--help'])).stdout.join('\n').replace(/\s+/g, ' ');
+    const lr = /--lr <f> (.*?) \(default: 0\.1\)/.exec(help)?.[1];
+    expect(lr).toMatch(/--schedule/);
+    expect(lr).not.toMatch(/linearly/);
+  });
 });
 
 describe('malaria train --positive', () => {

@@ -9,11 +9,12 @@ import {
   type BatchSourceOptions,
   type DecodeImage,
 } from '../../src/input/batches.js';
-import { DecodeError, decodeResized } from '../../src/input/decode.js';
+import { DecodeError, decodeCell } from '../../src/input/decode.js';
 import type { Batch } from '../../src/input/types.js';
 import { UserError } from '../../src/errors.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample } from '../support/sample.js';
+import { preprocessingOf } from '../../src/input/preprocessing.js';
 
 const SIZE = 16;
 const PIXELS = SIZE * SIZE * 3;
@@ -36,7 +37,7 @@ afterAll(async () => removeDir(root));
 
 const training = (overrides: Partial<BatchSourceOptions> = {}): BatchSourceOptions => ({
   dir: split,
-  imageSize: SIZE,
+  preprocessing: preprocessingOf({ imageSize: SIZE }),
   batchSize: 4,
   augment: true,
   shuffle: true,
@@ -71,7 +72,7 @@ function countingDecoder(counter: { calls: number }, delay?: (file: string) => n
   return async (file, size) => {
     counter.calls++;
     if (delay) await sleep(delay(file));
-    return decodeResized(file, size);
+    return decodeCell(file, preprocessingOf({ imageSize: size }));
   };
 }
 
@@ -100,7 +101,7 @@ describe('createBatchSource on real sample images', () => {
     const x = Float32Array.from(epoch0.flatMap((b) => [...b.x]));
     const expected = new Float32Array(source.files.length * PIXELS);
     for (const [i, file] of source.files.entries())
-      scaleToUnit(await decodeResized(file.path, SIZE), expected, i * PIXELS);
+      scaleToUnit(await decodeCell(file.path, preprocessingOf({ imageSize: SIZE })), expected, i * PIXELS);
     expect(x).toEqual(expected);
     expect(epoch3.map((b) => [...b.x])).toEqual(epoch0.map((b) => [...b.x]));
   });
@@ -279,7 +280,7 @@ describe('prefetch', () => {
           peak = Math.max(peak, running);
           await sleep(2);
           running--;
-          return decodeResized(file, size);
+          return decodeCell(file, preprocessingOf({ imageSize: size }));
         },
       }),
     );

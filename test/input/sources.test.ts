@@ -8,6 +8,7 @@ import { balanceStain } from '../../src/input/stain.js';
 import { openListSources, openSplitSources } from '../../src/input/sources.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, splitOptions } from '../support/sample.js';
+import { preprocessingOf } from '../../src/input/preprocessing.js';
 
 let dir: string;
 const data = () => path.join(dir, 'data');
@@ -22,7 +23,14 @@ afterAll(async () => removeDir(dir));
 
 /** The first training batch's pixels of epoch 0 with `rotation` (undefined: the default). */
 async function firstBatch(rotation?: number, color?: number): Promise<Float32Array> {
-  const { train } = await openSplitSources({ data: data(), imageSize: 24, batchSize: 4, seed: 3, rotation, color });
+  const { train } = await openSplitSources({
+    data: data(),
+    preprocessing: preprocessingOf({ imageSize: 24 }),
+    batchSize: 4,
+    seed: 3,
+    rotation,
+    color,
+  });
   for await (const batch of train.batches(0)) return Float32Array.from(batch.x.subarray(0, batch.size * 24 * 24 * 3));
   throw new Error('no training batch');
 }
@@ -47,7 +55,12 @@ describe('openSplitSources', () => {
 
   it('resizes every split the same way: nearest by default, area when asked', async () => {
     const firstValidation = async (resize?: ResizeMethod) => {
-      const { val } = await openSplitSources({ data: data(), imageSize: 24, batchSize: 4, seed: 3, resize });
+      const { val } = await openSplitSources({
+        data: data(),
+        preprocessing: preprocessingOf({ imageSize: 24, resize }),
+        batchSize: 4,
+        seed: 3,
+      });
       for await (const batch of val.batches(0)) return { x: batch.x.subarray(0, 24 * 24 * 3), file: val.files[0].path };
       throw new Error('no validation batch');
     };
@@ -66,10 +79,9 @@ describe('openSplitSources', () => {
   it('balances the stain of every split when asked, after the resize', async () => {
     const { val, train } = await openSplitSources({
       data: data(),
-      imageSize: 24,
+      preprocessing: preprocessingOf({ imageSize: 24, stain: 'balance' }),
       batchSize: 4,
       seed: 3,
-      stain: 'balance',
     });
     const expected = new Float32Array(24 * 24 * 3);
     scaleToUnit(balanceStain(resizeImage(await decodeRgb(val.files[0].path), 24, 'nearest')), expected);
@@ -88,7 +100,13 @@ describe('openSplitSources', () => {
 
 describe('openListSources', () => {
   it('reads explicit file lists as the split folders are read: same batches, labels and class order', async () => {
-    const options = { imageSize: 24, batchSize: 4, seed: 3, rotation: 30, color: 0.1 };
+    const options = {
+      preprocessing: preprocessingOf({ imageSize: 24 }),
+      batchSize: 4,
+      seed: 3,
+      rotation: 30,
+      color: 0.1,
+    };
     const folders = await openSplitSources({ data: data(), ...options });
     const lists = openListSources(
       {

@@ -17,7 +17,7 @@ import { saveCheckpoint } from '../../src/model/checkpoint.js';
 import { buildDataset, SPLIT_NAMES } from '../../src/dataset/build.js';
 import { DEAD_PID, makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, snapshotTree } from '../support/sample.js';
-import { tinyMetadata, tinyResNet, tinySettings, trainedModel } from '../support/models.js';
+import { tinyMetadata, tinyResNet, tinyRecipe, trainedModel } from '../support/models.js';
 
 const SPLIT_ENTRIES = [...SPLIT_NAMES, 'splits.csv', 'rejected.csv'];
 const history = { loss: [1], accuracy: [0.5], val_loss: [1], val_accuracy: [0.5], lr: [0.1] };
@@ -37,7 +37,7 @@ beforeAll(async () => {
   await saveHistory(savedModel, history);
   stoppedRun = await makeTempDir('malaria-stopped-run-');
   const trained = await trainedModel(4);
-  await saveCheckpoint(stoppedRun, { ...trained, epochsCompleted: 1, history, settings: tinySettings() });
+  await saveCheckpoint(stoppedRun, { ...trained, epochsCompleted: 1, history, recipe: tinyRecipe() });
   await saveHistory(stoppedRun, history);
   trained.model.dispose();
   trained.optimizer.dispose();

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
 import { selectBackend } from '../../src/backends/select.js';
-import { decodeResized } from '../../src/input/decode.js';
+import { decodeCell } from '../../src/input/decode.js';
 import { classifyFiles, gatherImageFiles, isFailed, type ClassifiedFile } from '../../src/model/classify.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { CLASS_NAMES, SAMPLE_DIR, sampleNames } from '../support/sample.js';
@@ -11,6 +11,7 @@ import { thumbsDb } from '../support/images.js';
 import sharp from 'sharp';
 import { loadModel } from '../../src/model/io.js';
 import { IMAGE_SIZE, brightnessMetadata, saveBrightnessModel, tinyMetadata, tinyResNet } from '../support/models.js';
+import { preprocessingOf } from '../../src/input/preprocessing.js';
 
 const metadata = tinyMetadata();
 
@@ -47,7 +48,7 @@ afterAll(async () => {
 
 /** The model's probabilities for one file, preprocessed here by hand: decode, nearest resize, x/255. */
 async function expectedProbabilities(file: string): Promise<number[]> {
-  const pixels = await decodeResized(file, IMAGE_SIZE);
+  const pixels = await decodeCell(file, preprocessingOf({ imageSize: IMAGE_SIZE }));
   const x = Float32Array.from(pixels, (v) => v / 255);
   return tf.tidy(() =>
     Array.from((model.predict(tf.tensor4d(x, [1, IMAGE_SIZE, IMAGE_SIZE, 3])) as tf.Tensor).dataSync()),

@@ -11,6 +11,7 @@ import {
 } from '../../src/model/predict.js';
 import { IMAGE_SIZE, tinyResNet } from '../support/models.js';
 import { MemorySource, syntheticImages } from '../support/sources.js';
+import { preprocessingOf } from '../../src/input/preprocessing.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');
@@ -66,7 +67,7 @@ describe('predictionFiles and predictionPatients', () => {
     return batchSourceFromListing(
       { classNames: ['Parasitized', 'Uninfected'], files, nonImages: [], rejected: [] },
       {
-        imageSize: size,
+        preprocessing: preprocessingOf({ imageSize: size }),
         batchSize: 3,
         augment: false,
         shuffle: false,

@@ -27,7 +27,7 @@ describe('polynomialDecay', () => {
 });
 
 describe('learningRateAt', () => {
-  const base = { initialLr: 0.1, epochs: 4, power: 1 };
+  const base = { lr: 0.1, epochs: 4, schedule: 'linear', warmup: 0 } as const;
 
   it('without warm-up, linear is the tutorial’s per-epoch decay at every step of an epoch', () => {
     for (let epoch = 0; epoch < 4; epoch++) {
@@ -38,14 +38,14 @@ describe('learningRateAt', () => {
   });
 
   it('warms up linearly per step, then follows the schedule', () => {
-    const warm = { ...base, warmupEpochs: 1 };
+    const warm = { ...base, warmup: 1 };
     expect(learningRateAt(warm, 0, 0.25)).toBeCloseTo(0.025, 12);
     expect(learningRateAt(warm, 0, 1)).toBeCloseTo(0.1, 12);
     expect(learningRateAt(warm, 1, 0.5)).toBeCloseTo(0.075, 12);
   });
 
   it('cosine falls by half a cosine per step after the warm-up: full rate, half way, zero at the end', () => {
-    const cosine = { ...base, schedule: 'cosine' as const, warmupEpochs: 1 };
+    const cosine = { ...base, schedule: 'cosine' as const, warmup: 1 };
     expect(learningRateAt(cosine, 0, 1)).toBeCloseTo(0.1, 12);
     expect(learningRateAt(cosine, 2, 0.5)).toBeCloseTo(0.05, 12); // 2.5 of 4 epochs: half of the 3 after warm-up
     expect(learningRateAt(cosine, 3, 1)).toBeCloseTo(0, 12);

@@ -9,12 +9,14 @@ import { loadHistory, loadModel } from '../../src/model/io.js';
 import { crossEntropyAndAccuracy, predictProbabilities } from '../../src/model/predict.js';
 import { DivergedError, type EpochEndInfo, resumeTraining, trainModel, trainStep } from '../../src/model/train.js';
 import { withTempDir } from '../support/temp.js';
+import { rewriteAsVersion1 } from '../support/checkpoints.js';
 import {
   IMAGE_SIZE,
   maxAbsDifference,
   noBatchNormModel,
+  TINY_ARCHITECTURE,
+  tinyRecipe,
   tinyResNet,
-  tinySettings,
   weightValues,
 } from '../support/models.js';
 import { MemorySource, syntheticImages, syntheticSource } from '../support/sources.js';
@@ -42,7 +44,7 @@ describe('trainModel', () => {
     const epochEnds: EpochEndInfo[] = [];
     const rates = vi.spyOn(tf.MomentumOptimizer.prototype, 'setLearningRate');
     const tensorsBefore = tf.memory().numTensors;
-    const result = await trainModel(model, train, val, tinySettings({ epochs: 3, initialLr: 0.1 }), {
+    const result = await trainModel(model, train, val, tinyRecipe({ epochs: 3, lr: 0.1 }), {
       onBatchEnd: (info) => batchEnds.push(info),
       onEpochEnd: (info) => {
         epochEnds.push(info);
@@ -90,7 +92,7 @@ describe('trainModel', () => {
     await withTempDir(async (dir) => {
       const model = track(tinyResNet(2));
       const counts: number[] = [];
-      await trainModel(model, syntheticSource(8, 3, 8), syntheticSource(8, 4, 8), tinySettings({ epochs: 3 }), {
+      await trainModel(model, syntheticSource(8, 3, 8), syntheticSource(8, 4, 8), tinyRecipe({ epochs: 3 }), {
         modelDir: dir,
         onEpochEnd: (info) => {
           counts.push(tf.memory().numTensors);
@@ -209,7 +211,7 @@ describe('schedule, label smoothing and the moving average of the weights', () =
       const plain = track(tinyResNet(9));
       let average = weightValues(plain).map((values) => Float64Array.from(values));
       let steps = 0;
-      await trainModel(plain, source(), val, tinySettings({ epochs: 3 }), {
+      await trainModel(plain, source(), val, tinyRecipe({ epochs: 3 }), {
         onBatchEnd: () => {
           steps++;
           const d = Math.min(decay, (1 + steps) / (10 + steps));
@@ -219,10 +221,10 @@ describe('schedule, label smoothing and the moving average of the weights', () =
         onEpochEnd: (info) => void plainEpochs.push(info),
       });
 
-      const settings = tinySettings({ epochs: 3, ema: decay });
+      const recipe = tinyRecipe({ epochs: 3, ema: decay });
       const straightEpochs: EpochEndInfo[] = [];
       const straightDir = path.join(root, 'straight');
-      await trainModel(track(tinyResNet(9)), source(), val, settings, {
+      await trainModel(track(tinyResNet(9)), source(), val, recipe, {
         modelDir: straightDir,
         onEpochEnd: (info) => void straightEpochs.push(info),
       });
@@ -240,7 +242,7 @@ describe('schedule, label smoothing and the moving average of the weights', () =
       // Stopped after epoch 1 and resumed: the average continues from the checkpoint to the same model.
       const stoppedDir = path.join(root, 'stopped');
       const controller = new AbortController();
-      await trainModel(track(tinyResNet(9)), source(), val, settings, {
+      await trainModel(track(tinyResNet(9)), source(), val, recipe, {
         modelDir: stoppedDir,
         signal: controller.signal,
         onBatchEnd: ({ epoch }) => {
@@ -259,12 +261,12 @@ describe('schedule, label smoothing and the moving average of the weights', () =
   it('keeps the tensor count flat from epoch to epoch with an average, cosine schedule and warm-up', async () => {
     await withTempDir(async (dir) => {
       const counts: number[] = [];
-      const settings = tinySettings({ epochs: 3, ema: 0.9, schedule: 'cosine', warmupEpochs: 1 });
+      const recipe = tinyRecipe({ epochs: 3, ema: 0.9, schedule: 'cosine', warmup: 1 });
       const result = await trainModel(
         track(tinyResNet(2)),
         syntheticSource(16, 3, 8),
         syntheticSource(8, 4, 8),
-        settings,
+        recipe,
         {
           modelDir: dir,
           onEpochEnd: () => void counts.push(tf.memory().numTensors),
@@ -300,18 +302,18 @@ describe('schedule, label smoothing and the moving average of the weights', () =
 describe('checkpoints, resume, stop and divergence', () => {
   it('resumes a stopped 4-epoch run to the same lr history and weights as an uninterrupted one', async () => {
     await withTempDir(async (root) => {
-      const settings = tinySettings({ epochs: 4, initialLr: 0.1, run: { note: 'kept for resume' } });
+      const recipe = tinyRecipe({ epochs: 4, lr: 0.1 });
       const source = () => syntheticSource(8, 31, 4, { shuffleSeed: 5 });
       const val = syntheticSource(4, 32, 4);
 
       const straightDir = path.join(root, 'straight');
       const straight = track(tinyResNet(8));
-      const full = await trainModel(straight, source(), val, settings, { modelDir: straightDir });
+      const full = await trainModel(straight, source(), val, recipe, { modelDir: straightDir });
 
       // Stop during the first batch of epoch 3 (after two complete epochs).
       const stoppedDir = path.join(root, 'stopped');
       const controller = new AbortController();
-      const stopped = await trainModel(track(tinyResNet(8)), source(), val, settings, {
+      const stopped = await trainModel(track(tinyResNet(8)), source(), val, recipe, {
         modelDir: stoppedDir,
         signal: controller.signal,
         onBatchEnd: ({ epoch, batch }) => {
@@ -327,7 +329,7 @@ describe('checkpoints, resume, stop and divergence', () => {
 
       const checkpoint = await loadCheckpoint(stoppedDir);
       track(checkpoint.model);
-      expect(checkpoint.settings).toEqual(settings);
+      expect(checkpoint.recipe).toEqual(recipe);
       const resumedSource = source();
       const resumed = await resumeTraining(checkpoint, resumedSource, val, { modelDir: stoppedDir });
       expect(resumedSource.epochsRequested).toEqual([2, 3]);
@@ -347,7 +349,7 @@ describe('checkpoints, resume, stop and divergence', () => {
         scaling: 'x/255',
         resize: 'nearest',
         backend: 'cpu',
-        architecture: settings.architecture,
+        architecture: TINY_ARCHITECTURE,
       });
       expect(maxAbsDifference(weightValues(saved.model), weightValues(straight))).toBeLessThan(1e-5);
     });
@@ -355,13 +357,13 @@ describe('checkpoints, resume, stop and divergence', () => {
 
   it('resumes with the micro-batch of the resuming process; a checkpoint that stored one (older versions) ignores it', async () => {
     await withTempDir(async (root) => {
-      const settings = tinySettings({ epochs: 2, initialLr: 0.1 });
+      const recipe = tinyRecipe({ epochs: 2, lr: 0.1 });
       const source = () => syntheticSource(16, 61, 8, { shuffleSeed: 2 });
       const val = syntheticSource(8, 62, 8);
       // Epoch 1 with full batches of 8, then a stop before epoch 2.
       const stoppedDir = path.join(root, 'stopped');
       const controller = new AbortController();
-      const stopped = await trainModel(track(tinyResNet(13)), source(), val, settings, {
+      const stopped = await trainModel(track(tinyResNet(13)), source(), val, recipe, {
         modelDir: stoppedDir,
         signal: controller.signal,
         onEpochEnd: () => controller.abort(),
@@ -370,9 +372,7 @@ describe('checkpoints, resume, stop and divergence', () => {
       const copies = ['full', 'legacy', 'micro'].map((name) => path.join(root, name));
       for (const copy of copies) await fs.cp(stoppedDir, copy, { recursive: true });
       // What an older version wrote: the micro-batch of the backend that started the run, among the settings.
-      const legacyState = path.join(copies[1], 'checkpoint', 'state.json');
-      const state = JSON.parse(await fs.readFile(legacyState, 'utf8'));
-      await fs.writeFile(legacyState, JSON.stringify({ ...state, settings: { ...state.settings, microBatchSize: 4 } }));
+      await rewriteAsVersion1(copies[1], { edit: (old) => void (old.microBatchSize = 4) });
 
       const resume = async (dir: string, microBatchSize?: number) => {
         const checkpoint = await loadCheckpoint(dir);
@@ -381,8 +381,8 @@ describe('checkpoints, resume, stop and divergence', () => {
         expect(result).toMatchObject({ epochsCompleted: 2, stoppedEarly: false });
         expect(result.history.lr).toEqual([0.1, 0.05].map((lr) => expect.closeTo(lr, 12)));
         expect(result.history.loss[0]).toBe(stopped.history.loss[0]);
-        // The run's settings go on unchanged; no micro-batch is written among them.
-        expect((await loadCheckpointState(dir)).settings).toEqual(settings);
+        // The run's recipe goes on unchanged; no micro-batch is written among them.
+        expect((await loadCheckpointState(dir)).recipe).toEqual(recipe);
         return weightValues(checkpoint.model);
       };
       const full = await resume(copies[0]);
@@ -404,7 +404,7 @@ describe('checkpoints, resume, stop and divergence', () => {
       let goodWeights: Buffer | undefined;
       const model = track(tinyResNet(9));
       const tensorsBefore = tf.memory().numTensors;
-      const error = await trainModel(model, train, syntheticSource(8, 42, 8), tinySettings({ epochs: 3 }), {
+      const error = await trainModel(model, train, syntheticSource(8, 42, 8), tinyRecipe({ epochs: 3 }), {
         modelDir: dir,
         onEpochEnd: async () => {
           goodWeights = await fs.readFile(path.join(dir, 'checkpoint', 'weights.bin'));
@@ -438,7 +438,7 @@ describe('on the wasm backend (with the training kernels of src/tf-kernels)', ()
   });
 
   it('trains with micro-batches to the same weights as the cpu backend, tensor count flat', async () => {
-    const settings = tinySettings({ epochs: 2 });
+    const recipe = tinyRecipe({ epochs: 2 });
     const run = async (backend: 'cpu' | 'wasm') => {
       await selectBackend(backend);
       const model = track(tinyResNet(12));
@@ -447,7 +447,7 @@ describe('on the wasm backend (with the training kernels of src/tf-kernels)', ()
         model,
         syntheticSource(16, 51, 8, { shuffleSeed: 1 }),
         syntheticSource(8, 52, 8),
-        settings,
+        recipe,
         {
           microBatchSize: 4,
           onEpochEnd: () => {

@@ -5,11 +5,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
 import { selectBackend } from '../../src/backends/select.js';
+import { lockPathFor, lockText } from '../../src/io/lock.js';
 import { loadCheckpointState, saveCheckpoint } from '../../src/model/checkpoint.js';
 import { expectOneErrorLine, runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, samplePaths } from '../support/sample.js';
-import { saveBrightnessModel, tinyResNet, tinySettings } from '../support/models.js';
+import { saveBrightnessModel, tinyRecipe, tinyResNet } from '../support/models.js';
 
 let dir: string;
 let image: string;
@@ -27,13 +28,13 @@ beforeAll(async () => {
   // The checkpoint of a run on 32x32 images, batch 8, 3 epochs.
   const net = tinyResNet(1);
   const optimizer = tf.train.momentum(0.05, 0.9);
-  const settings = tinySettings({ run: { data: data(), batchSize: 8, imageSize: 32, backend: 'cpu' } });
   await saveCheckpoint(checkpointed(), {
     model: net,
     optimizer,
     epochsCompleted: 1,
     history: { loss: [1], accuracy: [0.5], val_loss: [1], val_accuracy: [0.5], lr: [0.05] },
-    settings,
+    recipe: tinyRecipe({ batchSize: 8, imageSize: 32 }),
+    data: data(),
   });
   optimizer.dispose();
   net.dispose();
@@ -154,6 +155,39 @@ describe('bad flags and missing things', () => {
       expect(result.code, what).toBe(2);
       expect(result.stdout, what).toEqual([]);
       expectOneErrorLine(result, pattern, `${args[0]} ${what}`);
+    }
+  });
+
+  it("a value out of its flag's range is refused as the flag is read: before the output folder is locked or looked at", async () => {
+    // Another run (the test runner's parent process: alive, not this one) holds both output folders.
+    const modelDir = path.join(dir, 'held-model');
+    const out = path.join(dir, 'held-crossval');
+    const locks = await Promise.all([modelDir, out].map((folder) => lockPathFor(folder)));
+    for (const lock of locks) await fsp.writeFile(lock, lockText(process.ppid));
+    try {
+      const train = ['train', '--data', data(), '--model-dir', modelDir];
+      const crossval = ['crossval', '--input', data(), '--out', out];
+      const refusals: [string[], RegExp][] = [
+        [[...train, '--image-size', '4'], /^malaria: --image-size must be at least 8$/],
+        [[...train, '--rotation', '270'], /^malaria: --rotation must be between 0 and 180 degrees \(/],
+        [[...train, '--color', '1'], /^malaria: --color must be at least 0 and below 1, for example 0\.1$/],
+        [[...train, '--label-smoothing', '1'], /^malaria: --label-smoothing must be at least 0 and below 1/],
+        [[...train, '--l2', '0.5'], /^malaria: --l2 must be below 0\.1 \(/],
+        [[...train, '--ema', '1'], /^malaria: --ema must be 0 \(off\) or a decay between 0 and 1/],
+        [[...crossval, '--rotation', '181'], /^malaria: --rotation must be between 0 and 180 degrees \(/],
+        [[...crossval, '--folds', '1'], /^malaria: --folds must be 2 or more/],
+      ];
+      for (const [args, pattern] of refusals) {
+        const result = await runInProcess(args);
+        expect(result.code, args.join(' ')).toBe(2);
+        expectOneErrorLine(result, pattern, args.join(' '));
+      }
+      // In range, the same commands get as far as the lock.
+      for (const args of [train, crossval]) {
+        expectOneErrorLine(await runInProcess([...args, '--rotation', '90']), /is in use by malaria \(pid \d+\)/);
+      }
+    } finally {
+      for (const lock of locks) await fsp.rm(lock);
     }
   });
 

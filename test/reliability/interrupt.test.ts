@@ -144,7 +144,7 @@ describe('train diverges', () => {
     const { epochsCompleted } = await loadCheckpointState(modelDir);
     const checkpointFolder = path.join(modelDir, 'checkpoint');
     const state = JSON.parse(await fsp.readFile(path.join(checkpointFolder, 'state.json'), 'utf8'));
-    state.settings.initialLr = 1e9;
+    state.recipe.lr = 1e9;
     await fsp.writeFile(path.join(checkpointFolder, 'state.json'), JSON.stringify(state));
     const before = await snapshotTree(modelDir);
 

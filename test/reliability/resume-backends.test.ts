@@ -12,6 +12,7 @@ import { loadHistory, loadModel, type TrainingHistory } from '../../src/model/io
 import { type CliResult, ctrlCAt, runInProcess } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 import { copySample, splitOptions } from '../support/sample.js';
+import { rewriteAsVersion1 } from '../support/checkpoints.js';
 import { maxAbsDifference, weightValues, TINY_MODEL_FLAGS } from '../support/models.js';
 
 // Batch 16 of ~17 training images: two steps an epoch, the first a whole batch of 16.
@@ -79,10 +80,10 @@ async function expectContinued(
     expect(history[key], key).toHaveLength(3);
     expect(history[key][0], key).toBe(before[key][0]);
   }
-  const { settings, epochsCompleted } = await loadCheckpointState(modelDir);
+  const { recipe, epochsCompleted } = await loadCheckpointState(modelDir);
   expect(epochsCompleted).toBe(3);
-  expect(settings).toMatchObject({ epochs: 3, initialLr: 0.1, seed: 5, run: { batchSize: 16, imageSize: 16 } });
-  expect(settings).not.toHaveProperty('microBatchSize');
+  expect(recipe).toMatchObject({ epochs: 3, lr: 0.1, seed: 5, batchSize: 16, imageSize: 16 });
+  expect(recipe).not.toHaveProperty('microBatchSize');
   const saved = await loadModel(modelDir);
   saved.model.dispose();
   expect(saved.metadata.backend).toBe(backend);
@@ -127,9 +128,7 @@ describe('a run resumes on another backend', () => {
     const stopped = await startAndStop(modelDir, 'wasm', ['--micro-batch', '8']);
     expect(stopped.output.filter((line) => MICRO_BATCH_LINE.test(line))).toHaveLength(1);
     // Older versions stored the micro-batch among the run's settings and enforced it on resume.
-    const stateFile = path.join(modelDir, 'checkpoint', 'state.json');
-    const state = JSON.parse(await fsp.readFile(stateFile, 'utf8'));
-    await fsp.writeFile(stateFile, JSON.stringify({ ...state, settings: { ...state.settings, microBatchSize: 8 } }));
+    await rewriteAsVersion1(modelDir, { backend: 'wasm', edit: (settings) => void (settings.microBatchSize = 8) });
     const chosen = path.join(dir, 'wasm-then-cpu-micro-batch-4');
     await fsp.cp(modelDir, chosen, { recursive: true });
 

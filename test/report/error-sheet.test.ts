@@ -2,7 +2,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { misclassifiedCells, renderErrorSheet, SHEET, tileOrigin } from '../../src/report/error-sheet.js';
-import { predictedLabels } from '../../src/stats/evaluation.js';
+import { decidedClasses } from '../../src/stats/evaluation.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 
 const CLASSES = ['Parasitized', 'Uninfected'];
@@ -47,7 +47,7 @@ describe('misclassifiedCells', () => {
     const files = ['a', 'b', 'c', 'd', 'e', 'f', 'g'];
     const cells = misclassifiedCells(
       predictions,
-      predictedLabels(predictions, { classNames: CLASSES, positiveClass: 'Parasitized' }, 0.5),
+      decidedClasses(predictions, { classNames: CLASSES, positiveClass: 'Parasitized' }, 0.5),
       files,
       CLASSES,
     );
@@ -62,7 +62,7 @@ describe('misclassifiedCells', () => {
     // A lower threshold turns the missed 0.45 into a hit and flags nothing new here.
     const lower = misclassifiedCells(
       predictions,
-      predictedLabels(predictions, { classNames: CLASSES, positiveClass: 'Parasitized' }, 0.4),
+      decidedClasses(predictions, { classNames: CLASSES, positiveClass: 'Parasitized' }, 0.4),
       files,
       CLASSES,
     );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatSeconds } from '../../src/report/progress.js';
+import { formatSeconds, formatTimeLeft } from '../../src/report/progress.js';
 
 describe('formatSeconds', () => {
   it('writes tenths below 10 s, whole seconds up to a minute, then minutes and seconds, then hours', () => {
@@ -15,5 +15,13 @@ describe('formatSeconds', () => {
     expect(formatSeconds(59.7)).toBe('1m00s');
     expect(formatSeconds(9.97)).toBe('10s');
     expect(formatSeconds(3599.6)).toBe('1h00m');
+  });
+});
+
+describe('formatTimeLeft', () => {
+  it('multiplies the time per epoch by the epochs left, and says when it cannot yet', () => {
+    expect(formatTimeLeft(30, 4)).toBe('about 2m00s left (4 epochs)');
+    expect(formatTimeLeft(undefined, 3)).toBe('3 epochs left (the time they take is known after the first)');
+    expect(formatTimeLeft(30, 0)).toBe('no epoch left to train');
   });
 });

@@ -1,31 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
-import type { Predictions } from '../../src/model/predict.js';
+import type { LabelledProbabilities } from '../../src/stats/labelled-probabilities.js';
 import {
+  decidedClasses,
   evaluatePredictions,
-  evaluationJson,
-  formatScreening,
-  formatThresholdSelection,
-  predictedLabels,
   readableThreshold,
   rocData,
   selectThreshold,
 } from '../../src/stats/evaluation.js';
-
-const CLASSES = { classNames: ['Parasitized', 'Uninfected'], positiveClass: 'Parasitized' };
-
-/** Two-class predictions from P(Parasitized) per image and the true class indices (0 = Parasitized). */
-function predictions(pParasitized: number[], labels: number[]): Predictions {
-  const probabilities = new Float32Array(pParasitized.length * 2);
-  pParasitized.forEach((p, i) => {
-    probabilities[2 * i] = p;
-    probabilities[2 * i + 1] = 1 - p;
-  });
-  return { probabilities, labels: Int32Array.from(labels), classes: 2 };
-}
-
-// 5 parasitized cells scored 0.9 0.8 0.6 0.35 0.2; 4 uninfected scored 0.7 0.3 0.1 0.05.
-const validation = predictions([0.9, 0.8, 0.6, 0.35, 0.2, 0.7, 0.3, 0.1, 0.05], [0, 0, 0, 0, 0, 1, 1, 1, 1]);
+import {
+  CLASSES,
+  noisyCells as cells,
+  noisyLabels as labels,
+  noisyScores as scores,
+  patients,
+  predictions,
+  SICK as sick,
+  sickCells,
+  validation,
+} from '../support/evaluations.js';
 
 describe('selectThreshold', () => {
   it('takes the largest threshold that reaches the target sensitivity (hand-computed)', () => {
@@ -62,7 +55,7 @@ describe('selectThreshold', () => {
     expect(() => selectThreshold(negativesOnly, CLASSES, 0.9, 'validation')).toThrow(
       /validation split holds no Parasitized images/,
     );
-    const three: Predictions = {
+    const three: LabelledProbabilities = {
       probabilities: new Float32Array([0.2, 0.3, 0.5]),
       labels: Int32Array.from([2]),
       classes: 3,
@@ -106,49 +99,7 @@ describe('rocData', () => {
   });
 });
 
-describe('evaluationJson and formatScreening', () => {
-  it('add where the threshold came from, and the validation search when there was one', () => {
-    const selection = selectThreshold(validation, CLASSES, 0.8, 'validation');
-    const evaluation = evaluatePredictions(validation, CLASSES, selection.threshold);
-    const json = evaluationJson(evaluation, { source: 'validation', selection });
-    expect(json).toMatchObject({
-      threshold: 0.34999999,
-      thresholdSource: 'validation',
-      thresholdSelection: {
-        split: 'validation',
-        targetSensitivity: 0.8,
-        sensitivity: 0.8,
-        positivesFlagged: 4,
-        positives: 5,
-      },
-      sensitivity: 0.8,
-      specificity: 0.75,
-    });
-    expect(evaluationJson(evaluation)).not.toHaveProperty('thresholdSource');
-    expect(evaluationJson(evaluation, { source: 'model' })).toMatchObject({ thresholdSource: 'model' });
-    expect(evaluationJson(evaluation, { source: 'model' })).not.toHaveProperty('thresholdSelection');
-
-    expect(formatScreening(evaluation.screening!, 'model').split('\n')[0]).toBe(
-      'positive class: Parasitized, threshold P(Parasitized) >= 0.34999999 (saved with the model)',
-    );
-    expect(formatScreening(evaluation.screening!).split('\n')[0]).toBe(
-      'positive class: Parasitized, threshold P(Parasitized) >= 0.34999999',
-    );
-    expect(formatThresholdSelection(selection, 'Parasitized')).toBe(
-      'threshold 0.34999999 chosen on validation for sensitivity >= 80.00%: it flags 4 of 5 Parasitized images there (sensitivity 80.00%)',
-    );
-  });
-});
-
 describe('balanced accuracy and the bootstrap intervals', () => {
-  // 12 patients of 10 cells, both classes in each, scored with noise so the model errs now and then.
-  const patients = Array.from({ length: 120 }, (_, i) => `C${Math.floor(i / 10)}P${Math.floor(i / 10)}`);
-  const labels = Array.from({ length: 120 }, (_, i) => (i % 10 < 5 ? 0 : 1));
-  const scores = labels.map((label, i) =>
-    Math.min(1, Math.max(0, (label === 0 ? 0.75 : 0.25) + 0.5 * Math.sin(i * 12.9898) ** 3)),
-  );
-  const cells = predictions(scores, labels);
-
   it('adds the balanced accuracy and resamples patients when their ids are given', () => {
     const screening = evaluatePredictions(cells, CLASSES, 0.5, { clusters: patients }).screening!;
     expect(screening.balancedAccuracy).toBeCloseTo((screening.sensitivity! + screening.specificity!) / 2, 12);
@@ -176,26 +127,7 @@ describe('balanced accuracy and the bootstrap intervals', () => {
     );
   });
 
-  it('are printed by formatScreening and emitted by evaluationJson', () => {
-    const evaluation = evaluatePredictions(cells, CLASSES, 0.5, { clusters: patients });
-    const screening = evaluation.screening!;
-    const lines = formatScreening(screening).split('\n');
-    const pct = (value: number) => (100 * value).toFixed(1);
-    expect(lines).toContain(
-      `balanced accuracy: ${(100 * screening.balancedAccuracy!).toFixed(2)}% (95% CI ${pct(screening.ci95.balancedAccuracy!.lower)}-${pct(screening.ci95.balancedAccuracy!.upper)}%, bootstrap over 12 patients)`,
-    );
-    expect(lines.find((line) => line.startsWith('ROC AUC:'))).toBe(
-      `ROC AUC: ${screening.auc!.toFixed(4)} (95% CI ${screening.ci95.auc!.lower.toFixed(4)}-${screening.ci95.auc!.upper.toFixed(4)}, bootstrap over 12 patients)   MCC: ${screening.mcc.toFixed(4)}`,
-    );
-    const json = evaluationJson(evaluation);
-    expect(json.balancedAccuracy).toBeCloseTo(screening.balancedAccuracy!, 6);
-    expect(json.ci95Method).toBe('patient bootstrap (12 patients, 2000 replicates)');
-    const ci95 = json.ci95 as Record<string, [number, number]>;
-    expect(ci95.balancedAccuracy[0]).toBeCloseTo(screening.ci95.balancedAccuracy!.lower, 6);
-    expect(ci95.auc[1]).toBeCloseTo(screening.ci95.auc!.upper, 6);
-  });
-
-  it('says why an interval is missing', () => {
+  it('has no interval when too many replicates lack a class, and no balanced accuracy without positives', () => {
     // The one positive patient is missed by about a third of the replicates: no interval.
     const onePositivePatient = predictions(
       scores,
@@ -204,56 +136,33 @@ describe('balanced accuracy and the bootstrap intervals', () => {
     const screening = evaluatePredictions(onePositivePatient, CLASSES, 0.5, { clusters: patients }).screening!;
     expect(screening.ci95.balancedAccuracy).toBeNull();
     expect(screening.ci95.auc).toBeNull();
-    const lines = formatScreening(screening).split('\n');
-    const missing =
-      /^balanced accuracy: [\d.]+% \(no 95% CI: (\d+) of 2000 bootstrap replicates over 12 patients lacked a class\)$/;
-    const skipped = Number(missing.exec(lines.find((line) => line.startsWith('balanced accuracy:'))!)?.[1]);
-    expect(skipped).toBeGreaterThan(200);
-    expect(lines.find((line) => line.startsWith('ROC AUC:'))).toMatch(
-      /^ROC AUC: [\d.]+ \(no 95% CI: \d+ of 2000 bootstrap replicates over 12 patients lacked a class\) {3}MCC/,
-    );
-    // No positive at all: no balanced accuracy and no interval to speak of.
     const negativesOnly = evaluatePredictions(predictions([0.2, 0.9], [1, 1]), CLASSES, 0.5).screening!;
     expect(negativesOnly.balancedAccuracy).toBeNull();
-    expect(formatScreening(negativesOnly)).toContain('balanced accuracy: n/a\n');
   });
 });
 
 describe('the positive class', () => {
-  it("is the model's, named, not the first class: sensitivity and the screening lines are about it", () => {
-    // Healthy (label 0) and Sick (label 1); the second column is P(Sick). 3 Sick cells, 4 Healthy ones.
-    const pSick = [0.9, 0.8, 0.3, 0.6, 0.2, 0.1, 0.05];
-    const cells: Predictions = {
-      probabilities: Float32Array.from(pSick.flatMap((p) => [1 - p, p])),
-      labels: Int32Array.of(1, 1, 1, 0, 0, 0, 0),
-      classes: 2,
-    };
-    const sick = { classNames: ['Healthy', 'Sick'], positiveClass: 'Sick' };
-    const screening = evaluatePredictions(cells, sick, 0.5).screening!;
+  it("is the model's, named, not the first class: sensitivity and the decisions are about it", () => {
+    const screening = evaluatePredictions(sickCells, sick, 0.5).screening!;
     // Taking the first class (Healthy) as positive would give 0.75 and 2/3 instead.
     expect(screening.sensitivity).toBeCloseTo(2 / 3, 10);
     expect(screening.specificity).toBe(0.75);
     expect(screening.counts).toEqual({ tp: 2, fn: 1, fp: 1, tn: 3 });
-    const lines = formatScreening(screening).split('\n');
-    expect(lines[0]).toBe('positive class: Sick, threshold P(Sick) >= 0.5');
-    expect(lines[1]).toMatch(/\(2 of 3 sick cells found\)$/);
-    expect(lines[2]).toMatch(/\(3 of 4 healthy cells cleared\)$/);
-    expect(evaluationJson(evaluatePredictions(cells, sick, 0.5))).toMatchObject({ positive: 'Sick' });
-    expect(Array.from(predictedLabels(cells, sick, 0.5))).toEqual([1, 1, 0, 1, 0, 0, 0]);
-    expect(selectThreshold(cells, sick, 1, 'validation')).toMatchObject({ threshold: 0.3, positives: 3 });
-    expect(rocData(cells, sick, 0.5).operatingPoint).toEqual({ fpr: 0.25, tpr: 2 / 3, threshold: 0.5 });
+    expect(Array.from(decidedClasses(sickCells, sick, 0.5))).toEqual([1, 1, 0, 1, 0, 0, 0]);
+    expect(selectThreshold(sickCells, sick, 1, 'validation')).toMatchObject({ threshold: 0.3, positives: 3 });
+    expect(rocData(sickCells, sick, 0.5).operatingPoint).toEqual({ fpr: 0.25, tpr: 2 / 3, threshold: 0.5 });
   });
 });
 
-describe('predictedLabels', () => {
+describe('decidedClasses', () => {
   it('decides two classes by the threshold on P(Parasitized) (a tie is positive), more classes by argmax', () => {
     const two = predictions([0.9, 0.3, 0.29, 0.1], [0, 0, 1, 1]);
-    expect(Array.from(predictedLabels(two, CLASSES, 0.3))).toEqual([0, 0, 1, 1]);
-    expect(Array.from(predictedLabels(two, CLASSES, 0.5))).toEqual([0, 1, 1, 1]);
+    expect(Array.from(decidedClasses(two, CLASSES, 0.3))).toEqual([0, 0, 1, 1]);
+    expect(Array.from(decidedClasses(two, CLASSES, 0.5))).toEqual([0, 1, 1, 1]);
     // Parasitized second: the threshold applies to the second column (P = 0.1, 0.7, 0.71, 0.9).
     expect(
       Array.from(
-        predictedLabels(two, { classNames: ['Uninfected', 'Parasitized'], positiveClass: 'Parasitized' }, 0.75),
+        decidedClasses(two, { classNames: ['Uninfected', 'Parasitized'], positiveClass: 'Parasitized' }, 0.75),
       ),
     ).toEqual([0, 0, 0, 1]);
     const three = {
@@ -261,6 +170,6 @@ describe('predictedLabels', () => {
       labels: Int32Array.of(1, 2),
       classes: 3,
     };
-    expect(Array.from(predictedLabels(three, { classNames: ['a', 'b', 'c'] }, 0.5))).toEqual([1, 0]);
+    expect(Array.from(decidedClasses(three, { classNames: ['a', 'b', 'c'] }, 0.5))).toEqual([1, 0]);
   });
 });

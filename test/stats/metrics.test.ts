@@ -38,7 +38,7 @@ describe('confusion matrix and per-class scores', () => {
   });
 
   it('computes precision, recall, f1 and support per class', () => {
-    const m = classificationMetrics(Y_TRUE, { labels: Y_PRED }, LABELS);
+    const m = classificationMetrics(Y_TRUE, Y_PRED, LABELS);
     const [a, b, c] = m.perClass;
     expect(a.precision).toBeCloseTo(3 / 5, 12);
     expect(a.recall).toBeCloseTo(3 / 4, 12);
@@ -55,7 +55,7 @@ describe('confusion matrix and per-class scores', () => {
   });
 
   it('averages like sklearn: macro = plain mean, weighted = support-weighted mean', () => {
-    const m = classificationMetrics(Y_TRUE, { labels: Y_PRED }, LABELS);
+    const m = classificationMetrics(Y_TRUE, Y_PRED, LABELS);
     expect(m.macro.precision).toBeCloseTo((0.6 + 2 / 3 + 0) / 3, 12);
     expect(m.macro.recall).toBeCloseTo((0.75 + 2 / 3 + 0) / 3, 12);
     expect(m.macro.f1).toBeCloseTo((2 / 3 + 2 / 3 + 0) / 3, 12);
@@ -68,8 +68,8 @@ describe('confusion matrix and per-class scores', () => {
 
   it('gives the same result from probabilities (argmax) as from labels', () => {
     const probs = new Float32Array(Y_PRED.flatMap((p) => [0, 1, 2].map((c) => (c === p ? 0.7 : 0.15))));
-    expect(classificationMetrics(Y_TRUE, { probs }, LABELS)).toEqual(
-      classificationMetrics(Y_TRUE, { labels: Y_PRED }, LABELS),
+    expect(classificationMetrics(Y_TRUE, argmaxRows(probs, 3), LABELS)).toEqual(
+      classificationMetrics(Y_TRUE, Y_PRED, LABELS),
     );
   });
 
@@ -87,7 +87,7 @@ describe('confusion matrix and per-class scores', () => {
   });
 
   it('returns zeros, not NaN, for n = 0', () => {
-    const m = classificationMetrics([], { labels: [] }, ['P', 'U']);
+    const m = classificationMetrics([], [], ['P', 'U']);
     expect(m.accuracy).toBe(0);
     expect(m.total).toBe(0);
     expect(m.macro).toEqual({ precision: 0, recall: 0, f1: 0, support: 0 });

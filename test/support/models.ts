@@ -1,8 +1,8 @@
-// Models for tests: a tiny ResNet of the tutorial's shape with its metadata and settings, a net without batch
+// Models for tests: a tiny ResNet of the tutorial's shape with its metadata and recipe, a net without batch
 // norm, a model whose answers are known in advance, and ways to compare weights and predictions.
 import { tf } from '../../src/tf.js';
 import { scaleToUnit } from '../../src/input/augment.js';
-import { decodeResized } from '../../src/input/decode.js';
+import { decodeCell } from '../../src/input/decode.js';
 import type { ResizeMethod } from '../../src/input/resize.js';
 import type { StainMethod, StainReference } from '../../src/input/stain.js';
 import { saveModel, type ModelMetadata } from '../../src/model/io.js';
@@ -13,9 +13,11 @@ import {
   type ResNetOptions,
 } from '../../src/model/resnet.js';
 import { trainStep } from '../../src/model/train.js';
-import { type TrainSettings } from '../../src/model/recipe.js';
+import { PRESETS } from '../../src/model/presets.js';
+import { type TrainRecipe } from '../../src/model/recipe.js';
 import { CLASS_NAMES } from './sample.js';
 import { CHANNELS, IMAGE_SIZE, syntheticImages } from './sources.js';
+import { preprocessingOf } from '../../src/input/preprocessing.js';
 
 export { CHANNELS, CLASS_NAMES, IMAGE_SIZE };
 
@@ -36,14 +38,20 @@ export const TINY_MODEL_FLAGS = ['--image-size', '16', '--stages', '1,1,1', '--f
 
 export const TINY_ARCHITECTURE: ResNetArchitecture = resolveArchitecture(TINY_RESNET);
 
-export function tinySettings(overrides: Partial<TrainSettings> = {}): TrainSettings {
+/** The tutorial's recipe for tinyResNet: 3 epochs at 0.05 on 32x32 images, seed 7. */
+export function tinyRecipe(overrides: Partial<TrainRecipe> = {}): TrainRecipe {
   return {
+    ...PRESETS.tutorial,
     epochs: 3,
-    initialLr: 0.05,
-    power: 1,
+    batchSize: 8,
+    lr: 0.05,
+    imageSize: IMAGE_SIZE,
+    stages: [...TINY_ARCHITECTURE.stages],
+    filters: [...TINY_ARCHITECTURE.filters],
+    l2: TINY_ARCHITECTURE.l2,
     momentum: 0.9,
     seed: 7,
-    architecture: TINY_ARCHITECTURE,
+    preset: 'tutorial',
     ...overrides,
   };
 }
@@ -146,7 +154,11 @@ export async function nodeInputs(
   const pixels = size * size * 3;
   const x = new Float32Array(files.length * pixels);
   for (let i = 0; i < files.length; i++)
-    scaleToUnit(await decodeResized(files[i], size, undefined, resize, stain, stainReference), x, i * pixels);
+    scaleToUnit(
+      await decodeCell(files[i], preprocessingOf({ imageSize: size, resize, stain, stainReference })),
+      x,
+      i * pixels,
+    );
   return x;
 }
 

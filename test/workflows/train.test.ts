@@ -5,10 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../src/backends/select.js';
 import { buildDataset } from '../../src/dataset/build.js';
 import { REFERENCE_CELL_COLOUR } from '../../src/input/stain.js';
-import { hasCheckpoint } from '../../src/model/checkpoint.js';
-import { loadMetadata } from '../../src/model/io.js';
-import { runTraining, type TrainingOptions } from '../../src/workflows/train.js';
+import { hasCheckpoint, loadCheckpointState } from '../../src/model/checkpoint.js';
+import { loadHistory, loadMetadata, loadModel } from '../../src/model/io.js';
+import { runTraining, type TrainFlags } from '../../src/workflows/train.js';
 import { silentReporter, type Reporter } from '../../src/report/reporter.js';
+import { rewriteAsVersion1 } from '../support/checkpoints.js';
+import { maxAbsDifference, weightValues } from '../support/models.js';
 import { copySample, splitOptions } from '../support/sample.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 
@@ -24,7 +26,7 @@ beforeAll(async () => {
 
 afterAll(async () => removeDir(dir));
 
-const options = (modelDir: string): TrainingOptions => ({
+const options = (modelDir: string): TrainFlags => ({
   data: data(),
   modelDir,
   plot: path.join(dir, `${path.basename(modelDir)}.png`),
@@ -47,6 +49,13 @@ const options = (modelDir: string): TrainingOptions => ({
   backend: 'cpu',
   preset: 'tutorial',
 });
+
+/** Events that stop the run once its first epoch is checkpointed: what --resume continues. */
+const stopAfterEpoch1 = () => {
+  const controller = new AbortController();
+  const report = { ...recorder(), result: (t: string) => void (/^Epoch 1\/2 - /.test(t) && controller.abort()) };
+  return { report, interrupt: () => ({ signal: controller.signal, release: () => {} }) };
+};
 
 /** A reporter that keeps what was reported, by channel. */
 function recorder(): Reporter & { results: string[]; notes: string[] } {
@@ -115,16 +124,11 @@ describe('runTraining', () => {
     await fsp.rename(path.join(cells, 'Uninfected'), path.join(cells, 'Healthy'));
     const sickData = path.join(dir, 'sick-data');
     await buildDataset(splitOptions(cells, sickData));
-    const sick = (modelDir: string, positive?: string): TrainingOptions => ({
+    const sick = (modelDir: string, positive?: string): TrainFlags => ({
       ...options(modelDir),
       data: sickData,
       positive,
     });
-    const stopAfterEpoch1 = () => {
-      const controller = new AbortController();
-      const report = { ...recorder(), result: (t: string) => void (/^Epoch 1\/2 - /.test(t) && controller.abort()) };
-      return { report, interrupt: () => ({ signal: controller.signal, release: () => {} }) };
-    };
 
     const modelDir = path.join(dir, 'sick');
     expect(await runTraining(sick(modelDir, 'Sick'), stopAfterEpoch1())).toMatchObject({ stoppedEarly: true });
@@ -143,11 +147,8 @@ describe('runTraining', () => {
     // A checkpoint of an older version, without the positive class: resumed only once it is named.
     const older = path.join(dir, 'sick-older');
     expect(await runTraining(sick(older, 'Sick'), stopAfterEpoch1())).toMatchObject({ stoppedEarly: true });
-    const stateFile = path.join(older, 'checkpoint', 'state.json');
-    const state = JSON.parse(await fsp.readFile(stateFile, 'utf8'));
-    expect(state.settings.positiveClass).toBe('Sick');
-    delete state.settings.positiveClass;
-    await fsp.writeFile(stateFile, JSON.stringify(state));
+    expect((await loadCheckpointState(older)).recipe.positive).toBe('Sick');
+    await rewriteAsVersion1(older, { edit: (settings) => void delete settings.positiveClass });
     await expect(
       runTraining({ ...sick(older), resume: true }, { report: recorder(), given: () => false }),
     ).rejects.toThrow(/neither of them Parasitized: name the class to screen for with --positive <class>$/);
@@ -157,6 +158,59 @@ describe('runTraining', () => {
     );
     expect(resumed).toEqual({ stoppedEarly: false, epochsCompleted: 2 });
     expect((await loadMetadata(older)).positiveClass).toBe('Sick');
+  });
+
+  it('resumes a run an older version stopped (state.json version 1) as it resumes one of its own', async () => {
+    // Every setting a version-1 file keeps elsewhere than the flag of its name, away from its default.
+    const recipe = {
+      resize: 'area',
+      stain: 'balance',
+      schedule: 'cosine',
+      warmup: 0.5,
+      labelSmoothing: 0.1,
+      l2: 1e-3,
+      ema: 0.5,
+      rotation: 180,
+      color: 0.1,
+      preset: 'laptop',
+    } as const;
+    const own = path.join(dir, 'own-checkpoint');
+    const older = path.join(dir, 'older-checkpoint');
+    const stopped = await runTraining({ ...options(own), ...recipe }, stopAfterEpoch1());
+    expect(stopped).toEqual({ stoppedEarly: true, epochsCompleted: 1 });
+    await fsp.cp(own, older, { recursive: true });
+    await rewriteAsVersion1(older);
+
+    // The old file's recipe is compared with the flags given, as this version's is.
+    await expect(
+      runTraining(
+        { ...options(older), ...recipe, epochs: 3, resume: true },
+        { report: recorder(), given: (key) => key === 'epochs' },
+      ),
+    ).rejects.toThrow(
+      "--epochs 3 differs from the interrupted run's 2: resume with the same flags, or leave --epochs out",
+    );
+    await expect(
+      runTraining({ ...options(older), resume: true }, { report: recorder(), given: (key) => key === 'color' }),
+    ).rejects.toThrow("--color 0 differs from the interrupted run's 0.1");
+    // No flag given: the run's own recipe and data folder, read from either file.
+    const resume = (modelDir: string) =>
+      runTraining(
+        { ...options(modelDir), data: path.join(dir, 'moved'), resume: true },
+        { report: recorder(), given: () => false },
+      );
+    expect(await resume(own)).toEqual({ stoppedEarly: false, epochsCompleted: 2 });
+    expect(await resume(older)).toEqual({ stoppedEarly: false, epochsCompleted: 2 });
+
+    expect(await loadCheckpointState(older)).toEqual(await loadCheckpointState(own));
+    expect(await loadHistory(older)).toEqual(await loadHistory(own));
+    const [ownModel, olderModel] = await Promise.all([loadModel(own), loadModel(older)]);
+    const difference = maxAbsDifference(weightValues(olderModel.model), weightValues(ownModel.model));
+    ownModel.model.dispose();
+    olderModel.model.dispose();
+    expect(difference).toBe(0);
+    expect({ ...olderModel.metadata, created: '' }).toEqual({ ...ownModel.metadata, created: '' });
+    expect(olderModel.metadata).toMatchObject({ resize: 'area', stain: 'balance', positiveClass: 'Parasitized' });
   });
 
   it('stops at the interrupt signal before the first epoch, saving nothing, and releases the interrupt', async () => {

@@ -1,8 +1,8 @@
 // The browser side of inference, preprocessing exactly as training does: decode to 8-bit RGB (alpha dropped, no
 // colour management), the model's resize and stain step (the same compiled modules Node uses), scale by 1/255
 // (scaleToUnit, also shared), NHWC float32.
-import type { ResizeMethod, RgbImage } from '../../input/resize.js';
-import { prepareCell, type StainMethod, type StainReference } from '../../input/stain.js';
+import type { RgbImage } from '../../input/resize.js';
+import { prepareCell, type Preprocessing } from '../../input/preprocessing.js';
 import { scaleToUnit } from '../../input/augment.js';
 import { batchProbabilities, type InferenceOptions } from '../../model/inference.js';
 import { tf, type LayersModel } from './tf-global.js';
@@ -48,19 +48,13 @@ function canvas2d(width: number, height: number): Canvas2d {
   return context;
 }
 
-/** How the model wants its cells prepared (the app's config, from metadata.json). */
-export interface CellPreparation {
-  imageSize: number;
-  resize: ResizeMethod;
-  stain: StainMethod;
-  stainReference?: StainReference;
-  maxInputPixels: number;
-}
-
-/** The network's input for one image: size x size x 3 float32 in [0, 1]. */
-export async function cellInput(file: Blob, preparation: CellPreparation): Promise<Float32Array> {
-  const { imageSize, resize, stain, stainReference, maxInputPixels } = preparation;
-  const pixels = prepareCell(await decodeRgb(file, maxInputPixels), imageSize, resize, stain, stainReference);
+/** The network's input for one image: size x size x 3 float32 in [0, 1], prepared as training prepared its cells. */
+export async function cellInput(
+  file: Blob,
+  preprocessing: Preprocessing,
+  maxInputPixels: number,
+): Promise<Float32Array> {
+  const pixels = prepareCell(await decodeRgb(file, maxInputPixels), preprocessing);
   const input = new Float32Array(pixels.length);
   scaleToUnit(pixels, input);
   return input;

@@ -104,7 +104,7 @@ async function classifyQueued(): Promise<void> {
         try {
           readable.push({
             result,
-            input: await cellInput(file, config),
+            input: await cellInput(file, config.preprocessing, config.maxInputPixels),
           });
         } catch (err) {
           result.error = err instanceof Error && err.message ? err.message : 'not an image this browser can decode';
@@ -114,7 +114,7 @@ async function classifyQueued(): Promise<void> {
         const probabilities = await predict(
           model,
           readable.map((r) => r.input),
-          config.imageSize,
+          config.preprocessing.imageSize,
           { temperature: config.temperature, tta: ui.tta.checked },
         );
         readable.forEach(({ result }, i) => (result.probabilities = Array.from(probabilities[i])));
@@ -227,7 +227,7 @@ async function start(): Promise<void> {
   }
   const positive = config.classNames[config.positiveIndex];
   ui.status.textContent = `Ready: each cell is ${positive} when P(${positive}) ≥ the threshold.`;
-  ui.modelInfo.textContent = `Model saved ${config.modelCreated || 'at an unknown time'}; ${config.classNames.join(' / ')}; input ${config.imageSize}×${config.imageSize} px. TensorFlow.js ${tf.version.tfjs} (${tf.getBackend()}). App ${config.version}.`;
+  ui.modelInfo.textContent = `Model saved ${config.modelCreated || 'at an unknown time'}; ${config.classNames.join(' / ')}; input ${config.preprocessing.imageSize}×${config.preprocessing.imageSize} px. TensorFlow.js ${tf.version.tfjs} (${tf.getBackend()}). App ${config.version}.`;
   document.body.dataset.state = 'ready';
   await classifyQueued();
 }

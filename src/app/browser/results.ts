@@ -1,6 +1,7 @@
 // The slide's cells as data: the label each gets at the current threshold, filtering, sorting and the CSV export.
 import { csvLine } from '../../io/csv.js';
-import { isPositive, needsReview, summariseSlide, type SlideSummary } from '../../stats/parasitemia.js';
+import { decide } from '../../stats/decide.js';
+import { needsReview, summariseSlide, type SlideSummary } from '../../stats/parasitemia.js';
 import type { AppConfig } from '../app-config.js';
 
 export interface CellResult {
@@ -31,7 +32,7 @@ export function labelOf(result: CellResult, config: AppConfig, decision: Decisio
   const p = positiveProbability(result, config);
   if (p === undefined) return undefined;
   const negativeIndex = config.positiveIndex === 0 ? 1 : 0;
-  return config.classNames[isPositive(p, decision.threshold) ? config.positiveIndex : negativeIndex];
+  return config.classNames[decide(p, decision.threshold) ? config.positiveIndex : negativeIndex];
 }
 
 export function isUncertain(result: CellResult, config: AppConfig, decision: Decision): boolean {
@@ -49,9 +50,9 @@ export function matchesFilter(result: CellResult, filter: Filter, config: AppCon
     case 'review':
       return isUncertain(result, config, decision);
     case 'positive':
-      return p !== undefined && isPositive(p, decision.threshold);
+      return p !== undefined && decide(p, decision.threshold);
     case 'negative':
-      return p !== undefined && !isPositive(p, decision.threshold);
+      return p !== undefined && !decide(p, decision.threshold);
   }
 }
 

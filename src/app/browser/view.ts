@@ -1,6 +1,7 @@
 // Draws the slide: one card per cell (thumbnail, label, probability, a "check" flag near the threshold) and the
 // summary figures. Cards are made once and then only updated and reordered, so a threshold change stays fast.
-import { formatPercent, type SlideSummary } from '../../stats/parasitemia.js';
+import { formatPercent } from '../../report/parasitemia.js';
+import type { SlideSummary } from '../../stats/parasitemia.js';
 import type { AppConfig } from '../app-config.js';
 import {
   isUncertain,
