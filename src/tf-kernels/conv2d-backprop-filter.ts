@@ -1,146 +1,89 @@
 // Conv2DBackpropFilter (the filter gradient of conv2d) for the wasm backend, which ships none.
 //
-// dW[kh,kw,ci,co] = sum_{n,y,x} X[n, y*sh+kh-pt, x*sw+kw-pl, ci] * dY[n,y,x,co] is a matrix product:
-// A [kh*kw*ci, n*y*x] times dY as [n*y*x, co], where row (kh,kw,ci) of A is the input channel ci as seen by
-// filter tap (kh,kw). The rows come in the filter's own layout, so the product is dW with no transpose after.
-// A is built by hand on the heap (a blocked transpose to channels-first, then one shifted, strided copy per
-// tap); the product runs on XNNPACK's GEMM, which wasm's BatchMatMul uses only without transposed operands.
-// Large batches are cut into chunks of images whose products are summed, to keep the GEMM in cache.
+// dW[kh,kw,ci,co] = sum_{n,y,x} X[n, y*sh+kh-pt, x*sw+kw-pl, ci] * dY[n,y,x,co]. For one tap (kh,kw), the output
+// pixels whose input pixel lies inside X form a rectangle of each image, so the tap's sum over an image is one
+// call of our SIMD function (filter-grad-wasm.ts), which reads X and dY where they lie, in NHWC: no padded
+// copy, no re-layout, no GEMM. The images go a band of output rows at a time, all taps of a band before the
+// next, so that the band's rows of X and dY stay in cache while every tap and channel tile re-reads them.
 import { tf } from '../tf.js';
 import { convGeometry, type ConvAttrs, type ConvGeometry } from './conv-geometry.js';
+import { accumulateTapFor, type AccumulateTap } from './filter-grad-wasm.js';
 import { KernelScope, withKernelScope } from './kernel-scope.js';
-import { gatherRows, gatherTap, gatherTransposed, stridedPixelRows, transposeRows } from './layout.js';
-import { asWasmBackend, floatIndex, heapF32 } from './wasm-heap.js';
+import { asWasmBackend, byteOffset, floatIndex, heapF32 } from './wasm-heap.js';
 
 type Shape4 = [number, number, number, number];
 
-/**
- * Output pixels per product. XNNPACK's GEMM does not block the shared dimension: with all n*y*x pixels of a
- * large batch in one product, its operands stream from L3/memory for every tile. Whole images are grouped into
- * chunks of about this many pixels and the chunk products are summed (25% faster at batch 8; 1024 to 8192 alike).
- */
-const CHUNK_PIXELS = 4096;
+const FLOAT_BYTES = 4;
 
-/** [first image, image count] of each chunk. */
-function imageChunks(batch: number, pixelsPerImage: number): [number, number][] {
-  const perChunk = Math.max(1, Math.floor(CHUNK_PIXELS / pixelsPerImage));
-  const chunks: [number, number][] = [];
-  for (let n = 0; n < batch; n += perChunk) chunks.push([n, Math.min(perChunk, batch - n)]);
-  return chunks;
-}
+/** Bytes of X and dY rows per band: about half of L1 (measured: 16-32 KB alike, whole images 10-20% slower). */
+const BAND_BYTES = 32 * 1024;
 
-/** Sums the chunk products (one AddN; nothing to add for a single chunk). */
-function sumProducts(scope: KernelScope, products: tf.TensorInfo[]): tf.TensorInfo {
-  return products.length === 1 ? products[0] : scope.run('AddN', products);
-}
-
-/** Start indices of the input pixels a strided 1x1 unpadded convolution reads, one per output pixel. */
-function sampledRows(scope: KernelScope, x: tf.TensorInfo, g: ConvGeometry): Int32Array {
-  const src = floatIndex(asWasmBackend(scope.backend), x);
-  const { batch, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight, strideWidth } = g;
-  return stridedPixelRows(src, batch, inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight, strideWidth);
-}
-
-/** A new tensor holding rows [first, first + count) of a [rows, width] tensor. */
-function copyRows(scope: KernelScope, t: tf.TensorInfo, width: number, first: number, count: number) {
-  const backend = asWasmBackend(scope.backend);
-  const out = scope.alloc([count, width]);
-  const src = floatIndex(backend, t) + first * width;
-  heapF32(backend).copyWithin(floatIndex(backend, out), src, src + count * width);
-  return out;
+/** The output indices o < outSize whose input index o*stride + shift lies in [0, inSize), as [first, end). */
+function insideRange(shift: number, stride: number, inSize: number, outSize: number): [number, number] {
+  const first = Math.max(0, Math.ceil(-shift / stride));
+  const end = Math.min(outSize, Math.floor((inSize - 1 - shift) / stride) + 1);
+  return [first, Math.max(first, end)];
 }
 
 /**
- * 1x1 filter without padding: dW = Xs^T dY, with Xs the input at the strided positions, or dW^T = dY^T Xs. The
- * product packs its second operand with a slow strided copy (about 5 ns a value), so the operand with fewer
- * channels goes second and the one with more is transposed by hand (measured 20% faster than the reverse).
+ * Adds every tap's products to `sums` ([taps, inChannels, dyChannels], zeroed). Byte offsets in the heap; dY's
+ * pixels are `dyChannels` apart, a multiple of 4.
  */
-function pointwiseFilterGrad(scope: KernelScope, x: tf.TensorInfo, dy: tf.TensorInfo, g: ConvGeometry) {
-  const backend = asWasmBackend(scope.backend);
-  const { inChannels: ci, outChannels: co } = g;
-  const pixelsPerImage = g.outHeight * g.outWidth;
-  const strided = pixelsPerImage !== g.inHeight * g.inWidth;
-  const rows = strided ? sampledRows(scope, x, g) : undefined;
-  const transposeDy = co > ci;
-  const products: tf.TensorInfo[] = [];
-  for (const [first, count] of imageChunks(g.batch, pixelsPerImage)) {
-    const [from, to] = [first * pixelsPerImage, (first + count) * pixelsPerImage];
-    const a = scope.alloc(transposeDy ? [co, to - from] : [ci, to - from]);
-    let b: tf.TensorInfo;
-    if (transposeDy) {
-      b = rows ? scope.alloc([to - from, ci]) : copyRows(scope, x, ci, from, to - from);
-      const heap = heapF32(backend);
-      transposeRows(heap, floatIndex(backend, dy) + from * co, to - from, co, floatIndex(backend, a));
-      if (rows) gatherRows(heap, rows.subarray(from, to), ci, floatIndex(backend, b));
-    } else {
-      b = copyRows(scope, dy, co, from, to - from);
-      const heap = heapF32(backend);
-      if (rows) gatherTransposed(heap, rows.subarray(from, to), ci, floatIndex(backend, a));
-      else transposeRows(heap, floatIndex(backend, x) + from * ci, to - from, ci, floatIndex(backend, a));
-    }
-    products.push(scope.matMul2d(a, b));
-    scope.release(a);
-    scope.release(b);
-  }
-  const product = sumProducts(scope, products);
-  return scope.reshape(transposeDy ? scope.transpose(product, [1, 0]) : product, [1, 1, ci, co]);
-}
-
-/** Any filter size, stride and padding: the tap-major matrix A per chunk of images, times dY. */
-function tapsFilterGrad(scope: KernelScope, x: tf.TensorInfo, dy: tf.TensorInfo, g: ConvGeometry) {
-  const backend = asWasmBackend(scope.backend);
-  const { batch, inHeight, inWidth, inChannels: ci, outHeight, outWidth, outChannels: co } = g;
-  const taps = g.filterHeight * g.filterWidth;
-  const planeSize = inHeight * inWidth;
-  const pixelsPerImage = outHeight * outWidth;
-  const channelsFirst = scope.alloc([ci, batch, inHeight, inWidth]);
-  transposeRows(heapF32(backend), floatIndex(backend, x), batch * planeSize, ci, floatIndex(backend, channelsFirst));
-  const products: tf.TensorInfo[] = [];
-  for (const [first, count] of imageChunks(batch, pixelsPerImage)) {
-    const chunkPixels = count * pixelsPerImage;
-    const a = scope.alloc([taps * ci, chunkPixels]);
-    const b = copyRows(scope, dy, co, first * pixelsPerImage, chunkPixels);
-    const heap = heapF32(backend);
-    const geometry = {
-      planes: count,
-      inHeight,
-      inWidth,
-      outHeight,
-      outWidth,
-      strideHeight: g.strideHeight,
-      strideWidth: g.strideWidth,
-    };
-    const src = floatIndex(backend, channelsFirst);
-    const dst = floatIndex(backend, a);
-    // A chunk of the whole batch reads every channel's planes as one run (channel-major), and writes one tap's
-    // rows as one run too: one call per tap instead of one per tap and channel.
-    const whole = count === batch;
-    for (let kh = 0; kh < g.filterHeight; kh++) {
-      for (let kw = 0; kw < g.filterWidth; kw++) {
-        const tap = kh * g.filterWidth + kw;
-        if (whole) {
-          gatherTap(
-            heap,
-            src,
-            dst + tap * ci * chunkPixels,
-            { ...geometry, planes: ci * count },
-            kh - g.padTop,
-            kw - g.padLeft,
+function sumTaps(accumulate: AccumulateTap, g: ConvGeometry, x: number, dy: number, sums: number, dyChannels: number) {
+  const { batch, inHeight, inWidth, inChannels, outHeight, outWidth, filterHeight, filterWidth } = g;
+  const { strideHeight: sh, strideWidth: sw, padTop, padLeft } = g;
+  const columns = Array.from({ length: filterWidth }, (_, kw) => insideRange(kw - padLeft, sw, inWidth, outWidth));
+  const rowBytes = outWidth * (sh * inChannels + dyChannels) * FLOAT_BYTES;
+  const bandRows = Math.min(outHeight, Math.max(1, Math.floor(BAND_BYTES / rowBytes)));
+  const xRowStride = sh * inWidth * inChannels * FLOAT_BYTES;
+  const xColStride = sw * inChannels * FLOAT_BYTES;
+  const dyColStride = dyChannels * FLOAT_BYTES;
+  const dyRowStride = outWidth * dyColStride;
+  for (let n = 0; n < batch; n++) {
+    for (let bandStart = 0; bandStart < outHeight; bandStart += bandRows) {
+      const bandEnd = Math.min(outHeight, bandStart + bandRows);
+      for (let kh = 0; kh < filterHeight; kh++) {
+        const [rowsFirst, rowsEnd] = insideRange(kh - padTop, sh, inHeight, outHeight);
+        const first = Math.max(bandStart, rowsFirst);
+        const rows = Math.min(bandEnd, rowsEnd) - first;
+        if (rows <= 0) continue;
+        for (let kw = 0; kw < filterWidth; kw++) {
+          const [colsFirst, colsEnd] = columns[kw];
+          if (colsEnd === colsFirst) continue;
+          const inRow = n * inHeight + first * sh + kh - padTop;
+          const inCol = colsFirst * sw + kw - padLeft;
+          accumulate(
+            x + (inRow * inWidth + inCol) * inChannels * FLOAT_BYTES,
+            dy + ((n * outHeight + first) * outWidth + colsFirst) * dyColStride,
+            sums + (kh * filterWidth + kw) * inChannels * dyColStride,
+            rows,
+            colsEnd - colsFirst,
+            xRowStride,
+            xColStride,
+            dyRowStride,
+            dyColStride,
+            inChannels,
+            dyChannels,
+            dyColStride,
           );
-          continue;
-        }
-        for (let c = 0; c < ci; c++) {
-          const planes = src + (c * batch + first) * planeSize;
-          gatherTap(heap, planes, dst + (tap * ci + c) * chunkPixels, geometry, kh - g.padTop, kw - g.padLeft);
         }
       }
     }
-    products.push(scope.matMul2d(a, b));
-    scope.release(a);
-    scope.release(b);
   }
-  scope.release(channelsFirst);
-  return scope.reshape(sumProducts(scope, products), [g.filterHeight, g.filterWidth, ci, co]);
+}
+
+/** dY with each pixel's channels padded with zeros to `channels` (the SIMD loop reads whole vectors of 4). */
+function padChannels(scope: KernelScope, dy: tf.TensorInfo, channels: number): tf.TensorInfo {
+  const backend = asWasmBackend(scope.backend);
+  const own = dy.shape[3];
+  const pixels = dy.shape[0] * dy.shape[1] * dy.shape[2];
+  const out = scope.alloc([pixels, channels]);
+  const heap = heapF32(backend);
+  const src = floatIndex(backend, dy);
+  const dst = floatIndex(backend, out);
+  heap.fill(0, dst, dst + pixels * channels);
+  for (let p = 0; p < pixels; p++) heap.copyWithin(dst + p * channels, src + p * own, src + (p + 1) * own);
+  return out;
 }
 
 export function conv2DBackpropFilter(
@@ -152,10 +95,28 @@ export function conv2DBackpropFilter(
 ): tf.TensorInfo {
   if (x.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error('Conv2DBackpropFilter: float32 only');
   const g = convGeometry(x.shape as Shape4, filterShape, attrs);
-  if (g.filterHeight === 1 && g.filterWidth === 1 && g.padTop === 0 && g.padLeft === 0) {
-    return pointwiseFilterGrad(scope, x, dy, g);
+  const backend = asWasmBackend(scope.backend);
+  const accumulate = accumulateTapFor(scope.backend);
+  const { inChannels, outChannels } = g;
+  const rows = g.filterHeight * g.filterWidth * inChannels;
+  const dyChannels = Math.ceil(outChannels / 4) * 4;
+  const dw = scope.alloc(filterShape);
+  // The sums go straight into dW unless its rows need padding to whole vectors.
+  const padded = dyChannels !== outChannels;
+  const sums = padded ? scope.alloc([rows, dyChannels]) : dw;
+  const dyPadded = padded ? padChannels(scope, dy, dyChannels) : dy;
+  const heap = heapF32(backend);
+  const sumsStart = floatIndex(backend, sums);
+  heap.fill(0, sumsStart, sumsStart + rows * dyChannels);
+  sumTaps(accumulate, g, byteOffset(backend, x), byteOffset(backend, dyPadded), byteOffset(backend, sums), dyChannels);
+  if (padded) {
+    const dst = floatIndex(backend, dw);
+    for (let r = 0; r < rows; r++) {
+      const src = sumsStart + r * dyChannels;
+      heap.copyWithin(dst + r * outChannels, src, src + outChannels);
+    }
   }
-  return tapsFilterGrad(scope, x, dy, g);
+  return dw;
 }
 
 interface BackpropFilterAttrs extends ConvAttrs {
