@@ -14,7 +14,7 @@ const pkg = (() => {
   }
 })() as { version: string; description: string };
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('malaria')
     .description(pkg.description)
     .version(pkg.version, '-V, --version')
@@ -32,7 +32,7 @@ export function buildProgram(): Command {
 }
 
 /** Prints one line for an error and returns the exit code it stands for. */
-export function reportError(err: unknown): number {
+function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
     // help and version also arrive here, with exit code 0; commander already printed its message.
     return err.exitCode === 0 ? 0 : 2;

@@ -18,7 +18,7 @@ const CONTENT_TYPES: Record<string, string> = {
   '.png': 'image/png',
 };
 
-export const LOOPBACK_HOST: string = APP_DEFAULTS.host;
+const LOOPBACK_HOST: string = APP_DEFAULTS.host;
 
 export interface AppServer {
   /** http://127.0.0.1:<port>/, or the address it listens on. */

@@ -47,11 +47,6 @@ const FASTER_HINT =
 
 let active: BackendInfo | undefined;
 
-/** The backend chosen by `selectBackend`, if any. */
-export function activeBackend(): BackendInfo | undefined {
-  return active;
-}
-
 export function parseBackendChoice(value: string): BackendChoice {
   if ((BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
   throw new UserError(`unknown backend "${value}": use one of ${BACKEND_CHOICES.join(', ')}`);

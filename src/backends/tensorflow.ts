@@ -3,7 +3,7 @@
 // libtensorflow, so both are looked for at run time.
 import { tf } from '../tf.js';
 
-export const TENSORFLOW_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+const TENSORFLOW_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 export type TensorflowPackage = (typeof TENSORFLOW_PACKAGES)[number];
 
 /** Which package loaded and whether its kernels run on a GPU. */
@@ -16,7 +16,7 @@ export interface TensorflowDevice {
  * tfjs-node's backend object (NodeJSKernelBackend) records what libtensorflow found: `isUsingGpuDevice` is true
  * only when a CUDA device was created, which needs the exact CUDA and cuDNN libraries TensorFlow 2.9 was built for.
  */
-export function tensorflowDevice(
+function tensorflowDevice(
   packageName: TensorflowPackage,
   backend: { isUsingGpuDevice?: unknown },
 ): TensorflowDevice {

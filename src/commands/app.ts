@@ -36,7 +36,7 @@ export function registerApp(program: Command): void {
 }
 
 /** Browsers give a service worker only to https pages and to http pages of localhost. */
-export const SECURE_CONTEXT_NOTE =
+const SECURE_CONTEXT_NOTE =
   'note: other devices reach the app over plain http, where browsers allow no service worker: it classifies while this server runs, ' +
   'but does not load offline. For offline use serve it over https (for example behind a reverse proxy with a certificate), or open it as http://localhost on the device that serves it.';
 

@@ -46,7 +46,7 @@ export function positiveNumber(value: string): number {
   return n;
 }
 
-export function nonNegativeNumber(value: string): number {
+function nonNegativeNumber(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
     throw new InvalidArgumentError('must be a number, 0 or more.');
@@ -55,7 +55,7 @@ export function nonNegativeNumber(value: string): number {
 }
 
 /** A comma-separated list of positive whole numbers, such as "3,4,6". */
-export function intList(value: string): number[] {
+function intList(value: string): number[] {
   const parts = value.split(',').map((p) => p.trim());
   if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p) || Number(p) <= 0)) {
     throw new InvalidArgumentError('must be a comma-separated list of whole numbers greater than 0, such as 3,4,6.');
@@ -64,7 +64,7 @@ export function intList(value: string): number[] {
 }
 
 /** --threshold: a probability in [0, 1] (0 flags every image, 1 only certain ones). */
-export function thresholdValue(value: string): number {
+function thresholdValue(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
     throw new InvalidArgumentError('must be a probability between 0 and 1, for example 0.5.');
@@ -95,7 +95,7 @@ export function portNumber(value: string): number {
   return n;
 }
 
-/** --backend: the TensorFlow.js backend, one of BACKEND_CHOICES (tf.ts owns the list). */
+/** --backend: the TensorFlow.js backend, one of BACKEND_CHOICES (src/backends/select.ts owns the list). */
 export const backendOption = () =>
   new Option(
     '--backend <name>',

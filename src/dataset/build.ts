@@ -66,8 +66,8 @@ export const SPLIT_NAMES: readonly SplitName[] = [
   DATASET_DEFAULTS.splits.val,
   DATASET_DEFAULTS.splits.test,
 ];
-export const MANIFEST_FILE = SPLIT_MANIFEST;
-export const REJECTED_FILE = REJECTED_MANIFEST;
+const MANIFEST_FILE = SPLIT_MANIFEST;
+const REJECTED_FILE = REJECTED_MANIFEST;
 /** Everything a run writes into the output folder; an existing one is only ever replaced with --force. */
 const OUTPUT_ENTRIES = [...SPLIT_NAMES, MANIFEST_FILE, REJECTED_FILE];
 /** What the run's temporary folder (`<output>/.split.malaria-tmp-<pid>-<hex>`) stands for (src/io/atomic.ts). */

@@ -27,7 +27,7 @@ export type DecodeImage = (file: string, size: number) => Promise<Uint8Array>;
  * them in ~5 ms (a decode costs ~1 ms of CPU) and then idle for the rest of the step. Memory stays small
  * (the compressed file and its ~50 KB of pixels per decode in flight).
  */
-export function defaultDecodesInFlight(prefetch: number, batchSize: number): number {
+function defaultDecodesInFlight(prefetch: number, batchSize: number): number {
   return prefetch * batchSize;
 }
 
@@ -117,7 +117,7 @@ const MATRIX_STRIDE = 6;
  * The inverse maps of every position of epoch `epoch`, drawn in position order from one stream seeded by
  * (seed, epoch): image i's transform depends on nothing else, not on which decode finishes first.
  */
-export function epochTransforms(
+function epochTransforms(
   count: number,
   size: number,
   seed: number | string,

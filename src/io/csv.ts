@@ -1,7 +1,7 @@
 // Minimal RFC 4180 writing for the manifests (splits.csv, rejected.csv).
 
 /** Quotes a field when it holds a comma, quote or line break (doubling inner quotes), as RFC 4180 asks. */
-export function csvField(value: string | number): string {
+function csvField(value: string | number): string {
   const text = String(value);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }

@@ -9,7 +9,7 @@ export type ImageFormat = 'png' | 'jpeg' | 'gif' | 'webp' | 'bmp' | 'tiff';
 export const HEADER_BYTES = 32;
 
 /** Extensions that announce an image; a file with one of these that does not decode is rejected, not skipped. */
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
+const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
   '.png',
   '.jpg',
   '.jpeg',

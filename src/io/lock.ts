@@ -11,7 +11,7 @@ import { UserError, describeFsError } from '../errors.js';
 import { isProcessAlive, tempPath } from './atomic.js';
 import { realPathAllowMissing } from './output-folder.js';
 
-export const LOCK_SUFFIX = '.malaria-lock';
+const LOCK_SUFFIX = '.malaria-lock';
 /** Boot times read a few seconds apart differ by the clock's adjustments: a reboot moves it by far more. */
 const SAME_BOOT_MS = 30_000;
 /** A lock still empty after this long was left by a process killed between creating and writing it. */

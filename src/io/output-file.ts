@@ -9,8 +9,8 @@ import { assertApart, isInside, realPathAllowMissing, type NamedPath } from './o
 import { isPng, readPngText, withPngText } from './png-text.js';
 
 /** The tEXt chunk every PNG this tool writes carries. */
-export const SOFTWARE_KEYWORD = 'Software';
-export const SOFTWARE_NAME = 'malaria';
+const SOFTWARE_KEYWORD = 'Software';
+const SOFTWARE_NAME = 'malaria';
 /** Our chunk sits right after IHDR, 33 bytes in: the head of the file always holds it. */
 const HEAD_BYTES = 4096;
 

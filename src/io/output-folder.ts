@@ -290,7 +290,7 @@ async function foreignAppFolder(dir: string, names: readonly string[]): Promise<
 /** `malaria crossval --out`: its settings file (the evidence), its fold model folders and fold CSVs, its outputs. */
 export const CROSSVAL_SETTINGS = 'crossval-settings.json';
 export const CROSSVAL_FORMAT = 'malaria-crossval';
-export const CROSSVAL_OUTPUTS: ReadonlySet<string> = new Set([
+const CROSSVAL_OUTPUTS: ReadonlySet<string> = new Set([
   'oof.csv',
   'crossval.json',
   'roc.png',
@@ -300,7 +300,7 @@ export const CROSSVAL_OUTPUTS: ReadonlySet<string> = new Set([
   'review.png',
 ]);
 /** fold-N/ (a model folder) and fold-N.csv (that fold's held-out probabilities). */
-export const CROSSVAL_FOLD_ENTRY = /^fold-(\d+)(\.csv)?$/;
+const CROSSVAL_FOLD_ENTRY = /^fold-(\d+)(\.csv)?$/;
 
 /** Why the folder is not a cross-validation `malaria crossval` wrote, or undefined when it is. */
 async function foreignCrossvalFolder(dir: string, names: readonly string[]): Promise<string | undefined> {

@@ -20,7 +20,7 @@ import { HISTORY_KEYS, parseHistory, type TrainingHistory } from './history.js';
 export const MODEL_FILE = MODEL_ENTRIES.model;
 export const WEIGHTS_FILE = MODEL_ENTRIES.weights;
 export const METADATA_FILE = MODEL_ENTRIES.metadata;
-export const HISTORY_FILE = MODEL_ENTRIES.history;
+const HISTORY_FILE = MODEL_ENTRIES.history;
 export const CHECKPOINT_DIR = CHECKPOINT_FOLDERS[0];
 
 /**

@@ -14,7 +14,7 @@ const POOLED_COLOR = '#222222';
 const aucText = (auc: number | null): string => (auc === null ? 'AUC undefined' : `AUC ${auc.toFixed(4)}`);
 
 /** One ROC panel: a thin coloured curve per fold, the pooled curve thick and dark, the diagonal dashed. */
-export function crossvalRocSvg(
+function crossvalRocSvg(
   folds: readonly FoldCurve[],
   pooled: { curve: RocPoint[] | null; auc: number | null },
   title: string,

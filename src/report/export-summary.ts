@@ -1,7 +1,7 @@
 // What `export` prints about the model it wrote.
 import type { ExportResult } from '../model/export.js';
 
-export function formatMegabytes(bytes: number): string {
+function formatMegabytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(2)} MB`;
 }
 

@@ -1,5 +1,5 @@
 // Small SVG building blocks for line plots (matplotlib's ggplot style): axes frame, ticks, lines, legend.
-export const FONT_FAMILY = 'DejaVu Sans, Arial, Helvetica, sans-serif';
+const FONT_FAMILY = 'DejaVu Sans, Arial, Helvetica, sans-serif';
 
 /** matplotlib's ggplot palette, in its cycle order. */
 export const GGPLOT_COLORS = ['#E24A33', '#348ABD', '#988ED5', '#777777', '#FBC15E', '#8EBA42', '#FFB5B8'] as const;

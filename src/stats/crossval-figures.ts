@@ -28,7 +28,7 @@ export interface Figures {
   ece: number;
 }
 
-export const FIGURE_KEYS = ['balancedAccuracy', 'sensitivity', 'specificity', 'auc', 'ece'] as const;
+const FIGURE_KEYS = ['balancedAccuracy', 'sensitivity', 'specificity', 'auc', 'ece'] as const;
 
 export interface FoldFigures extends Figures, FoldModel {
   cells: number;

@@ -159,7 +159,7 @@ export function classificationMetrics(
 // Binary screening: one class is "positive" (the model's positiveClass, positive-class.ts), every other is negative.
 
 /** z for a two-sided 95% interval, the value the brief fixes (qnorm(0.975) to 6 digits). */
-export const WILSON_Z_95 = 1.959964;
+const WILSON_Z_95 = 1.959964;
 
 export interface Interval {
   lower: number;

@@ -185,7 +185,7 @@ export function conv2DBackpropInput(
 }
 
 /** Whether the phase decomposition covers these attributes (wasm's Conv2D is NHWC only). */
-export function supportsBackpropInput(attrs: ConvAttrs): boolean {
+function supportsBackpropInput(attrs: ConvAttrs): boolean {
   return attrs.dataFormat !== 'NCHW';
 }
 

@@ -5,14 +5,6 @@ import { asWasmBackend } from './wasm-heap.js';
 
 type KernelInputs = Record<string, tf.TensorInfo> | tf.TensorInfo[];
 
-/** Receives the time of every inner kernel run through a scope (for profiling; off by default). */
-export type InnerKernelTimer = (kernelName: string, milliseconds: number) => void;
-let innerKernelTimer: InnerKernelTimer | undefined;
-
-export function setInnerKernelTimer(timer: InnerKernelTimer | undefined): void {
-  innerKernelTimer = timer;
-}
-
 export class KernelScope {
   private readonly made: tf.TensorInfo[] = [];
 
@@ -25,13 +17,11 @@ export class KernelScope {
   run(kernelName: string, inputs: KernelInputs, attrs: tf.NamedAttrMap = {}): tf.TensorInfo {
     const config = tf.getKernel(kernelName, this.backendName);
     if (!config) throw new Error(`kernel '${kernelName}' is not registered for backend '${this.backendName}'`);
-    const start = innerKernelTimer ? performance.now() : 0;
     const out = config.kernelFunc({
       inputs: inputs as tf.NamedTensorInfoMap,
       backend: this.backend,
       attrs,
     });
-    if (innerKernelTimer) innerKernelTimer(kernelName, performance.now() - start);
     if (Array.isArray(out)) throw new Error(`kernel '${kernelName}' returned several outputs`);
     this.made.push(out);
     return out;
@@ -58,18 +48,6 @@ export class KernelScope {
 
   transpose(x: tf.TensorInfo, perm: number[]): tf.TensorInfo {
     return this.run('Transpose', { x }, { perm });
-  }
-
-  /** [rows, k] x [k, cols] through the backend's fast path (no transposed operands, batch 1). */
-  matMul2d(a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
-    const [rows, k] = a.shape;
-    const cols = b.shape[1];
-    const product = this.run(
-      'BatchMatMul',
-      { a: this.reshape(a, [1, rows, k]), b: this.reshape(b, [1, k, cols]) },
-      { transposeA: false, transposeB: false },
-    );
-    return this.reshape(product, [rows, cols]);
   }
 
   zeros(shape: number[]): tf.TensorInfo {

@@ -1,4 +1,4 @@
-// The multi-threaded (pthreads + SIMD) build of the wasm backend under Node (src/tf.ts starts it on 2+ cores).
+// The multi-threaded (pthreads + SIMD) build of the wasm backend under Node (src/backends/select.ts starts it on 2+ cores).
 //
 // tfjs-backend-wasm never picks it under Node (WASM_HAS_MULTITHREAD_SUPPORT is false there), and forcing it fails
 // because the pthread worker script is handed over as a `blob:` URL, which Node's Worker rejects. Here the
@@ -86,7 +86,7 @@ export interface ThreadedWasmOptions {
  * backend is first used; kernels registered for 'wasm' (including the training kernels) apply unchanged.
  */
 export async function registerThreadedWasmBackend(threads: number, options: ThreadedWasmOptions = {}): Promise<void> {
-  // The same module instance as src/tf.ts imports (a require() here can resolve to another copy under vite).
+  // The same module instance as src/backends/wasm.ts imports (a require() here can resolve to another copy under vite).
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   type ModuleArgument = ConstructorParameters<typeof wasm.BackendWasm>[0];
   const module = await startThreadedModule(threads);

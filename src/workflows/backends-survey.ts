@@ -49,7 +49,7 @@ function cliPath(): string {
 }
 
 /** The flags that make a child measure the same model as the parent was asked to. */
-export function childArgs(choice: BackendName | 'auto', options: MeasureOptions): string[] {
+function childArgs(choice: BackendName | 'auto', options: MeasureOptions): string[] {
   const { architecture } = options;
   return [
     'backends',
@@ -153,7 +153,7 @@ const speed = (value: number | undefined) =>
   value === undefined ? '-' : value < 10 ? value.toFixed(2) : value.toFixed(1);
 
 /** "2.35 GB device", "310 MB heap": the memory column. */
-export function formatMemory(bytes: number | undefined, kind: MemoryKind | undefined): string {
+function formatMemory(bytes: number | undefined, kind: MemoryKind | undefined): string {
   if (bytes === undefined || kind === undefined) return '-';
   const size =
     bytes >= 1e9

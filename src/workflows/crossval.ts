@@ -89,17 +89,17 @@ export interface CrossvalOutcome {
 }
 
 /** The files crossval writes into --out besides the fold folders (the ownership check lists the same names). */
-export const CROSSVAL_FILES = {
+const CROSSVAL_FILES = {
   settings: CROSSVAL_SETTINGS,
   oof: 'oof.csv',
   summary: 'crossval.json',
   roc: 'roc.png',
 } as const;
-export const OOF_HEADER = ['file', 'sha256', 'patient', 'label', 'fold', 'probability'];
+const OOF_HEADER = ['file', 'sha256', 'patient', 'label', 'fold', 'probability'];
 const SETTINGS_VERSION = 1;
 
-export const foldFolder = (out: string, fold: number): string => path.join(out, `fold-${fold}`);
-export const foldCsv = (out: string, fold: number): string => path.join(out, `fold-${fold}.csv`);
+const foldFolder = (out: string, fold: number): string => path.join(out, `fold-${fold}`);
+const foldCsv = (out: string, fold: number): string => path.join(out, `fold-${fold}.csv`);
 
 /** A unique cell of the input (the first copy of its bytes, by relative path, as build-dataset keeps). */
 interface Cell {

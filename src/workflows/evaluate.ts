@@ -39,7 +39,7 @@ export interface SplitInference {
 }
 
 /** How probabilities are produced: the model's temperature (if it has one) and --tta. */
-export const inferenceUsed = (metadata: ModelMetadata, options: { tta?: boolean }): InferenceOptions => ({
+const inferenceUsed = (metadata: ModelMetadata, options: { tta?: boolean }): InferenceOptions => ({
   temperature: metadata.temperature,
   tta: options.tta,
 });
@@ -93,7 +93,7 @@ export async function predictSplit(
  * split (its selection is a detail of the result; choosing on the split being evaluated is noted as optimistic);
  * else the one in force.
  */
-export async function chooseThreshold(
+async function chooseThreshold(
   model: tf.LayersModel,
   metadata: ModelMetadata,
   options: SplitInference & { split: string; threshold?: number; targetSensitivity?: number },

@@ -18,11 +18,11 @@ import {
   type PatientSuspectCount,
 } from '../stats/label-issues.js';
 
-export const SUSPECTS_FILE = 'suspects.csv';
+const SUSPECTS_FILE = 'suspects.csv';
 export const SUSPECTS_HEADER = ['file', 'sha256', 'patient', 'label', 'suggested', 'probability', 'margin'];
-export const PATIENTS_FILE = 'suspects-per-patient.csv';
+const PATIENTS_FILE = 'suspects-per-patient.csv';
 export const PATIENTS_HEADER = ['patient', 'cells', 'suspects'];
-export const REVIEW_SHEET = 'review.png';
+const REVIEW_SHEET = 'review.png';
 
 export interface LabelReviewOptions {
   /** The folder the review is written into; the caller has checked that it may be written. */

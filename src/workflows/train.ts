@@ -101,7 +101,7 @@ export interface TrainingOutcome {
  * The checks after parsing, once a preset filled in the recipe: the recipe's (checkRecipe: the ranges the parsers
  * checked, for a recipe built in code, then the settings that must agree) and the setup's.
  */
-export function checkTrainingFlags(recipe: PresetSettings, setup: Pick<TrainingSetup, 'resume' | 'force'>): void {
+function checkTrainingFlags(recipe: PresetSettings, setup: Pick<TrainingSetup, 'resume' | 'force'>): void {
   checkRecipe(recipe);
   if (setup.resume && setup.force) throw new UserError('--resume and --force contradict each other: pass one of them');
 }
@@ -124,7 +124,7 @@ function setupOf(flags: TrainFlags): TrainingSetup {
  * setting of the recipe; a different value is refused rather than silently ignored. The rest of the setup (backend,
  * micro-batch, plot) is this process's to choose.
  */
-export async function resumedRun(
+async function resumedRun(
   asked: TrainRecipe,
   setup: TrainingSetup,
   given: (key: string) => boolean,
@@ -181,7 +181,7 @@ function divergedError(err: DivergedError, lr: number, modelDir: string): UserEr
  * --plot is checked here, before any work, not after a long run: outside --model-dir, and missing, one of our PNGs or
  * (with --force) any file (src/io/output-file.ts).
  */
-export async function checkModelDir(flags: TrainingSetup): Promise<void> {
+async function checkModelDir(flags: TrainingSetup): Promise<void> {
   const splits = Object.values(DATASET_DEFAULTS.splits).map((split) => ({
     path: path.join(flags.data, split),
     label: `the ${split} split of --data ${flags.data}`,
@@ -240,7 +240,7 @@ function microBatchFor(
  * its checkpoint holds; after checking it, the setup and --model-dir. Throws a UserError for anything the user must
  * change.
  */
-export async function resolveTraining(
+async function resolveTraining(
   flags: TrainFlags,
   given: (key: string) => boolean = () => true,
 ): Promise<ResolvedTraining> {
@@ -411,7 +411,7 @@ export async function trainOrResume(
 }
 
 /** After the last epoch: the temperature fitted on validation, the report on testing, the chart and the plot. */
-export async function finalReport(
+async function finalReport(
   model: tf.LayersModel,
   val: BatchSource,
   test: BatchSource,
