@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, Option } from 'commander';
 import { tf } from '../src/tf.js';
 import { selectBackend } from '../src/backends/select.js';
-import { buildResNet } from '../src/model/resnet.js';
+import { convolutionShapes, type ConvolutionShape } from '../src/model/resnet.js';
 import { positiveInt } from '../src/commands/options.js';
 import { PRESETS, PRESET_NAMES, type PresetName } from '../src/model/presets.js';
 import { conv2DBackpropFilterKernel } from '../src/tf-kernels/conv2d-backprop-filter.js';
@@ -22,15 +22,6 @@ interface BenchFlags {
   rounds: number;
   baseline?: string;
   json?: boolean;
-}
-
-/** One filter-gradient shape of the network and how many of its convolutions have it. */
-interface ConvShape {
-  input: [number, number, number, number];
-  filter: [number, number, number, number];
-  strides: [number, number];
-  pad: 'same' | 'valid';
-  count: number;
 }
 
 interface ShapeTiming {
@@ -49,48 +40,19 @@ const median = (values: number[]): number => {
 };
 
 /** The distinct Conv2D shapes of the preset's ResNet at `batch` images, in the order the model first uses them. */
-function networkShapes(preset: PresetName, batch: number): ConvShape[] {
-  const recipe = PRESETS[preset];
-  const model = buildResNet({
-    inputSize: recipe.imageSize,
-    classes: 2,
-    stages: recipe.stages,
-    filters: recipe.filters,
-  });
-  const shapes = new Map<string, ConvShape>();
-  for (const layer of model.layers) {
-    if (layer.getClassName() !== 'Conv2D') continue;
-    const config = layer.getConfig() as {
-      kernelSize: [number, number];
-      strides: [number, number];
-      padding: 'same' | 'valid';
-      filters: number;
-    };
-    const [, height, width, channels] = (layer.input as tf.SymbolicTensor).shape as number[];
-    const shape: ConvShape = {
-      input: [batch, height, width, channels],
-      filter: [config.kernelSize[0], config.kernelSize[1], channels, config.filters],
-      strides: config.strides,
-      pad: config.padding,
-      count: 1,
-    };
-    const key = JSON.stringify([shape.input, shape.filter, shape.strides, shape.pad]);
-    const seen = shapes.get(key);
-    if (seen) seen.count++;
-    else shapes.set(key, shape);
-  }
-  model.dispose();
-  return [...shapes.values()];
+function networkShapes(preset: PresetName, batch: number): ConvolutionShape[] {
+  const { imageSize, stages, filters } = PRESETS[preset];
+  return convolutionShapes({ inputSize: imageSize, classes: 2, stages, filters }, batch);
 }
 
-function describe(s: ConvShape): string {
+function describe(s: ConvolutionShape): string {
   const [, h, w, ci] = s.input;
   const [fh, fw, , co] = s.filter;
   return `${h}x${w}x${ci} -> ${co}, ${fh}x${fw} stride ${s.strides[0]}`;
 }
 
 /** Runs a Conv2DBackpropFilter kernel function on the active (wasm) backend; returns its ms and output. */
-function timeKernel(kernel: tf.KernelFunc, x: tf.Tensor, dy: tf.Tensor, s: ConvShape) {
+function timeKernel(kernel: tf.KernelFunc, x: tf.Tensor, dy: tf.Tensor, s: ConvolutionShape) {
   const backend = tf.backend();
   const attrs = { strides: s.strides, pad: s.pad, dataFormat: 'NHWC', filterShape: s.filter };
   const started = performance.now();
@@ -111,7 +73,7 @@ function relativeDifference(a: tf.TensorInfo, b: tf.TensorInfo): number {
   return scale > 0 ? worst / scale : worst;
 }
 
-function timeShape(s: ConvShape, rounds: number, baseline: tf.KernelFunc | undefined): ShapeTiming {
+function timeShape(s: ConvolutionShape, rounds: number, baseline: tf.KernelFunc | undefined): ShapeTiming {
   const backend = tf.backend();
   const outShape = tf.tidy(
     () => tf.conv2d(tf.zeros(s.input) as tf.Tensor4D, tf.zeros(s.filter) as tf.Tensor4D, s.strides, s.pad).shape,

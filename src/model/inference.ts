@@ -6,7 +6,17 @@ import { applyTemperature } from './temperature.js';
 
 type TensorFlow = typeof import('@tensorflow/tfjs');
 type Tensor4D = import('@tensorflow/tfjs').Tensor4D;
-type LayersModel = import('@tensorflow/tfjs').LayersModel;
+type Tensor = import('@tensorflow/tfjs').Tensor;
+
+/**
+ * What batchProbabilities runs: a tf.LayersModel, or an inference-only network made from one that gives the same
+ * probabilities (Node folds the batch norms: src/model/fold-batch-norm.ts).
+ */
+export interface ImageClassifier {
+  /** [batch, height, width, channels] of its one input. */
+  readonly inputs: readonly { readonly shape: readonly (number | null)[] }[];
+  predict(images: Tensor4D): Tensor | Tensor[];
+}
 
 export interface InferenceOptions {
   /** metadata.json's temperature; absent (older models) means 1, the probabilities as the network gives them. */
@@ -41,7 +51,7 @@ export function dihedralViews(tf: TensorFlow, images: Tensor4D): Tensor4D[] {
  */
 export async function batchProbabilities(
   tf: TensorFlow,
-  model: LayersModel,
+  model: ImageClassifier,
   x: Float32Array,
   count: number,
   options: InferenceOptions = {},

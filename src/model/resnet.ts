@@ -145,3 +145,43 @@ export function parameterCounts(model: tf.LayersModel): { total: number; trainab
     weights.reduce((sum, w) => sum + w.shape.reduce((a: number, b) => a * (b as number), 1), 0);
   return { total: model.countParams(), trainable: count(model.trainableWeights) };
 }
+
+/** One convolution of a network as a kernel sees it, and how many of the network's convolutions share it. */
+export interface ConvolutionShape {
+  /** NHWC, at the batch asked for. */
+  input: [number, number, number, number];
+  /** [height, width, in channels, out channels]. */
+  filter: [number, number, number, number];
+  strides: [number, number];
+  pad: 'same' | 'valid';
+  count: number;
+}
+
+/** The distinct convolution shapes of the ResNet `options` builds, at `batch` images, in the order it first uses them. */
+export function convolutionShapes(options: ResNetOptions, batch: number): ConvolutionShape[] {
+  const model = buildResNet(options);
+  const shapes = new Map<string, ConvolutionShape>();
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'Conv2D') continue;
+    const config = layer.getConfig() as {
+      kernelSize: [number, number];
+      strides: [number, number];
+      padding: 'same' | 'valid';
+      filters: number;
+    };
+    const [, height, width, channels] = (layer.input as tf.SymbolicTensor).shape as number[];
+    const shape: ConvolutionShape = {
+      input: [batch, height, width, channels],
+      filter: [config.kernelSize[0], config.kernelSize[1], channels, config.filters],
+      strides: config.strides,
+      pad: config.padding,
+      count: 1,
+    };
+    const key = JSON.stringify([shape.input, shape.filter, shape.strides, shape.pad]);
+    const seen = shapes.get(key);
+    if (seen) seen.count++;
+    else shapes.set(key, shape);
+  }
+  model.dispose();
+  return [...shapes.values()];
+}

@@ -2,7 +2,7 @@
 // tutorial ResNets, on odd sizes, and without leaving tensors or heap memory behind.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/tf.js';
-import { buildResNet } from '../../src/model/resnet.js';
+import { convolutionShapes } from '../../src/model/resnet.js';
 import { PRESETS, type PresetName } from '../../src/model/presets.js';
 import {
   expectClose,
@@ -30,27 +30,10 @@ const label = (c: FilterGradCase) =>
  * given: the tutorial's at full size would cost its cpu reference minutes).
  */
 function networkCases(preset: PresetName, batch: number, inputSize: number = PRESETS[preset].imageSize) {
-  const recipe = PRESETS[preset];
-  const model = buildResNet({ inputSize, classes: 2, stages: recipe.stages, filters: recipe.filters });
-  const cases = new Map<string, FilterGradCase>();
-  for (const layer of model.layers.filter((l) => l.getClassName() === 'Conv2D')) {
-    const config = layer.getConfig() as {
-      kernelSize: [number, number];
-      strides: [number, number];
-      padding: 'same' | 'valid';
-      filters: number;
-    };
-    const [, height, width, channels] = (layer.input as tf.SymbolicTensor).shape as number[];
-    const c: FilterGradCase = {
-      x: [batch, height, width, channels],
-      filter: [config.kernelSize[0], config.kernelSize[1], channels, config.filters],
-      strides: config.strides,
-      pad: config.padding,
-    };
-    cases.set(label(c), c);
-  }
-  model.dispose();
-  return [...cases.values()];
+  const { stages, filters } = PRESETS[preset];
+  return convolutionShapes({ inputSize, classes: 2, stages, filters }, batch).map(
+    ({ input, filter, strides, pad }): FilterGradCase => ({ x: input, filter, strides, pad }),
+  );
 }
 
 function outShape(c: FilterGradCase): number[] {
