@@ -16,10 +16,7 @@ export interface TensorflowDevice {
  * tfjs-node's backend object (NodeJSKernelBackend) records what libtensorflow found: `isUsingGpuDevice` is true
  * only when a CUDA device was created, which needs the exact CUDA and cuDNN libraries TensorFlow 2.9 was built for.
  */
-function tensorflowDevice(
-  packageName: TensorflowPackage,
-  backend: { isUsingGpuDevice?: unknown },
-): TensorflowDevice {
+function tensorflowDevice(packageName: TensorflowPackage, backend: { isUsingGpuDevice?: unknown }): TensorflowDevice {
   return { package: packageName, gpu: backend.isUsingGpuDevice === true };
 }
 

@@ -13,6 +13,7 @@ import { negativeIndexOf, positiveIndexOf, type ClassLabels } from '../stats/pos
 import { decide } from '../stats/decide.js';
 import { summariseSlide, type SlideSummary } from '../stats/parasitemia.js';
 import type { ModelMetadata } from './io.js';
+import { withInferenceNetwork } from './fold-batch-norm.js';
 import { batchProbabilities } from './inference.js';
 import { imageShape } from './predict.js';
 
@@ -146,7 +147,8 @@ async function decodeBatch(
 
 /**
  * Classifies `items` in batches of `batchSize`; results keep the order of `items`. The next batch decodes while
- * the current one runs through the model; only one batch's tensors are alive at a time.
+ * the current one runs through the model (its batch norms folded where it can: fold-batch-norm.ts); only one
+ * batch's tensors are alive at a time.
  */
 export async function classifyFiles(
   model: tf.LayersModel,
@@ -179,38 +181,40 @@ export async function classifyFiles(
   const decodeAt = (start: number) =>
     decodeBatch(items, start, Math.min(items.length, start + batchSize), preprocessing);
   let pending = items.length > 0 ? decodeAt(0) : undefined;
-  for (let start = 0; start < items.length; start += batchSize) {
-    const decoded = await pending!;
-    pending = start + batchSize < items.length ? decodeAt(start + batchSize) : undefined;
-    const good = decoded.filter((d): d is { index: number; image: Uint8Array } => 'image' in d);
-    for (const d of decoded) if ('error' in d) results[d.index] = { file: items[d.index].file, error: d.error };
-    if (good.length > 0) {
-      const x = new Float32Array(good.length * pixels);
-      good.forEach((d, slot) => scaleToUnit(d.image, x, slot * pixels));
-      const probs = await batchProbabilities(tf, model, x, good.length, {
-        temperature: metadata.temperature,
-        tta: options.tta,
-      });
-      const classes = classNames.length;
-      good.forEach((d, slot) => {
-        const row = Array.from(probs.subarray(slot * classes, (slot + 1) * classes));
-        if (!row.every(Number.isFinite)) {
-          throw new UserError(
-            `the model gives non-finite probabilities for ${items[d.index].file}; it probably diverged, train it again`,
-            1,
-          );
-        }
-        const label = classOf(row);
-        results[d.index] = {
-          file: items[d.index].file,
-          label: classNames[label],
-          probability: row[label],
-          probabilities: row,
-        };
-      });
+  await withInferenceNetwork(model, async (network) => {
+    for (let start = 0; start < items.length; start += batchSize) {
+      const decoded = await pending!;
+      pending = start + batchSize < items.length ? decodeAt(start + batchSize) : undefined;
+      const good = decoded.filter((d): d is { index: number; image: Uint8Array } => 'image' in d);
+      for (const d of decoded) if ('error' in d) results[d.index] = { file: items[d.index].file, error: d.error };
+      if (good.length > 0) {
+        const x = new Float32Array(good.length * pixels);
+        good.forEach((d, slot) => scaleToUnit(d.image, x, slot * pixels));
+        const probs = await batchProbabilities(tf, network, x, good.length, {
+          temperature: metadata.temperature,
+          tta: options.tta,
+        });
+        const classes = classNames.length;
+        good.forEach((d, slot) => {
+          const row = Array.from(probs.subarray(slot * classes, (slot + 1) * classes));
+          if (!row.every(Number.isFinite)) {
+            throw new UserError(
+              `the model gives non-finite probabilities for ${items[d.index].file}; it probably diverged, train it again`,
+              1,
+            );
+          }
+          const label = classOf(row);
+          results[d.index] = {
+            file: items[d.index].file,
+            label: classNames[label],
+            probability: row[label],
+            probabilities: row,
+          };
+        });
+      }
+      options.onProgress?.(Math.min(items.length, start + batchSize), items.length);
     }
-    options.onProgress?.(Math.min(items.length, start + batchSize), items.length);
-  }
+  });
   return results;
 }
 

@@ -4,6 +4,7 @@ import { tf } from '../tf.js';
 import { patientIdOf } from '../dataset/patients.js';
 import type { BatchSource } from '../input/types.js';
 import type { LabelledProbabilities } from '../stats/labelled-probabilities.js';
+import { withInferenceNetwork } from './fold-batch-norm.js';
 import { batchProbabilities, type InferenceOptions } from './inference.js';
 
 /** Input shape [height, width, channels] of a model with one image input. */
@@ -28,7 +29,7 @@ export function batchTensor(x: Float32Array, count: number, shape: [number, numb
 /**
  * Runs `model` over every batch of `source` (epoch 0: evaluation sources keep file order) and collects the class
  * probabilities (with the temperature and test-time augmentation of `options`) and true labels. Only one batch's
- * tensors are alive at a time.
+ * tensors are alive at a time. The network runs with its batch norms folded (fold-batch-norm.ts) where it can.
  */
 export async function predictProbabilities(
   model: tf.LayersModel,
@@ -42,11 +43,13 @@ export async function predictProbabilities(
   const rows: Float32Array[] = [];
   const labelChunks: Int32Array[] = [];
   let done = 0;
-  for await (const batch of source.batches(0)) {
-    rows.push(await batchProbabilities(tf, model, batch.x, batch.size, options));
-    labelChunks.push(batch.labels.slice(0, batch.size));
-    onBatchEnd?.(++done, source.batchesPerEpoch);
-  }
+  await withInferenceNetwork(model, async (network) => {
+    for await (const batch of source.batches(0)) {
+      rows.push(await batchProbabilities(tf, network, batch.x, batch.size, options));
+      labelChunks.push(batch.labels.slice(0, batch.size));
+      onBatchEnd?.(++done, source.batchesPerEpoch);
+    }
+  });
   const n = labelChunks.reduce((sum, chunk) => sum + chunk.length, 0);
   const probabilities = new Float32Array(n * classes);
   const labels = new Int32Array(n);

@@ -11,6 +11,7 @@ import {
 } from './batch-norm-training-grad.js';
 import { conv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInputKernel } from './conv2d-backprop-input.js';
+import { INFERENCE_CONV2D, inferenceConvKernel } from './inference-conv.js';
 import { makeMeanGradConfig } from './mean-grad.js';
 import { makeMeanKernel, makeSumKernel } from './reduce.js';
 import { makeCastKernel, makeIdentityKernel } from './shared-data.js';
@@ -60,6 +61,9 @@ export function registerWasmTrainingKernels(): void {
   wrapKernel('Mean', makeMeanKernel);
   wrapKernel('FusedBatchNorm', makeFusedBatchNormKernel);
   wrapKernel('AvgPoolGrad', makeAvgPoolGradKernel);
+  // Not a training kernel: inference's convolution with its bias, residual add, batch norm and ReLU in one pass
+  // (src/model/fold-batch-norm.ts).
+  setKernel({ kernelName: INFERENCE_CONV2D, backendName: BACKEND, kernelFunc: inferenceConvKernel });
 
   // Gradients of batch norm and of the means in tf.moments. Gradients are registered for every backend; ours
   // defer to the originals off wasm.

@@ -52,6 +52,12 @@ export const op = {
   i32Add: [0x6a] as Code,
   i32Sub: [0x6b] as Code,
   i32Mul: [0x6c] as Code,
+  i32DivU: [0x6e] as Code,
+  i32RemU: [0x70] as Code,
+  i32And: [0x71] as Code,
+  i32LtU: [0x49] as Code,
+  i32Eqz: [0x45] as Code,
+  i32Eq: [0x46] as Code,
   i32Ne: [0x47] as Code,
   i32LtS: [0x48] as Code,
   i32GtS: [0x4a] as Code,
@@ -62,12 +68,17 @@ export const op = {
   if: [0x04, EMPTY_BLOCK] as Code,
   else: [0x05] as Code,
   end: [0x0b] as Code,
+  br: (depth: number): Code => [0x0c, ...uleb(depth)],
   brIf: (depth: number): Code => [0x0d, ...uleb(depth)],
   v128Load: (offset: number): Code => simd(0x00, ...memarg(offset)),
   v128Load32Splat: (offset: number): Code => simd(0x09, ...memarg(offset)),
   v128Store: (offset: number): Code => simd(0x0b, ...memarg(offset)),
   f32x4Add: simd(0xe4),
   f32x4Mul: simd(0xe6),
+  f32x4Max: simd(0xe9),
+  /** Relaxed SIMD's a * b + c (fused where the machine has FMA). */
+  f32x4RelaxedMadd: simd(0x105),
+  i32x4Splat: simd(0x11),
 };
 
 export interface WasmFunction {
