@@ -1,5 +1,5 @@
 // Named training recipes for `train --preset`: `tutorial` is the Keras tutorial's (the defaults), `laptop` a
-// recipe sized for about 40 minutes of CPU training on the per-patient split of 12,000 images. A flag given on the
+// recipe sized for CPU training (16 minutes on 2 cores for the per-patient split of 12,000 images). A flag given on the
 // command line overrides the preset's value for that setting. A preset chooses part of a run's recipe (recipe.ts).
 import { TRAIN_DEFAULTS } from '../config.js';
 import type { ResizeMethod } from '../input/resize.js';
