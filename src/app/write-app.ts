@@ -1,6 +1,5 @@
 // Writes the field app: a folder of static files that classifies a slide's cells in the browser, with the model,
 // TensorFlow.js' own browser build and every script inside it (no CDN, nothing fetched from the network).
-import { selectBackend } from '../backends/select.js';
 import { preprocessingOf } from '../input/preprocessing.js';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -109,8 +108,6 @@ export async function writeApp(options: { modelDir: string; outDir: string }): P
   // back, then checked like any other.
   const { restored } = await sweepLeftovers(path.dirname(outDir), [path.basename(outDir)]);
   if (restored.length > 0) await checkOutputFolder(outDir, 'app', label);
-  // The model is loaded once to check it; the pure-JS backend is enough for that.
-  await selectBackend('cpu');
   const { files, config } = await appFiles(options.modelDir);
   let bytes = 0;
   const sizes: Record<string, number> = {};

@@ -5,7 +5,7 @@ import { APP_DEFAULTS } from '../config.js';
 import { serveApp } from '../app/serve.js';
 import { untilInterrupted } from '../io/interrupt.js';
 import { withFolderLock } from '../io/lock.js';
-import { writeApp } from '../app/write-app.js';
+import { writeFieldApp } from '../workflows/app.js';
 import { createReporter } from '../report/reporter.js';
 import { modelDirOption, portNumber } from './options.js';
 
@@ -44,7 +44,7 @@ async function runApp(flags: AppFlags): Promise<void> {
   const report = createReporter();
   // Held while writing, not while serving: another run may write the app anew meanwhile.
   const app = await withFolderLock(flags.out, `--out ${flags.out}`, () =>
-    writeApp({ modelDir: flags.modelDir, outDir: flags.out }),
+    writeFieldApp({ modelDir: flags.modelDir, outDir: flags.out }),
   );
   const megabytes = (app.bytes / 1024 / 1024).toFixed(1);
   const source = app.config.thresholdSource === 'model' ? 'saved with the model' : 'the default';

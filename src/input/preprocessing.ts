@@ -46,7 +46,6 @@ export function preprocessingKey(preprocessing: Preprocessing): string {
  * A decoded cell as the network sees it before scaling: resized, then the stain step. Node (decode.ts) and the
  * field app both call this, so their inputs match byte for byte.
  */
-export function prepareCell(image: RgbImage, preprocessing: Preprocessing): Uint8Array {
-  const { imageSize, resize, stain, stainReference } = preprocessingOf(preprocessing);
+export function prepareCell(image: RgbImage, { imageSize, resize, stain, stainReference }: Preprocessing): Uint8Array {
   return applyStain(resizeImage(image, imageSize, resize), stain, stainReference ?? REFERENCE_CELL_COLOUR);
 }

@@ -10,6 +10,20 @@ import { requireWebgpuAdapter } from '../support/backends.js';
 import { runChild } from '../support/cli.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 
+/** A small network and a short run: each webgpu step takes seconds on llvmpipe. */
+const SMALL_RUN = [
+  '--epochs',
+  '2',
+  '--batch-size',
+  '16',
+  '--image-size',
+  '32',
+  '--stages',
+  '1,1,1',
+  '--filters',
+  '8,8,16,32',
+];
+
 type Answer = { file: string; label: string; probability: number };
 
 /** Lines of a child's output that are ours (Dawn prints driver warnings of the software device to stderr). */
@@ -39,16 +53,7 @@ describe('malaria on --backend webgpu', () => {
       model(),
       '--plot',
       path.join(dir, 'plot.png'),
-      '--epochs',
-      '2',
-      '--batch-size',
-      '16',
-      '--image-size',
-      '32',
-      '--stages',
-      '1,1,1',
-      '--filters',
-      '8,8,16,32',
+      ...SMALL_RUN,
     ]);
     expect(train.exitCode, train.stderr.join('\n')).toBe(0);
     // The backend line is a note, on stderr like every command's (src/report/reporter.ts).
@@ -131,16 +136,7 @@ describe('malaria on --backend webgpu', () => {
         path.join(folder, 'model'),
         '--plot',
         path.join(folder, 'plot.png'),
-        '--epochs',
-        '2',
-        '--batch-size',
-        '16',
-        '--image-size',
-        '32',
-        '--stages',
-        '1,1,1',
-        '--filters',
-        '8,8,16,32',
+        ...SMALL_RUN,
       ],
       { env: { MALARIA_WEBGPU_MEMORY_LIMIT_MB: '6' } },
     );
