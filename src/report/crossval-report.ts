@@ -1,6 +1,6 @@
 // The text crossval prints: a finished fold's line and the closing table (stats/crossval-figures.ts makes the
 // figures).
-import type { CrossvalFigures, Figures, FoldFigures } from '../stats/crossval-figures.js';
+import type { CrossvalComparison, CrossvalFigures, Figures, FoldFigures } from '../stats/crossval-figures.js';
 import type { Interval } from '../stats/metrics.js';
 
 const percent = (value: number | null): string => (value === null ? 'n/a' : `${(100 * value).toFixed(1)}%`);
@@ -38,5 +38,34 @@ export function formatCrossval(figures: CrossvalFigures): string {
     row('all', pooled),
     `mean ± sd over ${figures.folds.length} folds: balanced accuracy ${plusMinus('balancedAccuracy', percent)}, sensitivity ${plusMinus('sensitivity', percent)}, specificity ${plusMinus('specificity', percent)}, AUC ${plusMinus('auc', decimal)}, ECE ${plusMinus('ece', decimal)}`,
     `pooled, 95% intervals (${pooled.ci95Method}): balanced accuracy ${percent(pooled.balancedAccuracy)}${interval(pooled.ci95.balancedAccuracy, p)}, sensitivity ${percent(pooled.sensitivity)}${interval(pooled.ci95.sensitivity, p)}, specificity ${percent(pooled.specificity)}${interval(pooled.ci95.specificity, p)}, AUC ${decimal(pooled.auc)}${interval(pooled.ci95.auc, (v) => v.toFixed(3))}`,
+  ].join('\n');
+}
+
+/** Two recipes' cross-validations side by side, fold by fold, and the pooled difference b - a with its interval. */
+export function formatComparison(comparison: CrossvalComparison, names: { a: string; b: string }): string {
+  const { a, b, difference } = comparison;
+  const percent2 = (v: number | null) => (v === null ? 'n/a' : `${(100 * v).toFixed(2)}%`);
+  const points = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(2)}`;
+  const ci = (i: Interval | null, format: (v: number) => string) =>
+    i === null ? '' : ` (95% interval ${format(i.lower)} to ${format(i.upper)})`;
+  const thousandths = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(4)}`;
+  const rows = a.folds.map((fold, i) => {
+    const other = b.folds[i];
+    const delta =
+      fold.balancedAccuracy === null || other.balancedAccuracy === null
+        ? 'n/a'
+        : points(other.balancedAccuracy - fold.balancedAccuracy);
+    return `${String(fold.fold).padEnd(4)} ${String(fold.cells).padStart(6)} ${String(fold.patients).padStart(9)} ${percent2(fold.balancedAccuracy).padStart(8)} ${percent2(other.balancedAccuracy).padStart(8)} ${delta.padStart(8)}`;
+  });
+  return [
+    `a = ${names.a}`,
+    `b = ${names.b}`,
+    `balanced accuracy on each fold's held-out patients (${comparison.folds.length} folds both finished):`,
+    `fold  cells  patients        a        b   b - a (points)`,
+    ...rows,
+    `${'all'.padEnd(4)} ${String(a.pooled.cells).padStart(6)} ${String(a.pooled.patients).padStart(9)} ${percent2(a.pooled.balancedAccuracy).padStart(8)} ${percent2(b.pooled.balancedAccuracy).padStart(8)} ${points(difference.balancedAccuracy.difference).padStart(8)}`,
+    `pooled b - a, paired bootstrap over ${difference.clusters} patients (the same draw for both, ${difference.replicates} replicates): ` +
+      `balanced accuracy ${points(difference.balancedAccuracy.difference)} points${ci(difference.balancedAccuracy.interval, points)}, ` +
+      `AUC ${thousandths(difference.auc.difference)}${ci(difference.auc.interval, thousandths)}`,
   ].join('\n');
 }

@@ -1,7 +1,13 @@
 // The figures of a cross-validation, from its out-of-fold probabilities: per fold (on the patients that fold held
 // out), their mean and spread over the folds, and pooled over every cell with intervals that resample patients.
 import seedrandom from 'seedrandom';
-import { BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, clusterBootstrap } from './bootstrap.js';
+import {
+  BOOTSTRAP_REPLICATES,
+  BOOTSTRAP_SEED,
+  clusterBootstrap,
+  pairedClusterBootstrap,
+  type PairedDifferences,
+} from './bootstrap.js';
 import { calibrationOf } from './calibration.js';
 import { decide } from './decide.js';
 import type { OutOfFoldRow } from './label-issues.js';
@@ -221,5 +227,55 @@ export function crossvalRocCurves(
   return {
     folds: folds.map((fold) => ({ fold, curve: curveOf(cells.filter((cell) => cell.fold === fold)) })),
     pooled: curveOf(cells),
+  };
+}
+
+/** Two cross-validations of the same cells and folds: each one's figures on the folds both finished, and b - a. */
+export interface CrossvalComparison {
+  /** The folds both runs have finished: the figures below are over their cells alone. */
+  folds: number[];
+  a: CrossvalFigures;
+  b: CrossvalFigures;
+  /** Pooled b - a with paired patient-bootstrap intervals. */
+  difference: PairedDifferences;
+}
+
+/**
+ * Recipe b against recipe a, each cross-validated on the same cells in the same folds: their figures over the folds
+ * both have finished, and the pooled difference with intervals from resampling patients, the same patients for both
+ * (so what is hard for both cancels out). Throws a RangeError when a cell has another label or patient in b.
+ */
+export function compareCrossvals(
+  a: { cells: readonly OutOfFoldCell[]; models: readonly FoldModel[] },
+  b: { cells: readonly OutOfFoldCell[]; models: readonly FoldModel[] },
+  classes: { positive: string; negative: string },
+): CrossvalComparison {
+  const finishedInB = new Set(b.models.map((model) => model.fold));
+  const folds = a.models.map((model) => model.fold).filter((fold) => finishedInB.has(fold));
+  const inFolds = (cells: readonly OutOfFoldCell[]) => cells.filter((cell) => folds.includes(cell.fold));
+  const bByFile = new Map(inFolds(b.cells).map((cell) => [cell.file, cell]));
+  // Cells both runs scored, in a's order; b's the same cells in the same order.
+  const cellsA = inFolds(a.cells).filter((cell) => bByFile.has(cell.file));
+  const cellsB = cellsA.map((cell) => bByFile.get(cell.file) as OutOfFoldCell);
+  const mismatch = cellsA.findIndex(
+    (cell, i) => cell.label !== cellsB[i].label || cell.patient !== cellsB[i].patient || cell.fold !== cellsB[i].fold,
+  );
+  if (mismatch >= 0)
+    throw new RangeError(
+      `${cellsA[mismatch].file} has another label, patient or fold in the second run: not the same cross-validation`,
+    );
+  const modelsIn = (models: readonly FoldModel[]) => models.filter((model) => folds.includes(model.fold));
+  const thresholdsOf = (models: readonly FoldModel[]) => {
+    const thresholds = new Map(models.map((model) => [model.fold, model.threshold]));
+    return (fold: number) => thresholds.get(fold) ?? 0.5;
+  };
+  return {
+    folds,
+    a: crossvalFigures(cellsA, modelsIn(a.models), classes),
+    b: crossvalFigures(cellsB, modelsIn(b.models), classes),
+    difference: pairedClusterBootstrap(
+      scored(cellsA, classes.positive, thresholdsOf(a.models)),
+      scored(cellsB, classes.positive, thresholdsOf(b.models)),
+    ),
   };
 }

@@ -44,9 +44,11 @@ import { thresholdInForce } from '../model/threshold.js';
 import { formatTemperatureFit } from '../report/calibration.js';
 import { renderCrossvalRoc } from '../report/crossval-plot.js';
 import {
+  compareCrossvals,
   crossvalFigures,
   crossvalRocCurves,
   foldFigures,
+  type CrossvalComparison,
   type CrossvalFigures,
   type FoldModel,
   type OutOfFoldCell,
@@ -239,13 +241,22 @@ function newSettings(
   };
 }
 
-/** Why `stored` is another run than `wanted` (the first difference, in flags), or undefined when it is the same. */
-function difference(stored: CrossvalSettings, wanted: CrossvalSettings): string | undefined {
+/**
+ * Why `stored` is another run than `wanted` (the first difference, in flags), or undefined when it is the same. A
+ * recipe setting the command line left to the same preset is not compared: the run continues with the values it
+ * started with, even if the preset's have changed since (as `train --resume` does).
+ */
+function difference(
+  stored: CrossvalSettings,
+  wanted: CrossvalSettings,
+  given: (key: string) => boolean,
+): string | undefined {
+  const compared = PRESET_KEYS.filter((key) => given(key) || stored.preset !== wanted.preset);
   const pairs: [string, unknown, unknown][] = [
     ['--folds', stored.folds, wanted.folds],
     ['--seed', stored.seed, wanted.seed],
     ['--positive', stored.positiveClass, wanted.positiveClass],
-    ...PRESET_KEYS.map((key): [string, unknown, unknown] => [flagName(key), stored.recipe?.[key], wanted.recipe[key]]),
+    ...compared.map((key): [string, unknown, unknown] => [flagName(key), stored.recipe?.[key], wanted.recipe[key]]),
   ];
   for (const [flag, was, now] of pairs)
     if (flagValue(was) !== flagValue(now)) return `was run with ${flag} ${flagValue(was)}, not ${flagValue(now)}`;
@@ -279,12 +290,13 @@ async function readSettings(out: string): Promise<CrossvalSettings> {
 async function checkOut(
   options: CrossvalOptions,
   wanted: CrossvalSettings,
+  given: (key: string) => boolean,
 ): Promise<{ existing: 'none' | 'continue' | 'replace' }> {
   const label = `--out ${options.out}`;
   const state = await checkOutputFolder(options.out, 'crossval', label);
   if (state !== 'ours') return { existing: 'none' };
   if (options.force) return { existing: 'replace' };
-  const why = difference(await readSettings(options.out), wanted);
+  const why = difference(await readSettings(options.out), wanted, given);
   if (why)
     throw new UserError(
       `${label} holds a cross-validation that ${why}: pass --force to start over there, or choose another --out`,
@@ -496,6 +508,36 @@ export async function crossvalSoFar(out: string): Promise<CrossvalFigures | unde
   return models.length === 0 ? undefined : crossvalFigures(rows, models, classesOfSettings(settings));
 }
 
+/**
+ * Two cross-validations in `outA` and `outB` compared on the folds both have finished (undefined before one such
+ * fold): for choosing between two recipes on the same patients. Refuses runs of other cells or other folds.
+ */
+export async function compareCrossvalRuns(outA: string, outB: string): Promise<CrossvalComparison | undefined> {
+  const [settingsA, settingsB] = await Promise.all([readSettings(outA), readSettings(outB)]);
+  const foldOf = (settings: CrossvalSettings) => new Map(settings.cells.map((cell) => [cell.sha256, cell.fold]));
+  const foldsB = foldOf(settingsB);
+  const sameCells =
+    settingsA.cells.length === settingsB.cells.length &&
+    settingsA.positiveClass === settingsB.positiveClass &&
+    settingsA.cells.every((cell) => foldsB.get(cell.sha256) === cell.fold);
+  if (!sameCells)
+    throw new UserError(
+      `${outA} and ${outB} are cross-validations of other cells, folds or positive classes: compare runs made with the same --input, --folds, --seed and --positive`,
+    );
+  const [a, b] = await Promise.all([
+    readFinishedFolds(outA, settingsA.folds),
+    readFinishedFolds(outB, settingsB.folds),
+  ]);
+  const common = a.models.filter((model) => b.models.some((other) => other.fold === model.fold));
+  return common.length === 0
+    ? undefined
+    : compareCrossvals(
+        { cells: a.rows, models: a.models },
+        { cells: b.rows, models: b.models },
+        classesOfSettings(settingsA),
+      );
+}
+
 /** After the last fold: oof.csv, the figures (crossval.json), the ROC plot and the report. */
 async function summarise(context: RunContext): Promise<CrossvalFigures> {
   const { options, settings, report } = context;
@@ -584,7 +626,8 @@ export async function runCrossval(options: CrossvalOptions, events: CrossvalEven
   const cells = await listCells(inputDir, resolved, report);
   const classes = classesOf(cells, resolved);
   const wanted = newSettings(cells, resolved, classes, report);
-  const { existing } = await checkOut(resolved, wanted);
+  const given = events.given ?? (() => true);
+  const { existing } = await checkOut(resolved, wanted, given);
   const backend = await selectBackend(resolved.backend);
   report.note(backend.message);
 
@@ -605,7 +648,8 @@ export async function runCrossval(options: CrossvalOptions, events: CrossvalEven
   );
 
   const context: RunContext = {
-    options: resolved,
+    // A continued run keeps the recipe it started with (difference() let only unchanged or untouched settings by).
+    options: { ...resolved, ...settings.recipe },
     settings,
     cellsByFile: new Map(cells.map((cell) => [cell.file, cell])),
     backend: backend.name,

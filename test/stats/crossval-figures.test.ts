@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { crossvalFigures, crossvalRocCurves } from '../../src/stats/crossval-figures.js';
+import { compareCrossvals, crossvalFigures, crossvalRocCurves } from '../../src/stats/crossval-figures.js';
 import { CELLS, MODELS, P, U } from '../support/crossval-cells.js';
 
 describe('crossvalFigures', () => {
@@ -37,5 +37,32 @@ describe('crossvalFigures', () => {
     expect(curves.folds.map((fold) => fold.fold)).toEqual([1, 2]);
     expect(curves.folds[1].curve?.at(-1)).toMatchObject({ fpr: 1, tpr: 1 });
     expect(curves.pooled?.length).toBeGreaterThan(2);
+  });
+});
+
+describe('compareCrossvals', () => {
+  const classes = { positive: P, negative: U };
+  const a = { cells: CELLS, models: MODELS };
+
+  it('compares on the folds both finished: each run’s figures there and the pooled difference', () => {
+    // b: fold 1 only, and patient C's parasitized cell found (0.3 -> 0.6): one more true positive in fold 1.
+    const b = {
+      cells: CELLS.filter((cell) => cell.fold === 1).map((cell) =>
+        cell.patient === 'C' ? { ...cell, probability: 0.6 } : cell,
+      ),
+      models: [MODELS[0]],
+    };
+    const comparison = compareCrossvals(a, b, classes);
+    expect(comparison.folds).toEqual([1]);
+    expect(comparison.a.pooled.cells).toBe(5);
+    expect(comparison.a.pooled.balancedAccuracy).toBeCloseTo(7 / 12, 12);
+    expect(comparison.b.pooled.balancedAccuracy).toBeCloseTo((1 + 1 / 2) / 2, 12);
+    expect(comparison.difference.balancedAccuracy.difference).toBeCloseTo(3 / 4 - 7 / 12, 12);
+    expect(comparison.difference.clusters).toBe(3);
+  });
+
+  it('refuses a second run whose cells carry other labels or patients', () => {
+    const relabelled = { cells: CELLS.map((cell, i) => (i === 0 ? { ...cell, patient: 'Z' } : cell)), models: MODELS };
+    expect(() => compareCrossvals(a, relabelled, classes)).toThrow(/another label, patient or fold/);
   });
 });

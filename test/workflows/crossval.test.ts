@@ -11,7 +11,7 @@ import { loadModel } from '../../src/model/io.js';
 import { PRESETS } from '../../src/model/presets.js';
 import { findLabelSuspects } from '../../src/stats/label-issues.js';
 import { silentReporter, type Reporter } from '../../src/report/reporter.js';
-import { crossvalSoFar, runCrossval, type CrossvalOptions } from '../../src/workflows/crossval.js';
+import { compareCrossvalRuns, crossvalSoFar, runCrossval, type CrossvalOptions } from '../../src/workflows/crossval.js';
 import { copySample, SAMPLE_DIR, snapshotTree } from '../support/sample.js';
 import { makeTempDir, removeDir } from '../support/temp.js';
 
@@ -192,6 +192,11 @@ describe('runCrossval', () => {
     const soFar = await crossvalSoFar(out);
     expect(soFar?.folds.map((fold) => fold.fold)).toEqual([1]);
     expect(soFar?.folds[0]).toEqual(wholeSummary.perFold[0]);
+    // Compared with the whole run on the one fold both finished: the same bits, so no difference at all.
+    const partial = await compareCrossvalRuns(whole(), out);
+    expect(partial?.folds).toEqual([1]);
+    expect(partial?.a.pooled.cells).toBe(wholeSummary.perFold[0].cells);
+    expect(partial?.difference.balancedAccuracy.difference).toBe(0);
     const fold1 = wholeSummary.perFold[0];
     const pct = (value: number) => `${(100 * value).toFixed(1)}%`;
     expect(first.lines).toContain(
@@ -200,7 +205,12 @@ describe('runCrossval', () => {
     );
 
     const second = recorder();
-    const resumed = await runCrossval(options(out), { report: second });
+    // The re-run leaves the epochs to the preset, whose value is not the run's (as after an upgrade changed a
+    // preset): the run continues with the 2 epochs it started with.
+    const resumed = await runCrossval(options(out, { epochs: PRESETS.tutorial.epochs }), {
+      report: second,
+      given: (key) => key !== 'epochs',
+    });
     expect(resumed).toMatchObject({ stoppedEarly: false, foldsDone: 3 });
     expect(second.lines).toContain(`fold 1/3: done in an earlier run (${path.join(out, 'fold-1.csv')})`);
     expect(second.lines).toContain(`resuming after epoch 1 of 2 from ${path.join(out, 'fold-2')}`);
@@ -261,5 +271,25 @@ describe('runCrossval', () => {
       return loaded;
     });
     expect(metadata.classNames).toHaveLength(2);
+
+    // Two recipes on the same folds (2 epochs in `stopped`, now 1 here) compare fold by fold; other folds do not.
+    const comparison = await compareCrossvalRuns(path.join(dir, 'stopped'), whole());
+    expect(comparison?.folds).toEqual([1, 2, 3]);
+    expect(comparison?.b.pooled.cells).toBe(comparison?.a.pooled.cells);
+    const { difference } = comparison!;
+    expect(difference.balancedAccuracy.difference).toBeCloseTo(
+      comparison!.b.pooled.balancedAccuracy! - comparison!.a.pooled.balancedAccuracy!,
+      12,
+    );
+    const other = path.join(dir, 'other-folds');
+    await fsp.mkdir(other);
+    const foldsMoved = {
+      ...settings,
+      cells: settings.cells.map((cell: { fold: number }) => ({ ...cell, fold: 1 + (cell.fold % 3) })),
+    };
+    await fsp.writeFile(path.join(other, 'crossval-settings.json'), JSON.stringify(foldsMoved));
+    await expect(compareCrossvalRuns(whole(), other)).rejects.toThrow(
+      /are cross-validations of other cells, folds or positive classes: compare runs made with the same --input/,
+    );
   });
 });
