@@ -16,6 +16,7 @@
 // tf.variableGrads to float32 rounding.
 import { tf } from '../tf.js';
 import { batchNormTrainingGradients } from '../tf-kernels/batch-norm-training-grad.js';
+import { withTrainingBatchNorm } from './training-batch-norm.js';
 
 /** A saved tensor replaced by what its gradient reads of it. */
 interface ShapeOnly {
@@ -372,12 +373,17 @@ export function leanVariableGrads(
 }
 
 /**
- * model.apply(input, { training: true }), freeing each layer's output once the last layer that reads it has run.
- * tfjs-layers frees them so only in inference: in training it keeps every layer's output until the call ends,
- * though a gradient tape holds its own handles on what it needs. For a model whose layers each run once (no shared
- * layers); any other is run by model.apply as it is.
+ * model.apply(input, { training: true }), its batch norms through one kernel on wasm (training-batch-norm.ts),
+ * freeing each layer's output once the last layer that reads it has run. tfjs-layers frees them so only in
+ * inference: in training it keeps every layer's output until the call ends, though a gradient tape holds its own
+ * handles on what it needs. For a model whose layers each run once (no shared layers); any other is run by
+ * model.apply as it is.
  */
 export function applyInTraining(model: tf.LayersModel, input: tf.Tensor): tf.Tensor {
+  return withTrainingBatchNorm(model.layers, () => applyFreeingOutputs(model, input));
+}
+
+function applyFreeingOutputs(model: tf.LayersModel, input: tf.Tensor): tf.Tensor {
   const { layers } = model;
   if (layers.some((layer) => layer.inboundNodes.length !== 1)) {
     return model.apply(input, { training: true }) as tf.Tensor;

@@ -60,7 +60,7 @@ export function formatComparison(comparison: CrossvalComparison, names: { a: str
   return [
     `a = ${names.a}`,
     `b = ${names.b}`,
-    `balanced accuracy on each fold's held-out patients (${comparison.folds.length} folds both finished):`,
+    `balanced accuracy on each fold's held-out patients (${comparison.folds.length === 1 ? '1 fold' : `${comparison.folds.length} folds`} both finished):`,
     `fold  cells  patients        a        b   b - a (points)`,
     ...rows,
     `${'all'.padEnd(4)} ${String(a.pooled.cells).padStart(6)} ${String(a.pooled.patients).padStart(9)} ${percent2(a.pooled.balancedAccuracy).padStart(8)} ${percent2(b.pooled.balancedAccuracy).padStart(8)} ${points(difference.balancedAccuracy.difference).padStart(8)}`,

@@ -1,19 +1,17 @@
-// The gradient of training-mode batch norm (src/model/lean-grads.ts) on wasm in two kernels of XNNPACK passes.
-//
-// Written with tfjs ops it is nine passes over the activation (x - mean twice, dy * (x - mean), three more
-// multiplies, two subtractions, two reductions), several of them broadcasts of a per-channel vector, which XNNPACK
-// runs 5-9x slower than same-shape ops at 8-16 channels; with its dispatches it was 16% of a laptop-preset
-// training step (BENCHMARKS.md, issue 26). Here the per-channel sums come from batch-norm-grad.ts' kernel (one
-// multiply, two poolings):
-//   sum(dy) and sum(dy * (x - mean)) = sum(dy * x) - mean * sum(dy),
-// and, once the per-channel coefficients are known, dx from two 1x1 depthwise convolutions and one add:
-//   dx = dy * a + x * b + (k - mean * b)      a = scale * r, b = -a * r^2 * sum(dy * (x - mean)) / n,
-//                                             k = -a * sum(dy) / n,  r = 1 / sqrt(variance + epsilon).
-// (A plain JS loop over the heap doing each in one pass was 5-10x slower than these: 5-9 ns a value.)
+// The gradient of training-mode batch norm (src/model/lean-grads.ts, and BATCH_NORM_TRAINING's) on wasm in two
+// kernels, each one pass over the activation:
+//   the per-channel sums sum(dy) and sum(dy * (x - mean)), then, once the per-channel coefficients are known,
+//   dx = dy * a + (x - mean) * b + k    a = scale * r, b = -a * r^2 * sum(dy * (x - mean)) / n,
+//                                       k = -a * sum(dy) / n,  r = 1 / sqrt(variance + epsilon).
+// Both are SIMD functions of our own (batch-norm-wasm.ts) when the channels are a multiple of 4; otherwise the
+// sums come from batch-norm-grad.ts' kernel (one multiply, two XNNPACK poolings) and dx from two 1x1 depthwise
+// convolutions and an add. Written with tfjs ops it was nine passes, four of them broadcasts of a per-channel
+// vector, which XNNPACK runs 5-9x slower than same-shape ops at 8-16 channels (BENCHMARKS.md, issue 26).
 import { tf } from '../tf.js';
 import { batchNormGradSumsKernel } from './batch-norm-grad.js';
-import { withKernelScope } from './kernel-scope.js';
-import { asWasmBackend, floatIndex, heapF32 } from './wasm-heap.js';
+import { blockTotals, BLOCK_PIXELS, simdBatchNorm } from './batch-norm-wasm.js';
+import { KernelScope, withKernelScope } from './kernel-scope.js';
+import { asWasmBackend, byteOffset, floatIndex, heapF32 } from './wasm-heap.js';
 
 export const BATCH_NORM_CENTRED_SUMS = 'WasmBatchNormCentredSums';
 export const BATCH_NORM_TRAINING_DX = 'WasmBatchNormTrainingDx';
@@ -24,6 +22,28 @@ export const BATCH_NORM_TRAINING_DX = 'WasmBatchNormTrainingDx';
  */
 export const batchNormCentredSumsKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, dy, mean } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo; mean: tf.TensorInfo };
+  const channels = x.shape[x.shape.length - 1];
+  const simd = simdBatchNorm(backend, channels);
+  if (simd) {
+    const pixels = tf.util.sizeFromShape(x.shape) / channels;
+    const scope = new KernelScope(backend as tf.KernelBackend, 'wasm');
+    try {
+      const wasm = asWasmBackend(backend);
+      const blocks = Math.ceil(pixels / BLOCK_PIXELS);
+      const partial = scope.alloc([blocks, 2, channels]);
+      const sums = [scope.alloc([channels]), scope.alloc([channels])];
+      const at = (t: tf.TensorInfo) => byteOffset(wasm, t);
+      simd.dual(at(dy), at(x), at(mean), pixels, 4 * channels, at(partial));
+      const heap = heapF32(wasm);
+      sums.forEach((sum, row) =>
+        heap.set(blockTotals(heap, floatIndex(wasm, partial), blocks, channels, 2, row), floatIndex(wasm, sum)),
+      );
+      scope.keep(...sums);
+      return sums;
+    } finally {
+      scope.abandon();
+    }
+  }
   const [sumDy, sumDyX] = batchNormGradSumsKernel({ inputs: { x, dy }, backend, attrs }) as tf.TensorInfo[];
   const wasm = asWasmBackend(backend);
   const heap = heapF32(wasm);
@@ -36,8 +56,16 @@ export const batchNormCentredSumsKernel: tf.KernelFunc = ({ inputs, backend, att
 export const batchNormTrainingDxKernel: tf.KernelFunc = ({ inputs, backend }) => {
   const { x, dy, mean, a, b, k } = inputs as Record<'x' | 'dy' | 'mean' | 'a' | 'b' | 'k', tf.TensorInfo>;
   const channels = x.shape[x.shape.length - 1];
+  const simd = simdBatchNorm(backend, channels);
   return withKernelScope(backend, 'wasm', (scope) => {
     const wasm = asWasmBackend(scope.backend);
+    if (simd) {
+      const dx = scope.alloc(x.shape.slice());
+      const at = (t: tf.TensorInfo) => byteOffset(wasm, t);
+      const pixels = tf.util.sizeFromShape(x.shape) / channels;
+      simd.dx(at(dy), at(x), at(mean), at(a), at(b), at(k), pixels, 4 * channels, at(dx));
+      return dx;
+    }
     const filterA = scope.alloc([1, 1, channels, 1]);
     const filterB = scope.alloc([1, 1, channels, 1]);
     const bias = scope.alloc([channels]);

@@ -9,6 +9,7 @@ import {
   batchNormCentredSumsKernel,
   batchNormTrainingDxKernel,
 } from './batch-norm-training-grad.js';
+import { BATCH_NORM_TRAINING, batchNormTrainingGradConfig, batchNormTrainingKernel } from './batch-norm-training.js';
 import { conv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInputKernel } from './conv2d-backprop-input.js';
 import { INFERENCE_CONV2D, inferenceConvKernel } from './inference-conv.js';
@@ -71,6 +72,9 @@ export function registerWasmTrainingKernels(): void {
   // The two kernels of training-mode batch norm's gradient (src/model/lean-grads.ts).
   setKernel({ kernelName: BATCH_NORM_CENTRED_SUMS, backendName: BACKEND, kernelFunc: batchNormCentredSumsKernel });
   setKernel({ kernelName: BATCH_NORM_TRAINING_DX, backendName: BACKEND, kernelFunc: batchNormTrainingDxKernel });
+  // Training-mode batch norm in one kernel, with that gradient (src/model/training-batch-norm.ts uses it).
+  setKernel({ kernelName: BATCH_NORM_TRAINING, backendName: BACKEND, kernelFunc: batchNormTrainingKernel });
+  tf.registerGradient(batchNormTrainingGradConfig);
   const batchNormGrad = tf.getGradient('FusedBatchNorm');
   if (batchNormGrad) tf.registerGradient(makeBatchNormGradConfig(batchNormGrad));
   const meanGrad = tf.getGradient('Mean');

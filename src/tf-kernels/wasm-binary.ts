@@ -74,6 +74,7 @@ export const op = {
   v128Load32Splat: (offset: number): Code => simd(0x09, ...memarg(offset)),
   v128Store: (offset: number): Code => simd(0x0b, ...memarg(offset)),
   f32x4Add: simd(0xe4),
+  f32x4Sub: simd(0xe5),
   f32x4Mul: simd(0xe6),
   f32x4Max: simd(0xe9),
   /** Relaxed SIMD's a * b + c (fused where the machine has FMA). */

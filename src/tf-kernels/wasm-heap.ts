@@ -56,3 +56,19 @@ export function repeatInPlace(heap: Uint8Array | Float32Array, start: number, le
     filled += chunk;
   }
 }
+
+/** Where the wasm backend's emscripten module keeps its memory: exported, or made in JS by the threaded build. */
+interface EmscriptenMemory {
+  wasm?: { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
+}
+
+/** The wasm backend's memory, for a module of our own to import (it then sees the heap grow); undefined if hidden. */
+export function heapMemory(backend: unknown): WebAssembly.Memory | undefined {
+  const { wasm } = backend as EmscriptenMemory;
+  return wasm?.wasmMemory ?? wasm?.asm?.memory;
+}
+
+/** Whether `memory` is the threaded build's (shared): a module importing it must declare it shared. */
+export function isShared(memory: WebAssembly.Memory): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+}
