@@ -16,6 +16,7 @@
 // tf.variableGrads to float32 rounding.
 import { tf } from '../tf.js';
 import { batchNormTrainingGradients } from '../tf-kernels/batch-norm-training-grad.js';
+import { reluGradient } from '../tf-kernels/relu-wasm.js';
 import { withTrainingBatchNorm } from './training-batch-norm.js';
 
 /** A saved tensor replaced by what its gradient reads of it. */
@@ -152,7 +153,7 @@ class LeanTape {
       const output = tf.keep(node.outputs[0].clone());
       disposeSaved(saved);
       replaceSaved(saved, [output]);
-      node.gradient = ([dy]) => ({ x: () => tf.mul(dy, tf.cast(tf.step(output), 'float32')) });
+      node.gradient = ([dy]) => ({ x: () => reluGradient(dy, output) });
     } else if (node.kernelName === 'Square' && saved.length === 1 && isTensor(saved[0])) {
       const difference = this.subInputs.get(node.inputs.x?.id);
       if (difference) {

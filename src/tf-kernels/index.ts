@@ -14,6 +14,7 @@ import { conv2DBackpropFilterKernel } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInputKernel } from './conv2d-backprop-input.js';
 import { INFERENCE_CONV2D, inferenceConvKernel } from './inference-conv.js';
 import { makeMeanGradConfig } from './mean-grad.js';
+import { makeReluKernel, RELU_GRAD, reluGradKernel } from './relu-wasm.js';
 import { makeMeanKernel, makeSumKernel } from './reduce.js';
 import { makeCastKernel, makeIdentityKernel } from './shared-data.js';
 import { makeTileKernel } from './tile.js';
@@ -44,7 +45,7 @@ function wrapKernel(kernelName: string, make: (original: tf.KernelFunc | undefin
 
 /**
  * Registers the wasm training kernels once: Conv2DBackpropFilter (missing from wasm); faster Conv2DBackpropInput,
- * FusedBatchNorm, Tile, AvgPoolGrad of non-overlapping pools, and Sum/Mean over leading axes; Identity and
+ * FusedBatchNorm, Relu, Tile, AvgPoolGrad of non-overlapping pools, and Sum/Mean over leading axes; Identity and
  * same-dtype Cast that share memory instead of copying; and gradients of batch norm and Mean that take one or two
  * passes instead of several (on wasm only).
  * Call after importing @tensorflow/tfjs-backend-wasm and before the backend is used.
@@ -62,6 +63,8 @@ export function registerWasmTrainingKernels(): void {
   wrapKernel('Mean', makeMeanKernel);
   wrapKernel('FusedBatchNorm', makeFusedBatchNormKernel);
   wrapKernel('AvgPoolGrad', makeAvgPoolGradKernel);
+  wrapKernel('Relu', makeReluKernel);
+  setKernel({ kernelName: RELU_GRAD, backendName: BACKEND, kernelFunc: reluGradKernel });
   // Not a training kernel: inference's convolution with its bias, residual add, batch norm and ReLU in one pass
   // (src/model/fold-batch-norm.ts).
   setKernel({ kernelName: INFERENCE_CONV2D, backendName: BACKEND, kernelFunc: inferenceConvKernel });

@@ -77,6 +77,8 @@ export const op = {
   f32x4Sub: simd(0xe5),
   f32x4Mul: simd(0xe6),
   f32x4Max: simd(0xe9),
+  f32x4Gt: simd(0x44),
+  v128And: simd(0x4e),
   /** Relaxed SIMD's a * b + c (fused where the machine has FMA). */
   f32x4RelaxedMadd: simd(0x105),
   i32x4Splat: simd(0x11),
