@@ -3,7 +3,7 @@
 // and the gradient was three kernels (Step, Cast, Multiply). BENCHMARKS.md, issue 26.
 import { tf } from '../tf.js';
 import { withKernelScope } from './kernel-scope.js';
-import { type Code, encodeModule, I32, op, V128 } from './wasm-binary.js';
+import { type Code, encodeModule, I32, op } from './wasm-binary.js';
 import { asWasmBackend, byteOffset, heapMemory, isShared } from './wasm-heap.js';
 
 export const RELU_GRAD = 'WasmReluGrad';
