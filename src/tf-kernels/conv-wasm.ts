@@ -405,7 +405,7 @@ export function convModule(sharedMemory: boolean, fma: boolean): Uint8Array<Arra
  * Whether this WebAssembly has relaxed SIMD: on by default from Node 22 (V8 11.4); Node 20's V8 has it behind a
  * flag, which is read when a module is validated or compiled, so it is turned on here for the modules that follow.
  */
-function hasRelaxedSimd(module: Uint8Array<ArrayBuffer>): boolean {
+export function hasRelaxedSimd(module: Uint8Array<ArrayBuffer>): boolean {
   if (WebAssembly.validate(module)) return true;
   v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
   return WebAssembly.validate(module);

@@ -6,8 +6,9 @@
 // multiply-adds a pixel, with the tile's 8 vector sums kept in locals (registers) over the whole rectangle.
 // It replaced a re-layout to channels-first and per-tap copies in JavaScript plus an XNNPACK GEMM of an awkward
 // shape (tiny M and N, long K): 3.6x faster on the laptop ResNet's filter gradients, 1.7x on the tutorial's
-// (scripts/filter-grad-bench.ts, one thread). Relaxed SIMD's fused multiply-add would gain ~1.3x more, but Node 20
-// has it only behind a flag.
+// (scripts/filter-grad-bench.ts, one thread). Where WebAssembly has relaxed SIMD (Node 22; Node 20 behind the flag
+// conv-wasm.ts turns on) the products are added by its fused multiply-add.
+import { hasRelaxedSimd } from './conv-wasm.js';
 import { type Code, encodeModule, I32, op, V128 } from './wasm-binary.js';
 
 /**
@@ -85,8 +86,11 @@ const sumsRow = (lane: number): Code => [
 /** local += step */
 const advance = (local: number, step: number): Code => [...get(local), ...get(step), ...op.i32Add, ...set(local)];
 
-/** The loops over the rectangle for a tile of `inputs` x `outputs` channels (a multiple of 4). */
-function tileLoops(inputs: number, outputs: number): Code {
+/**
+ * The loops over the rectangle for a tile of `inputs` x `outputs` channels (a multiple of 4); with `fma`, the
+ * products are added by relaxed SIMD's multiply-add.
+ */
+function tileLoops(inputs: number, outputs: number, fma: boolean): Code {
   const vectors = outputs / 4;
   const sum = (lane: number, vector: number) => SUM + 2 * lane + vector;
   const code: Code = [];
@@ -103,8 +107,9 @@ function tileLoops(inputs: number, outputs: number): Code {
   for (let lane = 0; lane < inputs; lane++) {
     code.push(...get(X_PIXEL), ...op.v128Load32Splat(4 * lane), ...set(X_SPLAT));
     for (let v = 0; v < vectors; v++) {
-      code.push(...get(sum(lane, v)), ...get(X_SPLAT), ...get(v ? DY1 : DY0), ...op.f32x4Mul, ...op.f32x4Add);
-      code.push(...set(sum(lane, v)));
+      const product = [...get(X_SPLAT), ...get(v ? DY1 : DY0)];
+      if (fma) code.push(...product, ...get(sum(lane, v)), ...op.f32x4RelaxedMadd, ...set(sum(lane, v)));
+      else code.push(...get(sum(lane, v)), ...product, ...op.f32x4Mul, ...op.f32x4Add, ...set(sum(lane, v)));
     }
   }
   code.push(...advance(X_PIXEL, X_COL_STRIDE), ...advance(DY_PIXEL, DY_COL_STRIDE));
@@ -118,15 +123,15 @@ function tileLoops(inputs: number, outputs: number): Code {
 }
 
 /** if TILE_IN == 4 … else if 3 … : one specialised loop per tile size, with its width chosen inside. */
-function tileDispatch(): Code {
+function tileDispatch(fma: boolean): Code {
   const byWidth = (inputs: number): Code => [
     ...get(TILE_OUT),
     ...op.i32Const(TILE_OUTPUTS),
     ...op.i32Ne,
     ...op.if,
-    ...tileLoops(inputs, 4),
+    ...tileLoops(inputs, 4, fma),
     ...op.else,
-    ...tileLoops(inputs, TILE_OUTPUTS),
+    ...tileLoops(inputs, TILE_OUTPUTS, fma),
     ...op.end,
   ];
   const code: Code = [];
@@ -138,7 +143,7 @@ function tileDispatch(): Code {
 }
 
 /** for (i0 = 0; i0 < inChannels; i0 += 4) for (o0 = 0; o0 < outChannels; o0 += tile width) the tile's loops. */
-function accumulateTapBody(): Code {
+function accumulateTapBody(fma: boolean): Code {
   const code: Code = [];
   code.push(...op.i32Const(0), ...set(I0), ...op.loop);
   // TILE_IN = min(4, inChannels - i0)
@@ -152,7 +157,7 @@ function accumulateTapBody(): Code {
   // SUMS_TILE = sums + i0 * sumsRowStride + 4 * o0
   code.push(...get(SUMS), ...get(I0), ...get(SUMS_ROW_STRIDE), ...op.i32Mul, ...op.i32Add);
   code.push(...get(O0), ...op.i32Const(4), ...op.i32Mul, ...op.i32Add, ...set(SUMS_TILE));
-  code.push(...tileDispatch());
+  code.push(...tileDispatch(fma));
   code.push(...get(O0), ...get(TILE_OUT), ...op.i32Add, ...op.localTee(O0), ...get(OUT_CHANNELS), ...op.i32LtS);
   code.push(...op.brIf(0), ...op.end);
   code.push(...get(I0), ...op.i32Const(TILE_INPUTS), ...op.i32Add, ...op.localTee(I0), ...get(IN_CHANNELS));
@@ -160,14 +165,14 @@ function accumulateTapBody(): Code {
   return code;
 }
 
-/** The module's bytes, for a shared memory (the threaded build's) or not. */
-function filterGradModule(sharedMemory: boolean): Uint8Array<ArrayBuffer> {
+/** The module's bytes, for a shared memory (the threaded build's) or not, with relaxed SIMD's multiply-add or not. */
+export function filterGradModule(sharedMemory: boolean, fma: boolean): Uint8Array<ArrayBuffer> {
   const params = new Array<number>(PARAMS).fill(I32);
   const locals: [number, number][] = [
     [I32_LOCALS, I32],
     [V128_LOCALS, V128],
   ];
-  return encodeModule([{ name: 'accumulateTap', params, locals, body: accumulateTapBody() }], sharedMemory);
+  return encodeModule([{ name: 'accumulateTap', params, locals, body: accumulateTapBody(fma) }], sharedMemory);
 }
 
 /** Where the wasm backend's emscripten module keeps its memory: exported, or made in JS by the threaded build. */
@@ -188,7 +193,9 @@ export function accumulateTapFor(backend: unknown): AccumulateTap {
   let accumulate = instances.get(memory);
   if (!accumulate) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const bytes = filterGradModule(shared);
+    // The multiply-add where WebAssembly has relaxed SIMD (~1.2x: BENCHMARKS.md), else multiplies and adds.
+    const withFma = filterGradModule(shared, true);
+    const bytes = hasRelaxedSimd(withFma) ? withFma : filterGradModule(shared, false);
     if (!WebAssembly.validate(bytes)) {
       throw new Error('Conv2DBackpropFilter on wasm needs WebAssembly SIMD (Node.js 16.4 or later)');
     }

@@ -2,7 +2,8 @@
 // input channels left over, 4 or 8 output channels), strided rectangles, and sums that start non-zero.
 import { describe, expect, it } from 'vitest';
 import seedrandom from 'seedrandom';
-import { accumulateTapFor } from '../../src/tf-kernels/filter-grad-wasm.js';
+import { hasRelaxedSimd } from '../../src/tf-kernels/conv-wasm.js';
+import { type AccumulateTap, filterGradModule } from '../../src/tf-kernels/filter-grad-wasm.js';
 
 const F = 4; // bytes per float
 
@@ -17,8 +18,7 @@ interface Layout {
   dyRowPixels: number;
 }
 
-function check(memory: WebAssembly.Memory, l: Layout, seed: string): void {
-  const accumulate = accumulateTapFor({ wasm: { asm: { memory } } });
+function check(memory: WebAssembly.Memory, accumulate: AccumulateTap, l: Layout, seed: string): void {
   const heap = new Float32Array(memory.buffer);
   const random = seedrandom(seed);
   // x at float 0, dy after it, sums after dy; pixels of x are inChannels apart, of dy outChannels.
@@ -59,24 +59,41 @@ function check(memory: WebAssembly.Memory, l: Layout, seed: string): void {
   }
 }
 
+/** The loop compiled for `memory`, with relaxed SIMD's multiply-add or with multiplies and adds. */
+function accumulateOn(memory: WebAssembly.Memory, shared: boolean, fma: boolean): AccumulateTap {
+  const bytes = filterGradModule(shared, fma);
+  // Node 20 and 22 have relaxed SIMD (20 behind the flag hasRelaxedSimd turns on); plain SIMD validates anywhere.
+  expect(fma ? hasRelaxedSimd(bytes) : WebAssembly.validate(bytes)).toBe(true);
+  return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports
+    .accumulateTap as AccumulateTap;
+}
+
 describe('filter gradient SIMD loop', () => {
-  for (const shared of [false, true]) {
-    it(`matches a plain loop on every tile size (${shared ? 'shared' : 'own'} memory)`, () => {
+  for (const [shared, fma] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ]) {
+    it(`matches a plain loop on every tile size (${shared ? 'shared' : 'own'} memory, ${fma ? 'multiply-add' : 'multiply and add'})`, () => {
       const memory = new WebAssembly.Memory(shared ? { initial: 16, maximum: 65536, shared: true } : { initial: 16 });
+      const accumulate = accumulateOn(memory, shared, fma);
       for (let inChannels = 1; inChannels <= 9; inChannels++) {
         for (const outChannels of [4, 8, 12, 20]) {
           const layout = { rows: 3, cols: 5, inChannels, outChannels, xRowPixels: 13, xColPixels: 2, dyRowPixels: 6 };
-          check(memory, layout, `${inChannels}/${outChannels}`);
+          check(memory, accumulate, layout, `${inChannels}/${outChannels}`);
         }
       }
       // One pixel, and one long row.
       check(
         memory,
+        accumulate,
         { rows: 1, cols: 1, inChannels: 3, outChannels: 16, xRowPixels: 1, xColPixels: 1, dyRowPixels: 1 },
         'one',
       );
       check(
         memory,
+        accumulate,
         { rows: 1, cols: 200, inChannels: 8, outChannels: 8, xRowPixels: 200, xColPixels: 1, dyRowPixels: 200 },
         'row',
       );
