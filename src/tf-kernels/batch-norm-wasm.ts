@@ -4,9 +4,10 @@
 //
 // With tfjs ops on XNNPACK the forward pass was tf.moments (a mean, a broadcast subtraction, a square, a mean) and
 // tf.batchNorm, and the gradient four kernels; broadcasts of a per-channel vector run 5-9x slower than same-shape
-// operations at this network's 16-128 channels, and at 2 threads these passes were ~40% of a laptop-preset step
-// (BENCHMARKS.md, issue 26). Sums are taken in blocks of pixels in float32 and the blocks added in float64 by
-// the caller, so their rounding stays that of a sum of BLOCK_PIXELS values.
+// operations at this network's 16-128 channels: on 2 idle cores these passes were a quarter of a laptop-preset
+// step, 72 of 299 ms, and 37 ms with these functions (BENCHMARKS.md, issue 26). Sums are taken in blocks of
+// pixels in float32 and the blocks added in float64 by the caller, so their rounding stays that of a sum of
+// BLOCK_PIXELS values.
 import { type Code, encodeModule, I32, op, V128 } from './wasm-binary.js';
 import { heapMemory, isShared } from './wasm-heap.js';
 

@@ -1,6 +1,7 @@
-// ReLU and its gradient on wasm as SIMD loops of our own, one pass each on one thread: XNNPACK's threaded Relu
-// waits on its second thread for a pass this short (28 ms a laptop-preset step at 2 threads against 5 on one),
-// and the gradient was three kernels (Step, Cast, Multiply). BENCHMARKS.md, issue 26.
+// ReLU and its gradient on wasm as SIMD loops of our own, one pass each on one thread. The gradient was three
+// kernels (Step, Cast, Multiply); XNNPACK's threaded Relu waits on its second thread, which costs little on idle
+// cores (4.0 ms a laptop-preset step against our 5.4) and much when the other core is busy (28 against 5.8).
+// BENCHMARKS.md, issue 26.
 import { tf } from '../tf.js';
 import { withKernelScope } from './kernel-scope.js';
 import { type Code, encodeModule, I32, op } from './wasm-binary.js';
