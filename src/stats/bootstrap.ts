@@ -162,6 +162,33 @@ function percentileInterval(values: Float64Array, level: number): Interval {
 }
 
 /**
+ * `replicates` draws of as many clusters as there are, with replacement (seeded), and `statistics` of each; the
+ * draws where it is null (a class missing) are left out. The first `kept` values of each array are the statistics.
+ */
+function resample(
+  clusters: number,
+  replicates: number,
+  seed: string | undefined,
+  statistics: (weights: Float64Array) => BootstrapStatistics | null,
+): { balanced: Float64Array; aucs: Float64Array; kept: number } {
+  const random = seedrandom.alea(seed ?? BOOTSTRAP_SEED);
+  const weights = new Float64Array(clusters);
+  const balanced = new Float64Array(replicates);
+  const aucs = new Float64Array(replicates);
+  let kept = 0;
+  for (let r = 0; r < replicates; r++) {
+    weights.fill(0);
+    for (let draw = 0; draw < clusters; draw++) weights[Math.floor(random() * clusters)]++;
+    const values = statistics(weights);
+    if (values === null) continue;
+    balanced[kept] = values.balancedAccuracy;
+    aucs[kept] = values.auc;
+    kept++;
+  }
+  return { balanced, aucs, kept };
+}
+
+/**
  * Percentile bootstrap intervals of the balanced accuracy (mean of sensitivity and specificity at the decisions
  * given) and the ROC AUC, resampling clusters with replacement. Seeded: the same input gives the same intervals.
  */
@@ -179,19 +206,7 @@ export function clusterBootstrap(input: BootstrapInput, options: BootstrapOption
   // A class absent from the data: nothing to resample.
   if (prepared.statisticsFor(weights) === null) return { ...withheld, skipped: replicates };
 
-  const random = seedrandom.alea(options.seed ?? BOOTSTRAP_SEED);
-  const balanced = new Float64Array(replicates);
-  const aucs = new Float64Array(replicates);
-  let kept = 0;
-  for (let r = 0; r < replicates; r++) {
-    weights.fill(0);
-    for (let draw = 0; draw < clusters; draw++) weights[Math.floor(random() * clusters)]++;
-    const statistics = prepared.statisticsFor(weights);
-    if (statistics === null) continue;
-    balanced[kept] = statistics.balancedAccuracy;
-    aucs[kept] = statistics.auc;
-    kept++;
-  }
+  const { balanced, aucs, kept } = resample(clusters, replicates, options.seed, prepared.statisticsFor);
   const skipped = replicates - kept;
   if (skipped > MAX_SKIPPED_FRACTION * replicates) return { ...withheld, skipped };
   return {
@@ -261,20 +276,12 @@ export function pairedClusterBootstrap(
       replicates,
       skipped: replicates,
     };
-  const random = seedrandom.alea(options.seed ?? BOOTSTRAP_SEED);
-  const balanced = new Float64Array(replicates);
-  const aucs = new Float64Array(replicates);
-  let kept = 0;
-  for (let r = 0; r < replicates; r++) {
-    weights.fill(0);
-    for (let draw = 0; draw < clusters; draw++) weights[Math.floor(random() * clusters)]++;
-    const x = first.statisticsFor(weights);
-    const y = second.statisticsFor(weights);
-    if (x === null || y === null) continue;
-    balanced[kept] = y.balancedAccuracy - x.balancedAccuracy;
-    aucs[kept] = y.auc - x.auc;
-    kept++;
-  }
+  const { balanced, aucs, kept } = resample(clusters, replicates, options.seed, (draw) => {
+    const x = first.statisticsFor(draw);
+    const y = second.statisticsFor(draw);
+    if (x === null || y === null) return null;
+    return { balancedAccuracy: y.balancedAccuracy - x.balancedAccuracy, auc: y.auc - x.auc };
+  });
   const skipped = replicates - kept;
   const withheld = skipped > MAX_SKIPPED_FRACTION * replicates;
   return {
