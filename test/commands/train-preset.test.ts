@@ -41,7 +41,7 @@ describe('malaria train --preset', () => {
     const { code, stdout, stderr } = await runInProcess(args);
     expect(code, stderr.join('\n')).toBe(0);
     expect(stdout).toContain(
-      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stain keep --stages 2,3,4 --filters 16,32,64,128 ' +
+      'preset laptop: --epochs 11 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stain keep --stages 2,3,4 --filters 16,32,64,128 ' +
         '--schedule linear --warmup 0 --label-smoothing 0.1 --l2 0.0001 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
@@ -78,7 +78,7 @@ describe('malaria train --preset', () => {
     ]);
     expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
     expect(resumed.stdout).toContain(
-      'preset laptop: --epochs 13 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stain keep --stages 2,3,4 --filters 16,32,64,128 ' +
+      'preset laptop: --epochs 11 --batch-size 32 --lr 0.1 --image-size 48 --resize nearest --stain keep --stages 2,3,4 --filters 16,32,64,128 ' +
         '--schedule linear --warmup 0 --label-smoothing 0.1 --l2 0.0001 --ema 0 --rotation 180 --color 0.1; ' +
         'changed by flags: --epochs 1 --batch-size 8 --image-size 16 --filters 4,4,8,8',
     );
