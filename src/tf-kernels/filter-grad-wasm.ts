@@ -10,6 +10,7 @@
 // conv-wasm.ts turns on) the products are added by its fused multiply-add.
 import { hasRelaxedSimd } from './conv-wasm.js';
 import { type Code, encodeModule, I32, op, V128 } from './wasm-binary.js';
+import { heapMemory, isShared } from './wasm-heap.js';
 
 /**
  * accumulateTap(x, dy, sums, rows, cols, xRowStride, xColStride, dyRowStride, dyColStride, inChannels,
@@ -175,11 +176,6 @@ export function filterGradModule(sharedMemory: boolean, fma: boolean): Uint8Arra
   return encodeModule([{ name: 'accumulateTap', params, locals, body: accumulateTapBody(fma) }], sharedMemory);
 }
 
-/** Where the wasm backend's emscripten module keeps its memory: exported, or made in JS by the threaded build. */
-interface EmscriptenMemory {
-  wasm: { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
-}
-
 const instances = new WeakMap<WebAssembly.Memory, AccumulateTap>();
 
 /**
@@ -187,12 +183,11 @@ const instances = new WeakMap<WebAssembly.Memory, AccumulateTap>();
  * The function sees the heap's growth: it imports the memory itself, not a view of it.
  */
 export function accumulateTapFor(backend: unknown): AccumulateTap {
-  const { wasm } = backend as EmscriptenMemory;
-  const memory = wasm.wasmMemory ?? wasm.asm?.memory;
+  const memory = heapMemory(backend);
   if (!memory) throw new Error('Conv2DBackpropFilter: the wasm backend does not expose its memory');
   let accumulate = instances.get(memory);
   if (!accumulate) {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const shared = isShared(memory);
     // The multiply-add where WebAssembly has relaxed SIMD (~1.2x: BENCHMARKS.md), else multiplies and adds.
     const withFma = filterGradModule(shared, true);
     const bytes = hasRelaxedSimd(withFma) ? withFma : filterGradModule(shared, false);
